@@ -1,0 +1,733 @@
+package sim
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ringback/ringback/freeswitch/sim/internal/event"
+	"github.com/ringback/ringback/freeswitch/sim/scenario"
+)
+
+// app is one dialplan application with its argument.
+type app struct{ name, arg string }
+
+// parseAppString parses "&name(args)" or "&name" (originate's inline
+// application syntax).
+func parseAppString(s string) (app, bool) {
+	if !strings.HasPrefix(s, "&") {
+		return app{}, false
+	}
+	s = s[1:]
+	if i := strings.IndexByte(s, '('); i >= 0 {
+		arg := s[i+1:]
+		arg = strings.TrimSuffix(arg, ")")
+		return app{name: s[:i], arg: arg}, true
+	}
+	if name, arg, ok := strings.Cut(s, ":"); ok {
+		return app{name: name, arg: arg}, true
+	}
+	return app{name: s}, true
+}
+
+// appResult says how an application ended, beyond its response text.
+type appResult struct {
+	response string
+	transfer *message // leave the extension and route elsewhere
+	bridge   *Channel // leave the extension for a uuid_bridge
+	passive  bool     // this leg is uuid_bridge's B side: the A side runs the bridge
+}
+
+// runApps is the session thread's dialplan execution.
+func (c *Channel) runApps(apps []app) {
+	s := c.sim
+	s.mu.Lock()
+	c.hitDialplan = true
+	if c.running != "CS_EXECUTE" {
+		c.setRunning("CS_EXECUTE")
+	}
+	s.mu.Unlock()
+	for i := 0; i < len(apps); i++ {
+		s.mu.Lock()
+		ok := c.ready()
+		s.mu.Unlock()
+		if !ok {
+			return
+		}
+		res := c.execute(apps[i].name, apps[i].arg, "", true)
+		switch {
+		case res.transfer != nil:
+			next, ok := c.route(res.transfer.exten, res.transfer.context)
+			if !ok {
+				s.mu.Lock()
+				c.hangup("NO_ROUTE_DESTINATION")
+				s.mu.Unlock()
+				return
+			}
+			apps, i = next, -1
+		case res.bridge != nil && res.passive:
+			<-c.hungup
+			return
+		case res.bridge != nil:
+			c.runUUIDBridge(res.bridge)
+			return
+		}
+	}
+}
+
+// route runs CS_ROUTING for a transfer: it looks the extension up in the
+// simulator's dialplan and enters CS_EXECUTE.
+func (c *Channel) route(exten, context string) ([]app, bool) {
+	s := c.sim
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.ready() {
+		return nil, false
+	}
+	if context == "" {
+		context = "default"
+	}
+	c.prof.transfer = s.micro()
+	c.prof.destination = exten
+	c.prof.context = context
+	c.vars.set("transfer_history", strconv.FormatInt(s.clock.Now().Unix(), 10)+":"+newUUID()+":bl_xfer:"+exten+"/"+context+"/XML")
+	c.setRunning("CS_ROUTING")
+	for _, d := range dialplanDefaults {
+		c.vars.setDefault(d.Name, d.Value)
+	}
+	apps, ok := dialplanLookup(context, exten)
+	if !ok {
+		return nil, false
+	}
+	c.setRunning("CS_EXECUTE")
+	return apps, true
+}
+
+// execute runs one application as switch_core_session_exec does, with
+// CHANNEL_EXECUTE before and CHANNEL_EXECUTE_COMPLETE after.
+func (c *Channel) execute(name, arg, appUUID string, fromDialplan bool) appResult {
+	s := c.sim
+	s.mu.Lock()
+	arg = c.expand(arg)
+	if appUUID == "" {
+		appUUID = newUUID()
+	}
+	c.vars.set("current_application_data", arg)
+	c.vars.set("current_application", name)
+	post := []event.Header{h("Application", name)}
+	if arg != "" {
+		post = append(post, h("Application-Data", arg))
+	}
+	post = append(post, h("Application-UUID", appUUID))
+	c.emit("CHANNEL_EXECUTE", nil, post)
+	s.mu.Unlock()
+
+	res := c.runApp(name, arg)
+
+	s.mu.Lock()
+	c.vars.set("last_app", name)
+	if arg != "" {
+		c.vars.set("last_arg", arg)
+	}
+	resp := res.response
+	if resp == "" {
+		resp = "_none_"
+	}
+	post = []event.Header{h("Application", name)}
+	if arg != "" {
+		post = append(post, h("Application-Data", arg))
+	}
+	post = append(post, h("Application-Response", resp), h("Application-UUID", appUUID))
+	c.emit("CHANNEL_EXECUTE_COMPLETE", nil, post)
+	s.mu.Unlock()
+	return res
+}
+
+// runApp dispatches an application. It runs without s.mu held.
+func (c *Channel) runApp(name, arg string) appResult {
+	s := c.sim
+	switch name {
+	case "park":
+		return c.park()
+	case "answer":
+		s.mu.Lock()
+		c.markAnswered()
+		s.mu.Unlock()
+	case "pre_answer":
+		s.mu.Lock()
+		c.preAnswer()
+		s.mu.Unlock()
+	case "ring_ready":
+		s.mu.Lock()
+		c.progress()
+		s.mu.Unlock()
+	case "hangup":
+		s.mu.Lock()
+		cause := strings.TrimSpace(arg)
+		if cause == "" {
+			cause = "NORMAL_CLEARING"
+		}
+		c.hangup(cause)
+		s.mu.Unlock()
+	case "set", "export":
+		k, v, _ := strings.Cut(arg, "=")
+		s.mu.Lock()
+		if v == "" {
+			c.vars.unset(k)
+		} else {
+			c.vars.set(k, v)
+		}
+		s.mu.Unlock()
+	case "sleep":
+		ms, _ := strconv.Atoi(strings.TrimSpace(arg))
+		return c.wait(time.Duration(ms)*time.Millisecond, false)
+	case "playback":
+		return c.playback(arg)
+	case "bridge":
+		return c.bridgeApp(arg)
+	case "transfer":
+		f := strings.Fields(arg)
+		if len(f) == 0 {
+			return appResult{}
+		}
+		m := message{kind: msgTransfer, exten: f[0]}
+		if len(f) > 2 {
+			m.context = f[2]
+		}
+		return appResult{transfer: &m}
+	case "sched_hangup":
+		f := strings.Fields(arg)
+		if len(f) > 0 {
+			secs, _ := strconv.Atoi(strings.TrimPrefix(f[0], "+"))
+			cause := "ALLOTTED_TIMEOUT"
+			if len(f) > 1 {
+				cause = f[1]
+			}
+			s.mu.Lock()
+			s.schedHangup(c, time.Duration(secs)*time.Second, cause)
+			s.mu.Unlock()
+		}
+	case "play_and_get_digits":
+		return c.playAndGetDigits(arg)
+	case "conference":
+		return c.conferenceApp(arg)
+	case "amd":
+		return c.amd()
+	case "avmd_start":
+		return c.avmdStart()
+	case "socket":
+		return c.socketApp(arg)
+	default:
+		s.log.Debug("application not simulated; treated as a no-op", "app", name, "uuid", c.uuid)
+	}
+	return appResult{}
+}
+
+// park holds the channel until a message takes it elsewhere or it hangs up,
+// executing queued applications inline as switch_ivr_park does.
+func (c *Channel) park() appResult {
+	s := c.sim
+	s.mu.Lock()
+	c.parked = true
+	c.emit("CHANNEL_PARK", nil, nil)
+	s.mu.Unlock()
+	for {
+		s.mu.Lock()
+		if !c.ready() {
+			c.parked = false
+			c.emit("CHANNEL_UNPARK", nil, nil)
+			s.mu.Unlock()
+			return appResult{}
+		}
+		if len(c.queue) > 0 {
+			m := c.queue[0]
+			c.queue = c.queue[1:]
+			switch m.kind {
+			case msgTransfer:
+				c.parked = false
+				c.emit("CHANNEL_UNPARK", nil, nil)
+				s.mu.Unlock()
+				return appResult{transfer: &m}
+			case msgBridge:
+				c.parked = false
+				c.emit("CHANNEL_UNPARK", nil, nil)
+				s.mu.Unlock()
+				return appResult{bridge: m.peer, passive: m.lock}
+			case msgExecute:
+				s.mu.Unlock()
+				c.executeMessage(m)
+				continue
+			}
+			s.mu.Unlock()
+			continue
+		}
+		s.mu.Unlock()
+		select {
+		case <-c.wake:
+		case <-c.hungup:
+		}
+	}
+}
+
+// executeMessage runs a sendmsg/broadcast application, looping as asked.
+func (c *Channel) executeMessage(m message) {
+	loops := max(m.loops, 1)
+	for i := 0; i < loops; i++ {
+		c.sim.mu.Lock()
+		ok := c.ready()
+		c.sim.mu.Unlock()
+		if !ok {
+			return
+		}
+		res := c.execute(m.app, m.arg, m.eventUUID, false)
+		if res.transfer != nil || res.bridge != nil {
+			// A transfer or bridge requested while executing a queued
+			// application is re-queued so the park loop acts on it.
+			c.sim.mu.Lock()
+			if res.transfer != nil {
+				c.queue = append([]message{*res.transfer}, c.queue...)
+			} else {
+				c.queue = append([]message{{kind: msgBridge, peer: res.bridge, lock: res.passive}}, c.queue...)
+			}
+			c.sim.mu.Unlock()
+			return
+		}
+	}
+}
+
+// wait sleeps for a simulated duration, interruptible by hangup and by
+// transfer/bridge messages (left queued for park); with breakable, also by
+// uuid_break.
+func (c *Channel) wait(d time.Duration, breakable bool) appResult {
+	s := c.sim
+	t := time.NewTimer(s.clock.Real(d))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return appResult{}
+		case <-c.hungup:
+			return appResult{response: "break"}
+		case <-c.wake:
+			s.mu.Lock()
+			for i, m := range c.queue {
+				switch {
+				case m.kind == msgBreak && breakable:
+					c.queue = append(c.queue[:i], c.queue[i+1:]...)
+					s.mu.Unlock()
+					return appResult{response: "break"}
+				case m.kind == msgTransfer:
+					c.queue = append(c.queue[:i], c.queue[i+1:]...)
+					s.mu.Unlock()
+					return appResult{response: "break", transfer: &m}
+				case m.kind == msgBridge:
+					c.queue = append(c.queue[:i], c.queue[i+1:]...)
+					s.mu.Unlock()
+					return appResult{response: "break", bridge: m.peer, passive: m.lock}
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+var toneRe = regexp.MustCompile(`%\(([0-9]+),([0-9]+)`)
+
+// playbackLength estimates how long a file plays: tone_stream and
+// silence_stream lengths are computed; other files last
+// sim_playback_ms (default 3 s).
+func (c *Channel) playbackLength(path string) (time.Duration, bool) {
+	switch {
+	case strings.HasPrefix(path, "silence_stream://"):
+		ms, _ := strconv.Atoi(strings.TrimPrefix(path, "silence_stream://"))
+		if ms < 0 {
+			return 0, true
+		}
+		return time.Duration(ms) * time.Millisecond, false
+	case strings.HasPrefix(path, "tone_stream://"):
+		loops := 1
+		if i := strings.Index(path, "loops="); i >= 0 {
+			loops, _ = strconv.Atoi(path[i+6:])
+		}
+		if loops < 0 {
+			return 0, true
+		}
+		var total time.Duration
+		for _, m := range toneRe.FindAllStringSubmatch(path, -1) {
+			on, _ := strconv.Atoi(m[1])
+			off, _ := strconv.Atoi(m[2])
+			total += time.Duration(on+off) * time.Millisecond
+		}
+		return total * time.Duration(max(loops, 1)), false
+	}
+	if v, ok := c.vars.get("sim_playback_ms"); ok {
+		if ms, err := strconv.Atoi(v); err == nil {
+			return time.Duration(ms) * time.Millisecond, false
+		}
+	}
+	return 3 * time.Second, false
+}
+
+func playbackFileType(path string) string {
+	if i := strings.Index(path, "://"); i > 0 {
+		return path[:i]
+	}
+	return "file"
+}
+
+// playback plays a file: PLAYBACK_START, wait, PLAYBACK_STOP.
+func (c *Channel) playback(path string) appResult {
+	s := c.sim
+	s.mu.Lock()
+	if !c.ready() {
+		s.mu.Unlock()
+		return appResult{response: "FILE NOT FOUND"}
+	}
+	if !c.media {
+		c.preAnswer()
+	}
+	d, forever := c.playbackLength(path)
+	typ := playbackFileType(path)
+	c.emit("PLAYBACK_START", nil, []event.Header{h("Playback-File-Type", typ), h("Playback-File-Path", path)})
+	s.mu.Unlock()
+	if forever {
+		d = 1<<62 - 1
+	}
+	res := c.wait(d, true)
+	status := "done"
+	if res.response == "break" {
+		status = "break"
+	}
+	s.mu.Lock()
+	c.vars.set("playback_last_offset_pos", "0")
+	c.emit("PLAYBACK_STOP", nil, []event.Header{h("Playback-File-Type", typ), h("Playback-File-Path", path), h("Playback-Status", status)})
+	s.mu.Unlock()
+	res.response = "FILE PLAYED"
+	return res
+}
+
+// bridgeApp is mod_dptools' bridge: originate the B-leg with this channel as
+// the caller, then bridge until one side hangs up.
+func (c *Channel) bridgeApp(dial string) appResult {
+	s := c.sim
+	s.mu.Lock()
+	cidName, cidNum := c.prof.cidName, c.prof.cidNumber
+	s.mu.Unlock()
+	b, cause := s.originate(dial, originateOpts{caller: c, cidName: cidName, cidNum: cidNum})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b == nil {
+		c.vars.set("originate_disposition", cause)
+		c.vars.set("DIALSTATUS", dialStatus(cause))
+		c.vars.set("last_bridge_hangup_cause", cause)
+		// mod_dptools: "no answer is *always* a reason to continue".
+		switch cause {
+		case "NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL":
+		default:
+			if v, _ := c.vars.get("continue_on_fail"); v != "true" && !strings.Contains(v, cause) {
+				c.hangup(cause)
+			}
+		}
+		return appResult{}
+	}
+	c.bridgeWith(b)
+	s.mu.Unlock()
+	b.execStart <- nil
+	c.awaitBridgeEnd(b)
+	s.mu.Lock()
+	c.unbridge(b)
+	return appResult{}
+}
+
+func dialStatus(cause string) string {
+	switch cause {
+	case "USER_BUSY":
+		return "BUSY"
+	case "NO_ANSWER", "NO_USER_RESPONSE":
+		return "NOANSWER"
+	case "NORMAL_TEMPORARY_FAILURE", "NORMAL_CIRCUIT_CONGESTION", "SWITCH_CONGESTION":
+		return "CONGESTION"
+	case "CALL_REJECTED":
+		return "CANCEL"
+	}
+	return "CHANUNAVAIL"
+}
+
+// bridgeWith joins a (this channel) and b. Callers hold s.mu.
+func (c *Channel) bridgeWith(b *Channel) {
+	s := c.sim
+	now := s.micro()
+	c.bridgePeer, b.bridgePeer = b, c
+	c.prof.bridged, b.prof.bridged = now, now
+	snap := b.prof
+	c.other, c.otherTyp = &snap, "originatee"
+	c.vars.set("bridge_to", b.uuid)
+	c.vars.set("last_bridge_to", b.uuid)
+	c.vars.set("bridge_channel", b.name)
+	c.vars.set("bridge_uuid", b.uuid)
+	c.vars.set("signal_bond", b.uuid)
+	b.vars.set("bridge_to", c.uuid)
+	b.vars.set("last_bridge_to", c.uuid)
+	b.vars.set("bridge_channel", c.name)
+	b.vars.set("bridge_uuid", c.uuid)
+	if b.running != "CS_EXCHANGE_MEDIA" {
+		b.setRunning("CS_EXCHANGE_MEDIA")
+	}
+	c.emit("CHANNEL_BRIDGE", []event.Header{h("Bridge-A-Unique-ID", c.uuid), h("Bridge-B-Unique-ID", b.uuid)}, nil)
+}
+
+// awaitBridgeEnd waits until either side hangs up, then for the B-leg to be
+// torn down: FreeSWITCH's A side sees the bridge end only after B reported
+// CHANNEL_HANGUP_COMPLETE (captures 09, 13).
+func (c *Channel) awaitBridgeEnd(b *Channel) {
+	s := c.sim
+	select {
+	case <-c.hungup:
+	case <-b.hungup:
+	}
+	s.mu.Lock()
+	if b.ready() {
+		b.hangup("NORMAL_CLEARING")
+	}
+	s.mu.Unlock()
+	select {
+	case <-b.finished:
+	case <-s.closed:
+	}
+}
+
+// unbridge ends a bridge from the A side: CHANNEL_UNBRIDGE, and the other
+// leg hung up if it is still up. Callers hold s.mu.
+func (c *Channel) unbridge(b *Channel) {
+	if c.bridgePeer != b {
+		return
+	}
+	c.bridgePeer, b.bridgePeer = nil, nil
+	if b.ready() {
+		b.hangup("NORMAL_CLEARING")
+	}
+	if b.hangupCause != "" {
+		c.vars.set("last_bridge_hangup_cause", b.hangupCause)
+		c.vars.set("bridge_hangup_cause", b.hangupCause)
+	}
+	c.emit("CHANNEL_UNBRIDGE", []event.Header{h("Bridge-A-Unique-ID", c.uuid), h("Bridge-B-Unique-ID", b.uuid)}, nil)
+}
+
+// runUUIDBridge is the A side of uuid_bridge: both legs run uuid_bridge in
+// CS_SOFT_EXECUTE; when the bridge ends, A is parked if park_after_bridge is
+// set, else hung up.
+func (c *Channel) runUUIDBridge(b *Channel) {
+	s := c.sim
+	s.mu.Lock()
+	if !c.ready() || !b.ready() {
+		if c.ready() {
+			c.hangup("NORMAL_CLEARING")
+		}
+		s.mu.Unlock()
+		return
+	}
+	c.running, c.stateNum = "CS_SOFT_EXECUTE", 3
+	b.running, b.stateNum = "CS_SOFT_EXECUTE", 3
+	site := callerSite{"switch_ivr_bridge.c", "uuid_bridge_on_soft_execute", 1236}
+	c.emitSite("CHANNEL_EXECUTE", site, nil, []event.Header{h("Application", "uuid_bridge"), h("Application-Data", b.uuid)})
+	site.line = 1243
+	b.emitSite("CHANNEL_EXECUTE", site, nil, []event.Header{h("Application", "uuid_bridge"), h("Application-Data", c.uuid)})
+	c.bridgeWith(b)
+	s.mu.Unlock()
+	c.awaitBridgeEnd(b)
+	s.mu.Lock()
+	c.unbridge(b)
+	park, _ := c.vars.get("park_after_bridge")
+	if c.ready() && park == "true" {
+		c.running, c.stateNum = "CS_PARK", 6
+		c.queue = nil
+		s.mu.Unlock()
+		c.park()
+		return
+	}
+	if c.ready() {
+		c.hangup("NORMAL_CLEARING")
+	}
+	s.mu.Unlock()
+}
+
+// playAndGetDigits implements play_and_get_digits <min> <max> <tries>
+// <timeout ms> <terminators> <file> <invalid file> <var> <regexp>
+// [<digit timeout ms>] [<transfer on failure>].
+func (c *Channel) playAndGetDigits(arg string) appResult {
+	f := strings.Fields(arg)
+	if len(f) < 9 {
+		return appResult{}
+	}
+	minD, _ := strconv.Atoi(f[0])
+	maxD, _ := strconv.Atoi(f[1])
+	tries, _ := strconv.Atoi(f[2])
+	timeoutMS, _ := strconv.Atoi(f[3])
+	terms, file, varName := f[4], f[5], f[7]
+	re, err := regexp.Compile(f[8])
+	if err != nil {
+		re = regexp.MustCompile(`.*`)
+	}
+	digitTimeout := timeoutMS
+	if len(f) > 9 {
+		digitTimeout, _ = strconv.Atoi(f[9])
+	}
+	s := c.sim
+	for try := 0; try < max(tries, 1); try++ {
+		if res := c.playback(file); res.transfer != nil || res.bridge != nil {
+			return res
+		}
+		var got []byte
+		term := ""
+		wait := timeoutMS
+		for len(got) < maxD {
+			d, ok := c.nextDigit(time.Duration(wait) * time.Millisecond)
+			if !ok {
+				break
+			}
+			if strings.IndexByte(terms, d) >= 0 {
+				term = string(d)
+				break
+			}
+			got = append(got, d)
+			wait = digitTimeout
+		}
+		s.mu.Lock()
+		if !c.ready() {
+			s.mu.Unlock()
+			return appResult{}
+		}
+		digits := string(got)
+		c.vars.set("read_terminator_used", term)
+		if len(got) >= minD && re.MatchString(digits) {
+			c.vars.set(varName, digits)
+			c.vars.set("read_result", "success")
+			s.mu.Unlock()
+			return appResult{}
+		}
+		c.vars.set("read_result", "failure")
+		s.mu.Unlock()
+	}
+	return appResult{}
+}
+
+// nextDigit waits for one DTMF digit from the far end.
+func (c *Channel) nextDigit(timeout time.Duration) (byte, bool) {
+	s := c.sim
+	t := time.NewTimer(s.clock.Real(timeout))
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		if len(c.dtmf) > 0 {
+			d := c.dtmf[0]
+			c.dtmf = c.dtmf[1:]
+			s.mu.Unlock()
+			return d, true
+		}
+		s.mu.Unlock()
+		select {
+		case <-c.dtmfWake:
+		case <-t.C:
+			return 0, false
+		case <-c.hungup:
+			return 0, false
+		}
+	}
+}
+
+// amd is mod_amd's answering-machine detection: it listens to the greeting
+// and sets amd_result (MACHINE, HUMAN or NOTSURE) and amd_cause.
+func (c *Channel) amd() appResult {
+	s := c.sim
+	s.mu.Lock()
+	o := c.outcome
+	s.mu.Unlock()
+	listen := 2500 * time.Millisecond
+	result, cause := "HUMAN", "HUMAN"
+	if o.Kind == scenario.Machine {
+		result, cause = "MACHINE", "LONGGREETING"
+		listen = min(o.MachineGreeting, 1500*time.Millisecond+o.MachineGreeting/4)
+	} else {
+		listen = 800 * time.Millisecond
+	}
+	if res := c.wait(listen, false); res.transfer != nil || res.bridge != nil {
+		return res
+	}
+	s.mu.Lock()
+	c.vars.set("amd_result", result)
+	c.vars.set("amd_cause", cause)
+	s.mu.Unlock()
+	return appResult{}
+}
+
+// avmdStart is mod_avmd: on a machine, a CUSTOM avmd::beep event fires
+// when the greeting's beep is heard.
+func (c *Channel) avmdStart() appResult {
+	s := c.sim
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := c.outcome
+	if o.Kind != scenario.Machine {
+		return appResult{}
+	}
+	elapsed := time.Duration(s.micro()-c.prof.answered) * time.Microsecond
+	c.addTimer(max(o.MachineGreeting-elapsed, 0), func() {
+		c.vars.set("avmd_detect", "TRUE")
+		s.bus.fire("CUSTOM", "avmd::beep", func(e *eventBuilder) {
+			e.file, e.fn, e.line = "mod_avmd.c", "avmd_fire_event", 1340
+			e.uuid = c.uuid
+			e.headers = append(e.headers, h("Beep-Status", "DETECTED"), h("Frequency", "1000.000000"),
+				h("Frequency-variance", "0.000000"), h("Amplitude", "0.500000"), h("Amplitude-variance", "0.000000"),
+				h("Detection-start-time", strconv.FormatInt(s.micro(), 10)), h("Detection-stop-time", strconv.FormatInt(s.micro(), 10)))
+			e.headers = c.eventData("CUSTOM", e.headers)
+		})
+	})
+	return appResult{}
+}
+
+// schedHangup schedules a hangup (sched_hangup). Callers hold s.mu.
+func (s *Sim) schedHangup(c *Channel, d time.Duration, cause string) {
+	t := s.clock.AfterFunc(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if c.ready() {
+			c.hangup(cause)
+		}
+	})
+	s.scheduled[c.uuid] = append(s.scheduled[c.uuid], t)
+}
+
+// dialplan is the simulator's XML dialplan: the contexts Ringback transfers
+// calls to, mirroring freeswitch/conf/dialplan.
+var dialplan = map[string]map[string][]app{
+	"ringback": {
+		"announce":         {{"answer", ""}, {"playback", "${ringback_announcement}"}, {"park", ""}},
+		"park":             {{"park", ""}},
+		"agent_conference": {{"answer", ""}, {"conference", "${ringback_conference}@ringback_agent"}},
+		"ivr_digits": {{"answer", ""}, {"play_and_get_digits", "${ringback_digits_min} ${ringback_digits_max} ${ringback_digits_tries} ${ringback_digits_timeout} ${ringback_digits_terminators} ${ringback_digits_prompt} ${ringback_digits_invalid} ringback_digits ${ringback_digits_regex}"},
+			{"park", ""}},
+		"amd":            {{"answer", ""}, {"amd", ""}, {"park", ""}},
+		"voicemail_drop": {{"answer", ""}, {"avmd_start", ""}, {"sleep", "${ringback_beep_wait_ms}"}, {"playback", "${ringback_message}"}, {"hangup", ""}},
+	},
+}
+
+// dialplanDefaults are the channel variables the ringback context falls
+// back to, as the XML dialplan's conditions do.
+var dialplanDefaults = vars{
+	{Name: "ringback_digits_min", Value: "1"}, {Name: "ringback_digits_max", Value: "1"},
+	{Name: "ringback_digits_tries", Value: "3"}, {Name: "ringback_digits_timeout", Value: "5000"},
+	{Name: "ringback_digits_terminators", Value: "#"}, {Name: "ringback_digits_prompt", Value: "silence_stream://250"},
+	{Name: "ringback_digits_invalid", Value: "silence_stream://250"}, {Name: "ringback_digits_regex", Value: `\d+`},
+	{Name: "ringback_beep_wait_ms", Value: "0"}, {Name: "ringback_announcement", Value: "silence_stream://1000"},
+	{Name: "ringback_message", Value: "silence_stream://1000"},
+}
+
+func dialplanLookup(context, exten string) ([]app, bool) {
+	ctx, ok := dialplan[context]
+	if !ok {
+		return nil, false
+	}
+	apps, ok := ctx[exten]
+	return apps, ok
+}
