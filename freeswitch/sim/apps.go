@@ -197,15 +197,9 @@ func (c *Channel) runApp(name, arg string) appResult {
 		}
 		return appResult{transfer: &m}
 	case "sched_hangup":
-		f := strings.Fields(arg)
-		if len(f) > 0 {
-			secs, _ := strconv.Atoi(strings.TrimPrefix(f[0], "+"))
-			cause := "ALLOTTED_TIMEOUT"
-			if len(f) > 1 {
-				cause = f[1]
-			}
+		if d, cause, ok := parseSchedHangup(arg); ok {
 			s.mu.Lock()
-			s.schedHangup(c, time.Duration(secs)*time.Second, cause)
+			s.schedHangup(c, d, cause)
 			s.mu.Unlock()
 		}
 	case "play_and_get_digits":
@@ -462,6 +456,14 @@ func (c *Channel) bridgeWith(b *Channel) {
 	c.prof.bridged, b.prof.bridged = now, now
 	snap := b.prof
 	c.other, c.otherTyp = &snap, "originatee"
+	// The A side now presents the B side as its callee.
+	c.prof.calleeName, c.prof.calleeNumber = b.prof.cidName, b.prof.cidNumber
+	c.vars.set("last_sent_callee_id_name", b.prof.cidName)
+	c.vars.set("last_sent_callee_id_number", b.prof.cidNumber)
+	if b.other == nil {
+		asnap := c.prof
+		b.other, b.otherTyp = &asnap, "originator"
+	}
 	c.vars.set("bridge_to", b.uuid)
 	c.vars.set("last_bridge_to", b.uuid)
 	c.vars.set("bridge_channel", b.name)
@@ -487,6 +489,9 @@ func (c *Channel) awaitBridgeEnd(b *Channel) {
 	case <-b.hungup:
 	}
 	s.mu.Lock()
+	if c.hangupCause != "" {
+		b.vars.set("last_bridge_hangup_cause", c.hangupCause)
+	}
 	if b.ready() {
 		b.hangup("NORMAL_CLEARING")
 	}
@@ -506,6 +511,9 @@ func (c *Channel) unbridge(b *Channel) {
 	c.bridgePeer, b.bridgePeer = nil, nil
 	if b.ready() {
 		b.hangup("NORMAL_CLEARING")
+	}
+	if c.hangupCause != "" {
+		b.vars.set("last_bridge_hangup_cause", c.hangupCause)
 	}
 	if b.hangupCause != "" {
 		c.vars.set("last_bridge_hangup_cause", b.hangupCause)
@@ -686,6 +694,20 @@ func (c *Channel) avmdStart() appResult {
 	return appResult{}
 }
 
+// parseSchedHangup reads the sched_hangup application's "+<secs> [cause]".
+func parseSchedHangup(arg string) (time.Duration, string, bool) {
+	f := strings.Fields(arg)
+	if len(f) == 0 {
+		return 0, "", false
+	}
+	secs, _ := strconv.Atoi(strings.TrimPrefix(f[0], "+"))
+	cause := "ALLOTTED_TIMEOUT"
+	if len(f) > 1 {
+		cause = f[1]
+	}
+	return time.Duration(secs) * time.Second, cause, true
+}
+
 // schedHangup schedules a hangup (sched_hangup). Callers hold s.mu.
 func (s *Sim) schedHangup(c *Channel, d time.Duration, cause string) {
 	t := s.clock.AfterFunc(d, func() {
@@ -701,6 +723,14 @@ func (s *Sim) schedHangup(c *Channel, d time.Duration, cause string) {
 // dialplan is the simulator's XML dialplan: the contexts Ringback transfers
 // calls to, mirroring freeswitch/conf/dialplan.
 var dialplan = map[string]map[string][]app{
+	// fsref is the reference context the real-FreeSWITCH captures used
+	// (freeswitch/conf/dialplan/fsref.xml); the conformance tests transfer
+	// to it in both modes.
+	"fsref": {
+		"6001": {{"answer", ""}, {"park", ""}},
+		"6002": {{"hangup", "USER_BUSY"}},
+		"6006": {{"answer", ""}, {"playback", "tone_stream://%(300,200,600);loops=2"}, {"park", ""}},
+	},
 	"ringback": {
 		"announce":         {{"answer", ""}, {"playback", "${ringback_announcement}"}, {"park", ""}},
 		"park":             {{"park", ""}},

@@ -21,7 +21,16 @@ type outEvent struct {
 
 func (o *outEvent) frame(f event.Format) []byte {
 	o.once[f].Do(func() {
-		o.frames[f] = event.AppendFrame(nil, f, o.ev)
+		// Size the buffer once: growing it header by header was the
+		// largest cost of delivering an event.
+		n := 96 + len(o.ev.Body)
+		for _, hd := range o.ev.Headers {
+			n += len(hd.Name) + len(hd.Value) + 8
+		}
+		if f != event.JSON {
+			n += n / 4 // URL encoding and XML tags
+		}
+		o.frames[f] = event.AppendFrame(make([]byte, 0, n), f, o.ev)
 	})
 	return o.frames[f]
 }
@@ -117,32 +126,41 @@ func (b *bus) fire(name, subclass string, build func(e *eventBuilder)) {
 	if len(targets) == 0 {
 		return
 	}
+	// The standard block is written first with a placeholder timestamp
+	// block, so build appends straight into the final slice.
 	e := &eventBuilder{name: name, subclass: subclass}
-	build(e)
-	at := e.at
-	if at.IsZero() {
-		at = b.core.clock.Now()
-	}
-	hs := make([]event.Header, 0, 14+len(e.headers))
+	e.headers = make([]event.Header, 0, 160)
 	if subclass != "" {
-		hs = append(hs, event.Header{Name: "Event-Subclass", Value: subclass})
+		e.headers = append(e.headers, event.Header{Name: "Event-Subclass", Value: subclass})
 	}
-	hs = append(hs,
+	e.headers = append(e.headers,
 		event.Header{Name: "Event-Name", Value: name},
 		event.Header{Name: "Core-UUID", Value: b.core.coreUUID},
 		event.Header{Name: "FreeSWITCH-Hostname", Value: b.core.hostname},
 		event.Header{Name: "FreeSWITCH-Switchname", Value: b.core.hostname},
 		event.Header{Name: "FreeSWITCH-IPv4", Value: b.core.ipv4},
 		event.Header{Name: "FreeSWITCH-IPv6", Value: b.core.ipv6},
-		event.Header{Name: "Event-Date-Local", Value: at.Local().Format("2006-01-02 15:04:05")},
-		event.Header{Name: "Event-Date-GMT", Value: at.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")},
-		event.Header{Name: "Event-Date-Timestamp", Value: strconv.FormatInt(at.UnixMicro(), 10)},
-		event.Header{Name: "Event-Calling-File", Value: e.file},
-		event.Header{Name: "Event-Calling-Function", Value: e.fn},
-		event.Header{Name: "Event-Calling-Line-Number", Value: strconv.Itoa(e.line)},
+		event.Header{Name: "Event-Date-Local"},
+		event.Header{Name: "Event-Date-GMT"},
+		event.Header{Name: "Event-Date-Timestamp"},
+		event.Header{Name: "Event-Calling-File"},
+		event.Header{Name: "Event-Calling-Function"},
+		event.Header{Name: "Event-Calling-Line-Number"},
 		event.Header{Name: "Event-Sequence", Value: strconv.FormatUint(b.seq, 10)},
 	)
-	hs = append(hs, e.headers...)
+	std := len(e.headers) - 7
+	build(e)
+	at := e.at
+	if at.IsZero() {
+		at = b.core.clock.Now()
+	}
+	hs := e.headers
+	hs[std].Value = at.Local().Format("2006-01-02 15:04:05")
+	hs[std+1].Value = at.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")
+	hs[std+2].Value = strconv.FormatInt(at.UnixMicro(), 10)
+	hs[std+3].Value = e.file
+	hs[std+4].Value = e.fn
+	hs[std+5].Value = strconv.Itoa(e.line)
 	ev := &event.Event{Headers: hs}
 	if e.hasBody {
 		ev.Body = e.body

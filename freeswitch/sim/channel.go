@@ -3,6 +3,8 @@ package sim
 import (
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringback/ringback/freeswitch/sim/internal/event"
@@ -47,8 +49,38 @@ type profile struct {
 	transfer, bridged           int64
 }
 
+// prefixed interns prefix+name: events repeat the same few hundred header
+// names, and concatenating them for every event was a measurable cost.
+// The cache is bounded because variable names come from clients.
+var (
+	prefixed      sync.Map
+	prefixedCount atomic.Int64
+)
+
+const maxPrefixed = 20000
+
+func prefixedName(prefix, name string) string {
+	key := [2]string{prefix, name}
+	if v, ok := prefixed.Load(key); ok {
+		return v.(string)
+	}
+	if prefixedCount.Load() >= maxPrefixed {
+		return prefix + name
+	}
+	v, loaded := prefixed.LoadOrStore(key, prefix+name)
+	if !loaded {
+		prefixedCount.Add(1)
+	}
+	return v.(string)
+}
+
 func (p *profile) appendTo(hs []event.Header, prefix string, withIndex bool) []event.Header {
-	add := func(n, v string) { hs = append(hs, event.Header{Name: prefix + n, Value: v}) }
+	// switch_caller_profile_event_set_data leaves empty strings out.
+	add := func(n, v string) {
+		if v != "" {
+			hs = append(hs, event.Header{Name: prefixedName(prefix, n), Value: v})
+		}
+	}
 	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
 	add("Direction", p.direction)
 	add("Logical-Direction", p.logicalDirection)
@@ -105,6 +137,9 @@ func (v *vars) get(name string) (string, bool) {
 
 func (v *vars) set(name, value string) {
 	v.unset(name)
+	if value == "" {
+		return // switch_channel_set_variable with an empty value unsets
+	}
 	*v = append(*v, event.Header{Name: name, Value: value})
 }
 
@@ -186,8 +221,8 @@ type Channel struct {
 	timers     []*time.Timer
 	user       string // registered user extension this leg rings, if any
 	conference *conferenceMember
-	controlled []*eslConn // myevents/outbound socket listeners bound to this session
-	finished   chan struct{} // closed once CS_DESTROY ran
+	controlled []*eslConn      // myevents/outbound socket listeners bound to this session
+	finished   chan struct{}   // closed once CS_DESTROY ran
 	ghost      bool            // vanished in a simulated restart
 	waiter     chan legOutcome // the originate waiting for this leg, until it concludes
 	outcome    scenario.Outcome
@@ -238,7 +273,7 @@ func (c *Channel) eventData(name string, hs []event.Header) []event.Header {
 	}
 	if eventsWithVariables[name] {
 		for _, v := range c.vars {
-			hs = append(hs, event.Header{Name: "variable_" + v.Name, Value: v.Value})
+			hs = append(hs, event.Header{Name: prefixedName("variable_", v.Name), Value: v.Value})
 		}
 	}
 	return hs
@@ -290,11 +325,9 @@ func (c *Channel) emitSite(name string, site callerSite, pre, post []event.Heade
 	c.sim.bus.fire(name, "", func(e *eventBuilder) {
 		e.file, e.fn, e.line = site.file, site.fn, site.line
 		e.uuid = c.uuid
-		hs := make([]event.Header, 0, len(pre)+len(post)+48+len(c.vars))
-		hs = append(hs, pre...)
-		hs = c.eventData(name, hs)
-		hs = append(hs, post...)
-		e.headers = hs
+		e.headers = append(e.headers, pre...)
+		e.headers = c.eventData(name, e.headers)
+		e.headers = append(e.headers, post...)
 	})
 }
 
@@ -365,10 +398,17 @@ func (c *Channel) enableMedia() {
 	if c.media {
 		return
 	}
-	c.media = true
 	if c.codec == "" {
 		c.codec, c.codecRate = "PCMU", 8000
 	}
+	if c.endpoint == "sofia" {
+		rate := strconv.Itoa(c.codecRate)
+		c.emitSite("CODEC", callerSite{"switch_core_codec.c", "switch_core_session_set_real_read_codec", 168}, nil,
+			[]event.Header{h("channel-read-codec-name", c.codec), h("channel-read-codec-rate", rate), h("channel-read-codec-bit-rate", "64000")})
+		c.emitSite("CODEC", callerSite{"switch_core_codec.c", "switch_core_session_set_write_codec", 450}, nil,
+			[]event.Header{h("channel-write-codec-name", c.codec), h("channel-write-codec-rate", rate), h("channel-write-codec-bit-rate", "64000")})
+	}
+	c.media = true
 	if c.endpoint == "sofia" {
 		c.vars.set("read_codec", c.codec)
 		c.vars.set("read_rate", strconv.Itoa(c.codecRate))
@@ -395,11 +435,37 @@ func (c *Channel) markAnswered() {
 	c.answerState = "answered"
 	c.vars.set("endpoint_disposition", "ANSWER")
 	c.emit("CHANNEL_ANSWER", nil, nil)
+	if v, ok := c.vars.get("execute_on_answer"); ok && v != "" {
+		c.executeInline(v)
+	}
 	c.setCallState("ACTIVE")
 	if c.prof.direction == "outbound" && c.endpoint == "sofia" && !c.flipped {
 		c.flipCID()
 	}
 	c.sim.onAnswer(c)
+}
+
+// executeInline runs an execute_on_* application in the signalling
+// thread, as switch_channel_execute_on does; only applications that return
+// at once are meaningful there (sched_hangup, set, export). Callers hold s.mu.
+func (c *Channel) executeInline(spec string) {
+	name, arg, _ := strings.Cut(strings.TrimSpace(spec), " ")
+	appUUID := newUUID()
+	post := []event.Header{h("Application", name)}
+	if arg != "" {
+		post = append(post, h("Application-Data", arg))
+	}
+	c.emit("CHANNEL_EXECUTE", nil, append(post, h("Application-UUID", appUUID)))
+	switch name {
+	case "sched_hangup":
+		if d, cause, ok := parseSchedHangup(arg); ok {
+			c.sim.schedHangup(c, d, cause)
+		}
+	case "set", "export":
+		k, v, _ := strings.Cut(arg, "=")
+		c.vars.set(k, v)
+	}
+	c.emit("CHANNEL_EXECUTE_COMPLETE", nil, append(post, h("Application-Response", "_none_"), h("Application-UUID", appUUID)))
 }
 
 // flipCID swaps caller and callee on an answered outbound leg, as

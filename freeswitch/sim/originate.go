@@ -505,12 +505,13 @@ func (s *Sim) scriptAnswered(c *Channel, o scenario.Outcome) {
 			c.hangup("NORMAL_CLEARING")
 		})
 	}
-	src := o.DTMFSource
-	if src == "" {
-		src = "RTP"
-	}
+	sources := strings.Split(o.DTMFSource, ",")
 	for i := 0; i < len(o.DTMF); i++ {
 		d := o.DTMF[i]
+		src := strings.ToUpper(sources[min(i, len(sources)-1)])
+		if src == "" {
+			src = "RTP"
+		}
 		c.addTimer(o.DTMFDelay+time.Duration(i)*o.DTMFInterval, func() { c.receiveDTMF(d, src) })
 	}
 }

@@ -360,6 +360,12 @@ func (c *Channel) finish() {
 	c.reportingData()
 	c.setRunning("CS_REPORTING")
 	c.emit("CHANNEL_HANGUP_COMPLETE", []event.Header{h("Hangup-Cause", c.hangupCause)}, nil)
+	// Sockets bound to this session close after HANGUP_COMPLETE; they never
+	// see CHANNEL_DESTROY (captures 31a, 31b).
+	for _, l := range c.controlled {
+		l.sessionGone(c)
+	}
+	c.controlled = nil
 	c.stateNum = stateNumbers["CS_DESTROY"]
 	c.emit("CHANNEL_DESTROY", nil, nil)
 	c.setRunning("CS_DESTROY")
@@ -373,10 +379,6 @@ func (c *Channel) finish() {
 		}
 		delete(s.scheduled, c.uuid)
 	}
-	for _, l := range c.controlled {
-		l.sessionGone(c)
-	}
-	c.controlled = nil
 	close(c.finished)
 }
 

@@ -48,6 +48,35 @@ func wantOrder(t *testing.T, what string, evs []*Event, want ...string) {
 	}
 }
 
+// wantAnsweredOrder is wantOrder for a leg that answered: FreeSWITCH emits
+// CHANNEL_PROGRESS only when the far end sent 180 before its 200 (the
+// captures' sipp far ends did; a far end that answers at once does not), so
+// when the leg has no CHANNEL_PROGRESS the expectation drops it too.
+func wantAnsweredOrder(t *testing.T, what string, evs []*Event, want ...string) {
+	t.Helper()
+	wantOrder(t, what, evs, withoutRinging(want, evs)...)
+}
+
+// ringing reports whether a leg's events show a 180 from the far end.
+func ringing(evs []*Event) bool {
+	return countEvents(evs, func(e *Event) bool { return e.Name() == "CHANNEL_PROGRESS" }) > 0
+}
+
+// withoutRinging removes the 180-caused steps (CHANNEL_PROGRESS and the
+// RINGING call state) from want when the leg did not ring.
+func withoutRinging(want []string, evs []*Event) []string {
+	if ringing(evs) {
+		return want
+	}
+	var out []string
+	for _, w := range want {
+		if w != "CHANNEL_PROGRESS" && w != "CHANNEL_CALLSTATE(RINGING)" {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // Capture 09: A answered, &bridge to B, B hangs up; B's events name A as the
 // other leg; only A gets CHANNEL_BRIDGE/UNBRIDGE; A ends NORMAL_CLEARING.
 func TestBridgeFromOriginateBLegHangsUp(t *testing.T) {
@@ -65,9 +94,9 @@ func TestBridgeFromOriginateBLegHangsUp(t *testing.T) {
 	}
 	evs := c.Events()
 	checkBLeg(t, evs, a, b)
-	wantOrder(t, "A leg events (capture 09)", ofUUID(evs, a),
+	wantAnsweredOrder(t, "A leg events (capture 09)", ofUUID(evs, a),
 		"CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE")
-	wantOrder(t, "B leg events (capture 09)", ofUUID(evs, b),
+	wantAnsweredOrder(t, "B leg events (capture 09)", ofUUID(evs, b),
 		"CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_ANSWER", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE")
 	for _, e := range ofUUID(evs, a) {
 		switch e.Name() {
@@ -115,8 +144,11 @@ func TestBridgeToBusyBLeg(t *testing.T) {
 	if n := countEvents(evs, func(e *Event) bool { return e.Name() == "CHANNEL_BRIDGE" || e.Name() == "CHANNEL_UNBRIDGE" }); n != 0 {
 		t.Errorf("bridge to a busy leg produced %d CHANNEL_BRIDGE/UNBRIDGE events", n)
 	}
-	if firstIndex(evs, isEvent("CHANNEL_HANGUP_COMPLETE", b)) > firstIndex(evs, isEvent("CHANNEL_HANGUP", a)) {
-		t.Errorf("capture 10: B's HANGUP_COMPLETE comes before A's HANGUP")
+	// B hangs up first (it causes A's hangup); capture 10 also shows B's
+	// HANGUP_COMPLETE before A's HANGUP, but that is a race between two
+	// session threads in FreeSWITCH, so it is not asserted.
+	if firstIndex(evs, isEvent("CHANNEL_HANGUP", b)) > firstIndex(evs, isEvent("CHANNEL_HANGUP", a)) {
+		t.Errorf("capture 10: B's CHANNEL_HANGUP (busy) comes before A's")
 	}
 }
 
@@ -178,7 +210,7 @@ func TestUUIDKillALegWhileBridged(t *testing.T) {
 	if firstIndex(evs, isEvent("CHANNEL_HANGUP", a)) > firstIndex(evs, isEvent("CHANNEL_HANGUP", b)) {
 		t.Errorf("capture 13: A's CHANNEL_HANGUP comes before B's")
 	}
-	wantOrder(t, "A leg events (capture 13)", ofUUID(evs, a),
+	wantAnsweredOrder(t, "A leg events (capture 13)", ofUUID(evs, a),
 		"CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_ANSWER", "CHANNEL_BRIDGE", "CHANNEL_HANGUP", "CHANNEL_UNBRIDGE", "CHANNEL_HANGUP_COMPLETE")
 }
 

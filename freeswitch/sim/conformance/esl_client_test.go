@@ -432,6 +432,37 @@ func (c *Conn) WaitEvent(what string, pred func(*Event) bool) *Event {
 	return f.Event
 }
 
+// WaitN waits until at least n events match pred and returns all matching
+// events. (pred runs with the connection's lock held: it must not call back
+// into the Conn.)
+func (c *Conn) WaitN(what string, n int, pred func(*Event) bool) []*Event {
+	c.t.Helper()
+	deadline := time.Now().Add(c.wait)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		var out []*Event
+		for _, f := range c.frames {
+			if f.Event != nil && pred(f.Event) {
+				out = append(out, f.Event)
+			}
+		}
+		if len(out) >= n {
+			return out
+		}
+		if c.readErr != nil || !c.waitLocked(deadline) {
+			var all []*Event
+			for _, f := range c.frames {
+				if f.Event != nil {
+					all = append(all, f.Event)
+				}
+			}
+			c.t.Fatalf("waiting for %d x %s: got %d (%v)\nevents so far:\n%s", n, what, len(out), c.readErr, dumpEvents(all))
+			return nil
+		}
+	}
+}
+
 // TryWaitEvent is WaitEvent with a custom timeout that reports absence instead
 // of failing.
 func (c *Conn) TryWaitEvent(wait time.Duration, pred func(*Event) bool) *Event {

@@ -46,7 +46,7 @@
 //	600             rejected; 180, then 603 Decline after 0.1-0.3 s  603        CALL_REJECTED
 //	0000            answers after 100 ms, stays up until we hang up  200        -
 //	0002            answers after 100 ms, far end hangs up after 2 s 200        NORMAL_CLEARING (BYE)
-//	0095            answers after 100 ms, stays up; presses "195"    200        -
+//	0095            answers after 100 ms, stays up; presses 1,9 (RFC 2833), 5 (INFO) 200        -
 //	                (RFC 2833, DTMF-Source RTP) 1 s after answer,
 //	                400 ms between digits (1 at 1.0 s, 9 at 1.4 s,
 //	                5 at 1.8 s)

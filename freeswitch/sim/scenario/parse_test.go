@@ -255,7 +255,7 @@ func TestParseInvalid(t *testing.T) {
 		{"bad dtmf digit", "rules: [{dtmf: '12x'}]", `scenario: rules[0].dtmf: invalid digit 'x' in "12x" (want 0-9, *, #, A-D) (line 1)`},
 		{"dtmf_delay without dtmf", "rules: [{dtmf_delay: 1s}]", "scenario: rules[0].dtmf_delay: set but dtmf is empty (line 1)"},
 		{"dtmf_source without dtmf", "rules: [{dtmf_source: RTP}]", "scenario: rules[0].dtmf_source: set but dtmf is empty (line 1)"},
-		{"bad dtmf_source", "rules: [{dtmf: '1', dtmf_source: INBAND}]", `scenario: rules[0].dtmf_source: "INBAND" is not RTP or ENDPOINT (line 1)`},
+		{"bad dtmf_source", "rules: [{dtmf: '1', dtmf_source: INBAND}]", `scenario: rules[0].dtmf_source: "INBAND" is not RTP or ENDPOINT (or a comma-separated list of them, one per digit) (line 1)`},
 		{"non-2xx status for answer", "rules: [{kind: machine, sip_status: 486}]", "scenario: rules[0].sip_status: 486 is not a 2xx status, which kind machine needs (line 1)"},
 		{"cause for answer", "rules: [{cause: NORMAL_CLEARING}]", "scenario: rules[0].cause: not allowed for kind answer: it answers, the cause is set when someone hangs up (line 1)"},
 		{"status for no_answer", "rules: [{kind: no_answer, sip_status: 487}]", "scenario: rules[0].sip_status: not allowed for kind no_answer: it sends no final response (line 1)"},

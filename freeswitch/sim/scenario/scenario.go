@@ -92,7 +92,7 @@ type Outcome struct {
 	DTMF            string        // digits the far end presses after answer ("" none); chars 0-9*#A-D
 	DTMFDelay       time.Duration // answer -> first digit
 	DTMFInterval    time.Duration // between digits
-	DTMFSource      string        // "RTP" (RFC 2833, default) or "ENDPOINT" (SIP INFO), as FreeSWITCH reports DTMF-Source; "" when DTMF is ""
+	DTMFSource      string        // "RTP" (RFC 2833, default) or "ENDPOINT" (SIP INFO), as FreeSWITCH reports DTMF-Source, or a comma-separated list per digit (the last repeats); "" when DTMF is ""
 	MachineGreeting time.Duration // Machine: greeting length (from answer) before the beep
 	SIPStatus       int           // final SIP status: 200 for Answer/Machine, 486, 503, 404, 480, 603, or a custom one; 0 for NoAnswer
 	Cause           string        // FreeSWITCH hangup cause name for failures ("USER_BUSY", ...), "" for Answer/Machine and NoAnswer
@@ -309,8 +309,10 @@ func (s OutcomeSpec) check() (field, msg string) {
 			return "dtmf_source", "set but dtmf is empty"
 		}
 	}
-	if s.DTMFSource != "" && !strings.EqualFold(s.DTMFSource, DTMFSourceRTP) && !strings.EqualFold(s.DTMFSource, DTMFSourceEndpoint) {
-		return "dtmf_source", fmt.Sprintf("%q is not RTP or ENDPOINT", s.DTMFSource)
+	for _, src := range strings.Split(s.DTMFSource, ",") {
+		if s.DTMFSource != "" && !strings.EqualFold(src, DTMFSourceRTP) && !strings.EqualFold(src, DTMFSourceEndpoint) {
+			return "dtmf_source", fmt.Sprintf("%q is not RTP or ENDPOINT (or a comma-separated list of them, one per digit)", s.DTMFSource)
+		}
 	}
 	switch {
 	case k.Answers():
@@ -431,7 +433,7 @@ func Default() *Scenario {
 			one(`600$`, OutcomeSpec{Kind: Rejected}),
 			one(`0000$`, OutcomeSpec{Kind: Answer, Ring: fast, Talk: Fixed(0)}),
 			one(`0002$`, OutcomeSpec{Kind: Answer, Ring: fast, Talk: Fixed(2 * time.Second)}),
-			one(`0095$`, OutcomeSpec{Kind: Answer, Ring: fast, Talk: Fixed(0), DTMF: "195"}),
+			one(`0095$`, OutcomeSpec{Kind: Answer, Ring: fast, Talk: Fixed(0), DTMF: "195", DTMFSource: "RTP,RTP,ENDPOINT"}),
 			one(`0666$`, OutcomeSpec{Kind: Machine, MachineGreeting: Fixed(4 * time.Second)}),
 			one(`0183$`, OutcomeSpec{Kind: Answer, EarlyMedia: true, Ring: Fixed(time.Second)}),
 			one(`.*`, OutcomeSpec{Kind: Answer}),

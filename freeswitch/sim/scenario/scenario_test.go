@@ -154,7 +154,7 @@ func TestDefaultScenario(t *testing.T) {
 		{"600", fail(5, Rejected, 603, "CALL_REJECTED")},
 		{"0000", want{rule: 6, kind: Answer, ringMin: 100 * ms, ringMax: 100 * ms, status: 200}},
 		{"0002", want{rule: 7, kind: Answer, ringMin: 100 * ms, ringMax: 100 * ms, talkMin: 2 * s1, talkMax: 2 * s1, status: 200}},
-		{"0095", want{rule: 8, kind: Answer, ringMin: 100 * ms, ringMax: 100 * ms, dtmf: "195", dtmfDelay: s1, dtmfGap: 400 * ms, dtmfSource: "RTP", status: 200}},
+		{"0095", want{rule: 8, kind: Answer, ringMin: 100 * ms, ringMax: 100 * ms, dtmf: "195", dtmfDelay: s1, dtmfGap: 400 * ms, dtmfSource: "RTP,RTP,ENDPOINT", status: 200}},
 		{"0666", want{rule: 9, kind: Machine, ringMin: 800 * ms, ringMax: 1200 * ms, talkMin: 30 * s1, talkMax: 30 * s1, greeting: 4 * s1, status: 200}},
 		{"0183", want{rule: 10, kind: Answer, ringMin: s1, ringMax: s1, talkMin: 4 * s1, talkMax: 6 * s1, early: true, status: 200}},
 		{"1234567", want{rule: 11, kind: Answer, ringMin: 800 * ms, ringMax: 1200 * ms, talkMin: 4 * s1, talkMax: 6 * s1, status: 200}},

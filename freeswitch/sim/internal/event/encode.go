@@ -129,14 +129,14 @@ func AppendFrame(dst []byte, f Format, e *Event) []byte {
 	// payload after it, then fill the header in, moving the payload if the
 	// guess was wrong.
 	hlen := len("Content-Length: ") + frameGuessDigits + len("\nContent-Type: ") + len(ct) + len("\n\n")
-	dst = append(dst, make([]byte, hlen)...) // no allocation: append of make is optimised
+	dst = grow(dst, hlen)
 	dst = AppendPayload(dst, f, e)
 	n := len(dst) - start - hlen
 
 	var num [20]byte
 	digits := strconv.AppendInt(num[:0], int64(n), 10)
 	if d := len(digits) - frameGuessDigits; d > 0 {
-		dst = append(dst, make([]byte, d)...)
+		dst = grow(dst, d)
 		copy(dst[start+hlen+d:], dst[start+hlen:start+hlen+n])
 		hlen += d
 	} else if d < 0 {
@@ -151,6 +151,14 @@ func AppendFrame(dst []byte, f Format, e *Event) []byte {
 	h = append(h, ct...)
 	_ = append(h, '\n', '\n')
 	return dst
+}
+
+// grow extends dst by n bytes of unspecified content.
+func grow(dst []byte, n int) []byte {
+	if cap(dst)-len(dst) >= n {
+		return dst[:len(dst)+n]
+	}
+	return append(dst, make([]byte, n)...)
 }
 
 // appendPlain writes switch_event_serialize(event, &buf, SWITCH_TRUE).
@@ -244,9 +252,15 @@ bytewise:
 // part after "ARRAY::" (up to any NUL). Like switch_event_add_array it needs
 // at least one byte after the prefix.
 func arrayItems(v string) (string, bool) {
-	if len(v) <= len(arrayPrefix) || v[:len(arrayPrefix)] != arrayPrefix {
+	if len(v) <= len(arrayPrefix) || v[0] != 'A' || v[:len(arrayPrefix)] != arrayPrefix {
 		return "", false
 	}
+	return arrayItemsSlow(v)
+}
+
+// arrayItemsSlow is the rarely taken part of arrayItems, kept apart so that
+// arrayItems inlines.
+func arrayItemsSlow(v string) (string, bool) {
 	v = cstr(v)
 	if len(v) <= len(arrayPrefix) {
 		return "", false

@@ -1,0 +1,148 @@
+package conformance
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Capture 24: DTMF events from the far end: DTMF-Digit, DTMF-Duration in
+// samples (1600 = 200 ms for the captured RFC 2833 digits), DTMF-Source RTP
+// (RFC 2833) or ENDPOINT (SIP INFO). The 0095 far end presses 1, 9, 5.
+func TestDTMFEventsFromFarEnd(t *testing.T) {
+	tg := newTarget(t)
+	c := tg.Login()
+	subscribe(t, c, "event json DTMF CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP_COMPLETE")
+	uid := newUUID()
+	okUUID(t, "originate", c.API("originate {origination_uuid="+uid+"}"+carrier(numDTMF)+" &park"))
+	digits := c.WaitN("DTMF", 3, isEvent("DTMF", uid))
+	var got []string
+	for _, e := range digits {
+		got = append(got, e.Get("DTMF-Digit"))
+		// DTMF-Duration is in samples at 8 kHz: the capture has 1600 (200 ms)
+		// for RFC 2833 and 1280 for SIP INFO; the exact value depends on the far
+		// end, so accept 100 ms..1 s worth of samples (a value in milliseconds
+		// would fall below that).
+		if d := wantUint(t, e, "DTMF-Duration"); d < 800 || d > 8000 {
+			t.Errorf("%s: DTMF-Duration = %d, want samples (capture: 1600 RTP, 1280 INFO)", e, d)
+		}
+		wantHeader(t, e, "Channel-Call-UUID", uid)
+		wantHeader(t, e, "Answer-State", "answered")
+	}
+	// The far end sends 1 and 9 as RFC 2833 events and 5 as SIP INFO
+	// (capture 24; the real-mode far end, freeswitch/conf/farend, does the
+	// same): DTMF-Source RTP, RTP, ENDPOINT.
+	var srcs []string
+	for _, e := range digits {
+		srcs = append(srcs, e.Get("DTMF-Source"))
+	}
+	if strings.Join(srcs, ",") != "RTP,RTP,ENDPOINT" {
+		t.Errorf("DTMF-Source of 1,9,5: want RTP,RTP,ENDPOINT (capture 24), got %v", srcs)
+	}
+	if strings.Join(got, "") != "195" {
+		t.Errorf("DTMF digits: want 1,9,5 in order, got %v", got)
+	}
+	wantBody(t, "uuid_kill", c.API("uuid_kill "+uid), "+OK\n")
+	hangupComplete(c, uid)
+}
+
+// Capture 24: sendmsg execute play_and_get_digits; the Event-UUID sent comes
+// back as Application-UUID; the application sets pagd_digits, read_result.
+func TestSendmsgPlayAndGetDigits(t *testing.T) {
+	tg := newTarget(t)
+	c := tg.Login()
+	subscribe(t, c, "event json DTMF CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP_COMPLETE")
+	uid := newUUID()
+	okUUID(t, "originate", c.API("originate {origination_uuid="+uid+"}"+carrier(numDTMF)+" &park"))
+	evUUID := newUUID()
+	args := `2 5 1 5000 # silence_stream://500 silence_stream://250 pagd_digits \d+ 2000`
+	f := c.Cmd("sendmsg "+uid, "call-command: execute", "execute-app-name: play_and_get_digits", "execute-app-arg: "+args, "Event-UUID: "+evUUID)
+	if string(f.Raw) != "Content-Type: command/reply\nReply-Text: +OK\n\n" {
+		t.Fatalf("sendmsg: want +OK, got %q", f.Raw)
+	}
+	ex := c.WaitEvent("CHANNEL_EXECUTE play_and_get_digits", func(e *Event) bool {
+		return e.Name() == "CHANNEL_EXECUTE" && e.UID() == uid && e.Get("Application") == "play_and_get_digits"
+	})
+	wantHeader(t, ex, "Application-UUID", evUUID)
+	wantHeader(t, ex, "Application-Data", args)
+	done := c.WaitEvent("CHANNEL_EXECUTE_COMPLETE play_and_get_digits", func(e *Event) bool {
+		return e.Name() == "CHANNEL_EXECUTE_COMPLETE" && e.UID() == uid && e.Get("Application") == "play_and_get_digits"
+	})
+	wantHeader(t, done, "Application-UUID", evUUID)
+	wantHeader(t, done, "Application-Data", args)
+	rr := done.Get("variable_read_result")
+	t.Logf("play_and_get_digits: read_result=%q pagd_digits=%q", rr, done.Get("variable_pagd_digits"))
+	var during strings.Builder
+	for _, e := range ofUUID(c.Events(), uid) {
+		if e.Name() == "DTMF" && e.Index() > ex.Index() && e.Index() < done.Index() {
+			during.WriteString(e.Get("DTMF-Digit"))
+		}
+	}
+	switch rr {
+	case "success":
+		// With min 2 / max 5 digits and terminator #, the collected digits are
+		// those pressed while the application ran.
+		wantHeader(t, done, "variable_pagd_digits", strings.TrimSuffix(during.String(), "#"))
+		if !regexp.MustCompile(`^\d{2,5}$`).MatchString(done.Get("variable_pagd_digits")) {
+			t.Errorf("pagd_digits %q does not match \\d{2,5}", done.Get("variable_pagd_digits"))
+		}
+	case "failure", "timeout":
+		if during.Len() >= 2 {
+			t.Errorf("read_result %s although %q was pressed during the application", rr, during.String())
+		}
+	default:
+		t.Errorf("CHANNEL_EXECUTE_COMPLETE play_and_get_digits: variable_read_result = %q, want success|failure|timeout", rr)
+	}
+	wantBody(t, "uuid_getvar read_result", c.API("uuid_getvar "+uid+" read_result"), rr)
+	wantBody(t, "uuid_kill", c.API("uuid_kill "+uid), "+OK\n")
+	hangupComplete(c, uid)
+}
+
+// Capture 27: HEARTBEAT every 20 s followed by RE_SCHEDULE. In sim mode the
+// 20 s are simulated (2 s real at TimeScale 10); against a real FreeSWITCH the
+// test waits up to one full interval (kept: at most ~20 s).
+func TestHeartbeatThenReSchedule(t *testing.T) {
+	tg := newTarget(t)
+	c := tg.Login()
+	subscribe(t, c, "event json HEARTBEAT RE_SCHEDULE")
+	wait := 25 * time.Second
+	if !tg.Real {
+		wait = 20 * time.Second / simTimeScale * 3
+	}
+	f, err := c.WaitFrame(wait, func(f *Frame) bool { return f.Event != nil && f.Event.Name() == "HEARTBEAT" })
+	if err != nil {
+		t.Fatalf("no HEARTBEAT within %v: %v", wait, err)
+	}
+	hb := f.Event
+	rs := c.WaitEvent("RE_SCHEDULE", func(e *Event) bool { return e.Name() == "RE_SCHEDULE" && e.Index() > hb.Index() })
+	for _, e := range c.Events() {
+		if e.Index() > hb.Index() && e.Index() < rs.Index() {
+			t.Errorf("%s between HEARTBEAT and RE_SCHEDULE", e)
+		}
+	}
+	if rs.Seq() <= hb.Seq() {
+		t.Errorf("RE_SCHEDULE Event-Sequence %d not after HEARTBEAT's %d", rs.Seq(), hb.Seq())
+	}
+	golden := captureEvents(t, "27_heartbeat_and_re_schedule.recv.raw")
+	for i, e := range []*Event{hb, rs} {
+		for _, h := range golden[i].Headers {
+			if !e.Has(h.Key) {
+				t.Errorf("%s: header %s (capture 27) missing", e.Name(), h.Key)
+			}
+		}
+	}
+	wantHeader(t, hb, "Event-Info", "System Ready")
+	wantHeader(t, hb, "Event-Calling-Function", "send_heartbeat")
+	if !regexp.MustCompile(`^\d+ years?, \d+ days?, \d+ hours?, \d+ minutes?, \d+ seconds?, \d+ milliseconds?, \d+ microseconds?$`).MatchString(hb.Get("Up-Time")) {
+		t.Errorf("HEARTBEAT Up-Time %q lacks the captured shape", hb.Get("Up-Time"))
+	}
+	for _, k := range []string{"Uptime-msec", "Session-Count", "Max-Sessions", "Session-Per-Sec", "Session-Since-Startup"} {
+		wantUint(t, hb, k)
+	}
+	wantHeader(t, rs, "Task-Desc", "heartbeat")
+	wantHeader(t, rs, "Task-Group", "core")
+	wantUint(t, rs, "Task-ID")
+	wantUint(t, rs, "Task-Runtime")
+	wantHeader(t, rs, "Event-Calling-Function", "switch_scheduler_execute")
+}
