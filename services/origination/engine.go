@@ -1,0 +1,714 @@
+package origination
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// EventType names a state change published on the event bus.
+type EventType string
+
+// Event types (ringback.events.v1.EventType without the prefix).
+const (
+	EventCallQueued           EventType = "CALL_QUEUED"
+	EventCallDialing          EventType = "CALL_DIALING"
+	EventLegRinging           EventType = "LEG_RINGING"
+	EventLegAnswered          EventType = "LEG_ANSWERED"
+	EventLegHangup            EventType = "LEG_HANGUP"
+	EventAnnouncementStarted  EventType = "ANNOUNCEMENT_STARTED"
+	EventAnnouncementFinished EventType = "ANNOUNCEMENT_FINISHED"
+	EventCallBridged          EventType = "CALL_BRIDGED"
+	EventCallCompleted        EventType = "CALL_COMPLETED"
+	EventCallFailed           EventType = "CALL_FAILED"
+	EventCallCanceled         EventType = "CALL_CANCELED"
+)
+
+// Pending is an event recorded with the state change that caused it and
+// published after the state is saved (an outbox): a crash between the two
+// leaves it in the stored call, and the next owner publishes it again under
+// the same message id, which the bus deduplicates.
+type Pending struct {
+	Seq  int64     `json:"seq"`
+	Type EventType `json:"type"`
+	Leg  Role      `json:"leg,omitempty"`
+	At   time.Time `json:"at"`
+	Call []byte    `json:"call"` // the call as it was right after the change (JSON)
+}
+
+// Store keeps live calls. Implementations must make Update a
+// compare-and-swap on Call.Version so two writers can't lose each other's
+// changes.
+type Store interface {
+	Create(ctx context.Context, c *Call) error
+	Get(ctx context.Context, id string) (*Call, error)
+	Update(ctx context.Context, c *Call) error
+	// CallForLeg maps a leg UUID to its call ID (BACKGROUND_JOB events
+	// carry no channel variables).
+	CallForLeg(ctx context.Context, legUUID string) (string, error)
+	// Live lists the calls an owner drives that have not ended.
+	Live(ctx context.Context, owner string) ([]*Call, error)
+	// Finish moves an ended call out of the live set (kept for lookups).
+	Finish(ctx context.Context, c *Call) error
+}
+
+// Publisher puts events on the bus (JetStream), idempotently per
+// (call ID, sequence).
+type Publisher interface {
+	Publish(ctx context.Context, c *Call, p Pending) error
+}
+
+// Locker holds endpoints busy: one active call per endpoint.
+type Locker interface {
+	Lock(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
+	Unlock(ctx context.Context, key, owner string) error
+}
+
+// Sentinel errors the API maps to gRPC codes with stable reasons.
+var (
+	ErrNotFound     = errors.New("call not found")
+	ErrEndpointBusy = errors.New("endpoint busy")
+	ErrConflict     = errors.New("concurrent update")
+	ErrInvalid      = errors.New("invalid request")
+	// ErrUnknownEndpoint: the endpoint does not exist in the account.
+	ErrUnknownEndpoint = errors.New("unknown endpoint")
+)
+
+// PartySpec says whom a leg reaches.
+type PartySpec struct {
+	Number         string
+	EndpointID     string
+	CallerIDNumber string
+	CallerIDName   string
+	RingTimeoutMS  int
+}
+
+// CreateRequest is a new call.
+type CreateRequest struct {
+	AccountID    string
+	Source       string
+	First        PartySpec
+	Second       PartySpec
+	Mode         Mode
+	Announcement string
+	MaxDurationS int
+	Variables    map[string]string
+}
+
+// Resolver turns a party into a dial string: numbers go out through the
+// carrier gateway; endpoints are looked up (and may be busy-locked).
+type Resolver interface {
+	// DialString returns the dial string and, for endpoints, the endpoint's
+	// defaults (caller ID, ring timeout) applied to the spec.
+	Resolve(ctx context.Context, accountID string, p PartySpec) (Leg, error)
+}
+
+// Config tunes the engine.
+type Config struct {
+	Instance           string        // this process's owner ID (stable across restarts: the pod name)
+	DefaultRingTimeout time.Duration // default 30s
+	MaxRingTimeout     time.Duration // default 120s
+	MaxDuration        time.Duration // cap and default for max_duration_s; default 4h
+	Workers            int           // event workers; events of one call always go to the same one; default 64
+}
+
+// Engine drives calls.
+type Engine struct {
+	cfg    Config
+	sw     Switch
+	store  Store
+	pub    Publisher
+	locks  Locker
+	res    Resolver
+	log    *slog.Logger
+	now    func() time.Time
+	stripe [256]sync.Mutex
+
+	queues []chan SwitchEvent
+	wg     sync.WaitGroup
+	stop   chan struct{}
+	once   sync.Once
+}
+
+// NewEngine builds an engine and starts its event workers.
+func NewEngine(cfg Config, sw Switch, store Store, pub Publisher, locks Locker, res Resolver, log *slog.Logger) *Engine {
+	if cfg.DefaultRingTimeout <= 0 {
+		cfg.DefaultRingTimeout = 30 * time.Second
+	}
+	if cfg.MaxRingTimeout <= 0 {
+		cfg.MaxRingTimeout = 120 * time.Second
+	}
+	if cfg.MaxDuration <= 0 {
+		cfg.MaxDuration = 4 * time.Hour
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	e := &Engine{cfg: cfg, sw: sw, store: store, pub: pub, locks: locks, res: res, log: log, now: time.Now, stop: make(chan struct{})}
+	e.queues = make([]chan SwitchEvent, cfg.Workers)
+	for i := range e.queues {
+		e.queues[i] = make(chan SwitchEvent, 1024)
+		e.wg.Add(1)
+		go e.worker(e.queues[i])
+	}
+	return e
+}
+
+// Close stops the event workers after they drained what was queued.
+func (e *Engine) Close() {
+	e.once.Do(func() {
+		close(e.stop)
+		e.wg.Wait()
+	})
+}
+
+func (e *Engine) worker(q chan SwitchEvent) {
+	defer e.wg.Done()
+	for {
+		select {
+		case ev := <-q:
+			e.handle(ev)
+		case <-e.stop:
+			for {
+				select {
+				case ev := <-q:
+					e.handle(ev)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// HandleEvent queues a FreeSWITCH event. Events of one call are handled in
+// the order they arrive, by one worker.
+func (e *Engine) HandleEvent(ev SwitchEvent) {
+	key := ev.CallID
+	if key == "" {
+		key = ev.UUID
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	select {
+	case e.queues[int(h.Sum32())%len(e.queues)] <- ev:
+	case <-e.stop:
+	}
+}
+
+func (e *Engine) lock(id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	m := &e.stripe[h.Sum32()%uint32(len(e.stripe))]
+	m.Lock()
+	return m.Unlock
+}
+
+// action is a FreeSWITCH command decided by a state change, run after the
+// state is saved.
+type action func(ctx context.Context, e *Engine, c *Call) error
+
+// Create validates a request, records the call and starts dialing. It
+// returns the call at once (QUEUED or DIALING); progress is in events.
+func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
+	if req.Mode == "" {
+		req.Mode = ModeSequential
+	}
+	if req.Mode != ModeSequential && req.Mode != ModeSimultaneous {
+		return nil, fmt.Errorf("%w: mode %q", ErrInvalid, req.Mode)
+	}
+	if req.MaxDurationS < 0 || time.Duration(req.MaxDurationS)*time.Second > e.cfg.MaxDuration {
+		return nil, fmt.Errorf("%w: max_duration_s must be between 0 and %d", ErrInvalid, int(e.cfg.MaxDuration/time.Second))
+	}
+	if req.MaxDurationS == 0 {
+		req.MaxDurationS = int(e.cfg.MaxDuration / time.Second)
+	}
+	c := &Call{
+		ID: newID(), AccountID: req.AccountID, Source: req.Source, Mode: req.Mode, Status: StatusQueued,
+		Announcement: req.Announcement, MaxDurationS: req.MaxDurationS, Variables: req.Variables,
+		Owner: e.cfg.Instance, CreatedAt: e.now().UTC(),
+	}
+	if c.Source == "" {
+		c.Source = "API"
+	}
+	for _, p := range []struct {
+		role Role
+		spec PartySpec
+	}{{RoleFirst, req.First}, {RoleSecond, req.Second}} {
+		leg, err := e.res.Resolve(ctx, req.AccountID, p.spec)
+		if err != nil {
+			return nil, fmt.Errorf("%s party: %w", p.role, err)
+		}
+		leg.Role, leg.Status, leg.UUID = p.role, LegPending, newUUID()
+		if leg.RingTimeoutMS <= 0 {
+			leg.RingTimeoutMS = int(e.cfg.DefaultRingTimeout / time.Millisecond)
+		}
+		if time.Duration(leg.RingTimeoutMS)*time.Millisecond > e.cfg.MaxRingTimeout {
+			return nil, fmt.Errorf("%w: %s party: ring_timeout_ms above %d", ErrInvalid, p.role, int(e.cfg.MaxRingTimeout/time.Millisecond))
+		}
+		*c.Leg(p.role) = leg
+	}
+	node, err := e.sw.PickNode()
+	if err != nil {
+		return nil, fmt.Errorf("pick a FreeSWITCH node: %w", err)
+	}
+	c.Node = node
+	// One active call per endpoint: the lock outlives the longest possible
+	// call and is released when the call ends.
+	ttl := time.Duration(c.MaxDurationS)*time.Second + 2*e.cfg.MaxRingTimeout + time.Minute
+	for _, l := range []*Leg{&c.First, &c.Second} {
+		if l.EndpointID == "" {
+			continue
+		}
+		ok, err := e.locks.Lock(ctx, endpointLockKey(l.EndpointID), c.ID, ttl)
+		if err != nil {
+			e.releaseLocks(ctx, c)
+			return nil, fmt.Errorf("lock endpoint %s: %w", l.EndpointID, err)
+		}
+		if !ok {
+			e.releaseLocks(ctx, c)
+			return nil, fmt.Errorf("%w: endpoint %s is on another call", ErrEndpointBusy, l.EndpointID)
+		}
+		c.Locks = append(c.Locks, l.EndpointID)
+	}
+	e.record(c, EventCallQueued, "")
+	if err := e.store.Create(ctx, c); err != nil {
+		e.releaseLocks(ctx, c)
+		return nil, fmt.Errorf("store call: %w", err)
+	}
+	e.flush(ctx, c)
+	unlock := e.lock(c.ID)
+	defer unlock()
+	var acts []action
+	switch c.Mode {
+	case ModeSimultaneous:
+		acts = append(acts, e.dial(c, RoleFirst), e.dial(c, RoleSecond))
+	default:
+		acts = append(acts, e.dial(c, RoleFirst))
+	}
+	if err := e.commit(ctx, c, acts); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Get returns a call, live or ended.
+func (e *Engine) Get(ctx context.Context, id string) (*Call, error) {
+	return e.store.Get(ctx, id)
+}
+
+// Hangup ends a call: CANCELED before the parties were connected,
+// COMPLETED after.
+func (e *Engine) Hangup(ctx context.Context, id, cause string) (*Call, error) {
+	if cause == "" {
+		cause = "NORMAL_CLEARING"
+	}
+	unlock := e.lock(id)
+	defer unlock()
+	c, err := e.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status.Final() {
+		return c, nil
+	}
+	var acts []action
+	if c.Ending == "" {
+		if c.BridgedAt.IsZero() {
+			c.setEnding(StatusCanceled, "", ReasonCanceled)
+		} else {
+			c.setEnding(StatusCompleted, "", "")
+		}
+	}
+	for _, r := range []Role{RoleFirst, RoleSecond} {
+		l := c.Leg(r)
+		if l.Status.Up() {
+			acts = append(acts, hangupAction(r, cause))
+		} else if l.Status == LegPending {
+			l.Status = LegFailed
+			l.HangupCause = "ORIGINATOR_CANCEL"
+		}
+	}
+	e.maybeFinish(ctx, c)
+	if err := e.commit(ctx, c, acts); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// handle applies one FreeSWITCH event to its call.
+func (e *Engine) handle(ev SwitchEvent) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id := ev.CallID
+	if id == "" {
+		var err error
+		if id, err = e.store.CallForLeg(ctx, ev.UUID); err != nil {
+			return // not one of ours
+		}
+	}
+	log := e.log.With("call_id", id, "leg_uuid", ev.UUID, "event", ev.Name)
+	for attempt := 0; attempt < 3; attempt++ {
+		unlock := e.lock(id)
+		c, err := e.store.Get(ctx, id)
+		if err != nil {
+			unlock()
+			if !errors.Is(err, ErrNotFound) {
+				log.Error("load call", "err", err)
+			}
+			return
+		}
+		if c.Owner != e.cfg.Instance {
+			unlock()
+			return // another instance drives it
+		}
+		role := ev.roleIn(c)
+		if role == "" {
+			unlock()
+			return
+		}
+		acts := e.apply(ctx, c, role, ev)
+		err = e.commit(ctx, c, acts)
+		unlock()
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			log.Error("apply event", "err", err)
+		}
+		return
+	}
+}
+
+// roleIn finds which leg of c the event is about.
+func (ev SwitchEvent) roleIn(c *Call) Role {
+	switch ev.UUID {
+	case c.First.UUID:
+		return RoleFirst
+	case c.Second.UUID:
+		return RoleSecond
+	}
+	return ""
+}
+
+// apply is the state machine: it changes c for one event and returns the
+// FreeSWITCH commands that follow.
+func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) []action {
+	l := c.Leg(role)
+	now := ev.At
+	if now.IsZero() {
+		now = e.now().UTC()
+	}
+	var acts []action
+	switch ev.Name {
+	case "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA":
+		if l.Status == LegDialing {
+			l.Status = LegRinging
+			if c.Status == StatusDialing {
+				c.Status = StatusRinging
+			}
+			e.record(c, EventLegRinging, role)
+		}
+	case "CHANNEL_ANSWER":
+		if !l.Status.Up() || l.Status == LegAnswered {
+			return nil
+		}
+		l.Status, l.AnsweredAt = LegAnswered, now
+		if c.AnsweredAt.IsZero() {
+			c.AnsweredAt = now
+		}
+		if c.Ending != "" {
+			// The call is ending (canceled, the other party gone): a late
+			// answer is hung up at once.
+			e.record(c, EventLegAnswered, role)
+			return []action{hangupAction(role, "NORMAL_CLEARING")}
+		}
+		if c.Status != StatusBridged {
+			c.Status = StatusAnswered
+		}
+		e.record(c, EventLegAnswered, role)
+		switch {
+		case c.First.Status == LegAnswered && c.Second.Status == LegAnswered:
+			acts = append(acts, bridgeAction)
+		case c.Mode == ModeSequential && role == RoleFirst && c.Announcement != "" && !c.Announced:
+			e.record(c, EventAnnouncementStarted, RoleFirst)
+			acts = append(acts, playAction(c.Announcement))
+		case c.Mode == ModeSequential && role == RoleFirst:
+			acts = append(acts, e.dial(c, RoleSecond))
+		}
+	case "PLAYBACK_STOP":
+		if role == RoleFirst && c.Announcement != "" && !c.Announced && c.Ending == "" {
+			c.Announced = true
+			e.record(c, EventAnnouncementFinished, RoleFirst)
+			if c.Second.Status == LegPending && c.First.Status == LegAnswered {
+				acts = append(acts, e.dial(c, RoleSecond))
+			}
+		}
+	case "CHANNEL_BRIDGE":
+		if c.BridgedAt.IsZero() && c.Ending == "" {
+			c.BridgedAt = now
+			c.Status = StatusBridged
+			e.record(c, EventCallBridged, "")
+			if c.MaxDurationS > 0 {
+				acts = append(acts, maxDurationAction(time.Duration(c.MaxDurationS)*time.Second))
+			}
+		}
+	case "BACKGROUND_JOB":
+		if ev.JobOK || !l.Status.Up() || l.Status == LegAnswered {
+			return nil
+		}
+		acts = e.legEnded(c, role, ev.Cause, 0, now)
+	case "CHANNEL_HANGUP_COMPLETE", "CHANNEL_HANGUP":
+		if !l.Status.Up() {
+			return nil
+		}
+		acts = e.legEnded(c, role, ev.Cause, ev.SIPStatus, now)
+	}
+	return acts
+}
+
+// legEnded records a leg's end and decides what happens to the call.
+func (e *Engine) legEnded(c *Call, role Role, cause string, sip int, now time.Time) []action {
+	l, other := c.Leg(role), c.Other(role)
+	answered := l.Status == LegAnswered
+	if answered {
+		l.Status = LegHungup
+	} else {
+		l.Status = LegFailed
+	}
+	l.HangupCause, l.SIPStatus, l.EndedAt = cause, sip, now
+	e.record(c, EventLegHangup, role)
+	var acts []action
+	if c.Ending == "" {
+		c.HangupCause = cause
+		switch {
+		case !c.BridgedAt.IsZero():
+			c.setEnding(StatusCompleted, "", "")
+		case !answered:
+			c.setEnding(StatusFailed, role, ReasonForCause(cause))
+		default:
+			// Answered, then gone before the other party was connected.
+			c.setEnding(StatusFailed, role, ReasonCanceled)
+		}
+	}
+	switch {
+	case other.Status.Up():
+		hc := "NORMAL_CLEARING"
+		if other.Status != LegAnswered {
+			hc = "ORIGINATOR_CANCEL"
+		}
+		acts = append(acts, hangupAction(other.Role, hc))
+	case other.Status == LegPending:
+		other.Status = LegFailed
+		other.HangupCause = "ORIGINATOR_CANCEL"
+	}
+	e.maybeFinish(context.Background(), c)
+	return acts
+}
+
+// maybeFinish ends the call once no leg can still be up.
+func (e *Engine) maybeFinish(ctx context.Context, c *Call) {
+	if c.Status.Final() || c.First.Status.Up() || c.Second.Status.Up() {
+		return
+	}
+	end := c.Ending
+	if end == "" {
+		end = StatusCompleted
+	}
+	c.Status = end
+	c.EndedAt = e.now().UTC()
+	if t := lastEnd(c); !t.IsZero() {
+		c.EndedAt = t
+	}
+	switch end {
+	case StatusCompleted:
+		e.record(c, EventCallCompleted, "")
+	case StatusCanceled:
+		e.record(c, EventCallCanceled, "")
+	default:
+		e.record(c, EventCallFailed, c.FailedLeg)
+	}
+}
+
+func lastEnd(c *Call) time.Time {
+	t := c.First.EndedAt
+	if c.Second.EndedAt.After(t) {
+		t = c.Second.EndedAt
+	}
+	return t
+}
+
+func (c *Call) setEnding(s Status, failed Role, reason FailureReason) {
+	c.Ending, c.FailedLeg, c.FailureReason = s, failed, reason
+}
+
+// record appends an event to the call's outbox.
+func (e *Engine) record(c *Call, t EventType, leg Role) {
+	c.Seq++
+	snap := *c
+	snap.Version, snap.Pending, snap.outbox = 0, nil, nil
+	data, _ := json.Marshal(&snap)
+	c.outbox = append(c.outbox, Pending{Seq: c.Seq, Type: t, Leg: leg, At: e.now().UTC(), Call: data})
+}
+
+// dial marks a leg dialing and returns the originate command.
+func (e *Engine) dial(c *Call, role Role) action {
+	l := c.Leg(role)
+	l.Status = LegDialing
+	if c.Status == StatusQueued {
+		c.Status = StatusDialing
+	}
+	e.record(c, EventCallDialing, role)
+	leg := *l
+	return func(ctx context.Context, e *Engine, c *Call) error {
+		vars := map[string]string{
+			"ringback_call_id": c.ID,
+			"ringback_leg":     string(role),
+			"ringback_account": c.AccountID,
+		}
+		return e.sw.Originate(ctx, c.Node, OriginateLeg{
+			UUID: leg.UUID, DialString: leg.DialString, CallerIDNumber: leg.CallerIDNumber,
+			CallerIDName: leg.CallerIDName, RingTimeout: time.Duration(leg.RingTimeoutMS) * time.Millisecond,
+			Variables: vars,
+		})
+	}
+}
+
+func bridgeAction(ctx context.Context, e *Engine, c *Call) error {
+	return e.sw.Bridge(ctx, c.Node, c.First.UUID, c.Second.UUID)
+}
+
+func hangupAction(role Role, cause string) action {
+	return func(ctx context.Context, e *Engine, c *Call) error {
+		return e.sw.Hangup(ctx, c.Node, c.Leg(role).UUID, cause)
+	}
+}
+
+func playAction(path string) action {
+	return func(ctx context.Context, e *Engine, c *Call) error {
+		return e.sw.Play(ctx, c.Node, c.First.UUID, path)
+	}
+}
+
+func maxDurationAction(d time.Duration) action {
+	return func(ctx context.Context, e *Engine, c *Call) error {
+		return e.sw.HangupAfter(ctx, c.Node, c.First.UUID, d, "ALLOTTED_TIMEOUT")
+	}
+}
+
+// commit saves the call, publishes its outbox and runs the commands the
+// change decided. A command that fails is turned into the event FreeSWITCH
+// would have sent (a failed originate ends the leg).
+func (e *Engine) commit(ctx context.Context, c *Call, acts []action) error {
+	pending := c.outbox
+	c.outbox = nil
+	c.Pending = append(c.Pending, pending...)
+	if err := e.store.Update(ctx, c); err != nil {
+		return err
+	}
+	e.flush(ctx, c)
+	if c.Status.Final() {
+		e.releaseLocks(ctx, c)
+		if err := e.store.Finish(ctx, c); err != nil {
+			e.log.Error("finish call", "call_id", c.ID, "err", err)
+		}
+	}
+	for _, a := range acts {
+		if err := a(ctx, e, c); err != nil {
+			e.log.Warn("FreeSWITCH command failed", "call_id", c.ID, "err", err)
+			e.commandFailed(c, err)
+		}
+	}
+	return nil
+}
+
+// commandFailed feeds a failed command back as a synthetic event, handled
+// in order after what is queued for the call.
+func (e *Engine) commandFailed(c *Call, err error) {
+	var ce interface{ Cause() string }
+	cause := "NORMAL_TEMPORARY_FAILURE"
+	if errors.As(err, &ce) && ce.Cause() != "" {
+		cause = ce.Cause()
+	}
+	for _, l := range []*Leg{&c.First, &c.Second} {
+		if l.Status == LegDialing {
+			go e.HandleEvent(SwitchEvent{Node: c.Node, Name: "BACKGROUND_JOB", UUID: l.UUID, CallID: c.ID, Cause: cause, At: e.now().UTC()})
+		}
+	}
+}
+
+// flush publishes the call's outbox and clears what was published.
+func (e *Engine) flush(ctx context.Context, c *Call) {
+	if len(c.Pending) == 0 {
+		return
+	}
+	done := 0
+	for _, p := range c.Pending {
+		if err := e.pub.Publish(ctx, c, p); err != nil {
+			e.log.Warn("publish event; will retry", "call_id", c.ID, "seq", p.Seq, "err", err)
+			break
+		}
+		done++
+	}
+	if done == 0 {
+		return
+	}
+	c.Pending = c.Pending[done:]
+	if err := e.store.Update(ctx, c); err != nil {
+		// The events stay in the stored outbox and are published again
+		// (same message IDs, deduplicated) by the next flush.
+		e.log.Warn("clear outbox", "call_id", c.ID, "err", err)
+	}
+}
+
+func (e *Engine) releaseLocks(ctx context.Context, c *Call) {
+	for _, id := range c.Locks {
+		if err := e.locks.Unlock(ctx, endpointLockKey(id), c.ID); err != nil {
+			e.log.Warn("release endpoint", "endpoint_id", id, "call_id", c.ID, "err", err)
+		}
+	}
+}
+
+func endpointLockKey(id string) string { return "origination:endpoint-busy:" + id }
+
+// newID returns a call ID: time-ordered (48 bits of milliseconds) then
+// random, hex, so IDs sort by creation and never collide across replicas.
+func newID() string {
+	var b [16]byte
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:])
+	b[6] = b[6]&0x0f | 0x70 // UUIDv7
+	b[8] = b[8]&0x3f | 0x80
+	return formatUUID(b)
+}
+
+// newUUID returns a random UUID for a leg (origination_uuid).
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return formatUUID(b)
+}
+
+func formatUUID(b [16]byte) string {
+	const hexd = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, v := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hexd[v>>4], hexd[v&0xf])
+	}
+	return string(out)
+}

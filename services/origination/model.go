@@ -1,0 +1,182 @@
+// Package origination places and controls two-leg calls on FreeSWITCH: it
+// dials each leg parked, plays announcements, bridges the parties, enforces
+// the maximum duration and turns every change into an event. All decisions
+// live here; FreeSWITCH is only asked to dial, play, bridge and hang up.
+package origination
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Status is a call's overall state.
+type Status string
+
+// Call statuses (the brief's list).
+const (
+	StatusQueued    Status = "QUEUED"
+	StatusDialing   Status = "DIALING"
+	StatusRinging   Status = "RINGING"
+	StatusAnswered  Status = "ANSWERED"
+	StatusBridged   Status = "BRIDGED"
+	StatusCompleted Status = "COMPLETED"
+	StatusFailed    Status = "FAILED"
+	StatusCanceled  Status = "CANCELED"
+)
+
+// Final reports whether the call has ended.
+func (s Status) Final() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled
+}
+
+// LegStatus is one leg's state.
+type LegStatus string
+
+// Leg statuses.
+const (
+	LegPending  LegStatus = "PENDING"
+	LegDialing  LegStatus = "DIALING"
+	LegRinging  LegStatus = "RINGING"
+	LegAnswered LegStatus = "ANSWERED"
+	LegHungup   LegStatus = "HUNGUP"
+	LegFailed   LegStatus = "FAILED"
+)
+
+// Up reports whether FreeSWITCH may still have this leg's channel.
+func (s LegStatus) Up() bool { return s == LegDialing || s == LegRinging || s == LegAnswered }
+
+// Role names a leg: the first party dialed (or both, simultaneously).
+type Role string
+
+// Leg roles; they are also the ringback_leg channel variable.
+const (
+	RoleFirst  Role = "first"
+	RoleSecond Role = "second"
+)
+
+// Mode is how the two parties are dialed.
+type Mode string
+
+// Call modes.
+const (
+	// ModeSequential dials the first party, optionally plays it an
+	// announcement, then dials the second party and bridges them.
+	ModeSequential Mode = "SEQUENTIAL"
+	// ModeSimultaneous dials both at once and bridges when both answered.
+	ModeSimultaneous Mode = "SIMULTANEOUS"
+)
+
+// Leg is one party of a call and the FreeSWITCH channel that reaches it.
+type Leg struct {
+	Role           Role      `json:"role"`
+	Number         string    `json:"number,omitempty"`      // E.164, when dialing a number
+	EndpointID     string    `json:"endpoint_id,omitempty"` // when dialing an endpoint
+	DialString     string    `json:"dial_string"`
+	CallerIDNumber string    `json:"caller_id_number,omitempty"`
+	CallerIDName   string    `json:"caller_id_name,omitempty"`
+	RingTimeoutMS  int       `json:"ring_timeout_ms"`
+	Status         LegStatus `json:"status"`
+	UUID           string    `json:"uuid"`
+	HangupCause    string    `json:"hangup_cause,omitempty"`
+	SIPStatus      int       `json:"sip_status,omitempty"`
+	AnsweredAt     time.Time `json:"answered_at,omitzero"`
+	EndedAt        time.Time `json:"ended_at,omitzero"`
+}
+
+// Call is one request to connect two parties. It is the engine's unit of
+// state: kept in Redis while live and published whole with every event.
+type Call struct {
+	ID            string            `json:"id"`
+	AccountID     string            `json:"account_id"`
+	Source        string            `json:"source"`
+	Mode          Mode              `json:"mode"`
+	Status        Status            `json:"status"`
+	FailedLeg     Role              `json:"failed_leg,omitempty"`
+	FailureReason FailureReason     `json:"failure_reason,omitempty"`
+	First         Leg               `json:"first"`
+	Second        Leg               `json:"second"`
+	Announcement  string            `json:"announcement,omitempty"`
+	Announced     bool              `json:"announced,omitempty"`
+	MaxDurationS  int               `json:"max_duration_s,omitempty"`
+	Variables     map[string]string `json:"variables,omitempty"`
+	Node          string            `json:"node"`
+	HangupCause   string            `json:"hangup_cause,omitempty"`
+	Owner         string            `json:"owner"`           // origination instance driving it
+	Seq           int64             `json:"seq"`             // last event sequence published
+	Version       int64             `json:"version"`         // optimistic concurrency in the store
+	Locks         []string          `json:"locks,omitempty"` // endpoint IDs held busy by this call
+	// Ending is the outcome decided while legs are still being torn down;
+	// it becomes Status once no leg is up.
+	Ending Status `json:"ending,omitempty"`
+	// Pending is the outbox: events recorded with a state change and not
+	// yet acknowledged by the bus.
+	Pending    []Pending `json:"pending,omitempty"`
+	outbox     []Pending // recorded by the change being applied
+	CreatedAt  time.Time `json:"created_at"`
+	AnsweredAt time.Time `json:"answered_at,omitzero"`
+	BridgedAt  time.Time `json:"bridged_at,omitzero"`
+	EndedAt    time.Time `json:"ended_at,omitzero"`
+}
+
+// Leg returns the leg with the given role.
+func (c *Call) Leg(r Role) *Leg {
+	if r == RoleSecond {
+		return &c.Second
+	}
+	return &c.First
+}
+
+// Other returns the other leg.
+func (c *Call) Other(r Role) *Leg {
+	if r == RoleSecond {
+		return &c.First
+	}
+	return &c.Second
+}
+
+// DurationS is the call's length so far or in total, in whole seconds.
+func (c *Call) DurationS(now time.Time) int {
+	end := c.EndedAt
+	if end.IsZero() {
+		end = now
+	}
+	return int(end.Sub(c.CreatedAt) / time.Second)
+}
+
+// Billsec is how long the parties were connected, in whole seconds.
+func (c *Call) Billsec(now time.Time) int {
+	if c.BridgedAt.IsZero() {
+		return 0
+	}
+	end := c.EndedAt
+	if end.IsZero() {
+		end = now
+	}
+	return int(end.Sub(c.BridgedAt) / time.Second)
+}
+
+// NormalizeNumber validates a phone number and returns it in E.164 form
+// (+ and 7 to 15 digits, no leading zero). Spaces, dashes, dots and
+// parentheses are tolerated as people type them.
+func NormalizeNumber(s string) (string, error) {
+	var b strings.Builder
+	for i, r := range strings.TrimSpace(s) {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '+' && i == 0:
+		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')':
+		default:
+			return "", fmt.Errorf("number %q: unexpected character %q", s, r)
+		}
+	}
+	d := b.String()
+	if len(d) < 7 || len(d) > 15 {
+		return "", fmt.Errorf("number %q: an E.164 number has 7 to 15 digits", s)
+	}
+	if d[0] == '0' {
+		return "", fmt.Errorf("number %q: an E.164 number starts with a country code, not 0", s)
+	}
+	return "+" + d, nil
+}

@@ -1,0 +1,156 @@
+package origination
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore keeps live calls in Redis, the hot shared state every
+// origination replica sees: a call survives a restart of the process that
+// drives it, and its hangup after the restart is still applied.
+//
+// Layout: origination:call:<id> is a hash {v: version, d: call JSON};
+// origination:live:<owner> the set of calls an instance drives;
+// origination:leg:<uuid> maps a leg to its call. Ended calls are kept for
+// Retention so GetCall still answers; the durable record is the CDR.
+type RedisStore struct {
+	rdb       redis.UniversalClient
+	Retention time.Duration
+}
+
+// NewRedisStore wraps a Redis client.
+func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
+	return &RedisStore{rdb: rdb, Retention: 24 * time.Hour}
+}
+
+func callKey(id string) string    { return "origination:call:" + id }
+func liveKey(owner string) string { return "origination:live:" + owner }
+func legKey(uuid string) string   { return "origination:leg:" + uuid }
+
+// casScript replaces the call only if its stored version is the expected
+// one, so concurrent writers cannot lose each other's changes.
+var casScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], 'v')
+if v == false then return -1 end
+if tonumber(v) ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
+return 1`)
+
+// Create stores a new call and indexes its legs.
+func (s *RedisStore) Create(ctx context.Context, c *Call) error {
+	c.Version = 1
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode call %s: %w", c.ID, err)
+	}
+	ok, err := s.rdb.HSetNX(ctx, callKey(c.ID), "d", data).Result()
+	if err != nil {
+		return fmt.Errorf("create call %s: %w", c.ID, err)
+	}
+	if !ok {
+		return fmt.Errorf("create call %s: already exists", c.ID)
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, callKey(c.ID), "v", c.Version)
+	pipe.SAdd(ctx, liveKey(c.Owner), c.ID)
+	for _, l := range []Leg{c.First, c.Second} {
+		pipe.Set(ctx, legKey(l.UUID), c.ID, s.Retention+time.Duration(c.MaxDurationS)*time.Second)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("index call %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Get loads a call.
+func (s *RedisStore) Get(ctx context.Context, id string) (*Call, error) {
+	vals, err := s.rdb.HMGet(ctx, callKey(id), "v", "d").Result()
+	if err != nil {
+		return nil, fmt.Errorf("load call %s: %w", id, err)
+	}
+	d, ok := vals[1].(string)
+	if !ok {
+		return nil, fmt.Errorf("call %s: %w", id, ErrNotFound)
+	}
+	var c Call
+	if err := json.Unmarshal([]byte(d), &c); err != nil {
+		return nil, fmt.Errorf("decode call %s: %w", id, err)
+	}
+	if v, ok := vals[0].(string); ok {
+		fmt.Sscan(v, &c.Version)
+	}
+	return &c, nil
+}
+
+// Update saves c if nobody changed it since it was loaded.
+func (s *RedisStore) Update(ctx context.Context, c *Call) error {
+	next := c.Version + 1
+	cp := *c
+	cp.Version = next
+	data, err := json.Marshal(&cp)
+	if err != nil {
+		return fmt.Errorf("encode call %s: %w", c.ID, err)
+	}
+	res, err := casScript.Run(ctx, s.rdb, []string{callKey(c.ID)}, c.Version, next, data).Int()
+	if err != nil {
+		return fmt.Errorf("update call %s: %w", c.ID, err)
+	}
+	switch res {
+	case 1:
+		c.Version = next
+		return nil
+	case -1:
+		return fmt.Errorf("update call %s: %w", c.ID, ErrNotFound)
+	}
+	return fmt.Errorf("update call %s: %w", c.ID, ErrConflict)
+}
+
+// CallForLeg maps a leg UUID to its call.
+func (s *RedisStore) CallForLeg(ctx context.Context, uuid string) (string, error) {
+	id, err := s.rdb.Get(ctx, legKey(uuid)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("find call of leg %s: %w", uuid, err)
+	}
+	return id, nil
+}
+
+// Live lists the live calls of an owner.
+func (s *RedisStore) Live(ctx context.Context, owner string) ([]*Call, error) {
+	ids, err := s.rdb.SMembers(ctx, liveKey(owner)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list live calls: %w", err)
+	}
+	var out []*Call
+	for _, id := range ids {
+		c, err := s.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			s.rdb.SRem(ctx, liveKey(owner), id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Finish takes an ended call out of the live set and lets it expire.
+func (s *RedisStore) Finish(ctx context.Context, c *Call) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.SRem(ctx, liveKey(c.Owner), c.ID)
+	pipe.Expire(ctx, callKey(c.ID), s.Retention)
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("finish call %s: %w", c.ID, err)
+	}
+	return nil
+}

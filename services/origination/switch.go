@@ -1,0 +1,59 @@
+package origination
+
+import (
+	"context"
+	"time"
+)
+
+// Switch is what origination needs from FreeSWITCH. It is declared here, by
+// its consumer, so the engine can be driven by the event-socket client in
+// production and by the simulator through the same client in tests; nothing
+// of eslgo leaks past it.
+type Switch interface {
+	// PickNode chooses the FreeSWITCH node for a new call.
+	PickNode() (string, error)
+	// Originate starts dialing one leg and returns once FreeSWITCH took the
+	// job; the outcome arrives as events carrying the leg's UUID.
+	Originate(ctx context.Context, node string, o OriginateLeg) error
+	// Bridge joins two parked legs (uuid_bridge).
+	Bridge(ctx context.Context, node, a, b string) error
+	// Hangup ends a leg with a FreeSWITCH cause (uuid_kill).
+	Hangup(ctx context.Context, node, uuid, cause string) error
+	// Play plays a file or tone to a parked leg (uuid_broadcast).
+	Play(ctx context.Context, node, uuid, path string) error
+	// HangupAfter schedules a leg's hangup (sched_hangup), enforcing the
+	// maximum call duration inside FreeSWITCH itself, so it holds even if
+	// origination is down.
+	HangupAfter(ctx context.Context, node, uuid string, after time.Duration, cause string) error
+	// Exists reports whether a leg is still up (reconciliation).
+	Exists(ctx context.Context, node, uuid string) (bool, error)
+}
+
+// OriginateLeg is one leg to dial, parked on answer.
+type OriginateLeg struct {
+	UUID           string // origination_uuid: ours, so every event maps to the leg
+	DialString     string // e.g. sofia/gateway/carrier/15551230001
+	CallerIDNumber string
+	CallerIDName   string
+	RingTimeout    time.Duration
+	// Variables become channel variables and come back on every event of
+	// the leg (ringback_call_id, ringback_leg, ...).
+	Variables map[string]string
+}
+
+// SwitchEvent is a FreeSWITCH event reduced to what the engine uses.
+type SwitchEvent struct {
+	Node      string
+	Name      string // CHANNEL_ANSWER, CHANNEL_HANGUP_COMPLETE, BACKGROUND_JOB, ...
+	UUID      string // Unique-ID; for BACKGROUND_JOB the Job-UUID (we set it to the leg UUID)
+	CallID    string // variable_ringback_call_id
+	Leg       string // variable_ringback_leg: "first" or "second"
+	Cause     string // Hangup-Cause, or the cause of a failed BACKGROUND_JOB
+	SIPStatus int    // variable_sip_term_status
+	JobOK     bool   // BACKGROUND_JOB said +OK
+	At        time.Time
+	// Billsec is variable_billsec on CHANNEL_HANGUP_COMPLETE.
+	Billsec int
+	// Application is set on CHANNEL_EXECUTE_COMPLETE / PLAYBACK_STOP.
+	Application string
+}
