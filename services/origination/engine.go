@@ -342,6 +342,69 @@ func (e *Engine) Hangup(ctx context.Context, id, cause string) (*Call, error) {
 	return c, nil
 }
 
+// Recover brings this instance's live calls back in line with FreeSWITCH.
+// It runs at start (a restarted origination picks its calls up where they
+// were) and after an event-socket reconnect (events may have been missed):
+// pending events are published again, and legs FreeSWITCH no longer has are
+// ended as if their hangup had been seen. With nodeRestarted set for a node
+// (its Core-UUID changed), every leg on it is gone without asking.
+func (e *Engine) Recover(ctx context.Context, nodeRestarted map[string]bool) error {
+	calls, err := e.store.Live(ctx, e.cfg.Instance)
+	if err != nil {
+		return fmt.Errorf("recover live calls: %w", err)
+	}
+	for _, c := range calls {
+		if err := e.recoverCall(ctx, c.ID, nodeRestarted[c.Node]); err != nil {
+			e.log.Error("recover call", "call_id", c.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) error {
+	unlock := e.lock(id)
+	defer unlock()
+	c, err := e.store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	e.flush(ctx, c)
+	if c.Status.Final() {
+		return e.store.Finish(ctx, c)
+	}
+	var acts []action
+	for _, r := range []Role{RoleFirst, RoleSecond} {
+		l := c.Leg(r)
+		if !l.Status.Up() {
+			continue
+		}
+		// A leg still dialing may not have a channel yet: its BACKGROUND_JOB
+		// is on the way. Only once it is overdue is absence conclusive.
+		if !nodeGone && l.Status == LegDialing && e.now().Sub(l.DialedAt) < time.Duration(l.RingTimeoutMS)*time.Millisecond+5*time.Second {
+			continue
+		}
+		exists := false
+		if !nodeGone {
+			if exists, err = e.sw.Exists(ctx, c.Node, l.UUID); err != nil {
+				return fmt.Errorf("check leg %s: %w", l.UUID, err)
+			}
+		}
+		if exists {
+			continue
+		}
+		cause := "NORMAL_TEMPORARY_FAILURE"
+		if l.Status == LegAnswered {
+			cause = "NORMAL_CLEARING"
+		}
+		e.log.Warn("leg gone from FreeSWITCH while we were not looking", "call_id", c.ID, "leg_uuid", l.UUID, "node_restarted", nodeGone)
+		acts = append(acts, e.legEnded(c, r, cause, 0, e.now().UTC())...)
+	}
+	if len(c.outbox) == 0 && len(acts) == 0 {
+		return nil
+	}
+	return e.commit(ctx, c, acts)
+}
+
 // handle applies one FreeSWITCH event to its call.
 func (e *Engine) handle(ev SwitchEvent) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -560,7 +623,7 @@ func (e *Engine) record(c *Call, t EventType, leg Role) {
 // dial marks a leg dialing and returns the originate command.
 func (e *Engine) dial(c *Call, role Role) action {
 	l := c.Leg(role)
-	l.Status = LegDialing
+	l.Status, l.DialedAt = LegDialing, e.now().UTC()
 	if c.Status == StatusQueued {
 		c.Status = StatusDialing
 	}

@@ -441,3 +441,48 @@ type causeErr string
 
 func (e causeErr) Error() string { return "-ERR " + string(e) }
 func (e causeErr) Cause() string { return string(e) }
+
+func TestRecoverAfterRestart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := h.create(CreateRequest{Mode: ModeSimultaneous, First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}})
+	h.waitCmd("originate second")
+	h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+	h.event(c, RoleSecond, "CHANNEL_ANSWER", "", 0)
+	h.event(c, RoleFirst, "CHANNEL_BRIDGE", "", 0)
+	h.waitStatus(c.ID, StatusBridged)
+
+	// The process restarts: a new engine with the same instance ID and store.
+	h.e.Close()
+	sw2 := &fakeSwitch{failNext: map[string]error{}}
+	e2 := NewEngine(h.e.cfg, sw2, h.store, h.pub, &memLocker{}, DialPlan{}, h.e.log)
+	t.Cleanup(e2.Close)
+	if err := e2.Recover(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The hangup that happens after the restart is still recorded.
+	e2.HandleEvent(SwitchEvent{Name: "CHANNEL_HANGUP_COMPLETE", UUID: c.First.UUID, CallID: c.ID, Cause: "NORMAL_CLEARING"})
+	h2 := &harness{t: t, e: e2, sw: sw2, pub: h.pub, store: h.store}
+	h2.waitCmd("hangup " + c.Second.UUID + " NORMAL_CLEARING")
+	e2.HandleEvent(SwitchEvent{Name: "CHANNEL_HANGUP_COMPLETE", UUID: c.Second.UUID, CallID: c.ID, Cause: "NORMAL_CLEARING"})
+	got := h2.waitStatus(c.ID, StatusCompleted)
+	if got.BridgedAt.IsZero() || got.HangupCause != "NORMAL_CLEARING" {
+		t.Fatalf("call after restart: %+v", got)
+	}
+}
+
+func TestRecoverWhenNodeRestarted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := h.create(CreateRequest{First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}})
+	h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+	h.waitCmd("originate second")
+	// FreeSWITCH restarted (new Core-UUID): both legs are gone, no events came.
+	if err := h.e.Recover(context.Background(), map[string]bool{"fs1": true}); err != nil {
+		t.Fatal(err)
+	}
+	got := h.waitStatus(c.ID, StatusFailed)
+	if got.First.Status != LegHungup || got.Second.Status != LegFailed {
+		t.Fatalf("legs after node restart: %+v / %+v", got.First, got.Second)
+	}
+}

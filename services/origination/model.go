@@ -80,6 +80,7 @@ type Leg struct {
 	UUID           string    `json:"uuid"`
 	HangupCause    string    `json:"hangup_cause,omitempty"`
 	SIPStatus      int       `json:"sip_status,omitempty"`
+	DialedAt       time.Time `json:"dialed_at,omitzero"`
 	AnsweredAt     time.Time `json:"answered_at,omitzero"`
 	EndedAt        time.Time `json:"ended_at,omitzero"`
 }
