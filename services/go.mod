@@ -35,3 +35,7 @@ require (
 require github.com/ringback/ringback/freeswitch/sim v0.0.0
 
 replace github.com/ringback/ringback/freeswitch/sim => ../freeswitch/sim
+
+require github.com/ringback/ringback/proto v0.0.0
+
+replace github.com/ringback/ringback/proto => ../proto

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 )
@@ -54,6 +55,8 @@ type Store interface {
 	CallForLeg(ctx context.Context, legUUID string) (string, error)
 	// Live lists the calls an owner drives that have not ended.
 	Live(ctx context.Context, owner string) ([]*Call, error)
+	// LiveForAccount lists an account's calls that have not ended.
+	LiveForAccount(ctx context.Context, account string) ([]*Call, error)
 	// Finish moves an ended call out of the live set (kept for lookups).
 	Finish(ctx context.Context, c *Call) error
 }
@@ -296,6 +299,23 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// LiveCalls lists an account's calls that have not ended, oldest first
+// (IDs are time-ordered).
+func (e *Engine) LiveCalls(ctx context.Context, account string) ([]*Call, error) {
+	all, err := e.store.LiveForAccount(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Call
+	for _, c := range all {
+		if c.AccountID == account && !c.Status.Final() {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }
 
 // Get returns a call, live or ended.

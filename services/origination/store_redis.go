@@ -28,9 +28,10 @@ func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
 	return &RedisStore{rdb: rdb, Retention: 24 * time.Hour}
 }
 
-func callKey(id string) string    { return "origination:call:" + id }
-func liveKey(owner string) string { return "origination:live:" + owner }
-func legKey(uuid string) string   { return "origination:leg:" + uuid }
+func callKey(id string) string             { return "origination:call:" + id }
+func liveKey(owner string) string          { return "origination:live:" + owner }
+func legKey(uuid string) string            { return "origination:leg:" + uuid }
+func accountLiveKey(account string) string { return "origination:live-account:" + account }
 
 // casScript replaces the call only if its stored version is the expected
 // one, so concurrent writers cannot lose each other's changes.
@@ -58,6 +59,7 @@ func (s *RedisStore) Create(ctx context.Context, c *Call) error {
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, callKey(c.ID), "v", c.Version)
 	pipe.SAdd(ctx, liveKey(c.Owner), c.ID)
+	pipe.SAdd(ctx, accountLiveKey(c.AccountID), c.ID)
 	for _, l := range []Leg{c.First, c.Second} {
 		pipe.Set(ctx, legKey(l.UUID), c.ID, s.Retention+time.Duration(c.MaxDurationS)*time.Second)
 	}
@@ -124,7 +126,17 @@ func (s *RedisStore) CallForLeg(ctx context.Context, uuid string) (string, error
 
 // Live lists the live calls of an owner.
 func (s *RedisStore) Live(ctx context.Context, owner string) ([]*Call, error) {
-	ids, err := s.rdb.SMembers(ctx, liveKey(owner)).Result()
+	return s.members(ctx, liveKey(owner))
+}
+
+// LiveForAccount lists an account's live calls, whichever instance drives
+// them.
+func (s *RedisStore) LiveForAccount(ctx context.Context, account string) ([]*Call, error) {
+	return s.members(ctx, accountLiveKey(account))
+}
+
+func (s *RedisStore) members(ctx context.Context, key string) ([]*Call, error) {
+	ids, err := s.rdb.SMembers(ctx, key).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list live calls: %w", err)
 	}
@@ -132,7 +144,7 @@ func (s *RedisStore) Live(ctx context.Context, owner string) ([]*Call, error) {
 	for _, id := range ids {
 		c, err := s.Get(ctx, id)
 		if errors.Is(err, ErrNotFound) {
-			s.rdb.SRem(ctx, liveKey(owner), id)
+			s.rdb.SRem(ctx, key, id)
 			continue
 		}
 		if err != nil {
@@ -147,6 +159,7 @@ func (s *RedisStore) Live(ctx context.Context, owner string) ([]*Call, error) {
 func (s *RedisStore) Finish(ctx context.Context, c *Call) error {
 	pipe := s.rdb.TxPipeline()
 	pipe.SRem(ctx, liveKey(c.Owner), c.ID)
+	pipe.SRem(ctx, accountLiveKey(c.AccountID), c.ID)
 	pipe.Expire(ctx, callKey(c.ID), s.Retention)
 	_, err := pipe.Exec(ctx)
 	if err != nil {

@@ -1,0 +1,222 @@
+package origination
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// AccountHeader is the gRPC metadata key carrying the authenticated account
+// ID. The gateway sets it after checking the API key; services trust it
+// because they are only reachable from inside the cluster.
+const AccountHeader = "ringback-account-id"
+
+// ErrorDomain is the domain of every ErrorInfo this service returns.
+const ErrorDomain = "origination.ringback.dev"
+
+// AccountFromContext returns the account a request acts for.
+func AccountFromContext(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(AccountHeader); len(v) == 1 && v[0] != "" {
+		return v[0], nil
+	}
+	return "", statusError(codes.Unauthenticated, "UNAUTHENTICATED", "no account in the request")
+}
+
+// statusError builds a gRPC status with a stable machine-readable reason
+// (google.rpc.ErrorInfo) that the gateway turns into the JSON error code.
+func statusError(code codes.Code, reason, msg string) error {
+	st := status.New(code, msg)
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// GRPCError maps the engine's errors to gRPC statuses with stable reasons.
+func GRPCError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrInvalid):
+		return statusError(codes.InvalidArgument, "INVALID_ARGUMENT", err.Error())
+	case errors.Is(err, ErrUnknownEndpoint):
+		return statusError(codes.NotFound, "ENDPOINT_NOT_FOUND", err.Error())
+	case errors.Is(err, ErrEndpointBusy):
+		return statusError(codes.FailedPrecondition, "ENDPOINT_BUSY", err.Error())
+	case errors.Is(err, ErrNotFound):
+		return statusError(codes.NotFound, "CALL_NOT_FOUND", err.Error())
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return statusError(codes.DeadlineExceeded, "TIMEOUT", err.Error())
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return statusError(codes.Internal, "INTERNAL", "internal error")
+}
+
+// CallServer is the CallService gRPC API.
+type CallServer struct {
+	originationv1.UnimplementedCallServiceServer
+	Engine *Engine
+	// Redis backs idempotency keys (24 h).
+	Redis redis.UniversalClient
+	Now   func() time.Time
+}
+
+func (s *CallServer) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func partyFromProto(p *originationv1.PartySpec) PartySpec {
+	if p == nil {
+		return PartySpec{}
+	}
+	return PartySpec{Number: p.GetNumber(), EndpointID: p.GetEndpointId(), CallerIDNumber: p.GetCallerIdNumber(),
+		CallerIDName: p.GetCallerIdName(), RingTimeoutMS: int(p.GetRingTimeoutMs())}
+}
+
+// CreateCall validates and starts a call; it answers at once with the call
+// (its ID is returned even though the call is only dialing).
+func (s *CallServer) CreateCall(ctx context.Context, req *originationv1.CreateCallRequest) (*originationv1.CreateCallResponse, error) {
+	account, err := AccountFromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if k := req.GetIdempotencyKey(); k != "" {
+		if len(k) > 128 {
+			return nil, statusError(codes.InvalidArgument, "INVALID_ARGUMENT", "idempotency_key is longer than 128 characters")
+		}
+		if id, err := s.Redis.Get(ctx, idemKey(account, k)).Result(); err == nil {
+			c, err := s.Engine.Get(ctx, id)
+			if err != nil {
+				return nil, GRPCError(err)
+			}
+			return &originationv1.CreateCallResponse{Call: ToProto(c, s.now())}, nil
+		}
+	}
+	if len(req.GetVariables()) > 64 {
+		return nil, statusError(codes.InvalidArgument, "INVALID_ARGUMENT", "at most 64 variables")
+	}
+	for k, v := range req.GetVariables() {
+		if k == "" || len(k) > 64 || len(v) > 1024 {
+			return nil, statusError(codes.InvalidArgument, "INVALID_ARGUMENT", fmt.Sprintf("variable %q: names 1-64 characters, values up to 1024", k))
+		}
+	}
+	mode := ModeSequential
+	if req.GetMode() == originationv1.CallMode_CALL_MODE_SIMULTANEOUS {
+		mode = ModeSimultaneous
+	}
+	c, err := s.Engine.Create(ctx, CreateRequest{
+		AccountID: account, Source: "API", Mode: mode,
+		First: partyFromProto(req.GetFirst()), Second: partyFromProto(req.GetSecond()),
+		Announcement: req.GetAnnouncement(), MaxDurationS: int(req.GetMaxDurationS()), Variables: req.GetVariables(),
+	})
+	if err != nil {
+		return nil, GRPCError(err)
+	}
+	if k := req.GetIdempotencyKey(); k != "" {
+		s.Redis.Set(ctx, idemKey(account, k), c.ID, 24*time.Hour)
+	}
+	return &originationv1.CreateCallResponse{Call: ToProto(c, s.now())}, nil
+}
+
+func idemKey(account, key string) string { return "origination:idem:" + account + ":" + key }
+
+// GetCall returns a call of the caller's account.
+func (s *CallServer) GetCall(ctx context.Context, req *originationv1.GetCallRequest) (*originationv1.GetCallResponse, error) {
+	c, err := s.owned(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &originationv1.GetCallResponse{Call: ToProto(c, s.now())}, nil
+}
+
+// HangupCall ends a call of the caller's account.
+func (s *CallServer) HangupCall(ctx context.Context, req *originationv1.HangupCallRequest) (*originationv1.HangupCallResponse, error) {
+	if _, err := s.owned(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
+	cause := req.GetCause()
+	if cause != "" && !validHangupCause(cause) {
+		return nil, statusError(codes.InvalidArgument, "INVALID_ARGUMENT", "cause must be a FreeSWITCH hangup cause such as NORMAL_CLEARING")
+	}
+	c, err := s.Engine.Hangup(ctx, req.GetId(), cause)
+	if err != nil {
+		return nil, GRPCError(err)
+	}
+	return &originationv1.HangupCallResponse{Call: ToProto(c, s.now())}, nil
+}
+
+// ListLiveCalls lists the account's calls that have not ended.
+func (s *CallServer) ListLiveCalls(ctx context.Context, req *originationv1.ListLiveCallsRequest) (*originationv1.ListLiveCallsResponse, error) {
+	account, err := AccountFromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	calls, err := s.Engine.LiveCalls(ctx, account)
+	if err != nil {
+		return nil, GRPCError(err)
+	}
+	size := int(req.GetPageSize())
+	if size <= 0 || size > 500 {
+		size = 100
+	}
+	start := 0
+	if tok := req.GetPageToken(); tok != "" {
+		start = len(calls)
+		for i, c := range calls {
+			if c.ID > tok {
+				start = i
+				break
+			}
+		}
+	}
+	resp := &originationv1.ListLiveCallsResponse{}
+	for i := start; i < len(calls) && len(resp.Calls) < size; i++ {
+		resp.Calls = append(resp.Calls, ToProto(calls[i], s.now()))
+		if len(resp.Calls) == size && i+1 < len(calls) {
+			resp.NextPageToken = calls[i].ID
+		}
+	}
+	return resp, nil
+}
+
+// owned loads a call and hides other accounts' calls.
+func (s *CallServer) owned(ctx context.Context, id string) (*Call, error) {
+	account, err := AccountFromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" || len(id) > 64 {
+		return nil, statusError(codes.InvalidArgument, "INVALID_ARGUMENT", "id is required")
+	}
+	c, err := s.Engine.Get(ctx, id)
+	if err != nil {
+		return nil, GRPCError(err)
+	}
+	if c.AccountID != account {
+		return nil, GRPCError(fmt.Errorf("call %s: %w", id, ErrNotFound))
+	}
+	return c, nil
+}
+
+func validHangupCause(c string) bool {
+	for _, r := range c {
+		if (r < 'A' || r > 'Z') && r != '_' {
+			return false
+		}
+	}
+	return len(c) > 2 && len(c) < 40
+}
