@@ -1,9 +1,9 @@
 # Ringback. Each Go module is listed: `go test ./...` does not cross modules
 # at the workspace root.
-MODULES := freeswitch/sim
+MODULES := freeswitch/sim proto services
 GO ?= go
 
-.PHONY: test lint build bench conformance fssim
+.PHONY: test lint build bench conformance fssim generate generate-check
 
 ## test: lint, then every module's tests with the race detector (includes the
 ## simulator's ESL conformance suite).
@@ -13,10 +13,20 @@ test: lint
 		(cd $$m && $(GO) test -race -count=1 -timeout 15m ./...) || exit 1; \
 	done
 
-## lint: gofmt and go vet over every module.
+## lint: gofmt and go vet over every module, buf lint, generated code check.
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+	cd proto && GOWORK=off $(GO) tool -modfile=../tools/go.mod buf lint
+	$(MAKE) generate-check
+
+## generate: buf lint, then regenerate proto/gen (tools pinned in tools/go.mod).
+generate:
+	bash proto/scripts/generate.sh
+
+## generate-check: fail with a diff if proto/gen is not what the protos give.
+generate-check:
+	bash proto/scripts/generate-check.sh
 
 ## conformance: the ESL conformance suite alone (set FREESWITCH_ESL_ADDR to
 ## run it against a real FreeSWITCH).

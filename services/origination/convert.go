@@ -41,6 +41,7 @@ var (
 	}
 	eventToProto = map[EventType]eventsv1.EventType{
 		EventCallQueued: eventsv1.EventType_EVENT_TYPE_CALL_QUEUED, EventCallDialing: eventsv1.EventType_EVENT_TYPE_CALL_DIALING,
+		EventLegDialing: eventsv1.EventType_EVENT_TYPE_LEG_DIALING,
 		EventLegRinging: eventsv1.EventType_EVENT_TYPE_LEG_RINGING, EventLegAnswered: eventsv1.EventType_EVENT_TYPE_LEG_ANSWERED,
 		EventLegHangup: eventsv1.EventType_EVENT_TYPE_LEG_HANGUP, EventCallBridged: eventsv1.EventType_EVENT_TYPE_CALL_BRIDGED,
 		EventCallCompleted: eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED, EventCallFailed: eventsv1.EventType_EVENT_TYPE_CALL_FAILED,

@@ -20,6 +20,7 @@ type EventType string
 const (
 	EventCallQueued           EventType = "CALL_QUEUED"
 	EventCallDialing          EventType = "CALL_DIALING"
+	EventLegDialing           EventType = "LEG_DIALING"
 	EventLegRinging           EventType = "LEG_RINGING"
 	EventLegAnswered          EventType = "LEG_ANSWERED"
 	EventLegHangup            EventType = "LEG_HANGUP"
@@ -646,8 +647,10 @@ func (e *Engine) dial(c *Call, role Role) action {
 	l.Status, l.DialedAt = LegDialing, e.now().UTC()
 	if c.Status == StatusQueued {
 		c.Status = StatusDialing
+		e.record(c, EventCallDialing, role)
+	} else {
+		e.record(c, EventLegDialing, role)
 	}
-	e.record(c, EventCallDialing, role)
 	leg := *l
 	return func(ctx context.Context, e *Engine, c *Call) error {
 		vars := map[string]string{

@@ -262,7 +262,7 @@ func TestSequentialCallAnsweredBridgedCompleted(t *testing.T) {
 	if done.First.Status != LegHungup || done.Second.Status != LegHungup || done.BridgedAt.IsZero() || done.Variables["crm_id"] != "42" {
 		t.Fatalf("completed call: %+v", done)
 	}
-	h.wantEvents("CALL_QUEUED", "CALL_DIALING(first)", "LEG_RINGING(first)", "LEG_ANSWERED(first)", "CALL_DIALING(second)",
+	h.wantEvents("CALL_QUEUED", "CALL_DIALING(first)", "LEG_RINGING(first)", "LEG_ANSWERED(first)", "LEG_DIALING(second)",
 		"LEG_ANSWERED(second)", "CALL_BRIDGED", "LEG_HANGUP(second)", "LEG_HANGUP(first)", "CALL_COMPLETED")
 	for i, s := range h.pub.seqs[c.ID] {
 		if s != int64(i+1) {
@@ -330,7 +330,7 @@ func TestAnnouncementBeforeSecondParty(t *testing.T) {
 	h.event(c, RoleFirst, "PLAYBACK_STOP", "", 0)
 	h.waitCmd("originate second")
 	h.wantEvents("CALL_QUEUED", "CALL_DIALING(first)", "LEG_ANSWERED(first)", "ANNOUNCEMENT_STARTED(first)",
-		"ANNOUNCEMENT_FINISHED(first)", "CALL_DIALING(second)")
+		"ANNOUNCEMENT_FINISHED(first)", "LEG_DIALING(second)")
 }
 
 func TestHangupThroughAPI(t *testing.T) {
