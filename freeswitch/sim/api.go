@@ -252,6 +252,9 @@ func (s *Sim) apiOriginate(arg string) apiResult {
 	}
 	c, cause := s.originate(dial, o)
 	if c == nil {
+		if cause == errRestarted {
+			cause = "NORMAL_TEMPORARY_FAILURE"
+		}
 		return apiResult{body: "-ERR " + cause + "\n"}
 	}
 	return apiResult{body: "+OK " + c.uuid + "\n", after: func() {

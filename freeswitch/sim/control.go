@@ -133,12 +133,17 @@ func (s *Sim) ctlChannelAction(action string) http.HandlerFunc {
 		}
 		switch action {
 		case "answer":
-			for _, t := range c.timers {
-				t.Stop()
+			// Answering an answered leg is a no-op: its far end keeps its
+			// script (talk time, DTMF).
+			if c.prof.answered == 0 {
+				for _, t := range c.timers {
+					t.Stop()
+				}
+				c.timers = nil
+				c.progress()
+				c.markAnswered()
+				s.scriptAnswered(c, c.outcome)
 			}
-			c.timers = nil
-			c.progress()
-			c.markAnswered()
 		case "hangup":
 			cause := req.Cause
 			if cause == "" {
@@ -249,6 +254,11 @@ func (s *Sim) PlaceInbound(req InboundCall) (string, error) {
 	if req.CallerIDNumber == "" || req.Destination == "" {
 		return "", ctlError("caller_id_number and destination_number are required")
 	}
+	select {
+	case <-s.closed:
+		return "", ctlError("the simulator is closed")
+	default:
+	}
 	s.mu.Lock()
 	if !s.takeSession() {
 		s.mu.Unlock()
@@ -306,6 +316,8 @@ func (s *Sim) Restart() string {
 	s.userCalls = make(map[string]int)
 	s.confs = make(map[string]*conference)
 	s.hs.coreUUID = newUUID()
+	s.globals = s.initialGlobals()
+	s.epoch++
 	s.startedAt = s.clock.Now()
 	s.sinceStart, s.peak = 0, 0
 	id := s.hs.coreUUID

@@ -941,12 +941,19 @@ func (c *eslConn) cmdBgapi(rest string, cmd *command) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		s.mu.Lock()
+		epoch := s.epoch
+		s.mu.Unlock()
 		res, ok := s.api(cmdName, arg)
 		body := apiBody(cmdName, res, ok)
 		if body == "" {
 			body = "Command returned no output!"
 		}
 		s.mu.Lock()
+		if s.epoch != epoch {
+			s.mu.Unlock() // the job died with the "restarted" switch
+			return
+		}
 		s.bus.fire("BACKGROUND_JOB", "", func(e *eventBuilder) {
 			e.file, e.fn, e.line = "mod_event_socket.c", "api_exec", 1572
 			e.add("Job-UUID", jobUUID)

@@ -9,6 +9,10 @@ import (
 	"github.com/ringback/ringback/freeswitch/sim/scenario"
 )
 
+// errRestarted is the cause of an originate cut short by a simulated
+// restart; such an originate reports nothing (no reply, no BACKGROUND_JOB).
+const errRestarted = "\x00restarted"
+
 const originateUsage = "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n"
 
 // splitArgs splits an API argument string on spaces the way
@@ -204,9 +208,18 @@ func (s *Sim) originate(dial string, o originateOpts) (*Channel, string) {
 		callerGone = o.caller.hungup
 	}
 	lastCause := "NO_ANSWER"
+	s.mu.Lock()
+	epoch := s.epoch
+	s.mu.Unlock()
 	for _, group := range ds.groups {
 		results := make(chan legOutcome, len(group)*2)
 		s.mu.Lock()
+		if s.epoch != epoch {
+			// The switch "restarted" under this originate: like a process
+			// that died, it goes no further.
+			s.mu.Unlock()
+			return nil, errRestarted
+		}
 		var legs []*Channel
 		for _, leg := range group {
 			c, cause := s.createLeg(ds.global, leg, o, results)

@@ -113,6 +113,7 @@ type Sim struct {
 	globals     vars
 	startedAt   time.Time
 	sessionID   int
+	epoch       int // bumped by Restart: work begun before it must leave no trace
 
 	eslLn   net.Listener
 	ctlLn   net.Listener
@@ -166,13 +167,7 @@ func Start(ctx context.Context, cfg Config) (*Sim, error) {
 	s.startedAt = s.clock.Now()
 	s.hs = &headerSource{coreUUID: newUUID(), hostname: cfg.Hostname, ipv4: "127.0.0.1", ipv6: "::1", clock: s.clock}
 	s.bus = newBus(s.hs)
-	s.globals = vars{
-		{Name: "hostname", Value: cfg.Hostname},
-		{Name: "local_ip_v4", Value: "127.0.0.1"},
-		{Name: "domain", Value: "127.0.0.1"},
-		{Name: "default_password", Value: "1234"},
-		{Name: "core_uuid", Value: s.hs.coreUUID},
-	}
+	s.globals = s.initialGlobals()
 
 	var lc net.ListenConfig
 	s.eslLn, err = lc.Listen(ctx, "tcp", cfg.ESLAddr)
@@ -281,6 +276,11 @@ func (s *Sim) heartbeatLoop() {
 // switch_core_session_request does when max_sessions or sps is exceeded.
 // Callers hold s.mu.
 func (s *Sim) takeSession() bool {
+	select {
+	case <-s.closed:
+		return false
+	default:
+	}
 	if len(s.channels) >= s.maxSessions {
 		return false
 	}
@@ -414,6 +414,17 @@ func (s *Sim) onHangup(c *Channel) {
 }
 
 func (s *Sim) globalVar(name string) (string, bool) { return s.globals.get(name) }
+
+// initialGlobals are the global variables a (re)started switch has.
+func (s *Sim) initialGlobals() vars {
+	return vars{
+		{Name: "hostname", Value: s.cfg.Hostname},
+		{Name: "local_ip_v4", Value: "127.0.0.1"},
+		{Name: "domain", Value: "127.0.0.1"},
+		{Name: "default_password", Value: "1234"},
+		{Name: "core_uuid", Value: s.hs.coreUUID},
+	}
+}
 
 // channel looks up a live channel. Callers hold s.mu.
 func (s *Sim) channel(uuid string) *Channel {
