@@ -3,11 +3,17 @@
 MODULES := freeswitch/sim proto services
 GO ?= go
 
-.PHONY: test lint build bench conformance fssim generate generate-check
+.PHONY: test lint build bench conformance fssim generate generate-check setup
+
+## setup: PostgreSQL, Redis and NATS (JetStream) on loopback: reused if
+## running, else installed (apt-get) and started (scripts/setup).
+setup:
+	@scripts/setup >/dev/null
 
 ## test: lint, then every module's tests with the race detector (includes the
 ## simulator's ESL conformance suite).
 test: lint
+	@scripts/setup >/dev/null
 	@for m in $(MODULES); do \
 		echo "== go test $$m"; \
 		(cd $$m && $(GO) test -race -count=1 -timeout 15m ./...) || exit 1; \
