@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -73,6 +74,9 @@ type Locker interface {
 	Lock(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
 	Unlock(ctx context.Context, key, owner string) error
 }
+
+// announcementRe: what can follow uuid_broadcast <uuid> safely.
+var announcementRe = regexp.MustCompile(`^[^\s\x00-\x1f'"{}]{1,512}$`)
 
 // Sentinel errors the API maps to gRPC codes with stable reasons.
 var (
@@ -226,6 +230,9 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 	}
 	if req.Mode != ModeSequential && req.Mode != ModeSimultaneous {
 		return nil, fmt.Errorf("%w: mode %q", ErrInvalid, req.Mode)
+	}
+	if req.Announcement != "" && !announcementRe.MatchString(req.Announcement) {
+		return nil, fmt.Errorf("%w: announcement must be a file path or URL without spaces (at most 512 characters)", ErrInvalid)
 	}
 	if req.MaxDurationS < 0 || time.Duration(req.MaxDurationS)*time.Second > e.cfg.MaxDuration {
 		return nil, fmt.Errorf("%w: max_duration_s must be between 0 and %d", ErrInvalid, int(e.cfg.MaxDuration/time.Second))
