@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -70,6 +71,9 @@ type CallServer struct {
 	// Redis backs idempotency keys (24 h).
 	Redis redis.UniversalClient
 	Now   func() time.Time
+	// Draining, when it reports true, makes CreateCall refuse new calls
+	// (stage one of the two-stage shutdown).
+	Draining func() bool
 }
 
 func (s *CallServer) now() time.Time {
@@ -93,6 +97,9 @@ func (s *CallServer) CreateCall(ctx context.Context, req *originationv1.CreateCa
 	account, err := AccountFromContext(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if s.Draining != nil && s.Draining() {
+		return nil, errDraining
 	}
 	if k := req.GetIdempotencyKey(); k != "" {
 		if len(k) > 128 {
@@ -119,7 +126,7 @@ func (s *CallServer) CreateCall(ctx context.Context, req *originationv1.CreateCa
 		mode = ModeSimultaneous
 	}
 	c, err := s.Engine.Create(ctx, CreateRequest{
-		AccountID: account, Source: "API", Mode: mode,
+		AccountID: account, Source: sourceFromContext(ctx), Mode: mode,
 		First: partyFromProto(req.GetFirst()), Second: partyFromProto(req.GetSecond()),
 		Announcement: req.GetAnnouncement(), MaxDurationS: int(req.GetMaxDurationS()), Variables: req.GetVariables(),
 	})
@@ -130,6 +137,21 @@ func (s *CallServer) CreateCall(ctx context.Context, req *originationv1.CreateCa
 		s.Redis.Set(ctx, idemKey(account, k), c.ID, 24*time.Hour)
 	}
 	return &originationv1.CreateCallResponse{Call: ToProto(c, s.now())}, nil
+}
+
+// SourceHeader is the gRPC metadata key naming where a call comes from
+// (CALL_SOURCE_BANNER, CALL_SOURCE_CLICK_TO_DIAL_LEGACY, ...); trusted like
+// AccountHeader because only internal services can reach the API.
+const SourceHeader = "ringback-call-source"
+
+func sourceFromContext(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(SourceHeader); len(v) == 1 {
+		if src, ok := originationv1.CallSource_value[v[0]]; ok && src != 0 {
+			return strings.TrimPrefix(v[0], "CALL_SOURCE_")
+		}
+	}
+	return "API"
 }
 
 func idemKey(account, key string) string { return "origination:idem:" + account + ":" + key }

@@ -141,7 +141,7 @@ func TestEventsSurviveReconnect(t *testing.T) {
 	if first.Node != node || first.Reconnects != 0 || first.Restarted || first.PreviousCoreUUID != "" || first.CoreUUID == "" {
 		t.Errorf("first NodeUp = %+v", first)
 	}
-	leg, err := c.Originate(ctx, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15551110000"})
+	leg, err := c.Originate(ctx, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15551110000", Timeout: answerTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestRestartIsReported(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	before := rec.waitUps(t, 5*time.Second, 1)[0]
-	leg, err := c.Originate(ctx, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15552220000"})
+	leg, err := c.Originate(ctx, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15552220000", Timeout: answerTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,8 +342,9 @@ func TestOriginateCancelledHangsUp(t *testing.T) {
 }
 
 // TestSessionsPerSecond: with a budget of 5 per second, 20 originates need
-// at least 3 seconds (5 at once, then one every 200 ms), and an originate
-// whose deadline is too close fails at once with ErrRateLimited.
+// at least 3 seconds (5 at once, then one every 200 ms), and while they
+// queue, an originate whose deadline comes before its turn fails at once
+// with ErrRateLimited instead of waiting out its deadline.
 func TestSessionsPerSecond(t *testing.T) {
 	t.Parallel()
 	s := startSim(t, 100)
@@ -356,35 +357,36 @@ func TestSessionsPerSecond(t *testing.T) {
 
 	start := time.Now()
 	var wg sync.WaitGroup
-	var failed atomic.Int32
 	for range 20 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := c.Originate(ctx, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15554440000"}); err != nil {
+			if _, err := c.Originate(ctx, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15554440000", Timeout: answerTimeout}); err != nil {
 				t.Errorf("Originate: %v", err)
-				failed.Add(1)
 			}
 		}()
 	}
+
+	// 500 ms in, about 12 originates are queued for tokens: the next free
+	// slot is seconds away.
+	time.Sleep(500 * time.Millisecond)
+	short, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	t0 := time.Now()
+	_, err := c.Originate(short, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15554440000"})
+	if !errors.Is(err, esl.ErrRateLimited) {
+		t.Errorf("Originate with a 1s deadline behind a queue: %v, want ErrRateLimited", err)
+	}
+	if d := time.Since(t0); d > 500*time.Millisecond {
+		t.Errorf("rate-limited originate took %s, want an immediate failure", d)
+	}
+
 	wg.Wait()
 	took := time.Since(start)
 	if took < 2900*time.Millisecond {
 		t.Errorf("20 originates at 5/s took %s, want >= ~3s", took)
 	}
 	t.Logf("20 originates at 5/s took %s", took)
-
-	// The bucket is empty now: the next token is ~200 ms away.
-	short, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel2()
-	t0 := time.Now()
-	_, err := c.Originate(short, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15554440000"})
-	if !errors.Is(err, esl.ErrRateLimited) {
-		t.Errorf("Originate with a 20ms deadline on an empty budget: %v, want ErrRateLimited", err)
-	}
-	if d := time.Since(t0); d > 15*time.Millisecond {
-		t.Errorf("rate-limited originate took %s, want an immediate failure", d)
-	}
 }
 
 // TestMultipleNodes: Pick spreads originates over the nodes, and one node
@@ -414,7 +416,7 @@ func TestMultipleNodes(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			leg, err := c.Originate(ctx, "", esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15555550000"})
+			leg, err := c.Originate(ctx, "", esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15555550000", Timeout: answerTimeout})
 			if err != nil {
 				t.Errorf("Originate: %v", err)
 				return
@@ -443,7 +445,7 @@ func TestMultipleNodes(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := c.Originate(ctx, b.ESLAddr(), esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15556660000"}); err != nil {
+			if _, err := c.Originate(ctx, b.ESLAddr(), esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15556660000", Timeout: answerTimeout}); err != nil {
 				bErrs.Add(1)
 				t.Errorf("originate on B while A drops: %v", err)
 			} else {

@@ -170,8 +170,8 @@ func TestEslgoEventsOutOfOrder(t *testing.T) {
 }
 
 // TestEslgoDialHangsOnSilentPeer: eslgo.Dial has no connect timeout
-// (inbound.go:396) and then blocks on the auth/request channel with no
-// timeout or context (inbound.go:403). Against a peer that accepts and says
+// (inbound.go:48) and then blocks on the auth/request channel with no
+// timeout or context (inbound.go:55). Against a peer that accepts and says
 // nothing it does not return; here the peer is finally made to speak (and
 // refuse the password) so that eslgo's goroutines end and the leak check
 // passes.

@@ -26,6 +26,11 @@ func TestMain(m *testing.M) {
 
 const password = "ClueCon"
 
+// answerTimeout is the originate_timeout of legs expected to answer. It is
+// simulated time (10 min is 6 s at scale 100), generous so that a loaded
+// test machine never turns an answered call into NO_ANSWER.
+const answerTimeout = 10 * time.Minute
+
 // startSim starts an in-process simulator at the given time scale and
 // closes it when the test ends.
 func startSim(t testing.TB, scale float64) *sim.Sim {

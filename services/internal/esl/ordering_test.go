@@ -90,6 +90,7 @@ func hammer(t *testing.T, conns int) {
 			own, err := c.Originate(ctx, node, esl.OriginateRequest{
 				Dialstring: "sofia/gateway/carrier/1555100" + fmt.Sprintf("%02d", g) + "0000",
 				Vars:       map[string]string{"owner": fmt.Sprint(g)},
+				Timeout:    answerTimeout,
 			})
 			if err != nil {
 				bad("worker %d originate: %v", g, err)
@@ -136,7 +137,7 @@ func hammer(t *testing.T, conns int) {
 				case 7:
 					commands.Add(1)
 					want := esl.NewUUID()
-					leg, err := c.Originate(ctx, node, esl.OriginateRequest{UUID: want, Dialstring: "sofia/gateway/carrier/15553000000"})
+					leg, err := c.Originate(ctx, node, esl.OriginateRequest{UUID: want, Dialstring: "sofia/gateway/carrier/15553000000", Timeout: answerTimeout})
 					if err != nil || leg.UUID != want {
 						bad("answered originate: %+v %v", leg, err)
 					}
@@ -222,7 +223,7 @@ func originateBurst(t *testing.T, c *esl.Client, node string, n int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := c.Originate(ctx, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15550000000"}); err != nil {
+			if _, err := c.Originate(ctx, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15550000000", Timeout: answerTimeout}); err != nil {
 				t.Errorf("Originate: %v", err)
 			}
 		}()

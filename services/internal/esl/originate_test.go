@@ -23,11 +23,11 @@ func TestOriginate(t *testing.T) {
 		req       esl.OriginateRequest
 		wantCause string // "" = answered
 	}{
-		{"answered", esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15551230000", CallerIDNumber: "15550001111"}, ""},
+		{"answered", esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15551230000", Timeout: answerTimeout, CallerIDNumber: "15550001111"}, ""},
 		{"busy", esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15551230486"}, "USER_BUSY"},
 		{"no answer within originate_timeout", esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15551230408", Timeout: time.Second}, "NO_ANSWER"},
 		{"unknown gateway", esl.OriginateRequest{Dialstring: "sofia/gateway/nope/15551230000"}, "INVALID_GATEWAY"},
-		{"per-leg variables in the dialstring", esl.OriginateRequest{Dialstring: "[leg_tag=x]sofia/gateway/carrier/15551240000"}, ""},
+		{"per-leg variables in the dialstring", esl.OriginateRequest{Dialstring: "[leg_tag=x]sofia/gateway/carrier/15551240000", Timeout: answerTimeout}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +97,7 @@ func TestOriginateVariablesArriveIntact(t *testing.T) {
 			defer cancel()
 			leg, err := c.Originate(ctx, node, esl.OriginateRequest{
 				Dialstring:   "sofia/gateway/carrier/15557770000",
+				Timeout:      answerTimeout,
 				CallerIDName: tc.value,
 				Vars:         map[string]string{"ringback_note": tc.value, "ringback_after": "after"},
 			})

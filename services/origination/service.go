@@ -1,0 +1,151 @@
+package origination
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"github.com/ringback/ringback/services/internal/cache"
+	"github.com/ringback/ringback/services/internal/config"
+	"github.com/ringback/ringback/services/internal/esl"
+	"github.com/ringback/ringback/services/internal/logging"
+	"github.com/ringback/ringback/services/internal/natsbus"
+	"github.com/ringback/ringback/services/internal/store"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+)
+
+// ServiceConfig is origination's own configuration (the platform part —
+// DATABASE_URL, REDIS_URL, NATS_URL, addresses — is config.Platform).
+type ServiceConfig struct {
+	// ESLAddrs are the FreeSWITCH nodes (FREESWITCH_ESL_ADDR, comma-separated host:port).
+	ESLAddrs []string
+	// ESLPassword is the event-socket password (FREESWITCH_ESL_PASSWORD).
+	ESLPassword logging.Secret
+	// SessionsPerSecond is each node's originate budget (RINGBACK_SPS_PER_NODE); 0 = unlimited.
+	SessionsPerSecond int
+	// Gateway is the carrier gateway numbers are dialed through (RINGBACK_CARRIER_GATEWAY).
+	Gateway string
+	// Instance names this replica; calls it drives are picked up by the
+	// replica with the same name after a restart (RINGBACK_INSTANCE;
+	// default the hostname, which is the pod name on Kubernetes).
+	Instance string
+	// MaxCallDuration caps and defaults max_duration_s (RINGBACK_MAX_CALL_DURATION).
+	MaxCallDuration time.Duration
+	// DefaultRingTimeout is a leg's ring timeout when none is given (RINGBACK_RING_TIMEOUT).
+	DefaultRingTimeout time.Duration
+}
+
+// LoadConfig reads origination's configuration.
+func LoadConfig(l *config.Loader) ServiceConfig {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "origination"
+	}
+	return ServiceConfig{
+		ESLAddrs:           l.HostPorts("FREESWITCH_ESL_ADDR", "127.0.0.1:8021", "FreeSWITCH event sockets, comma-separated host:port"),
+		ESLPassword:        l.Secret("FREESWITCH_ESL_PASSWORD", "ClueCon", "FreeSWITCH event-socket password"),
+		SessionsPerSecond:  l.Int("RINGBACK_SPS_PER_NODE", 0, "originates per second per FreeSWITCH node (0: unlimited); keep at or below the node's sps"),
+		Gateway:            l.String("RINGBACK_CARRIER_GATEWAY", "carrier", "sofia gateway numbers are dialed through"),
+		Instance:           l.String("RINGBACK_INSTANCE", host, "this replica's stable name (the pod name)"),
+		MaxCallDuration:    l.Duration("RINGBACK_MAX_CALL_DURATION", 4*time.Hour, "longest call; default and cap of max_duration_s"),
+		DefaultRingTimeout: l.Duration("RINGBACK_RING_TIMEOUT", 30*time.Second, "ring timeout of a leg that gives none"),
+	}
+}
+
+// Deps are the shared platform clients origination uses.
+type Deps struct {
+	DB    *pgxpool.Pool
+	Cache *cache.Client
+	Bus   *natsbus.Bus
+}
+
+// Service is origination assembled: engine, FreeSWITCH client, gRPC APIs.
+type Service struct {
+	Engine    *Engine
+	Calls     *CallServer
+	Endpoints *EndpointServer
+	sw        *ESLSwitch
+	client    *esl.Client
+	log       *slog.Logger
+}
+
+// NewService migrates origination's schema, connects to FreeSWITCH and
+// builds the engine. draining tells the API to refuse new calls.
+func NewService(ctx context.Context, cfg ServiceConfig, d Deps, draining func() bool, log *slog.Logger) (*Service, error) {
+	if err := store.Migrate(ctx, d.DB, "origination", Migrations()); err != nil {
+		return nil, err
+	}
+	sw := NewESLSwitch(log)
+	client, err := esl.Dial(ctx, esl.Config{
+		Addrs: cfg.ESLAddrs, Password: cfg.ESLPassword.Reveal(), SessionsPerSecond: cfg.SessionsPerSecond,
+		Events: Events, Logger: log,
+	}, sw.Handlers())
+	if err != nil {
+		return nil, fmt.Errorf("connect to FreeSWITCH: %w", err)
+	}
+	sw.Client = client
+	endpoints := &EndpointStore{DB: d.DB}
+	engine := NewEngine(Config{Instance: cfg.Instance, DefaultRingTimeout: cfg.DefaultRingTimeout, MaxDuration: cfg.MaxCallDuration},
+		sw, NewRedisStore(d.Cache.Redis()), BusPublisher{Bus: d.Bus}, CacheLocker{C: d.Cache},
+		DialPlan{Gateway: cfg.Gateway, Endpoints: endpoints}, log)
+	sw.Attach(engine)
+	// Calls this instance drove before a restart are picked up now; the
+	// client's NodeUp may already have done it, which is harmless twice.
+	if err := engine.Recover(ctx, nil); err != nil {
+		log.Error("recover calls at start", "err", err)
+	}
+	return &Service{
+		Engine:    engine,
+		Calls:     &CallServer{Engine: engine, Redis: d.Cache.Redis(), Draining: draining},
+		Endpoints: &EndpointServer{Store: endpoints},
+		sw:        sw, client: client, log: log,
+	}, nil
+}
+
+// Register adds origination's gRPC services.
+func (s *Service) Register(r grpc.ServiceRegistrar) {
+	originationv1.RegisterCallServiceServer(r, s.Calls)
+	originationv1.RegisterEndpointServiceServer(r, s.Endpoints)
+}
+
+// Drain waits for the calls this instance drives to end (stage one of the
+// two-stage shutdown; new calls are already refused).
+func (s *Service) Drain(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		live, err := s.Engine.store.Live(ctx, s.Engine.cfg.Instance)
+		if err != nil {
+			return err
+		}
+		if len(live) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// LiveCount is the number of calls this instance drives.
+func (s *Service) LiveCount(ctx context.Context) int {
+	live, _ := s.Engine.store.Live(ctx, s.Engine.cfg.Instance)
+	return len(live)
+}
+
+// Close disconnects from FreeSWITCH and stops the engine. Calls keep their
+// state in Redis; a restarted instance takes them over.
+func (s *Service) Close() {
+	s.client.Close()
+	s.sw.Close()
+	s.Engine.Close()
+}
+
+var errDraining = statusError(codes.Unavailable, "DRAINING", "this origination instance is shutting down; retry")
