@@ -3,7 +3,6 @@ package origination
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -42,7 +41,7 @@ type Pending struct {
 	Type EventType `json:"type"`
 	Leg  Role      `json:"leg,omitempty"`
 	At   time.Time `json:"at"`
-	Call []byte    `json:"call"` // the call as it was right after the change (JSON)
+	Call *Call     `json:"call"` // the call as it was right after the change
 }
 
 // Store keeps live calls. Implementations must make Update a
@@ -139,9 +138,13 @@ type Engine struct {
 	stripe [256]sync.Mutex
 
 	queues []chan SwitchEvent
-	wg     sync.WaitGroup
-	stop   chan struct{}
-	once   sync.Once
+	// live holds the calls this instance drives as last saved: the owner is
+	// the only writer, so events need not read Redis back. A CAS conflict
+	// (someone else wrote) drops the entry and the store is read again.
+	live sync.Map // call ID -> *Call
+	wg   sync.WaitGroup
+	stop chan struct{}
+	once sync.Once
 }
 
 // NewEngine builds an engine and starts its event workers.
@@ -197,7 +200,9 @@ func (e *Engine) worker(q chan SwitchEvent) {
 
 // HandleEvent queues a FreeSWITCH event. Events of one call are handled in
 // the order they arrive, by one worker.
-func (e *Engine) HandleEvent(ev SwitchEvent) {
+func (e *Engine) HandleEvent(ev SwitchEvent) { e.enqueue(ev) }
+
+func (e *Engine) enqueue(ev SwitchEvent) {
 	key := ev.CallID
 	if key == "" {
 		key = ev.UUID
@@ -289,25 +294,21 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		c.Locks = append(c.Locks, l.EndpointID)
 	}
 	e.record(c, EventCallQueued, "")
+	c.Pending, c.outbox = c.outbox, nil
+	// The call, its outbox included, is durable once this returns: the
+	// request is answered now, and its events are published and its legs
+	// dialed by the call's worker. A crash in between loses nothing: the
+	// restarted instance publishes the outbox and reconciles the call.
 	if err := e.store.Create(ctx, c); err != nil {
 		e.releaseLocks(ctx, c)
 		return nil, fmt.Errorf("store call: %w", err)
 	}
-	e.flush(ctx, c)
-	unlock := e.lock(c.ID)
-	defer unlock()
-	var acts []action
-	switch c.Mode {
-	case ModeSimultaneous:
-		acts = append(acts, e.dial(c, RoleFirst), e.dial(c, RoleSecond))
-	default:
-		acts = append(acts, e.dial(c, RoleFirst))
-	}
-	if err := e.commit(ctx, c, acts); err != nil {
-		return nil, err
-	}
+	e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID})
 	return c, nil
 }
+
+// evStart is the engine's own event that starts dialing a new call.
+const evStart = "\x00start"
 
 // LiveCalls lists an account's calls that have not ended, oldest first
 // (IDs are time-ordered).
@@ -339,7 +340,7 @@ func (e *Engine) Hangup(ctx context.Context, id, cause string) (*Call, error) {
 	}
 	unlock := e.lock(id)
 	defer unlock()
-	c, err := e.store.Get(ctx, id)
+	c, err := e.load(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -400,6 +401,10 @@ func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) erro
 	if c.Status.Final() {
 		return e.store.Finish(ctx, c)
 	}
+	if c.Status == StatusQueued {
+		e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID}) // created, never started
+		return nil
+	}
 	var acts []action
 	for _, r := range []Role{RoleFirst, RoleSecond} {
 		l := c.Leg(r)
@@ -447,7 +452,7 @@ func (e *Engine) handle(ev SwitchEvent) {
 	log := e.log.With("call_id", id, "leg_uuid", ev.UUID, "event", ev.Name)
 	for attempt := 0; attempt < 3; attempt++ {
 		unlock := e.lock(id)
-		c, err := e.store.Get(ctx, id)
+		c, err := e.load(ctx, id)
 		if err != nil {
 			unlock()
 			if !errors.Is(err, ErrNotFound) {
@@ -460,6 +465,9 @@ func (e *Engine) handle(ev SwitchEvent) {
 			return // another instance drives it
 		}
 		role := ev.roleIn(c)
+		if role == "" && ev.Name == evStart {
+			role = RoleFirst
+		}
 		if role == "" {
 			unlock()
 			return
@@ -468,6 +476,7 @@ func (e *Engine) handle(ev SwitchEvent) {
 		err = e.commit(ctx, c, acts)
 		unlock()
 		if errors.Is(err, ErrConflict) {
+			e.live.Delete(id)
 			continue
 		}
 		if err != nil {
@@ -475,6 +484,35 @@ func (e *Engine) handle(ev SwitchEvent) {
 		}
 		return
 	}
+}
+
+// load returns a private copy of a call: from memory when this instance
+// saved it last, else from the store.
+func (e *Engine) load(ctx context.Context, id string) (*Call, error) {
+	if v, ok := e.live.Load(id); ok {
+		return v.(*Call).clone(), nil
+	}
+	return e.store.Get(ctx, id)
+}
+
+// remember keeps the saved state of a live call (and forgets an ended one).
+func (e *Engine) remember(c *Call) {
+	if c.Status.Final() || c.Owner != e.cfg.Instance {
+		e.live.Delete(c.ID)
+		return
+	}
+	e.live.Store(c.ID, c.clone())
+}
+
+// clone copies a call deeply enough that changing the copy never changes
+// the original (legs are values; slices are copied; variables are not
+// changed by the engine after creation).
+func (c *Call) clone() *Call {
+	cp := *c
+	cp.Pending = append([]Pending(nil), c.Pending...)
+	cp.Locks = append([]string(nil), c.Locks...)
+	cp.outbox = nil
+	return &cp
 }
 
 // roleIn finds which leg of c the event is about.
@@ -498,6 +536,14 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 	}
 	var acts []action
 	switch ev.Name {
+	case evStart:
+		if c.Status != StatusQueued {
+			return nil // already started (a replay after a restart)
+		}
+		if c.Mode == ModeSimultaneous {
+			return []action{e.dial(c, RoleFirst), e.dial(c, RoleSecond)}
+		}
+		return []action{e.dial(c, RoleFirst)}
 	case "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA":
 		if l.Status == LegDialing {
 			l.Status = LegRinging
@@ -644,8 +690,8 @@ func (e *Engine) record(c *Call, t EventType, leg Role) {
 	c.Seq++
 	snap := *c
 	snap.Version, snap.Pending, snap.outbox = 0, nil, nil
-	data, _ := json.Marshal(&snap)
-	c.outbox = append(c.outbox, Pending{Seq: c.Seq, Type: t, Leg: leg, At: e.now().UTC(), Call: data})
+	snap.Locks = nil
+	c.outbox = append(c.outbox, Pending{Seq: c.Seq, Type: t, Leg: leg, At: e.now().UTC(), Call: &snap})
 }
 
 // dial marks a leg dialing and returns the originate command.
@@ -706,6 +752,7 @@ func (e *Engine) commit(ctx context.Context, c *Call, acts []action) error {
 		return err
 	}
 	e.flush(ctx, c)
+	e.remember(c)
 	if c.Status.Final() {
 		e.releaseLocks(ctx, c)
 		if err := e.store.Finish(ctx, c); err != nil {
@@ -749,15 +796,12 @@ func (e *Engine) flush(ctx context.Context, c *Call) {
 		}
 		done++
 	}
-	if done == 0 {
-		return
-	}
+	// Published entries leave the stored outbox with the call's next save
+	// rather than with a save of their own: that halves the writes per
+	// event. Should this instance die first, the next owner publishes them
+	// again under the same message IDs; JetStream drops the duplicates
+	// within its window, and consumers deduplicate by event_id anyway.
 	c.Pending = c.Pending[done:]
-	if err := e.store.Update(ctx, c); err != nil {
-		// The events stay in the stored outbox and are published again
-		// (same message IDs, deduplicated) by the next flush.
-		e.log.Warn("clear outbox", "call_id", c.ID, "err", err)
-	}
 }
 
 func (e *Engine) releaseLocks(ctx context.Context, c *Call) {

@@ -23,7 +23,7 @@ import (
 // stack is origination wired to real parts: the FreeSWITCH simulator over
 // the event socket, Redis, and JetStream (an in-process NATS server).
 type stack struct {
-	t      *testing.T
+	t      testing.TB
 	sim    *sim.Sim
 	engine *Engine
 	sw     *ESLSwitch
@@ -36,11 +36,15 @@ type stack struct {
 	events map[string][]*eventsv1.CallEvent
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T) *stack { return newStackScale(t, 20) }
+
+func newBenchStack(b *testing.B) *stack { return newStackScale(b, 50) }
+
+func newStackScale(t testing.TB, scale float64) *stack {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := sim.Start(ctx, sim.Config{ESLAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", TimeScale: 20})
+	s, err := sim.Start(ctx, sim.Config{ESLAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", TimeScale: scale})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package origination
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -25,11 +24,11 @@ func Subject(accountID, callID string, t EventType) string {
 
 // Publish implements Publisher.
 func (p BusPublisher) Publish(ctx context.Context, c *Call, pe Pending) error {
-	var snap Call
-	if err := json.Unmarshal(pe.Call, &snap); err != nil {
-		return fmt.Errorf("decode event snapshot %s: %w", EventID(c.ID, pe.Seq), err)
+	snap := pe.Call
+	if snap == nil {
+		snap = c
 	}
-	ev := EventToProto(c, &snap, pe)
+	ev := EventToProto(c, snap, pe)
 	data, err := proto.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", ev.EventId, err)

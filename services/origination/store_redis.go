@@ -42,6 +42,17 @@ if tonumber(v) ~= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'd', ARGV[3])
 return 1`)
 
+// createScript stores a new call and its indexes in one round trip (this
+// is on the API's request path).
+var createScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'd', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
+redis.call('SET', KEYS[5], ARGV[3], 'EX', ARGV[4])
+return 1`)
+
 // Create stores a new call and indexes its legs.
 func (s *RedisStore) Create(ctx context.Context, c *Call) error {
 	c.Version = 1
@@ -49,22 +60,14 @@ func (s *RedisStore) Create(ctx context.Context, c *Call) error {
 	if err != nil {
 		return fmt.Errorf("encode call %s: %w", c.ID, err)
 	}
-	ok, err := s.rdb.HSetNX(ctx, callKey(c.ID), "d", data).Result()
+	ttl := int((s.Retention + time.Duration(c.MaxDurationS)*time.Second) / time.Second)
+	keys := []string{callKey(c.ID), liveKey(c.Owner), accountLiveKey(c.AccountID), legKey(c.First.UUID), legKey(c.Second.UUID)}
+	ok, err := createScript.Run(ctx, s.rdb, keys, data, c.Version, c.ID, ttl).Int()
 	if err != nil {
 		return fmt.Errorf("create call %s: %w", c.ID, err)
 	}
-	if !ok {
+	if ok != 1 {
 		return fmt.Errorf("create call %s: already exists", c.ID)
-	}
-	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, callKey(c.ID), "v", c.Version)
-	pipe.SAdd(ctx, liveKey(c.Owner), c.ID)
-	pipe.SAdd(ctx, accountLiveKey(c.AccountID), c.ID)
-	for _, l := range []Leg{c.First, c.Second} {
-		pipe.Set(ctx, legKey(l.UUID), c.ID, s.Retention+time.Duration(c.MaxDurationS)*time.Second)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("index call %s: %w", c.ID, err)
 	}
 	return nil
 }
