@@ -393,17 +393,19 @@ func (e *Engine) Recover(ctx context.Context, nodeRestarted map[string]bool) err
 func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) error {
 	unlock := e.lock(id)
 	defer unlock()
-	c, err := e.store.Get(ctx, id)
+	c, err := e.load(ctx, id)
 	if err != nil {
 		return err
+	}
+	if c.Status == StatusQueued {
+		// Created but not started (or starting right now): its worker
+		// publishes the outbox and dials; evStart is idempotent.
+		e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID})
+		return nil
 	}
 	e.flush(ctx, c)
 	if c.Status.Final() {
 		return e.store.Finish(ctx, c)
-	}
-	if c.Status == StatusQueued {
-		e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID}) // created, never started
-		return nil
 	}
 	var acts []action
 	for _, r := range []Role{RoleFirst, RoleSecond} {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ringback/ringback/freeswitch/sim"
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
 	"github.com/ringback/ringback/services/internal/cache/cachetest"
@@ -64,14 +65,24 @@ func newStackScale(t testing.TB, scale float64) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(st.nc.Close)
-	sub, err := st.nc.Subscribe("calls.>", func(m *nats.Msg) {
+	// Read the events as consumers do: from the stream, where JetStream
+	// has dropped republished duplicates (same message ID).
+	js, err := jetstream.New(st.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(ctx, "CALLS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"calls.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc2, err := cons.Consume(func(m jetstream.Msg) {
 		var ev eventsv1.CallEvent
-		if err := proto.Unmarshal(m.Data, &ev); err != nil {
-			t.Errorf("event on %s does not decode: %v", m.Subject, err)
+		if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+			t.Errorf("event on %s does not decode: %v", m.Subject(), err)
 			return
 		}
-		if want := Subject(ev.GetAccountId(), ev.GetCallId(), EventType(strings.TrimPrefix(ev.GetType().String(), "EVENT_TYPE_"))); m.Subject != want {
-			t.Errorf("event subject %s, want %s", m.Subject, want)
+		if want := Subject(ev.GetAccountId(), ev.GetCallId(), EventType(strings.TrimPrefix(ev.GetType().String(), "EVENT_TYPE_"))); m.Subject() != want {
+			t.Errorf("event subject %s, want %s", m.Subject(), want)
 		}
 		st.mu.Lock()
 		st.events[ev.GetCallId()] = append(st.events[ev.GetCallId()], &ev)
@@ -80,7 +91,7 @@ func newStackScale(t testing.TB, scale float64) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sub.Unsubscribe() })
+	t.Cleanup(cc2.Stop)
 	cc := cachetest.New(t)
 	st.store = NewRedisStore(cc.Redis())
 	st.sw = NewESLSwitch(log)

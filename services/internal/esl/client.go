@@ -122,11 +122,11 @@ func (c *Client) Nodes() []NodeStatus {
 // rotating among equals so that idle nodes share the load; "" if no node is
 // connected.
 func (c *Client) Pick() string {
-	start := int(c.rr.Add(1))
+	start := c.rr.Add(1)
 	var best *node
 	var bestLoad int64
-	for i := range c.nodes {
-		n := c.nodes[(start+i)%len(c.nodes)]
+	for i := range uint64(len(c.nodes)) {
+		n := c.nodes[(start+i)%uint64(len(c.nodes))]
 		if n.sess.Load() == nil {
 			continue
 		}
@@ -140,7 +140,7 @@ func (c *Client) Pick() string {
 	return best.name
 }
 
-// node resolves a node name to its current session.
+// session resolves a node name to the node and its current session.
 func (c *Client) session(name string) (*node, *session, error) {
 	if c.ctx.Err() != nil {
 		return nil, nil, ErrClosed

@@ -287,6 +287,30 @@ func TestCommandTimeoutReconnects(t *testing.T) {
 	}
 }
 
+// TestPingDetectsWedgedSwitch: with no traffic at all, the periodic probe
+// notices a switch that stopped answering and rebuilds the session.
+func TestPingDetectsWedgedSwitch(t *testing.T) {
+	t.Parallel()
+	s := startSim(t, 10)
+	rec := newRecorder()
+	cfg := testConfig(s.ESLAddr())
+	cfg.PingInterval = 50 * time.Millisecond
+	cfg.CommandTimeout = 150 * time.Millisecond
+	dial(t, cfg, rec.handlers())
+	rec.waitUps(t, 5*time.Second, 1)
+
+	control(t, s, "/faults/stall", `{"ms":400}`)
+	rec.wait(t, 5*time.Second, "NodeDown", func() bool { return len(rec.downs) > 0 })
+	control(t, s, "/faults/stall", `{"ms":0}`)
+	rec.mu.Lock()
+	err := rec.downs[0].Err
+	rec.mu.Unlock()
+	if !errors.Is(err, esl.ErrTimeout) {
+		t.Errorf("NodeDown error = %v, want ErrTimeout", err)
+	}
+	rec.waitUps(t, 10*time.Second, 2)
+}
+
 // TestAbandonedReplyIsNotHandedOn: a caller that gives up (its ctx ends)
 // keeps its place in the reply queue, so the late reply is dropped and the
 // next command gets its own. This is the case eslgo gets wrong (see
@@ -374,8 +398,8 @@ func TestSessionsPerSecond(t *testing.T) {
 	defer cancel2()
 	t0 := time.Now()
 	_, err := c.Originate(short, node, esl.OriginateRequest{Dialstring: "sofia/gateway/carrier/15554440000"})
-	if !errors.Is(err, esl.ErrRateLimited) {
-		t.Errorf("Originate with a 1s deadline behind a queue: %v, want ErrRateLimited", err)
+	if !errors.Is(err, esl.ErrRateLimited) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Originate with a 1s deadline behind a queue: %v, want an immediate ErrRateLimited", err)
 	}
 	if d := time.Since(t0); d > 500*time.Millisecond {
 		t.Errorf("rate-limited originate took %s, want an immediate failure", d)

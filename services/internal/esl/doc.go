@@ -14,8 +14,9 @@
 // by arrival order across concurrent callers (and hands a timed-out
 // command's reply to the next caller), dispatches each event on its own
 // goroutine (so handlers see events out of order), cannot bound Dial when a
-// peer never sends auth/request, and stops reading without notice on any
-// read error other than io.EOF. The tests in this package demonstrate each
-// of these against the simulator. Nothing of the wire (or of eslgo) leaks
-// out: callers see Event, NodeUp, NodeDown, Leg and errors.
+// peer never sends auth/request, stops reading without notice on any read
+// error other than io.EOF, and races with itself on Close. eslgo_test.go
+// demonstrates these against the simulator (it is built without -race,
+// because of that last one). Nothing of the wire (or of eslgo) leaks out:
+// callers see Event, NodeUp, NodeDown, Leg and errors.
 package esl

@@ -49,10 +49,94 @@ func (e Event) Sequence() uint64 {
 // Var returns the channel variable name ("variable_<name>" header).
 func (e Event) Var(name string) string { return e.Headers["variable_"+name] }
 
-// decodeEventJSON decodes a text/event-json payload. It does not use
-// json.Unmarshal into a map because it must stay tolerant of what the
-// captures show: duplicate keys, and (defensively) non-string values.
+// decodeEventJSON decodes a text/event-json payload. FreeSWITCH writes a
+// flat object of string values, possibly with duplicate keys (the captures
+// show Hangup-Cause twice), so a hand-written scan of that shape does the
+// work, with encoding/json only for strings that contain escapes. Anything
+// else (numbers, nesting) goes to the general decoder. This is the client's
+// hottest path: every event of every call passes here.
 func decodeEventJSON(node string, b []byte) (Event, error) {
+	ev := Event{Node: node, Headers: make(map[string]string, 64)}
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return ev, fmt.Errorf("%w: event json: not an object", ErrProtocol)
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return ev, nil
+	}
+	for {
+		key, j, ok := scanString(b, i)
+		if !ok {
+			return decodeEventJSONSlow(node, b)
+		}
+		i = skipSpace(b, j)
+		if i >= len(b) || b[i] != ':' {
+			return decodeEventJSONSlow(node, b)
+		}
+		val, j, ok := scanString(b, skipSpace(b, i+1))
+		if !ok {
+			return decodeEventJSONSlow(node, b)
+		}
+		if key == "_body" {
+			ev.Body = val
+		} else {
+			ev.Headers[key] = val
+		}
+		i = skipSpace(b, j)
+		if i >= len(b) {
+			return decodeEventJSONSlow(node, b)
+		}
+		if b[i] == '}' {
+			break
+		}
+		if b[i] != ',' {
+			return decodeEventJSONSlow(node, b)
+		}
+		i = skipSpace(b, i+1)
+	}
+	ev.Name = ev.Headers["Event-Name"]
+	return ev, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString reads the JSON string starting at b[i] and returns it and the
+// index after its closing quote; ok is false if b[i] does not start a
+// valid string.
+func scanString(b []byte, i int) (s string, next int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", i, false
+	}
+	escaped := false
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '\\':
+			escaped = true
+			j++
+		case c == '"':
+			if !escaped {
+				return string(b[i+1 : j]), j + 1, true
+			}
+			if err := json.Unmarshal(b[i:j+1], &s); err != nil {
+				return "", i, false
+			}
+			return s, j + 1, true
+		case c < 0x20:
+			return "", i, false
+		}
+	}
+	return "", i, false
+}
+
+// decodeEventJSONSlow is the general decoder: encoding/json tokens, any
+// value type, nesting skipped. decodeEventJSON falls back to it.
+func decodeEventJSONSlow(node string, b []byte) (Event, error) {
 	ev := Event{Node: node, Headers: make(map[string]string, 64)}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -103,6 +187,9 @@ func decodeEventJSON(node string, b []byte) (Event, error) {
 		}
 		ev.Headers[key] = val
 	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return ev, fmt.Errorf("%w: event json: unterminated object", ErrProtocol)
+	}
 	ev.Name = ev.Headers["Event-Name"]
 	return ev, nil
 }
@@ -141,17 +228,17 @@ type NodeDown struct {
 
 // Channel is one live channel as `show channels as json` lists it.
 type Channel struct {
-	UUID           string
-	Direction      string
-	Name           string
-	State          string // CS_EXECUTE, CS_EXCHANGE_MEDIA, ...
-	CallState      string // RINGING, ACTIVE, HELD, ...
-	Destination    string
-	CallerIDNumber string
-	CallerIDName   string
-	CallUUID       string
-	Application    string
-	Created        time.Time
+	UUID           string    // the leg's Unique-ID (our origination_uuid)
+	Direction      string    // inbound or outbound
+	Name           string    // sofia/gateway/carrier/155..., loopback/...
+	State          string    // CS_EXECUTE, CS_EXCHANGE_MEDIA, ...
+	CallState      string    // RINGING, EARLY, ACTIVE, HELD, ...
+	Destination    string    // the dialed number
+	CallerIDNumber string    // cid_num
+	CallerIDName   string    // cid_name
+	CallUUID       string    // call_uuid: shared by legs of one call
+	Application    string    // what the leg runs now (park, playback, ...)
+	Created        time.Time // created_epoch, whole seconds
 }
 
 // parseChannels decodes the body of `show channels as json`:

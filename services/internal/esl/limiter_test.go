@@ -17,16 +17,15 @@ func TestBucket(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if d := time.Since(start); d > 50*time.Millisecond {
+	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("the one-second burst of 5 took %s", d)
 	}
-	// The 6th token is ~200 ms away: a 50 ms deadline fails at once and
-	// does not consume it.
+	// The 6th token is ~200 ms away: a 50 ms deadline fails at once (not
+	// by reaching the deadline) and does not consume it.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	t0 := time.Now()
-	if err := b.wait(short); !errors.Is(err, ErrRateLimited) || time.Since(t0) > 20*time.Millisecond {
-		t.Errorf("wait with a too-close deadline = %v after %s, want an immediate ErrRateLimited", err, time.Since(t0))
+	if err := b.wait(short); !errors.Is(err, ErrRateLimited) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("wait with a too-close deadline = %v, want an immediate ErrRateLimited", err)
 	}
 	// Cancelling while waiting gives the token back.
 	cctx, ccancel := context.WithCancel(ctx)
@@ -34,11 +33,10 @@ func TestBucket(t *testing.T) {
 	if err := b.wait(cctx); !errors.Is(err, ErrRateLimited) || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled wait = %v", err)
 	}
-	t0 = time.Now()
 	if err := b.wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(t0); d < 100*time.Millisecond || d > 400*time.Millisecond {
-		t.Errorf("6th token after %s, want ~180 ms more", d)
+	if d := time.Since(start); d < 180*time.Millisecond {
+		t.Errorf("6th token %s after the first, want >= 200 ms", d)
 	}
 }

@@ -241,14 +241,11 @@ func (n *node) connect(ctx context.Context) (*session, error) {
 		}
 	}
 
+	// The node is usable from here on, so that a handler reacting to
+	// NodeUp can send commands. The restart bookkeeping is committed only
+	// together with the NodeUp that reports it, so a session that fails
+	// before reporting cannot swallow a restart.
 	n.mu.Lock()
-	up := NodeUp{Node: n.name, CoreUUID: s.coreUUID, PreviousCoreUUID: n.coreUUID, Reconnects: n.sessions}
-	up.Restarted = up.PreviousCoreUUID != "" && up.PreviousCoreUUID != up.CoreUUID
-	n.coreUUID = s.coreUUID
-	n.sessions++
-	if up.Restarted {
-		n.restarts++
-	}
 	n.lastErr = nil
 	n.lastChange = time.Now()
 	n.sess.Store(s)
@@ -257,11 +254,24 @@ func (n *node) connect(ctx context.Context) (*session, error) {
 	var parseErr error
 	cl := newCall(ctAPIResponse)
 	cl.inline = func(f *frame) {
-		up.Channels, parseErr = parseChannels(f.body)
-		if parseErr == nil {
-			s.upSent.Store(true)
-			n.q.push(up)
+		chans, err := parseChannels(f.body)
+		if err != nil {
+			parseErr = err
+			return
 		}
+		n.mu.Lock()
+		up := NodeUp{Node: n.name, CoreUUID: s.coreUUID, PreviousCoreUUID: n.coreUUID, Reconnects: n.sessions, Channels: chans}
+		up.Restarted = up.PreviousCoreUUID != "" && up.PreviousCoreUUID != up.CoreUUID
+		n.coreUUID = s.coreUUID
+		n.sessions++
+		if up.Restarted {
+			n.restarts++
+		}
+		n.mu.Unlock()
+		s.upSent.Store(true)
+		n.q.push(up)
+		n.log.Info("FreeSWITCH session up", "node", n.name, "core_uuid", up.CoreUUID,
+			"restarted", up.Restarted, "reconnects", up.Reconnects, "channels", len(up.Channels))
 	}
 	if _, err := ev.roundTrip(ctx, cl, "api show channels as json"); err != nil {
 		return nil, n.abortPublished(s, fmt.Errorf("list channels: %w", err))
@@ -269,8 +279,6 @@ func (n *node) connect(ctx context.Context) (*session, error) {
 	if parseErr != nil {
 		return nil, n.abortPublished(s, parseErr)
 	}
-	n.log.Info("FreeSWITCH session up", "node", n.name, "core_uuid", up.CoreUUID,
-		"restarted", up.Restarted, "reconnects", up.Reconnects, "channels", len(up.Channels))
 	return s, nil
 }
 

@@ -36,7 +36,7 @@ func TestRepliesReachTheirCommands(t *testing.T) {
 func hammer(t *testing.T, conns int) {
 	const (
 		workers    = 64
-		iterations = 40
+		iterations = 30
 	)
 	// Scale 20: fast far ends, yet FreeSWITCH's default 60 s
 	// originate_timeout is still 3 s of real time under -race load.
@@ -56,7 +56,7 @@ func hammer(t *testing.T, conns int) {
 	cfg.CommandConns = conns
 	c := dial(t, cfg, h)
 	node := s.ESLAddr()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	var (

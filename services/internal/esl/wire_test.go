@@ -169,3 +169,62 @@ func TestSubscription(t *testing.T) {
 		t.Errorf("subscription = %q, want %q", got, want)
 	}
 }
+
+// TestDecodeEventJSONFastPath: the hand-written decoder agrees with the
+// encoding/json one on every event of a real capture and on the shapes it
+// hands over to it.
+func TestDecodeEventJSONFastPath(t *testing.T) {
+	t.Parallel()
+	inputs := [][]byte{
+		[]byte(`{"Event-Name":"X","a":"b","a":"c","_body":"+OK x\n","q":"say \"hi\" \\ \u00f1 \ud83d\ude00"}`),
+		[]byte(` { "Event-Name" : "X" , "n" : 12, "t": true, "nested": {"k": ["v", 1]}, "z": null } `),
+		[]byte(`{}`),
+	}
+	for _, f := range readCapture(t, "17_event_json_ALL_sip_call_remote_bye.recv.raw") {
+		if f.contentType == ctEventJSON {
+			inputs = append(inputs, f.body)
+		}
+	}
+	for _, in := range inputs {
+		fast, err1 := decodeEventJSON("n", in)
+		slow, err2 := decodeEventJSONSlow("n", in)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("decode %.60q: fast %v, slow %v", in, err1, err2)
+		}
+		if fast.Name != slow.Name || fast.Body != slow.Body || len(fast.Headers) != len(slow.Headers) {
+			t.Errorf("%.60q: fast %q/%q/%d headers, slow %q/%q/%d", in, fast.Name, fast.Body, len(fast.Headers), slow.Name, slow.Body, len(slow.Headers))
+			continue
+		}
+		for k, v := range slow.Headers {
+			if fast.Headers[k] != v {
+				t.Errorf("%s: fast %q, slow %q", k, fast.Headers[k], v)
+			}
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{"a":"b"`, `{"a" "b"}`, `{"a":"b",}`, "{\"a\":\"x\ny\"}"} {
+		if _, err := decodeEventJSON("n", []byte(bad)); !errors.Is(err, ErrProtocol) {
+			t.Errorf("decode %q: %v, want ErrProtocol", bad, err)
+		}
+	}
+}
+
+func FuzzDecodeEventJSON(f *testing.F) {
+	f.Add([]byte(`{"Event-Name":"X","a":"b\"c","_body":"x"}`))
+	f.Add([]byte(`{"n":1,"o":{"p":[1,2]}}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		fast, err1 := decodeEventJSON("n", in)
+		slow, err2 := decodeEventJSONSlow("n", in)
+		if (err1 == nil) != (err2 == nil) {
+			// The slow decoder stops at the end of the first object and
+			// ignores trailing bytes; the fast one does too. Only a
+			// disagreement on valid input matters.
+			if err2 == nil && err1 != nil {
+				t.Fatalf("fast rejects what slow accepts: %q: %v", in, err1)
+			}
+			return
+		}
+		if err1 == nil && (fast.Name != slow.Name || fast.Body != slow.Body || len(fast.Headers) != len(slow.Headers)) {
+			t.Fatalf("%q: fast %+v, slow %+v", in, fast, slow)
+		}
+	})
+}

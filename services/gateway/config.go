@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/ringback/ringback/services/internal/config"
+	"github.com/ringback/ringback/services/internal/logging"
+)
+
+// Defaults of the gateway's own settings.
+const (
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultAdminAddr       = "127.0.0.1:9090"
+	DefaultGRPCAddr        = "127.0.0.1:50050"
+	DefaultOriginationAddr = "127.0.0.1:50051" // cmd/origination's default
+	DefaultAuthCacheTTL    = 10 * time.Second
+	DefaultRequestTimeout  = 15 * time.Second
+	// MaxBodyBytes bounds every request body (REST and clickToDial).
+	MaxBodyBytes = 1 << 20
+)
+
+// Config is the gateway's configuration.
+type Config struct {
+	// Platform holds what every service shares (DATABASE_URL, admin and
+	// gRPC addresses, log level, shutdown timeout).
+	Platform config.Platform
+	// HTTPAddr (RINGBACK_HTTP_ADDR) is host:port of the public HTTP server.
+	HTTPAddr string
+	// OriginationAddr (RINGBACK_ORIGINATION_ADDR) is the gRPC target of the
+	// origination service (host:port, or any grpc.NewClient target).
+	OriginationAddr string
+	// OperatorToken (RINGBACK_OPERATOR_TOKEN) authenticates the
+	// installation's operators (Bearer), who may manage every account.
+	// Empty: there is no operator access over HTTP.
+	OperatorToken logging.Secret
+	// TrustedProxies (RINGBACK_TRUSTED_PROXIES, comma-separated CIDRs or
+	// addresses) are the peers whose X-Forwarded-For is believed when
+	// finding the client address an IP allowlist is checked against.
+	TrustedProxies []netip.Prefix
+	// AuthCacheTTL (RINGBACK_AUTH_CACHE_TTL, a duration) is how long an API
+	// key lookup is reused. A key revoked or an allowlist changed through
+	// another gateway replica takes effect here after at most this long
+	// (at once on the replica that made the change).
+	AuthCacheTTL time.Duration
+	// RequestTimeout (RINGBACK_REQUEST_TIMEOUT, a duration) bounds each REST
+	// or clickToDial request, backend calls included.
+	RequestTimeout time.Duration
+}
+
+// Load reads the gateway's configuration through lookup (os.LookupEnv when
+// nil) and reports every problem at once.
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	l := config.NewLoader(lookup)
+	c := Config{
+		Platform: config.LoadPlatform(l, config.PlatformDefaults{AdminAddr: DefaultAdminAddr, GRPCAddr: DefaultGRPCAddr}),
+		HTTPAddr: l.HostPort("RINGBACK_HTTP_ADDR", DefaultHTTPAddr, "host:port of the public HTTP server (REST API, clickToDial)"),
+		OriginationAddr: l.String("RINGBACK_ORIGINATION_ADDR", DefaultOriginationAddr,
+			"gRPC target of the origination service"),
+		OperatorToken: l.Secret("RINGBACK_OPERATOR_TOKEN", "",
+			"Bearer token of the installation's operators (manage every account); empty: none"),
+		AuthCacheTTL: l.Duration("RINGBACK_AUTH_CACHE_TTL", DefaultAuthCacheTTL,
+			"how long an API key lookup is cached, e.g. 10s"),
+		RequestTimeout: l.Duration("RINGBACK_REQUEST_TIMEOUT", DefaultRequestTimeout,
+			"longest a REST or clickToDial request may take, e.g. 15s"),
+	}
+	l.Func("RINGBACK_TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted", func(s string) error {
+		p, err := ParsePrefixes(s)
+		c.TrustedProxies = p
+		return err
+	})
+	if t := c.OperatorToken.Reveal(); t != "" && len(t) < 16 {
+		l.Problemf("RINGBACK_OPERATOR_TOKEN", "too short (%d characters): use at least 16 random characters", len(t))
+	}
+	l.Check(c.OriginationAddr != "", "RINGBACK_ORIGINATION_ADDR", "required")
+	l.Check(c.AuthCacheTTL <= 5*time.Minute, "RINGBACK_AUTH_CACHE_TTL", "at most 5m: revoked keys must stop working soon")
+	l.Check(c.RequestTimeout > 0, "RINGBACK_REQUEST_TIMEOUT", "must be positive")
+	return c, l.Err()
+}
+
+// ParsePrefixes reads a comma-separated list of CIDRs or bare addresses (a
+// bare address is that one host). Spaces around commas are ignored.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := parsePrefix(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// parsePrefix reads one CIDR or bare address. A CIDR with host bits set
+// (203.0.113.7/24) is refused rather than silently widened or narrowed.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	if p.Addr().Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped CIDR needs at least 96 bits", s)
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %s?)", s, m)
+	}
+	return p, nil
+}

@@ -1,0 +1,199 @@
+// Package suite runs every Ringback service in one process, with the
+// FreeSWITCH simulator and an in-process NATS server unless real ones are
+// configured: the development setup behind `make run`, and what the
+// end-to-end tests drive. Production runs each service's own binary.
+package suite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ringback/ringback/freeswitch/sim"
+	"github.com/ringback/ringback/services/gateway"
+	"github.com/ringback/ringback/services/internal/server"
+	"github.com/ringback/ringback/services/origination"
+)
+
+// Options configure a suite run.
+type Options struct {
+	// Lookup reads configuration (os.LookupEnv when nil). FREESWITCH_ESL_ADDR
+	// and NATS_URL, when set, point at real ones instead of the simulator
+	// and the in-process NATS server.
+	Lookup func(string) (string, bool)
+	// SimESLAddr and SimControlAddr are where the simulator listens
+	// (defaults 127.0.0.1:8021 and 127.0.0.1:8022); SimTimeScale speeds
+	// its far ends up (default 1).
+	SimESLAddr, SimControlAddr string
+	SimTimeScale               float64
+	// DevAccount is created at start with DevKey as an API key (a new key
+	// when empty); "" creates none.
+	DevAccount, DevKey string
+	Log                *slog.Logger
+	// Ready is called once everything serves.
+	Ready func(Info)
+}
+
+// Info says where the suite serves.
+type Info struct {
+	HTTPURL       string // the gateway
+	OriginationAt string // origination's gRPC address
+	NATSURL       string
+	ESLAddr       string
+	SimControlURL string // "" when a real FreeSWITCH is used
+	DevAccountID  string
+	DevKey        string
+}
+
+// Run runs the suite until ctx ends, then shuts every service down in two
+// stages (a second signal forces it, see server.NotifyContext).
+func Run(ctx context.Context, opts Options) error {
+	lookup := opts.Lookup
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	var info Info
+	over := map[string]string{}
+
+	if addr, ok := lookup("FREESWITCH_ESL_ADDR"); ok && addr != "" {
+		info.ESLAddr = addr
+	} else {
+		eslAddr, ctlAddr := opts.SimESLAddr, opts.SimControlAddr
+		if eslAddr == "" {
+			eslAddr = "127.0.0.1:8021"
+		}
+		if ctlAddr == "" {
+			ctlAddr = "127.0.0.1:8022"
+		}
+		s, err := sim.Start(ctx, sim.Config{ESLAddr: eslAddr, ControlAddr: ctlAddr, TimeScale: opts.SimTimeScale, Logger: log.With("component", "fssim")})
+		if err != nil {
+			return fmt.Errorf("start the FreeSWITCH simulator: %w", err)
+		}
+		defer s.Close()
+		info.ESLAddr, info.SimControlURL = s.ESLAddr(), s.ControlURL()
+		over["FREESWITCH_ESL_ADDR"] = s.ESLAddr()
+		over["FREESWITCH_ESL_PASSWORD"] = s.Password()
+		log.Info("FreeSWITCH simulator started", "esl", s.ESLAddr(), "control", s.ControlURL())
+	}
+	if u, ok := lookup("NATS_URL"); ok && u != "" {
+		info.NATSURL = u
+	} else {
+		dir, err := os.MkdirTemp("", "ringback-nats-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+		if err != nil {
+			return fmt.Errorf("start in-process NATS: %w", err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			return errors.New("in-process NATS did not start")
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		info.NATSURL = ns.ClientURL()
+		over["NATS_URL"] = ns.ClientURL()
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+
+	// origination first: the gateway needs its address.
+	origReady := make(chan *server.Server, 1)
+	origLookup := overlay(lookup, over, map[string]string{
+		"RINGBACK_ADMIN_ADDR": envOr(lookup, "RINGBACK_ORIGINATION_ADMIN_ADDR", "127.0.0.1:9091"),
+		"RINGBACK_GRPC_ADDR":  envOr(lookup, "RINGBACK_ORIGINATION_GRPC_ADDR", "127.0.0.1:50051"),
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- origination.Run(ctx, origLookup, log.With("component", "origination"), origination.RunOptions{
+			Registry: reg, Ready: func(s *server.Server) { origReady <- s },
+		})
+	}()
+	var origSrv *server.Server
+	select {
+	case origSrv = <-origReady:
+	case err := <-errs:
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("origination: %w", err)
+	}
+	info.OriginationAt = origSrv.GRPCAddr().String()
+
+	gwCfg, err := gateway.Load(overlay(lookup, over, map[string]string{
+		"RINGBACK_ADMIN_ADDR":       envOr(lookup, "RINGBACK_GATEWAY_ADMIN_ADDR", "127.0.0.1:9090"),
+		"RINGBACK_GRPC_ADDR":        envOr(lookup, "RINGBACK_GATEWAY_GRPC_ADDR", "127.0.0.1:50050"),
+		"RINGBACK_ORIGINATION_ADDR": info.OriginationAt,
+	}))
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	gwReady := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- gateway.Run(ctx, gwCfg, log.With("component", "gateway"), reg, gateway.RunOptions{
+			DevAccount: opts.DevAccount, DevKey: opts.DevKey,
+			DevAccountReady: func(id, key string) { info.DevAccountID, info.DevKey = id, key },
+			Ready: func(s *server.Server) {
+				info.HTTPURL = "http://" + s.PublicAddr().String()
+				close(gwReady)
+			},
+		})
+	}()
+	select {
+	case <-gwReady:
+		if opts.Ready != nil {
+			opts.Ready(info)
+		}
+	case err := <-errs:
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("gateway: %w", err)
+	}
+	// Either service ending ends the suite.
+	first := <-errs
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		first = errors.Join(first, err)
+	}
+	return first
+}
+
+// overlay answers from the maps first (later ones win), then lookup.
+func overlay(lookup func(string) (string, bool), maps ...map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		for i := len(maps) - 1; i >= 0; i-- {
+			if v, ok := maps[i][name]; ok {
+				return v, true
+			}
+		}
+		return lookup(name)
+	}
+}
+
+func envOr(lookup func(string) (string, bool), name, def string) string {
+	if v, ok := lookup(name); ok && v != "" {
+		return v
+	}
+	return def
+}
