@@ -83,6 +83,8 @@ var (
 	ErrEndpointBusy = errors.New("endpoint busy")
 	ErrConflict     = errors.New("concurrent update")
 	ErrInvalid      = errors.New("invalid request")
+	// ErrNoSwitch: no FreeSWITCH node is connected to place the call on.
+	ErrNoSwitch = errors.New("no FreeSWITCH node available")
 	// ErrUnknownEndpoint: the endpoint does not exist in the account.
 	ErrUnknownEndpoint = errors.New("unknown endpoint")
 )
@@ -272,7 +274,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 	}
 	node, err := e.sw.PickNode()
 	if err != nil {
-		return nil, fmt.Errorf("pick a FreeSWITCH node: %w", err)
+		return nil, fmt.Errorf("%w: %v", ErrNoSwitch, err)
 	}
 	c.Node = node
 	// One active call per endpoint: the lock outlives the longest possible
@@ -433,6 +435,15 @@ func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) erro
 		}
 		e.log.Warn("leg gone from FreeSWITCH while we were not looking", "call_id", c.ID, "leg_uuid", l.UUID, "node_restarted", nodeGone)
 		acts = append(acts, e.legEnded(c, r, cause, 0, e.now().UTC())...)
+	}
+	if c.Ending != "" {
+		// The call was decided to end while FreeSWITCH may not have heard
+		// (a hangup sent while disconnected): say it again.
+		for _, r := range []Role{RoleFirst, RoleSecond} {
+			if c.Leg(r).Status.Up() {
+				acts = append(acts, hangupAction(r, "NORMAL_CLEARING"))
+			}
+		}
 	}
 	if len(c.outbox) == 0 && len(acts) == 0 {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -55,6 +56,8 @@ func GRPCError(err error) error {
 		return statusError(codes.FailedPrecondition, "ENDPOINT_BUSY", err.Error())
 	case errors.Is(err, ErrNotFound):
 		return statusError(codes.NotFound, "CALL_NOT_FOUND", err.Error())
+	case errors.Is(err, ErrNoSwitch):
+		return statusError(codes.Unavailable, "SWITCH_UNAVAILABLE", "no FreeSWITCH node is connected; retry shortly")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return statusError(codes.DeadlineExceeded, "TIMEOUT", err.Error())
 	}
@@ -74,6 +77,17 @@ type CallServer struct {
 	// Draining, when it reports true, makes CreateCall refuse new calls
 	// (stage one of the two-stage shutdown).
 	Draining func() bool
+	// Log receives the internal errors the API hides from clients.
+	Log *slog.Logger
+}
+
+// fail maps an error for the client and logs what the client won't see.
+func (s *CallServer) fail(op string, err error) error {
+	gerr := GRPCError(err)
+	if st, _ := status.FromError(gerr); st.Code() == codes.Internal && s.Log != nil {
+		s.Log.Error("call API internal error", "op", op, "err", err)
+	}
+	return gerr
 }
 
 func (s *CallServer) now() time.Time {
@@ -131,7 +145,7 @@ func (s *CallServer) CreateCall(ctx context.Context, req *originationv1.CreateCa
 		Announcement: req.GetAnnouncement(), MaxDurationS: int(req.GetMaxDurationS()), Variables: req.GetVariables(),
 	})
 	if err != nil {
-		return nil, GRPCError(err)
+		return nil, s.fail("CreateCall", err)
 	}
 	if k := req.GetIdempotencyKey(); k != "" {
 		s.Redis.Set(ctx, idemKey(account, k), c.ID, 24*time.Hour)

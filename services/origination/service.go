@@ -101,7 +101,7 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, draining func() 
 	}
 	return &Service{
 		Engine:    engine,
-		Calls:     &CallServer{Engine: engine, Redis: d.Cache.Redis(), Draining: draining},
+		Calls:     &CallServer{Engine: engine, Redis: d.Cache.Redis(), Draining: draining, Log: log},
 		Endpoints: &EndpointServer{Store: endpoints},
 		sw:        sw, client: client, log: log,
 	}, nil
