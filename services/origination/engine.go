@@ -41,7 +41,13 @@ type Pending struct {
 	Type EventType `json:"type"`
 	Leg  Role      `json:"leg,omitempty"`
 	At   time.Time `json:"at"`
-	Call *Call     `json:"call"` // the call as it was right after the change
+	// Call is the call as it was right after the change. It is kept in
+	// memory only: persisting a snapshot per event tripled the work of
+	// every save. An event republished after a crash carries the call as
+	// it is at recovery, which is newer than the event; consumers use the
+	// event type and sequence for what happened and the snapshot for the
+	// latest state.
+	Call *Call `json:"-"`
 }
 
 // Store keeps live calls. Implementations must make Update a
@@ -305,6 +311,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		e.releaseLocks(ctx, c)
 		return nil, fmt.Errorf("store call: %w", err)
 	}
+	e.remember(c)
 	e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID})
 	return c, nil
 }

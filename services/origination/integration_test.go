@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -45,13 +46,25 @@ func newStackScale(t testing.TB, scale float64) *stack {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := sim.Start(ctx, sim.Config{ESLAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", TimeScale: scale})
-	if err != nil {
-		t.Fatal(err)
+	// Benchmarks may use a simulator and a NATS server in their own
+	// processes (BENCH_FSSIM_ADDR, BENCH_NATS_URL), as in production, so
+	// that their CPU and garbage collection are not charged to origination.
+	var s *sim.Sim
+	eslAddr := os.Getenv("BENCH_FSSIM_ADDR")
+	if _, isBench := t.(*testing.B); !isBench || eslAddr == "" {
+		var err error
+		s, err = sim.Start(ctx, sim.Config{ESLAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", TimeScale: scale})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		eslAddr = s.ESLAddr()
 	}
-	t.Cleanup(func() { s.Close() })
-	ns := natstest.Start(t)
-	bus, err := natsbus.Connect(ctx, ns.URL(), "origination-test", log, natsbus.Options{})
+	natsURL := os.Getenv("BENCH_NATS_URL")
+	if _, isBench := t.(*testing.B); !isBench || natsURL == "" {
+		natsURL = natstest.Start(t).URL()
+	}
+	bus, err := natsbus.Connect(ctx, natsURL, "origination-test", log, natsbus.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +73,7 @@ func newStackScale(t testing.TB, scale float64) *stack {
 		t.Fatal(err)
 	}
 	st := &stack{t: t, sim: s, events: map[string][]*eventsv1.CallEvent{}}
-	st.nc, err = nats.Connect(ns.URL())
+	st.nc, err = nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +108,7 @@ func newStackScale(t testing.TB, scale float64) *stack {
 	cc := cachetest.New(t)
 	st.store = NewRedisStore(cc.Redis())
 	st.sw = NewESLSwitch(log)
-	st.client, err = esl.Dial(ctx, esl.Config{Addrs: []string{s.ESLAddr()}, Password: "ClueCon", Events: Events, Logger: log}, st.sw.Handlers())
+	st.client, err = esl.Dial(ctx, esl.Config{Addrs: []string{eslAddr}, Password: "ClueCon", Events: Events, Logger: log}, st.sw.Handlers())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -38,6 +39,11 @@ type Options struct {
 	DialTimeout  time.Duration
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
+	// PoolSize is the most connections kept open (default 64, at least
+	// 10 per CPU): services hold many calls' state changes in flight at
+	// once, and a caller waiting for a pooled connection waits on the
+	// request path.
+	PoolSize int
 }
 
 // Client is a Redis client whose keys carry a prefix. Safe for concurrent use.
@@ -70,6 +76,9 @@ func Open(ctx context.Context, redisURL string, opts Options) (*Client, error) {
 	set("dial_timeout", &ro.DialTimeout, opts.DialTimeout, 2*time.Second)
 	set("read_timeout", &ro.ReadTimeout, opts.ReadTimeout, time.Second)
 	set("write_timeout", &ro.WriteTimeout, opts.WriteTimeout, time.Second)
+	if !q.Has("pool_size") {
+		ro.PoolSize = max(opts.PoolSize, 64, 10*runtime.GOMAXPROCS(0))
+	}
 	ro.ContextTimeoutEnabled = true
 	// Maintenance notifications are a Redis Enterprise/Cloud feature; with
 	// open-source Redis they only add a failed handshake per connection.
