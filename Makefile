@@ -3,12 +3,14 @@
 MODULES := freeswitch/sim proto services
 GO ?= go
 
-.PHONY: test lint build bench conformance fssim generate generate-check setup
+.PHONY: run test lint build bench conformance fssim generate generate-check setup
 
-## setup: PostgreSQL, Redis and NATS (JetStream) on loopback: reused if
-## running, else installed (apt-get) and started (scripts/setup).
-setup:
+## run: the whole suite in one process (simulator, in-process NATS,
+## origination, gateway on http://127.0.0.1:8080) after scripts/setup; prints
+## the dev account's API key (RINGBACK_DEV_API_KEY picks it).
+run:
 	@scripts/setup >/dev/null
+	cd services && $(GO) run ./cmd/ringback
 
 ## test: lint, then every module's tests with the race detector (includes the
 ## simulator's ESL conformance suite).
@@ -43,11 +45,22 @@ conformance:
 build:
 	mkdir -p bin
 	cd freeswitch/sim && $(GO) build -o ../../bin/fssim ./cmd/fssim
+	cd services && $(GO) build -o ../bin/ ./cmd/...
+
+## setup: PostgreSQL, Redis and NATS (JetStream) on loopback: reused if
+## running, else installed (apt-get) and started (scripts/setup).
+setup:
+	@scripts/setup >/dev/null
 
 ## fssim: run the FreeSWITCH simulator on 127.0.0.1:8021 (control API :8022).
 fssim:
 	cd freeswitch/sim && $(GO) run ./cmd/fssim
 
-## bench: the simulator's benchmarks (figures recorded in docs/benchmarks.md).
+## bench: the benchmarks recorded in docs/benchmarks.md (simulator, ESL
+## client, sustained calls through origination with the bare-eslgo baseline).
 bench:
-	cd freeswitch/sim && $(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+	@scripts/setup >/dev/null
+	cd freeswitch/sim && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+	cd services && $(GO) test -run '^$$' -bench . -benchtime 5000x -count 3 ./internal/esl/
+	cd services && $(GO) test -run '^$$' -bench 'CreateCallSustained' -benchtime 1x -count 3 ./origination/
+	cd services && $(GO) test -run '^$$' -bench 'BareEslgo' -benchtime 20000x -count 3 ./origination/
