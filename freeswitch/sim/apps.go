@@ -44,6 +44,17 @@ func (c *Channel) runApps(apps []app) {
 	s := c.sim
 	s.mu.Lock()
 	c.hitDialplan = true
+	if c.prof.direction == "outbound" && !c.flipped {
+		// switch_channel_set_caller_extension flips the caller ID of an
+		// outbound channel given its first extension (switch_channel_sort_cid):
+		// the answered loopback/ A-leg shows "Outbound Call" <fsref> from
+		// then on (capture 07, nc_session_loopback_9664), a null/ leg
+		// "Outbound Call" <1234> (capture 18). Sofia legs flipped on answer.
+		c.flipCID()
+	}
+	// Entering an extension sets call_uuid again: it moves after the
+	// variables set so far (captures 01, 07, 19).
+	c.vars.set("call_uuid", c.callUUID)
 	if c.running != "CS_EXECUTE" {
 		c.setRunning("CS_EXECUTE")
 	}
@@ -121,15 +132,12 @@ func (c *Channel) execute(name, arg, appUUID string, fromDialplan bool) appResul
 	}
 	post = append(post, h("Application-UUID", appUUID))
 	c.emit("CHANNEL_EXECUTE", nil, post)
+	c.lastApp, c.lastArg = name, arg
 	s.mu.Unlock()
 
 	res := c.runApp(name, arg)
 
 	s.mu.Lock()
-	c.vars.set("last_app", name)
-	if arg != "" {
-		c.vars.set("last_arg", arg)
-	}
 	resp := res.response
 	if resp == "" {
 		resp = "_none_"
@@ -727,8 +735,9 @@ var dialplan = map[string]map[string][]app{
 	// (freeswitch/conf/dialplan/fsref.xml); the conformance tests transfer
 	// to it in both modes.
 	"fsref": {
-		"6001": {{"answer", ""}, {"park", ""}},
+		"6001": {{"answer", ""}, {"sleep", "1000"}, {"hangup", "NORMAL_CLEARING"}},
 		"6002": {{"hangup", "USER_BUSY"}},
+		"6003": {{"ring_ready", ""}, {"park", ""}},
 		"6006": {{"answer", ""}, {"playback", "tone_stream://%(300,200,600);loops=2"}, {"park", ""}},
 	},
 	"ringback": {

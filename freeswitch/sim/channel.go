@@ -226,6 +226,16 @@ type Channel struct {
 	ghost      bool            // vanished in a simulated restart
 	waiter     chan legOutcome // the originate waiting for this leg, until it concludes
 	outcome    scenario.Outcome
+
+	// loopback/ pairs: loopLeg is "A" (the outbound leg originate returns)
+	// or "B" (the inbound leg running the dialplan); loopPeer is the other
+	// half. What the B-leg signals (ring, pre-answer, answer) is signalled
+	// on the A-leg first, as mod_loopback's receive_message does; whichever
+	// leg hangs up takes the other down with the same cause.
+	loopLeg  string
+	loopPeer *Channel
+
+	lastApp, lastArg string // the last application started (the app log)
 }
 
 // micro returns the simulated now in µs.
@@ -374,6 +384,9 @@ func (c *Channel) progress() {
 	if c.isHungup() || c.prof.progress != 0 {
 		return
 	}
+	if c.loopLeg == "B" && c.loopPeer != nil {
+		c.loopPeer.progress()
+	}
 	c.prof.progress = c.sim.micro()
 	if c.endpoint == "sofia" {
 		c.prof.networkAddr = "127.0.0.1"
@@ -386,6 +399,9 @@ func (c *Channel) progress() {
 func (c *Channel) preAnswer() {
 	if c.isHungup() || c.prof.progressMedia != 0 || c.prof.answered != 0 {
 		return
+	}
+	if c.loopLeg == "B" && c.loopPeer != nil {
+		c.loopPeer.preAnswer()
 	}
 	c.prof.progressMedia = c.sim.micro()
 	c.enableMedia()
@@ -426,6 +442,12 @@ func (c *Channel) markAnswered() {
 	if c.isHungup() || c.prof.answered != 0 {
 		return
 	}
+	if c.loopLeg == "B" && c.loopPeer != nil {
+		// switch_channel_answer indicates the answer to the endpoint
+		// before marking the channel: the A-leg's CHANNEL_ANSWER comes
+		// first (capture 07).
+		c.loopPeer.markAnswered()
+	}
 	if c.prof.progress == 0 && c.endpoint == "sofia" {
 		c.prof.progress = c.sim.micro()
 		c.prof.networkAddr = "127.0.0.1"
@@ -433,8 +455,9 @@ func (c *Channel) markAnswered() {
 	c.enableMedia()
 	c.prof.answered = c.sim.micro()
 	c.answerState = "answered"
-	c.vars.set("endpoint_disposition", "ANSWER")
 	c.emit("CHANNEL_ANSWER", nil, nil)
+	// Set after CHANNEL_ANSWER: no captured CHANNEL_ANSWER carries it.
+	c.vars.set("endpoint_disposition", "ANSWER")
 	if v, ok := c.vars.get("execute_on_answer"); ok && v != "" {
 		c.executeInline(v)
 	}
@@ -473,10 +496,16 @@ func (c *Channel) executeInline(spec string) {
 // destination; the original stays in Caller-Orig-Caller-ID-Number).
 func (c *Channel) flipCID() {
 	c.flipped = true
+	name, number := "Outbound Call", c.prof.destination
+	if c.endpoint == "loopback" {
+		// switch_channel_flip_cid proper: the callee becomes the caller
+		// (loopback/6001/fsref: "Outbound Call" <fsref>, capture 07).
+		name, number = c.prof.calleeName, c.prof.calleeNumber
+	}
 	c.vars.set("pre_transfer_caller_id_name", c.prof.cidName)
 	c.vars.set("pre_transfer_caller_id_number", c.prof.cidNumber)
 	c.prof.calleeName, c.prof.calleeNumber = c.prof.cidName, c.prof.cidNumber
-	c.prof.cidName, c.prof.cidNumber = "Outbound Call", c.prof.destination
+	c.prof.cidName, c.prof.cidNumber = name, number
 	c.vars.set("channel_cid_flipped", "yes")
 	c.emit("CALL_UPDATE", nil, []event.Header{h("Direction", "RECV")})
 }
@@ -490,7 +519,6 @@ func (c *Channel) hangup(cause string) {
 	}
 	cause = causeOrDefault(cause)
 	c.hangupCause = cause
-	c.prof.hangup = c.sim.micro()
 	c.answerState = "hangup"
 	c.stateNum = stateNumbers["CS_HANGUP"]
 	for _, t := range c.timers {
@@ -501,8 +529,8 @@ func (c *Channel) hangup(cause string) {
 		c.vars.set("sip_term_status", strconv.Itoa(c.sipStatus))
 		c.vars.set("proto_specific_hangup_cause", "sip:"+strconv.Itoa(c.sipStatus))
 	}
-	c.vars.set("hangup_cause", cause)
-	c.vars.set("hangup_cause_q850", strconv.Itoa(q850(cause)))
+	// hangup_cause and hangup_cause_q850 are set later, in CS_HANGUP
+	// (finish): no captured CHANNEL_HANGUP carries them.
 	c.emit("CHANNEL_HANGUP", nil, nil)
 	close(c.hungup)
 	c.notify()
@@ -543,9 +571,11 @@ func (c *Channel) reportingData() {
 		}
 		return b - a
 	}
-	if s, ok := v.get("last_app"); !ok || s == "" {
-		v.set("digits_dialed", "none")
-	}
+	// digits_dialed is "none" in 56 of the 59 captured
+	// CHANNEL_HANGUP_COMPLETE events, whatever the leg executed (01, 02,
+	// 07, nc_session_loopback_9664...); the three without it (09, 12, 26)
+	// are answered sofia legs that also have no last_app.
+	v.set("digits_dialed", "none")
 	v.set("start_stamp", stamp(start))
 	v.set("profile_start_stamp", stamp(start))
 	if c.prof.answered != 0 {
@@ -568,11 +598,21 @@ func (c *Channel) reportingData() {
 		{"last_hold", 0}, {"resurrect", 0}, {"progress", c.prof.progress}, {"progress_media", c.prof.progressMedia}, {"end", end}} {
 		v.set(p.name+"_epoch", sec(p.us))
 		v.set(p.name+"_uepoch", usec(p.us))
+		if p.name == "last_hold" {
+			v.set("hold_accum_seconds", "0")
+			v.set("hold_accum_usec", "0")
+			v.set("hold_accum_ms", "0")
+		}
 	}
-	v.set("hold_accum_seconds", "0")
-	v.set("hold_accum_usec", "0")
-	v.set("hold_accum_ms", "0")
-	v.set("caller_id", "\""+c.prof.cidName+"\" <"+c.prof.cidNumber+">")
+	// last_app/last_arg come from the session's application log (the last
+	// application started), set here rather than as applications run.
+	v.set("last_app", c.lastApp)
+	v.set("last_arg", c.lastArg)
+	if c.prof.cidName == "" {
+		v.set("caller_id", c.prof.cidNumber) // "1000", not "" <1000> (captures 02, 07)
+	} else {
+		v.set("caller_id", "\""+c.prof.cidName+"\" <"+c.prof.cidNumber+">")
+	}
 	dur := diff(start, end)
 	bill := diff(c.prof.answered, end)
 	prog := diff(start, c.prof.progress)

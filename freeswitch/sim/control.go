@@ -131,6 +131,12 @@ func (s *Sim) ctlChannelAction(action string) http.HandlerFunc {
 			writeErr(w, http.StatusNotFound, "NO_SUCH_CHANNEL", "no live channel with that uuid")
 			return
 		}
+		uuid := c.uuid
+		if c.loopLeg == "A" && c.loopPeer != nil && c.loopPeer.ready() && action != "dtmf" {
+			// A loopback/ A-leg's far end is its B-leg: answering or
+			// hanging up there reaches the A-leg as mod_loopback relays it.
+			c = c.loopPeer
+		}
 		switch action {
 		case "answer":
 			// Answering an answered leg is a no-op: its far end keeps its
@@ -153,7 +159,7 @@ func (s *Sim) ctlChannelAction(action string) http.HandlerFunc {
 				writeErr(w, http.StatusBadRequest, "BAD_CAUSE", "unknown hangup cause "+cause)
 				return
 			}
-			if c.prof.answered != 0 {
+			if c.prof.answered != 0 && c.endpoint == "sofia" {
 				c.sipStatus = 200
 				c.vars.set("sip_hangup_disposition", "recv_bye")
 			}
@@ -171,7 +177,7 @@ func (s *Sim) ctlChannelAction(action string) http.HandlerFunc {
 				c.receiveDTMF(req.Digits[i], src)
 			}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"uuid": c.uuid, "action": action})
+		writeJSON(w, http.StatusOK, map[string]any{"uuid": uuid, "action": action})
 	}
 }
 

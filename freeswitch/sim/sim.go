@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -275,16 +276,20 @@ func (s *Sim) heartbeatLoop() {
 // takeSession reserves a session for a new channel, failing the way
 // switch_core_session_request does when max_sessions or sps is exceeded.
 // Callers hold s.mu.
-func (s *Sim) takeSession() bool {
+func (s *Sim) takeSession() bool { return s.takeSessions(1) }
+
+// takeSessions reserves n sessions at once (a loopback/ channel is two).
+// Callers hold s.mu.
+func (s *Sim) takeSessions(n int) bool {
 	select {
 	case <-s.closed:
 		return false
 	default:
 	}
-	if len(s.channels) >= s.maxSessions {
+	if len(s.channels)+n > s.maxSessions {
 		return false
 	}
-	s.spsTokens--
+	s.spsTokens -= n
 	if s.spsTokens <= 0 && s.spsLimit > 0 {
 		return false
 	}
@@ -355,9 +360,24 @@ func (c *Channel) thread() {
 // finish runs CS_HANGUP, CS_REPORTING and CS_DESTROY. Callers hold s.mu.
 func (c *Channel) finish() {
 	s := c.sim
+	// switch_core_session_hangup_state: the cause variables, the CDR
+	// timestamps, callstate HANGUP, then the endpoint's on_hangup.
 	c.setRunning("CS_HANGUP")
-	c.setCallState("HANGUP")
+	// Caller-Channel-Hangup-Time is 0 in every captured CHANNEL_HANGUP: the
+	// core stamps it here (switch_channel_set_hangup_time).
+	c.prof.hangup = s.micro()
+	c.vars.set("hangup_cause", c.hangupCause)
+	c.vars.set("hangup_cause_q850", strconv.Itoa(q850(c.hangupCause)))
 	c.reportingData()
+	c.setCallState("HANGUP")
+	if c.loopLeg != "" {
+		// mod_loopback's channel_on_hangup: is_loopback, and the other leg
+		// hung up with this leg's cause. This leg reports first (capture 07).
+		c.vars.set("is_loopback", "1")
+		if p := c.loopPeer; p != nil && p.ready() {
+			p.hangup(c.hangupCause)
+		}
+	}
 	c.setRunning("CS_REPORTING")
 	c.emit("CHANNEL_HANGUP_COMPLETE", []event.Header{h("Hangup-Cause", c.hangupCause)}, nil)
 	// Sockets bound to this session close after HANGUP_COMPLETE; they never
