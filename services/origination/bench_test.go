@@ -82,21 +82,26 @@ func BenchmarkCreateCallSustained(b *testing.B) {
 		}
 		wg.Wait()
 		elapsed := time.Since(start)
-		b.StopTimer()
 		slices.Sort(lat)
 		pct := func(p float64) float64 { return float64(lat[int(float64(len(lat)-1)*p)]) / float64(time.Millisecond) }
 		b.ReportMetric(float64(total)/elapsed.Seconds(), "calls/s")
 		b.ReportMetric(pct(0.50), "p50-ms")
 		b.ReportMetric(pct(0.99), "p99-ms")
 		b.ReportMetric(float64(errs.Load()), "errors")
-		// Let the calls finish so the next iteration (and Close) starts clean.
-		deadline := time.Now().Add(30 * time.Second)
+		b.StopTimer()
+		// End to end: every call dialed, bridged, hung up and recorded. The
+		// calls' own length (2 simulated s, 40 ms real) is part of it.
+		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
 			if live, _ := st.store.LiveForAccount(context.Background(), "acct-bench"); len(live) == 0 {
 				break
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
+		if live, _ := st.store.LiveForAccount(context.Background(), "acct-bench"); len(live) != 0 {
+			b.Fatalf("%d calls still live 60 s after the last request", len(live))
+		}
+		b.ReportMetric(float64(total)/time.Since(start).Seconds(), "completed-calls/s")
 		conn.Close()
 		gs.Stop()
 	}
