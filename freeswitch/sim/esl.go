@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"regexp"
@@ -461,7 +462,7 @@ func (c *eslConn) sessionGone(ch *Channel) {
 func (c *eslConn) write(s string) { c.bw.WriteString(s) }
 
 func (c *eslConn) writef(format string, args ...any) {
-	c.bw.WriteString(sprintf(format, args...))
+	fmt.Fprintf(c.bw, format, args...)
 }
 
 func (c *eslConn) flush() {

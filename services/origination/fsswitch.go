@@ -89,16 +89,13 @@ func (s *ESLSwitch) Handlers() esl.Handlers {
 func switchEvent(ev esl.Event) (SwitchEvent, bool) {
 	se := SwitchEvent{
 		Node: ev.Node, Name: ev.Name, UUID: ev.UniqueID(), CallID: ev.Var("ringback_call_id"), Leg: ev.Var("ringback_leg"),
-		Cause: ev.Get("Hangup-Cause"), Application: ev.Get("Application"),
+		Cause: ev.Get("Hangup-Cause"),
 	}
 	if se.CallID == "" {
 		return se, false // not one of ours
 	}
 	if v := ev.Var("sip_term_status"); v != "" {
 		se.SIPStatus, _ = strconv.Atoi(v)
-	}
-	if v := ev.Var("billsec"); v != "" {
-		se.Billsec, _ = strconv.Atoi(v)
 	}
 	if us, err := strconv.ParseInt(ev.Get("Event-Date-Timestamp"), 10, 64); err == nil && us > 0 {
 		se.At = time.UnixMicro(us).UTC()

@@ -52,8 +52,4 @@ type SwitchEvent struct {
 	SIPStatus int    // variable_sip_term_status
 	JobOK     bool   // BACKGROUND_JOB said +OK
 	At        time.Time
-	// Billsec is variable_billsec on CHANNEL_HANGUP_COMPLETE.
-	Billsec int
-	// Application is set on CHANNEL_EXECUTE_COMPLETE / PLAYBACK_STOP.
-	Application string
 }
