@@ -16,6 +16,9 @@ const (
 	DefaultAdminAddr       = "127.0.0.1:9090"
 	DefaultGRPCAddr        = "127.0.0.1:50050"
 	DefaultOriginationAddr = "127.0.0.1:50051" // cmd/origination's default
+	DefaultRatingAddr      = "127.0.0.1:50053" // cmd/rating's default
+	DefaultMaxImportBytes  = 256 << 20
+	DefaultImportTimeout   = 5 * time.Minute
 	DefaultAuthCacheTTL    = 10 * time.Second
 	DefaultRequestTimeout  = 15 * time.Second
 	// MaxBodyBytes bounds every request body (REST and clickToDial).
@@ -32,6 +35,13 @@ type Config struct {
 	// OriginationAddr (RINGBACK_ORIGINATION_ADDR) is the gRPC target of the
 	// origination service (host:port, or any grpc.NewClient target).
 	OriginationAddr string
+	// RatingAddr (RINGBACK_RATING_ADDR) is the gRPC target of the rating
+	// service.
+	RatingAddr string
+	// MaxImportBytes (RINGBACK_MAX_IMPORT_BYTES) bounds an uploaded tariff
+	// CSV; ImportTimeout (RINGBACK_IMPORT_TIMEOUT) its whole import.
+	MaxImportBytes int64
+	ImportTimeout  time.Duration
 	// OperatorToken (RINGBACK_OPERATOR_TOKEN) authenticates the
 	// installation's operators (Bearer), who may manage every account.
 	// Empty: there is no operator access over HTTP.
@@ -59,6 +69,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		HTTPAddr: l.HostPort("RINGBACK_HTTP_ADDR", DefaultHTTPAddr, "host:port of the public HTTP server (REST API, clickToDial)"),
 		OriginationAddr: l.String("RINGBACK_ORIGINATION_ADDR", DefaultOriginationAddr,
 			"gRPC target of the origination service"),
+		RatingAddr: l.String("RINGBACK_RATING_ADDR", DefaultRatingAddr, "gRPC target of the rating service"),
+		MaxImportBytes: int64(l.Int("RINGBACK_MAX_IMPORT_BYTES", DefaultMaxImportBytes,
+			"largest tariff CSV accepted for import, in bytes")),
+		ImportTimeout: l.Duration("RINGBACK_IMPORT_TIMEOUT", DefaultImportTimeout, "longest a tariff import may take"),
 		OperatorToken: l.Secret("RINGBACK_OPERATOR_TOKEN", "",
 			"Bearer token of the installation's operators (manage every account); empty: none"),
 		AuthCacheTTL: l.Duration("RINGBACK_AUTH_CACHE_TTL", DefaultAuthCacheTTL,
@@ -75,6 +89,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		l.Problemf("RINGBACK_OPERATOR_TOKEN", "too short (%d characters): use at least 16 random characters", len(t))
 	}
 	l.Check(c.OriginationAddr != "", "RINGBACK_ORIGINATION_ADDR", "required")
+	l.Check(c.RatingAddr != "", "RINGBACK_RATING_ADDR", "required")
+	l.Check(c.MaxImportBytes > 0, "RINGBACK_MAX_IMPORT_BYTES", "must be positive")
+	l.Check(c.ImportTimeout > 0, "RINGBACK_IMPORT_TIMEOUT", "must be positive")
 	l.Check(c.AuthCacheTTL <= 5*time.Minute, "RINGBACK_AUTH_CACHE_TTL", "at most 5m: revoked keys must stop working soon")
 	l.Check(c.RequestTimeout > 0, "RINGBACK_REQUEST_TIMEOUT", "must be positive")
 	return c, l.Err()

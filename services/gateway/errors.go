@@ -132,6 +132,16 @@ func HTTPStatus(c codes.Code) int {
 	}
 }
 
+// reasonStatus overrides the HTTP status of some reasons: rating's
+// refusals are 422 Unprocessable Content (the request is well formed; the
+// destination cannot be dialed), not the 409 of FAILED_PRECONDITION.
+var reasonStatus = map[string]int{
+	"DESTINATION_NOT_SUPPORTED": http.StatusUnprocessableEntity,
+	"BLOCKED_DESTINATION":       http.StatusUnprocessableEntity,
+	"INSUFFICIENT_BALANCE":      http.StatusUnprocessableEntity,
+	"INVALID_RATES":             http.StatusUnprocessableEntity,
+}
+
 // codeNames are the fallback error codes when a status has no ErrorInfo.
 var codeNames = map[codes.Code]string{
 	codes.Canceled:           "CANCELED",
@@ -165,6 +175,9 @@ func errorDetail(err error) (d ErrorDetail, internal bool) {
 			d.Code = info.GetReason()
 			break
 		}
+	}
+	if s, ok := reasonStatus[d.Code]; ok {
+		d.HTTPStatus = s
 	}
 	if d.Code == "" {
 		d.Code = codeNames[st.Code()]

@@ -22,9 +22,11 @@ import (
 
 	accountsv1 "github.com/ringback/ringback/proto/gen/go/ringback/accounts/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
 	"github.com/ringback/ringback/proto/gen/openapi"
 	"github.com/ringback/ringback/services/internal/logging"
 	"github.com/ringback/ringback/services/origination"
+	"github.com/ringback/ringback/services/rating"
 )
 
 // Metadata keys the gateway sets on every call to a service. Client
@@ -36,6 +38,8 @@ const (
 	// creates: CALL_SOURCE_API for REST, CALL_SOURCE_CLICK_TO_DIAL_LEGACY for
 	// clickToDial.
 	CallSourceHeader = origination.SourceHeader
+	// RoleHeader is "operator" on requests made with the operator token.
+	RoleHeader = rating.RoleHeader
 )
 
 // Paths of the carrier-compatible clickToDial endpoint: the carrier's two
@@ -61,6 +65,7 @@ type handler struct {
 	store     *AccountStore
 	calls     originationv1.CallServiceClient
 	endpoints originationv1.EndpointServiceClient
+	tariffs   ratingv1.TariffServiceClient
 	operator  []byte // operator token; empty: none
 	mux       *http.ServeMux
 }
@@ -71,12 +76,18 @@ type handler struct {
 // carrier-compatible clickToDial, /v1/openapi.json and /healthz. accounts
 // authenticates API keys; cfg gives the operator token, trusted proxies and
 // request timeout.
-func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountServer accountsv1.AccountServiceServer, origination grpc.ClientConnInterface) (http.Handler, error) {
-	if log == nil || accounts == nil || accountServer == nil || origination == nil {
-		return nil, errors.New("gateway: logger, account store, account server and origination connection are required")
+func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountServer accountsv1.AccountServiceServer, origination, rating grpc.ClientConnInterface) (http.Handler, error) {
+	if log == nil || accounts == nil || accountServer == nil || origination == nil || rating == nil {
+		return nil, errors.New("gateway: logger, account store, account server, origination and rating connections are required")
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = DefaultMaxImportBytes
+	}
+	if cfg.ImportTimeout <= 0 {
+		cfg.ImportTimeout = DefaultImportTimeout
 	}
 	h := &handler{
 		cfg:       cfg,
@@ -84,6 +95,7 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 		store:     accounts,
 		calls:     originationv1.NewCallServiceClient(origination),
 		endpoints: originationv1.NewEndpointServiceClient(origination),
+		tariffs:   ratingv1.NewTariffServiceClient(rating),
 		operator:  []byte(cfg.OperatorToken.Reveal()),
 	}
 	gw := runtime.NewServeMux(
@@ -110,6 +122,18 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 	if err := accountsv1.RegisterAccountServiceHandlerServer(ctx, gw, accountServer); err != nil {
 		return nil, fmt.Errorf("gateway: register AccountService: %w", err)
 	}
+	if err := ratingv1.RegisterTariffServiceHandlerClient(ctx, gw, h.tariffs); err != nil {
+		return nil, fmt.Errorf("gateway: register TariffService: %w", err)
+	}
+	if err := ratingv1.RegisterBillingServiceHandlerClient(ctx, gw, ratingv1.NewBillingServiceClient(rating)); err != nil {
+		return nil, fmt.Errorf("gateway: register BillingService: %w", err)
+	}
+	if err := ratingv1.RegisterBlocklistServiceHandlerClient(ctx, gw, ratingv1.NewBlocklistServiceClient(rating)); err != nil {
+		return nil, fmt.Errorf("gateway: register BlocklistService: %w", err)
+	}
+	if err := ratingv1.RegisterRatingServiceHandlerClient(ctx, gw, ratingv1.NewRatingServiceClient(rating)); err != nil {
+		return nil, fmt.Errorf("gateway: register RatingService: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -126,6 +150,8 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 	for _, p := range LegacyClickToDialPaths {
 		mux.Handle(p, legacy)
 	}
+	mux.HandleFunc("POST "+ratesImportPath, h.importRates)
+	mux.HandleFunc("GET "+ratesExportPath, h.exportRates)
 	mux.Handle("/", gw)
 	h.mux = mux
 	return h, nil
@@ -164,7 +190,12 @@ func tooLargeDetail() ErrorDetail {
 
 // ServeHTTP bounds the body and the time of every request, then routes it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength > MaxBodyBytes {
+	limit, timeout := int64(MaxBodyBytes), h.cfg.RequestTimeout
+	if isImport(r) {
+		// A carrier's rate deck is tens of megabytes and takes seconds.
+		limit, timeout = h.cfg.MaxImportBytes, h.cfg.ImportTimeout
+	}
+	if r.ContentLength > limit {
 		if isLegacyPath(r.URL.Path) {
 			writeLegacyError(w, http.StatusRequestEntityTooLarge, ReasonRequestTooLarge, msgTooLarge)
 		} else {
@@ -174,11 +205,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	lim := &bodyLimit{}
 	ctx := context.WithValue(r.Context(), bodyLimitKey{}, lim)
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	r = r.WithContext(ctx)
 	if r.Body != nil {
-		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, MaxBodyBytes), lim: lim}
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), lim: lim}
 	}
 	h.mux.ServeHTTP(w, r)
 }
@@ -204,6 +235,8 @@ func (h *handler) metadata(ctx context.Context, _ *http.Request) metadata.MD {
 	md := metadata.MD{}
 	if p := PrincipalFromContext(ctx); p != nil && p.AccountID != "" {
 		md.Set(AccountHeader, p.AccountID)
+	} else if p != nil && p.Operator {
+		md.Set(RoleHeader, "operator")
 	}
 	md.Set(CallSourceHeader, originationv1.CallSource_CALL_SOURCE_API.String())
 	return md
@@ -285,9 +318,9 @@ func (h *handler) authenticate(next runtime.HandlerFunc) runtime.HandlerFunc {
 			writeError(w, d)
 			return
 		}
-		if p.Operator && !strings.HasPrefix(r.URL.Path, "/v1/accounts") {
+		if p.Operator && !operatorPath(r.URL.Path) {
 			writeError(w, ErrorDetail{Code: ReasonPermissionDenied, HTTPStatus: http.StatusForbidden,
-				Message: "the operator token manages accounts; use an account's API key for calls and endpoints"})
+				Message: "the operator token manages accounts, tariffs and the blocklist; use an account's API key for calls and endpoints"})
 			return
 		}
 		r2 := r.WithContext(NewContext(r.Context(), p))
@@ -298,6 +331,18 @@ func (h *handler) authenticate(next runtime.HandlerFunc) runtime.HandlerFunc {
 		}
 		next(w, r2, params)
 	}
+}
+
+// operatorPaths are the REST resources the operator token may use.
+var operatorPaths = []string{"/v1/accounts", "/v1/tariffs", "/v1/blocked-prefixes", "/v1/directions/"}
+
+func operatorPath(path string) bool {
+	for _, p := range operatorPaths {
+		if path == p || strings.HasPrefix(path, p+"/") || strings.HasPrefix(path, p+":") || (strings.HasSuffix(p, "/") && strings.HasPrefix(path, p)) {
+			return true
+		}
+	}
+	return false
 }
 
 // serviceError answers a failed REST request.

@@ -21,6 +21,8 @@ type RunOptions struct {
 	// Origination, if set, is used instead of dialing cfg.OriginationAddr
 	// (cmd/ringback may pass a connection to its in-process origination).
 	Origination grpc.ClientConnInterface
+	// Rating, likewise, is used instead of dialing cfg.RatingAddr.
+	Rating grpc.ClientConnInterface
 	// DevAccount, if set, is created at start unless it exists, with
 	// DevKey as one of its keys (a new key if DevKey is empty): see
 	// AccountStore.EnsureAccount. For `make run` only.
@@ -78,8 +80,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		orig = conn
 	}
 
+	rate := opts.Rating
+	if rate == nil {
+		conn, err := grpc.NewClient(cfg.RatingAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("gateway: rating %s: %w", cfg.RatingAddr, err)
+		}
+		defer conn.Close()
+		rate = conn
+	}
+
 	accountServer := NewAccountServer(accounts, log)
-	handler, err := NewHandler(cfg, log, accounts, accountServer, orig)
+	handler, err := NewHandler(cfg, log, accounts, accountServer, orig, rate)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -66,6 +67,16 @@ func legToProto(l *Leg) *originationv1.Leg {
 		RingTimeoutMs: int32(l.RingTimeoutMS), Status: legStatusToProto[l.Status], Uuid: l.UUID,
 		HangupCause: l.HangupCause, SipStatus: int32(l.SIPStatus),
 		StartedAt: ts(l.DialedAt), AnsweredAt: ts(l.AnsweredAt), EndedAt: ts(l.EndedAt),
+		MaxDurationS: int32(l.MaxDurationS), Billsec: int32(l.Billsec), CostMicros: l.CostMicros,
+	}
+	if r := l.Rate; r != nil {
+		out.Rate = &ratingv1.AppliedRate{TariffId: r.TariffID, Prefix: r.Prefix, Destination: r.Destination,
+			RatePerMinuteMicros: r.PerMinuteMicros, ConnectionFeeMicros: r.ConnectionFeeMicros,
+			MinSeconds: r.MinSeconds, IncrementSeconds: r.IncrementSeconds, Currency: r.Currency}
+	}
+	if d := l.Direction; d != nil {
+		out.Direction = &ratingv1.Direction{Country: d.Country, CountryName: d.CountryName, Region: d.Region,
+			Carrier: d.Carrier, LineType: ratingv1.LineType(ratingv1.LineType_value[d.LineType]), TimeZones: d.TimeZones, Valid: d.Valid}
 	}
 	switch {
 	case l.EndpointID != "":

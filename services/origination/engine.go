@@ -11,6 +11,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/ringback/ringback/services/internal/billing"
 )
 
 // EventType names a state change published on the event bus.
@@ -141,6 +143,7 @@ type Engine struct {
 	pub    Publisher
 	locks  Locker
 	res    Resolver
+	rater  Rater // nil: legs are not rated
 	log    *slog.Logger
 	now    func() time.Time
 	stripe [256]sync.Mutex
@@ -178,6 +181,11 @@ func NewEngine(cfg Config, sw Switch, store Store, pub Publisher, locks Locker, 
 	}
 	return e
 }
+
+// UseRater makes the engine authorize every leg to a number with rating
+// before dialing anything, and reserve each answered leg's time. Call it
+// before the first Create.
+func (e *Engine) UseRater(r Rater) { e.rater = r }
 
 // Close stops the event workers after they drained what was queued.
 func (e *Engine) Close() {
@@ -278,6 +286,9 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		}
 		*c.Leg(p.role) = leg
 	}
+	if err := e.authorize(ctx, c); err != nil {
+		return nil, err
+	}
 	node, err := e.sw.PickNode()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoSwitch, err)
@@ -314,6 +325,35 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 	e.remember(c)
 	e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID})
 	return c, nil
+}
+
+// authorize asks rating about every leg to a number, both at once, before
+// anything reaches the switch: a refused destination never rings.
+func (e *Engine) authorize(ctx context.Context, c *Call) error {
+	if e.rater == nil {
+		return nil
+	}
+	var (
+		wg   sync.WaitGroup
+		errs [2]error
+	)
+	for i, l := range []*Leg{&c.First, &c.Second} {
+		if l.Number == "" {
+			continue // the account's own endpoint: not rated
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lr, err := e.rater.Authorize(ctx, c.AccountID, l.Number, l.Role, c.ID)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s party %s: %w", l.Role, l.Number, err)
+				return
+			}
+			l.Rate, l.Direction, l.MaxDurationS = lr.Rate, lr.Direction, lr.MaxDurationS
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs[0], errs[1])
 }
 
 // evStart is the engine's own event that starts dialing a new call.
@@ -590,6 +630,10 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 			c.Status = StatusAnswered
 		}
 		e.record(c, EventLegAnswered, role)
+		if l.Rate != nil && l.MaxDurationS > 0 && e.rater != nil {
+			// Prepaid (rating limited the leg): hold its cost now.
+			acts = append(acts, reserveAction(role))
+		}
 		switch {
 		case c.First.Status == LegAnswered && c.Second.Status == LegAnswered:
 			acts = append(acts, bridgeAction)
@@ -640,6 +684,13 @@ func (e *Engine) legEnded(c *Call, role Role, cause string, sip int, now time.Ti
 		l.Status = LegFailed
 	}
 	l.HangupCause, l.SIPStatus, l.EndedAt = cause, sip, now
+	if answered && now.After(l.AnsweredAt) {
+		// Partial seconds count as a whole one, as carriers bill them.
+		l.Billsec = int((now.Sub(l.AnsweredAt) + time.Second - 1) / time.Second)
+		if l.Rate != nil {
+			l.CostMicros = billing.Cost(l.Rate.Billing(), int64(l.Billsec))
+		}
+	}
 	e.record(c, EventLegHangup, role)
 	var acts []action
 	if c.Ending == "" {
@@ -649,6 +700,9 @@ func (e *Engine) legEnded(c *Call, role Role, cause string, sip int, now time.Ti
 			c.setEnding(StatusCompleted, "", "")
 		case !answered:
 			c.setEnding(StatusFailed, role, ReasonForCause(cause))
+		case cause == causeBarred:
+			// Answered, then cut because the balance could not pay for it.
+			c.setEnding(StatusFailed, role, ReasonNotAuthorized)
 		default:
 			// Answered, then gone before the other party was connected.
 			c.setEnding(StatusFailed, role, ReasonCanceled)
@@ -752,6 +806,28 @@ func hangupAction(role Role, cause string) action {
 func playAction(path string) action {
 	return func(ctx context.Context, e *Engine, c *Call) error {
 		return e.sw.Play(ctx, c.Node, c.First.UUID, path)
+	}
+}
+
+// causeBarred is the hangup cause of a leg cut for want of balance.
+const causeBarred = "OUTGOING_CALL_BARRED"
+
+// reserveAction holds an answered leg's cost on the balance and schedules
+// its hangup when the time paid for runs out. Should rating not answer,
+// the limit it gave at authorization holds.
+func reserveAction(role Role) action {
+	return func(ctx context.Context, e *Engine, c *Call) error {
+		l := c.Leg(role)
+		granted, err := e.rater.Reserve(ctx, c, role)
+		if err != nil {
+			e.log.Warn("reserve the leg's time; keeping the limit given at authorization", "call_id", c.ID,
+				"leg_uuid", l.UUID, "max_duration_s", l.MaxDurationS, "err", err)
+			granted = l.MaxDurationS
+		} else if granted <= 0 {
+			e.log.Info("balance spent since the leg was authorized: hanging it up", "call_id", c.ID, "leg_uuid", l.UUID)
+			return e.sw.Hangup(ctx, c.Node, l.UUID, causeBarred)
+		}
+		return e.sw.HangupAfter(ctx, c.Node, l.UUID, time.Duration(granted)*time.Second, "ALLOTTED_TIMEOUT")
 	}
 }
 

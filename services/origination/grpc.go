@@ -56,6 +56,8 @@ func GRPCError(err error) error {
 		return statusError(codes.FailedPrecondition, "ENDPOINT_BUSY", err.Error())
 	case errors.Is(err, ErrNotFound):
 		return statusError(codes.NotFound, "CALL_NOT_FOUND", err.Error())
+	case errors.Is(err, ErrRatingUnavailable):
+		return statusError(codes.Unavailable, "RATING_UNAVAILABLE", "rating is unavailable, so the call was not placed; retry shortly")
 	case errors.Is(err, ErrNoSwitch):
 		return statusError(codes.Unavailable, "SWITCH_UNAVAILABLE", "no FreeSWITCH node is connected; retry shortly")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -6,6 +6,8 @@ package origination
 
 import (
 	"fmt"
+
+	"github.com/ringback/ringback/services/internal/billing"
 	"strings"
 	"time"
 )
@@ -83,6 +85,43 @@ type Leg struct {
 	DialedAt       time.Time `json:"dialed_at,omitzero"`
 	AnsweredAt     time.Time `json:"answered_at,omitzero"`
 	EndedAt        time.Time `json:"ended_at,omitzero"`
+	// Rate, Direction and MaxDurationS come from rating when the leg is
+	// authorized (numbers only: the account's own endpoints are not rated).
+	Rate         *LegRate   `json:"rate,omitempty"`
+	Direction    *Direction `json:"direction,omitempty"`
+	MaxDurationS int        `json:"max_duration_s,omitempty"` // 0: no limit from billing
+	// Billsec and CostMicros are set when an answered leg ends.
+	Billsec    int   `json:"billsec,omitempty"`
+	CostMicros int64 `json:"cost_micros,omitempty"`
+}
+
+// LegRate is the rate a leg was authorized with (ringback.rating.v1.AppliedRate).
+type LegRate struct {
+	TariffID            string `json:"tariff_id"`
+	Prefix              string `json:"prefix"`
+	Destination         string `json:"destination"`
+	PerMinuteMicros     int64  `json:"rate_per_minute_micros"`
+	ConnectionFeeMicros int64  `json:"connection_fee_micros"`
+	MinSeconds          int32  `json:"min_seconds"`
+	IncrementSeconds    int32  `json:"increment_seconds"`
+	Currency            string `json:"currency"`
+}
+
+// Billing is the part of the rate that prices the leg.
+func (r *LegRate) Billing() billing.Rate {
+	return billing.Rate{PerMinuteMicros: r.PerMinuteMicros, ConnectionFeeMicros: r.ConnectionFeeMicros,
+		MinSeconds: r.MinSeconds, IncrementSeconds: r.IncrementSeconds}
+}
+
+// Direction is where a leg's number is (ringback.rating.v1.Direction).
+type Direction struct {
+	Country     string   `json:"country,omitempty"`
+	CountryName string   `json:"country_name,omitempty"`
+	Region      string   `json:"region,omitempty"`
+	Carrier     string   `json:"carrier,omitempty"`
+	LineType    string   `json:"line_type,omitempty"` // LINE_TYPE_* name
+	TimeZones   []string `json:"time_zones,omitempty"`
+	Valid       bool     `json:"valid,omitempty"`
 }
 
 // Call is one request to connect two parties. It is the engine's unit of

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
 	"github.com/ringback/ringback/services/internal/cache"
 	"github.com/ringback/ringback/services/internal/config"
 	"github.com/ringback/ringback/services/internal/esl"
@@ -17,6 +18,7 @@ import (
 	"github.com/ringback/ringback/services/internal/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // ServiceConfig is origination's own configuration (the platform part —
@@ -38,6 +40,9 @@ type ServiceConfig struct {
 	MaxCallDuration time.Duration
 	// DefaultRingTimeout is a leg's ring timeout when none is given (RINGBACK_RING_TIMEOUT).
 	DefaultRingTimeout time.Duration
+	// RatingAddr is the rating service's gRPC target (RINGBACK_RATING_ADDR);
+	// every leg to a number is authorized there before it is dialed.
+	RatingAddr string
 }
 
 // LoadConfig reads origination's configuration.
@@ -54,6 +59,7 @@ func LoadConfig(l *config.Loader) ServiceConfig {
 		Instance:           l.String("RINGBACK_INSTANCE", host, "this replica's stable name (the pod name)"),
 		MaxCallDuration:    l.Duration("RINGBACK_MAX_CALL_DURATION", 4*time.Hour, "longest call; default and cap of max_duration_s"),
 		DefaultRingTimeout: l.Duration("RINGBACK_RING_TIMEOUT", 30*time.Second, "ring timeout of a leg that gives none"),
+		RatingAddr:         l.String("RINGBACK_RATING_ADDR", "127.0.0.1:50053", "rating service gRPC target; authorizes every leg"),
 	}
 }
 
@@ -71,6 +77,7 @@ type Service struct {
 	Endpoints *EndpointServer
 	sw        *ESLSwitch
 	client    *esl.Client
+	rating    *grpc.ClientConn
 	log       *slog.Logger
 }
 
@@ -89,10 +96,16 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, draining func() 
 		return nil, fmt.Errorf("connect to FreeSWITCH: %w", err)
 	}
 	sw.Client = client
+	ratingConn, err := grpc.NewClient(cfg.RatingAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("rating %s: %w", cfg.RatingAddr, err)
+	}
 	endpoints := &EndpointStore{DB: d.DB}
 	engine := NewEngine(Config{Instance: cfg.Instance, DefaultRingTimeout: cfg.DefaultRingTimeout, MaxDuration: cfg.MaxCallDuration},
 		sw, NewRedisStore(d.Cache.Redis()), BusPublisher{Bus: d.Bus}, CacheLocker{C: d.Cache},
 		DialPlan{Gateway: cfg.Gateway, Endpoints: endpoints}, log)
+	engine.UseRater(RatingClient{C: ratingv1.NewRatingServiceClient(ratingConn)})
 	sw.Attach(engine)
 	// Calls this instance drove before a restart are picked up now; the
 	// client's NodeUp may already have done it, which is harmless twice.
@@ -103,7 +116,7 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, draining func() 
 		Engine:    engine,
 		Calls:     &CallServer{Engine: engine, Redis: d.Cache.Redis(), Draining: draining, Log: log},
 		Endpoints: &EndpointServer{Store: endpoints},
-		sw:        sw, client: client, log: log,
+		sw:        sw, client: client, rating: ratingConn, log: log,
 	}, nil
 }
 
@@ -146,6 +159,7 @@ func (s *Service) Close() {
 	s.client.Close()
 	s.sw.Close()
 	s.Engine.Close()
+	_ = s.rating.Close()
 }
 
 var errDraining = statusError(codes.Unavailable, "DRAINING", "this origination instance is shutting down; retry")

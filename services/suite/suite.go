@@ -19,6 +19,7 @@ import (
 	"github.com/ringback/ringback/services/gateway"
 	"github.com/ringback/ringback/services/internal/server"
 	"github.com/ringback/ringback/services/origination"
+	"github.com/ringback/ringback/services/rating"
 )
 
 // Options configure a suite run.
@@ -44,11 +45,13 @@ type Options struct {
 type Info struct {
 	HTTPURL       string // the gateway
 	OriginationAt string // origination's gRPC address
+	RatingAt      string // rating's gRPC address
 	NATSURL       string
 	ESLAddr       string
 	SimControlURL string // "" when a real FreeSWITCH is used
 	DevAccountID  string
 	DevKey        string
+	DevTariffID   string // the development tariff, assigned to the development account
 }
 
 // Run runs the suite until ctx ends, then shuts every service down in two
@@ -109,10 +112,38 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	var wg sync.WaitGroup
 
-	// origination first: the gateway needs its address.
+	// rating first: origination authorizes every leg with it.
+	type ratingUp struct {
+		srv *server.Server
+		svc *rating.Service
+	}
+	rateReady := make(chan ratingUp, 1)
+	rateLookup := overlay(lookup, over, map[string]string{
+		"RINGBACK_ADMIN_ADDR": envOr(lookup, "RINGBACK_RATING_ADMIN_ADDR", "127.0.0.1:9093"),
+		"RINGBACK_GRPC_ADDR":  envOr(lookup, "RINGBACK_RATING_GRPC_ADDR", "127.0.0.1:50053"),
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- rating.Run(ctx, rateLookup, log.With("component", "rating"), rating.RunOptions{
+			Registry: reg, Ready: func(s *server.Server, svc *rating.Service) { rateReady <- ratingUp{s, svc} },
+		})
+	}()
+	var rate ratingUp
+	select {
+	case rate = <-rateReady:
+	case err := <-errs:
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("rating: %w", err)
+	}
+	info.RatingAt = rate.srv.GRPCAddr().String()
+	over["RINGBACK_RATING_ADDR"] = info.RatingAt
+
+	// then origination: the gateway needs its address.
 	origReady := make(chan *server.Server, 1)
 	origLookup := overlay(lookup, over, map[string]string{
 		"RINGBACK_ADMIN_ADDR": envOr(lookup, "RINGBACK_ORIGINATION_ADMIN_ADDR", "127.0.0.1:9091"),
@@ -160,6 +191,17 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 	select {
 	case <-gwReady:
+		if info.DevAccountID != "" {
+			tctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
+			id, err := rate.svc.EnsureDevTariff(tctx, info.DevAccountID)
+			tcancel()
+			if err != nil {
+				cancel()
+				wg.Wait()
+				return fmt.Errorf("development tariff: %w", err)
+			}
+			info.DevTariffID = id
+		}
 		if opts.Ready != nil {
 			opts.Ready(info)
 		}

@@ -1,6 +1,6 @@
 // Command ringback runs the whole Ringback suite in one process for
 // development (`make run`): the FreeSWITCH simulator, an in-process NATS
-// server, origination and the gateway (http://127.0.0.1:8080), with a
+// server, rating, origination and the gateway (http://127.0.0.1:8080), with a
 // development account named "dev" whose API key it prints
 // (RINGBACK_DEV_API_KEY chooses the key).
 package main

@@ -7,6 +7,7 @@
 package originationv1
 
 import (
+	v1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -683,7 +684,23 @@ type Leg struct {
 	// When the party answered. Unset if it did not.
 	AnsweredAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=answered_at,json=answeredAt,proto3" json:"answered_at,omitempty"`
 	// When the leg ended. Unset while live.
-	EndedAt       *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	EndedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	// The rate the leg was authorized with (route pattern, route name, price).
+	// Unset for legs to the account's own endpoints, which are not rated.
+	Rate *v1.AppliedRate `protobuf:"bytes,13,opt,name=rate,proto3" json:"rate,omitempty"`
+	// Where the leg's number is (country, region, carrier, line type, time
+	// zones). Unset for endpoints.
+	Direction *v1.Direction `protobuf:"bytes,14,opt,name=direction,proto3" json:"direction,omitempty"`
+	// Longest the leg may last once answered, in seconds, as rating allowed
+	// it (the prepaid balance); 0: no limit from billing.
+	MaxDurationS int32 `protobuf:"varint,15,opt,name=max_duration_s,json=maxDurationS,proto3" json:"max_duration_s,omitempty"`
+	// Billable seconds of the leg: from its answer to its end. Set when the
+	// leg has ended.
+	Billsec int32 `protobuf:"varint,16,opt,name=billsec,proto3" json:"billsec,omitempty"`
+	// Cost of the leg in micro-units of rate.currency: connection fee plus
+	// billsec under the minimum and increment rules. Set when the leg has
+	// ended; 0 for unanswered and unrated legs.
+	CostMicros    int64 `protobuf:"varint,17,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -802,6 +819,41 @@ func (x *Leg) GetEndedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Leg) GetRate() *v1.AppliedRate {
+	if x != nil {
+		return x.Rate
+	}
+	return nil
+}
+
+func (x *Leg) GetDirection() *v1.Direction {
+	if x != nil {
+		return x.Direction
+	}
+	return nil
+}
+
+func (x *Leg) GetMaxDurationS() int32 {
+	if x != nil {
+		return x.MaxDurationS
+	}
+	return 0
+}
+
+func (x *Leg) GetBillsec() int32 {
+	if x != nil {
+		return x.Billsec
+	}
+	return 0
+}
+
+func (x *Leg) GetCostMicros() int64 {
+	if x != nil {
+		return x.CostMicros
+	}
+	return 0
+}
+
 // Who a leg dials: exactly one of a phone number or an endpoint.
 type PartyRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -893,7 +945,7 @@ var File_ringback_origination_v1_call_proto protoreflect.FileDescriptor
 
 const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\n" +
-	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\a\n" +
+	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\xfa\a\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -923,7 +975,7 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\fhangup_cause\x18\x13 \x01(\tR\vhangupCause\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xad\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x06\n" +
 	"\x03Leg\x124\n" +
 	"\x04role\x18\x01 \x01(\x0e2 .ringback.origination.v1.LegRoleR\x04role\x127\n" +
 	"\x05party\x18\x02 \x01(\v2!.ringback.origination.v1.PartyRefR\x05party\x12(\n" +
@@ -940,7 +992,13 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vanswered_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"answeredAt\x125\n" +
-	"\bended_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\"Q\n" +
+	"\bended_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\x123\n" +
+	"\x04rate\x18\r \x01(\v2\x1f.ringback.rating.v1.AppliedRateR\x04rate\x12;\n" +
+	"\tdirection\x18\x0e \x01(\v2\x1d.ringback.rating.v1.DirectionR\tdirection\x12$\n" +
+	"\x0emax_duration_s\x18\x0f \x01(\x05R\fmaxDurationS\x12\x18\n" +
+	"\abillsec\x18\x10 \x01(\x05R\abillsec\x12\x1f\n" +
+	"\vcost_micros\x18\x11 \x01(\x03R\n" +
+	"costMicros\"Q\n" +
 	"\bPartyRef\x12\x18\n" +
 	"\x06number\x18\x01 \x01(\tH\x00R\x06number\x12!\n" +
 	"\vendpoint_id\x18\x02 \x01(\tH\x00R\n" +
@@ -1019,6 +1077,8 @@ var file_ringback_origination_v1_call_proto_goTypes = []any{
 	(*PartyRef)(nil),              // 8: ringback.origination.v1.PartyRef
 	nil,                           // 9: ringback.origination.v1.Call.VariablesEntry
 	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*v1.AppliedRate)(nil),        // 11: ringback.rating.v1.AppliedRate
+	(*v1.Direction)(nil),          // 12: ringback.rating.v1.Direction
 }
 var file_ringback_origination_v1_call_proto_depIdxs = []int32{
 	0,  // 0: ringback.origination.v1.Call.source:type_name -> ringback.origination.v1.CallSource
@@ -1039,11 +1099,13 @@ var file_ringback_origination_v1_call_proto_depIdxs = []int32{
 	10, // 15: ringback.origination.v1.Leg.started_at:type_name -> google.protobuf.Timestamp
 	10, // 16: ringback.origination.v1.Leg.answered_at:type_name -> google.protobuf.Timestamp
 	10, // 17: ringback.origination.v1.Leg.ended_at:type_name -> google.protobuf.Timestamp
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	11, // 18: ringback.origination.v1.Leg.rate:type_name -> ringback.rating.v1.AppliedRate
+	12, // 19: ringback.origination.v1.Leg.direction:type_name -> ringback.rating.v1.Direction
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_ringback_origination_v1_call_proto_init() }

@@ -1,0 +1,200 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
+	"github.com/ringback/ringback/services/internal/logging"
+)
+
+// Tariff CSV routes, served here rather than by grpc-gateway: the file is
+// the raw request (or response) body, streamed to (or from) rating in
+// chunks, so a deck of millions of rates never sits whole in memory here.
+const (
+	ratesImportPath = "/v1/tariffs/{id}/rates:import"
+	ratesExportPath = "/v1/tariffs/{id}/rates:export"
+)
+
+// ReasonInvalidRates: the imported file had bad rows (HTTP 422).
+const ReasonInvalidRates = "INVALID_RATES"
+
+func isImport(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/tariffs/") && strings.HasSuffix(r.URL.Path, "/rates:import")
+}
+
+// operatorOnly authenticates a request that only the operator may make.
+func (h *handler) operatorOnly(w http.ResponseWriter, r *http.Request) bool {
+	token, ok := bearer(r)
+	if !ok {
+		writeError(w, ErrorDetail{Code: ReasonUnauthenticated, HTTPStatus: http.StatusUnauthorized,
+			Message: "missing API key: send Authorization: Bearer <key>"})
+		return false
+	}
+	p, err := h.principal(r.Context(), token)
+	if err != nil {
+		writeError(w, h.authError(r, err))
+		return false
+	}
+	if d, ok := h.admit(r, p); !ok {
+		writeError(w, d)
+		return false
+	}
+	if !p.Operator {
+		writeError(w, ErrorDetail{Code: ReasonPermissionDenied, HTTPStatus: http.StatusForbidden,
+			Message: "tariffs are managed with the operator token"})
+		return false
+	}
+	return true
+}
+
+// importRatesBody is the JSON answer of an import with bad rows.
+type importRatesBody struct {
+	Error      ErrorDetail       `json:"error"`
+	RowErrors  []json.RawMessage `json:"rowErrors"`
+	ErrorCount int32             `json:"errorCount"`
+}
+
+// importRates streams a CSV body into TariffService.ImportRates.
+// ?mode=merge merges instead of replacing.
+func (h *handler) importRates(w http.ResponseWriter, r *http.Request) {
+	if !h.operatorOnly(w, r) {
+		return
+	}
+	mode := ratingv1.ImportMode_IMPORT_MODE_REPLACE
+	switch r.URL.Query().Get("mode") {
+	case "", "replace":
+	case "merge":
+		mode = ratingv1.ImportMode_IMPORT_MODE_MERGE
+	default:
+		writeError(w, ErrorDetail{Code: ReasonInvalidArgument, HTTPStatus: http.StatusBadRequest, Message: "mode is replace or merge"})
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/csv") && !strings.HasPrefix(ct, "text/plain") &&
+		!strings.HasPrefix(ct, "application/octet-stream") {
+		writeError(w, ErrorDetail{Code: ReasonInvalidArgument, HTTPStatus: http.StatusUnsupportedMediaType,
+			Message: "send the rates as the body with Content-Type: text/csv"})
+		return
+	}
+	ctx := metadata.NewOutgoingContext(r.Context(), metadata.Pairs(RoleHeader, "operator"))
+	stream, err := h.tariffs.ImportRates(ctx)
+	if err != nil {
+		h.serviceFailure(w, r, err)
+		return
+	}
+	first := &ratingv1.ImportRatesRequest{TariffId: r.PathValue("id"), Mode: mode}
+	buf := make([]byte, 256<<10)
+	sendErr := func() error {
+		for {
+			n, rerr := r.Body.Read(buf)
+			if n > 0 || first != nil {
+				msg := &ratingv1.ImportRatesRequest{Chunk: append([]byte(nil), buf[:n]...)}
+				if first != nil {
+					msg.TariffId, msg.Mode, first = first.TariffId, first.Mode, nil
+				}
+				if err := stream.Send(msg); err != nil {
+					return nil // the server ended the stream: CloseAndRecv says why
+				}
+			}
+			if rerr == io.EOF {
+				return nil
+			}
+			if rerr != nil {
+				return rerr
+			}
+		}
+	}()
+	if sendErr != nil {
+		if bodyTooLarge(r) {
+			writeError(w, ErrorDetail{Code: ReasonRequestTooLarge, HTTPStatus: http.StatusRequestEntityTooLarge,
+				Message: fmt.Sprintf("the file is larger than %d bytes", h.cfg.MaxImportBytes)})
+		} else {
+			writeError(w, ErrorDetail{Code: ReasonInvalidArgument, HTTPStatus: http.StatusBadRequest, Message: "cannot read the body: " + sendErr.Error()})
+		}
+		return
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		h.serviceFailure(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if resp.GetErrorCount() > 0 {
+		body := importRatesBody{ErrorCount: resp.GetErrorCount(), Error: ErrorDetail{Code: ReasonInvalidRates,
+			HTTPStatus: http.StatusUnprocessableEntity,
+			Message:    fmt.Sprintf("%d bad rows; nothing was imported (see rowErrors)", resp.GetErrorCount())}}
+		for _, e := range resp.GetErrors() {
+			b, _ := marshaler.Marshal(e)
+			body.RowErrors = append(body.RowErrors, b)
+		}
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_ = json.NewEncoder(w).Encode(body)
+		return
+	}
+	b, err := protojson.MarshalOptions{}.Marshal(resp)
+	if err != nil {
+		h.serviceFailure(w, r, err)
+		return
+	}
+	_, _ = w.Write(b)
+}
+
+// exportRates streams TariffService.ExportRates as a CSV download.
+func (h *handler) exportRates(w http.ResponseWriter, r *http.Request) {
+	if !h.operatorOnly(w, r) {
+		return
+	}
+	ctx := metadata.NewOutgoingContext(r.Context(), metadata.Pairs(RoleHeader, "operator"))
+	stream, err := h.tariffs.ExportRates(ctx, &ratingv1.ExportRatesRequest{TariffId: r.PathValue("id")})
+	if err != nil {
+		h.serviceFailure(w, r, err)
+		return
+	}
+	// The first message tells whether the tariff exists: only then are the
+	// headers committed.
+	msg, err := stream.Recv()
+	if err != nil && !errors.Is(err, io.EOF) {
+		h.serviceFailure(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="tariff-%s.csv"`, safeFileName(r.PathValue("id"))))
+	w.Header().Set("Cache-Control", "no-store")
+	for err == nil {
+		if _, werr := w.Write(msg.GetChunk()); werr != nil {
+			return // the client went away
+		}
+		msg, err = stream.Recv()
+	}
+	if !errors.Is(err, io.EOF) {
+		// Headers are gone: all that can be done is cut the body short,
+		// which the client sees as a truncated transfer.
+		h.log.Error("export rates failed mid-stream", "path", r.URL.Path, logging.Err(err))
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (h *handler) serviceFailure(w http.ResponseWriter, r *http.Request, err error) {
+	d, internal := errorDetail(err)
+	if internal {
+		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", d.Code, logging.Err(err))
+	}
+	writeError(w, d)
+}
+
+func safeFileName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, s)
+}

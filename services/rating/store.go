@@ -1,0 +1,802 @@
+package rating
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ringback/ringback/services/internal/billing"
+	"github.com/ringback/ringback/services/rating/tariffcsv"
+)
+
+// Migrations are rating's PostgreSQL schema, applied at start with
+// store.Migrate(ctx, pool, "rating", Migrations()).
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the migration files, for store.Migrate.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return sub
+}
+
+// Store is rating's PostgreSQL data: tariffs and rates, billing accounts,
+// reservations, the ledger and the blocklist.
+type Store struct {
+	DB *pgxpool.Pool
+}
+
+// TariffRow is a tariff as stored.
+type TariffRow struct {
+	ID, Name, Description, Currency string
+	Version, RateCount              int64
+	CreatedAt, UpdatedAt            time.Time
+}
+
+const tariffCols = "id, name, description, currency, version, rate_count, created_at, updated_at"
+
+func scanTariff(row pgx.Row) (*TariffRow, error) {
+	var t TariffRow
+	err := row.Scan(&t.ID, &t.Name, &t.Description, &t.Currency, &t.Version, &t.RateCount, &t.CreatedAt, &t.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrTariffNotFound
+	}
+	return &t, err
+}
+
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// CreateTariff stores a new, empty tariff.
+func (s *Store) CreateTariff(ctx context.Context, name, description, currency string) (*TariffRow, error) {
+	t, err := scanTariff(s.DB.QueryRow(ctx, `INSERT INTO rating.tariffs (id, name, description, currency) VALUES ($1, $2, $3, $4)
+		RETURNING `+tariffCols, newUUID(), name, description, currency))
+	if isUnique(err) {
+		return nil, errorf(ErrNameTaken, "a tariff named %q already exists", name)
+	}
+	return t, err
+}
+
+// GetTariff returns one tariff.
+func (s *Store) GetTariff(ctx context.Context, id string) (*TariffRow, error) {
+	if !uuidLike(id) {
+		return nil, ErrTariffNotFound
+	}
+	return scanTariff(s.DB.QueryRow(ctx, `SELECT `+tariffCols+` FROM rating.tariffs WHERE id = $1`, id))
+}
+
+// ListTariffs lists tariffs by name, after the name given.
+func (s *Store) ListTariffs(ctx context.Context, after string, limit int) ([]*TariffRow, error) {
+	rows, err := s.DB.Query(ctx, `SELECT `+tariffCols+` FROM rating.tariffs WHERE name > $1 ORDER BY name LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*TariffRow
+	for rows.Next() {
+		t, err := scanTariff(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// UpdateTariff renames a tariff or changes its description (empty: kept).
+func (s *Store) UpdateTariff(ctx context.Context, id, name, description string) (*TariffRow, error) {
+	if !uuidLike(id) {
+		return nil, ErrTariffNotFound
+	}
+	t, err := scanTariff(s.DB.QueryRow(ctx, `UPDATE rating.tariffs SET
+		name = COALESCE(NULLIF($2, ''), name), description = COALESCE(NULLIF($3, ''), description), updated_at = now()
+		WHERE id = $1 RETURNING `+tariffCols, id, name, description))
+	if isUnique(err) {
+		return nil, errorf(ErrNameTaken, "a tariff named %q already exists", name)
+	}
+	return t, err
+}
+
+// DeleteTariff deletes a tariff no account or campaign uses.
+func (s *Store) DeleteTariff(ctx context.Context, id string) error {
+	if !uuidLike(id) {
+		return ErrTariffNotFound
+	}
+	return pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		var users int
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM rating.billing_accounts WHERE tariff_id = $1)
+			+ (SELECT count(*) FROM rating.campaign_tariffs WHERE tariff_id = $1)`, id).Scan(&users); err != nil {
+			return err
+		}
+		if users > 0 {
+			return errorf(ErrTariffInUse, "tariff %s rates %d accounts or campaigns; assign them another first", id, users)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM rating.tariffs WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrTariffNotFound
+		}
+		return nil
+	})
+}
+
+// LoadTariff reads a tariff and all its rates, for compiling.
+func (s *Store) LoadTariff(ctx context.Context, id string) (*TariffRow, []tariffcsv.Rate, error) {
+	var (
+		t     *TariffRow
+		rates []tariffcsv.Rate
+	)
+	// One snapshot: the rates must be those of the version read.
+	err := pgx.BeginTxFunc(ctx, s.DB, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		if t, err = scanTariff(tx.QueryRow(ctx, `SELECT `+tariffCols+` FROM rating.tariffs WHERE id = $1`, id)); err != nil {
+			return err
+		}
+		rates = make([]tariffcsv.Rate, 0, t.RateCount)
+		rows, err := tx.Query(ctx, `SELECT prefix, effective_from, destination, rate_per_minute_micros, connection_fee_micros,
+			min_seconds, increment_seconds FROM rating.rates WHERE tariff_id = $1`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		names := map[string]string{} // destinations repeat: keep one copy
+		var dest string
+		for rows.Next() {
+			var r tariffcsv.Rate
+			var from pgtimeInf
+			if err := rows.Scan(&r.Prefix, &from, &dest, &r.RatePerMinuteMicros, &r.ConnectionFeeMicros, &r.MinSeconds, &r.IncrementSeconds); err != nil {
+				return err
+			}
+			r.EffectiveFrom = from.t
+			if n, ok := names[dest]; ok {
+				r.Destination = n
+			} else {
+				names[dest] = dest
+				r.Destination = dest
+			}
+			rates = append(rates, r)
+		}
+		return rows.Err()
+	})
+	return t, rates, err
+}
+
+// pgtimeInf scans a timestamptz that may be -infinity (the zero time).
+type pgtimeInf struct{ t time.Time }
+
+// ScanTimestamptz implements pgtype.TimestamptzScanner.
+func (p *pgtimeInf) ScanTimestamptz(v pgtype.Timestamptz) error {
+	p.t = time.Time{}
+	if v.Valid && v.InfinityModifier == pgtype.Finite {
+		p.t = v.Time.UTC()
+	}
+	return nil
+}
+
+// pgInfinity is the effective_from of rates without a date.
+var pgInfinity = pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
+
+// TariffVersions returns every tariff's version, to find stale copies.
+func (s *Store) TariffVersions(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.DB.Query(ctx, `SELECT id, version FROM rating.tariffs`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, err
+		}
+		out[id] = v
+	}
+	return out, rows.Err()
+}
+
+// ImportMode says how imported rates combine with existing ones.
+type ImportMode int
+
+// Import modes.
+const (
+	ImportReplace ImportMode = iota
+	ImportMerge
+)
+
+// ImportRates loads rates into a tariff in one transaction and returns the
+// tariff's new row. Replace makes them the whole set; merge adds them, a
+// rate with the same prefix and effective_from replacing the old one.
+func (s *Store) ImportRates(ctx context.Context, id string, mode ImportMode, rates []tariffcsv.Rate) (*TariffRow, error) {
+	if !uuidLike(id) {
+		return nil, ErrTariffNotFound
+	}
+	var t *TariffRow
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		// The row lock makes concurrent imports of one tariff take turns.
+		if _, err := scanTariff(tx.QueryRow(ctx, `SELECT `+tariffCols+` FROM rating.tariffs WHERE id = $1 FOR UPDATE`, id)); err != nil {
+			return err
+		}
+		table := pgx.Identifier{"rating", "rates"}
+		if mode == ImportReplace {
+			if _, err := tx.Exec(ctx, `DELETE FROM rating.rates WHERE tariff_id = $1`, id); err != nil {
+				return fmt.Errorf("clear rates: %w", err)
+			}
+		} else {
+			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE rates_import (LIKE rating.rates INCLUDING DEFAULTS) ON COMMIT DROP`); err != nil {
+				return err
+			}
+			table = pgx.Identifier{"rates_import"}
+		}
+		cols := []string{"tariff_id", "prefix", "effective_from", "destination", "rate_per_minute_micros",
+			"connection_fee_micros", "min_seconds", "increment_seconds"}
+		i := 0
+		n, err := tx.CopyFrom(ctx, table, cols, pgx.CopyFromFunc(func() ([]any, error) {
+			if i == len(rates) {
+				return nil, nil
+			}
+			r := &rates[i]
+			i++
+			var from any = pgInfinity
+			if !r.EffectiveFrom.IsZero() {
+				from = r.EffectiveFrom
+			}
+			return []any{id, r.Prefix, from, r.Destination, r.RatePerMinuteMicros, r.ConnectionFeeMicros, r.MinSeconds, r.IncrementSeconds}, nil
+		}))
+		if err != nil {
+			return fmt.Errorf("copy rates: %w", err)
+		}
+		if mode == ImportMerge {
+			if _, err := tx.Exec(ctx, `INSERT INTO rating.rates SELECT * FROM rates_import
+				ON CONFLICT (tariff_id, prefix, effective_from) DO UPDATE SET destination = EXCLUDED.destination,
+				rate_per_minute_micros = EXCLUDED.rate_per_minute_micros, connection_fee_micros = EXCLUDED.connection_fee_micros,
+				min_seconds = EXCLUDED.min_seconds, increment_seconds = EXCLUDED.increment_seconds`); err != nil {
+				return fmt.Errorf("merge rates: %w", err)
+			}
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM rating.rates WHERE tariff_id = $1`, id).Scan(&n); err != nil {
+				return err
+			}
+		}
+		t, err = scanTariff(tx.QueryRow(ctx, `UPDATE rating.tariffs SET version = version + 1, rate_count = $2, updated_at = now()
+			WHERE id = $1 RETURNING `+tariffCols, id, n))
+		return err
+	})
+	return t, err
+}
+
+// RateRow is a stored rate.
+type RateRow = tariffcsv.Rate
+
+// ListRates lists a tariff's rates in (prefix, effective_from desc) order
+// after the cursor (prefix, effective_from), optionally under a prefix.
+func (s *Store) ListRates(ctx context.Context, id, under, afterPrefix string, afterFrom time.Time, limit int) ([]RateRow, error) {
+	if !uuidLike(id) {
+		return nil, ErrTariffNotFound
+	}
+	if _, err := s.GetTariff(ctx, id); err != nil {
+		return nil, err
+	}
+	var after any = pgInfinity
+	if !afterFrom.IsZero() {
+		after = afterFrom
+	}
+	q := `SELECT prefix, effective_from, destination, rate_per_minute_micros, connection_fee_micros, min_seconds, increment_seconds
+		FROM rating.rates WHERE tariff_id = $1 AND prefix LIKE $2 || '%'`
+	args := []any{id, under}
+	if afterPrefix != "" {
+		q += ` AND (prefix > $3 OR (prefix = $3 AND effective_from < $4))`
+		args = append(args, afterPrefix, after)
+	}
+	q += fmt.Sprintf(` ORDER BY prefix, effective_from DESC LIMIT %d`, limit)
+	return s.queryRates(ctx, q, args, nil)
+}
+
+// ExportRates calls fn with every rate of a tariff, in prefix order,
+// streaming (the rows are never all in memory).
+func (s *Store) ExportRates(ctx context.Context, id string, fn func(RateRow) error) error {
+	if _, err := s.GetTariff(ctx, id); err != nil {
+		return err
+	}
+	_, err := s.queryRates(ctx, `SELECT prefix, effective_from, destination, rate_per_minute_micros, connection_fee_micros,
+		min_seconds, increment_seconds FROM rating.rates WHERE tariff_id = $1 ORDER BY prefix, effective_from DESC`, []any{id}, fn)
+	return err
+}
+
+func (s *Store) queryRates(ctx context.Context, q string, args []any, fn func(RateRow) error) ([]RateRow, error) {
+	rows, err := s.DB.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []RateRow
+	for rows.Next() {
+		var r RateRow
+		var from pgtimeInf
+		if err := rows.Scan(&r.Prefix, &from, &r.Destination, &r.RatePerMinuteMicros, &r.ConnectionFeeMicros, &r.MinSeconds, &r.IncrementSeconds); err != nil {
+			return nil, err
+		}
+		r.EffectiveFrom = from.t
+		if fn != nil {
+			if err := fn(r); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// BillingRow is an account's billing as stored. An account without a row
+// is postpaid, with no tariff and a zero balance.
+type BillingRow struct {
+	AccountID       string
+	TariffID        string
+	Campaigns       map[string]string
+	Mode            string // PREPAID or POSTPAID
+	Currency        string
+	BalanceMicros   int64
+	ReservedMicros  int64
+	UpdatedAt       time.Time
+	CampaignsLoaded bool
+}
+
+// Prepaid reports whether the balance gates calls.
+func (b *BillingRow) Prepaid() bool { return b.Mode == ModePrepaid }
+
+// Billing modes as stored.
+const (
+	ModePrepaid  = "PREPAID"
+	ModePostpaid = "POSTPAID"
+)
+
+// GetBilling returns an account's billing with its campaign tariffs.
+func (s *Store) GetBilling(ctx context.Context, accountID string) (*BillingRow, error) {
+	return getBilling(ctx, s.DB, accountID, false)
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func getBilling(ctx context.Context, q querier, accountID string, lock bool) (*BillingRow, error) {
+	b := &BillingRow{AccountID: accountID, Mode: ModePostpaid, Campaigns: map[string]string{}}
+	sql := `SELECT COALESCE(tariff_id, ''), mode, currency, balance_micros, reserved_micros, updated_at FROM rating.billing_accounts WHERE account_id = $1`
+	if lock {
+		sql += ` FOR UPDATE`
+	}
+	err := q.QueryRow(ctx, sql, accountID).Scan(&b.TariffID, &b.Mode, &b.Currency, &b.BalanceMicros, &b.ReservedMicros, &b.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return b, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read billing of %s: %w", accountID, err)
+	}
+	rows, err := q.Query(ctx, `SELECT campaign_id, tariff_id FROM rating.campaign_tariffs WHERE account_id = $1`, accountID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c, t string
+		if err := rows.Scan(&c, &t); err != nil {
+			return nil, err
+		}
+		b.Campaigns[c] = t
+	}
+	b.CampaignsLoaded = true
+	return b, rows.Err()
+}
+
+// BillingChange is what UpdateBilling changes; nil fields are kept.
+type BillingChange struct {
+	TariffID  *string           // "" removes the tariff
+	Campaigns map[string]string // nil: kept; a campaign mapped to "" is removed
+	Mode      *string
+}
+
+// UpdateBilling changes an account's billing. Every tariff it names must
+// exist and share the account's currency (the first tariff sets it).
+func (s *Store) UpdateBilling(ctx context.Context, accountID string, ch BillingChange) (*BillingRow, error) {
+	var out *BillingRow
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO rating.billing_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING`, accountID); err != nil {
+			return err
+		}
+		b, err := getBilling(ctx, tx, accountID, true)
+		if err != nil {
+			return err
+		}
+		currency := b.Currency
+		check := func(tariffID string) error {
+			var cur string
+			err := tx.QueryRow(ctx, `SELECT currency FROM rating.tariffs WHERE id = $1`, tariffID).Scan(&cur)
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && !uuidLike(tariffID)) {
+				return errorf(ErrTariffNotFound, "tariff %s not found", tariffID)
+			}
+			if err != nil {
+				return err
+			}
+			if currency == "" {
+				currency = cur
+			}
+			if cur != currency {
+				return errorf(ErrCurrencyMismatch, "tariff %s is in %s but the account's balance is in %s", tariffID, cur, currency)
+			}
+			return nil
+		}
+		if ch.TariffID != nil {
+			b.TariffID = *ch.TariffID
+		}
+		if b.TariffID != "" && !uuidLike(b.TariffID) {
+			return errorf(ErrTariffNotFound, "tariff %s not found", b.TariffID)
+		}
+		if b.TariffID != "" {
+			if err := check(b.TariffID); err != nil {
+				return err
+			}
+		}
+		if ch.Mode != nil {
+			b.Mode = *ch.Mode
+		}
+		if _, err := tx.Exec(ctx, `UPDATE rating.billing_accounts SET tariff_id = NULLIF($2, ''), mode = $3, currency = $4, updated_at = now()
+			WHERE account_id = $1`, accountID, b.TariffID, b.Mode, currency); err != nil {
+			return err
+		}
+		for c, t := range ch.Campaigns {
+			if t == "" {
+				if _, err := tx.Exec(ctx, `DELETE FROM rating.campaign_tariffs WHERE account_id = $1 AND campaign_id = $2`, accountID, c); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := check(t); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO rating.campaign_tariffs (account_id, campaign_id, tariff_id) VALUES ($1, $2, $3)
+				ON CONFLICT (account_id, campaign_id) DO UPDATE SET tariff_id = EXCLUDED.tariff_id`, accountID, c, t); err != nil {
+				return err
+			}
+		}
+		out, err = getBilling(ctx, tx, accountID, false)
+		return err
+	})
+	return out, err
+}
+
+// Transaction is a ledger entry.
+type Transaction struct {
+	ID                 int64
+	AccountID          string
+	Kind               string
+	AmountMicros       int64
+	BalanceAfterMicros int64
+	Reference          string
+	Description        string
+	CallID, Leg        string
+	BilledSeconds      int32
+	CreatedAt          time.Time
+}
+
+const ledgerCols = "id, account_id, kind, amount_micros, balance_after_micros, reference, description, call_id, leg, billed_seconds, created_at"
+
+func scanTransaction(row pgx.Row) (*Transaction, error) {
+	var t Transaction
+	err := row.Scan(&t.ID, &t.AccountID, &t.Kind, &t.AmountMicros, &t.BalanceAfterMicros, &t.Reference, &t.Description,
+		&t.CallID, &t.Leg, &t.BilledSeconds, &t.CreatedAt)
+	return &t, err
+}
+
+// TopUp adds amount (negative: takes) to a balance, once per reference.
+func (s *Store) TopUp(ctx context.Context, accountID string, amount int64, reference, description string) (*BillingRow, *Transaction, error) {
+	var (
+		b  *BillingRow
+		tr *Transaction
+	)
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO rating.billing_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING`, accountID); err != nil {
+			return err
+		}
+		var err error
+		if b, err = getBilling(ctx, tx, accountID, true); err != nil {
+			return err
+		}
+		existing, err := scanTransaction(tx.QueryRow(ctx, `SELECT `+ledgerCols+` FROM rating.ledger WHERE account_id = $1 AND reference = $2`, accountID, reference))
+		if err == nil {
+			tr = existing
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if amount > 0 && b.BalanceMicros > math.MaxInt64-amount || amount < 0 && b.BalanceMicros < math.MinInt64-amount {
+			return errorf(ErrInvalid, "the balance would overflow")
+		}
+		b.BalanceMicros += amount
+		if _, err := tx.Exec(ctx, `UPDATE rating.billing_accounts SET balance_micros = $2, updated_at = now() WHERE account_id = $1`, accountID, b.BalanceMicros); err != nil {
+			return err
+		}
+		tr, err = scanTransaction(tx.QueryRow(ctx, `INSERT INTO rating.ledger (account_id, kind, amount_micros, balance_after_micros, reference, description)
+			VALUES ($1, 'TOP_UP', $2, $3, $4, $5) RETURNING `+ledgerCols, accountID, amount, b.BalanceMicros, reference, description))
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err = s.GetBilling(ctx, accountID)
+	return b, tr, err
+}
+
+// ListTransactions lists an account's ledger newest first, before an id.
+func (s *Store) ListTransactions(ctx context.Context, accountID string, beforeID int64, limit int) ([]*Transaction, error) {
+	if beforeID <= 0 {
+		beforeID = math.MaxInt64
+	}
+	rows, err := s.DB.Query(ctx, `SELECT `+ledgerCols+` FROM rating.ledger WHERE account_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`,
+		accountID, beforeID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Transaction
+	for rows.Next() {
+		t, err := scanTransaction(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// Reservation is money held for an answered leg.
+type Reservation struct {
+	AmountMicros   int64
+	GrantedSeconds int32
+}
+
+// Reserve holds the cost of up to maxSeconds of a leg on a prepaid balance
+// and returns what was granted; the account row lock makes concurrent
+// reservations take turns, so together they never exceed the balance.
+// Postpaid accounts get maxSeconds and hold nothing. Idempotent per (call,
+// leg).
+func (s *Store) Reserve(ctx context.Context, accountID, callID, leg string, r billing.Rate, maxSeconds int32) (Reservation, error) {
+	var res Reservation
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		b, err := getBilling(ctx, tx, accountID, true)
+		if err != nil {
+			return err
+		}
+		if !b.Prepaid() {
+			res = Reservation{GrantedSeconds: maxSeconds}
+			return nil
+		}
+		err = tx.QueryRow(ctx, `SELECT amount_micros, granted_seconds FROM rating.reservations WHERE call_id = $1 AND leg = $2`, callID, leg).
+			Scan(&res.AmountMicros, &res.GrantedSeconds)
+		if err == nil {
+			return nil // reserved already (a retry)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		var settled bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rating.ledger WHERE account_id = $1 AND reference = $2)`,
+			accountID, chargeRef(callID, leg)).Scan(&settled); err != nil {
+			return err
+		}
+		if settled {
+			return nil // the leg ended and was charged before this (late) reservation
+		}
+		granted := billing.MaxSeconds(r, b.BalanceMicros-b.ReservedMicros, int64(maxSeconds))
+		res = Reservation{GrantedSeconds: int32(granted), AmountMicros: billing.Cost(r, granted)}
+		if granted == 0 {
+			return nil
+		}
+		expires := time.Now().Add(time.Duration(granted)*time.Second + reservationGrace)
+		if _, err := tx.Exec(ctx, `INSERT INTO rating.reservations (call_id, leg, account_id, amount_micros, granted_seconds, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6)`, callID, leg, accountID, res.AmountMicros, res.GrantedSeconds, expires); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE rating.billing_accounts SET reserved_micros = reserved_micros + $2, updated_at = now() WHERE account_id = $1`,
+			accountID, res.AmountMicros)
+		return err
+	})
+	return res, err
+}
+
+// reservationGrace is how long after its granted time a reservation is
+// kept waiting for its settlement before the sweeper releases it (the leg
+// is charged all the same when its hangup event comes).
+const reservationGrace = 10 * time.Minute
+
+func chargeRef(callID, leg string) string { return callID + "/" + leg }
+
+// Charge is the settlement of one answered leg.
+type Charge struct {
+	AccountID, CallID, Leg string
+	Rate                   billing.Rate
+	Seconds                int64 // billsec of the leg
+	Description            string
+}
+
+// Settle charges an answered leg and releases its reservation, once: a
+// second settlement of the same leg changes nothing. It reports whether
+// this call did the charging.
+func (s *Store) Settle(ctx context.Context, c Charge) (bool, error) {
+	cost := billing.Cost(c.Rate, c.Seconds)
+	billed := billing.BilledSeconds(c.Rate, c.Seconds)
+	done := false
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO rating.billing_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING`, c.AccountID); err != nil {
+			return err
+		}
+		b, err := getBilling(ctx, tx, c.AccountID, true)
+		if err != nil {
+			return err
+		}
+		var held int64
+		err = tx.QueryRow(ctx, `DELETE FROM rating.reservations WHERE call_id = $1 AND leg = $2 RETURNING amount_micros`, c.CallID, c.Leg).Scan(&held)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		balance := b.BalanceMicros - cost
+		tag, err := tx.Exec(ctx, `INSERT INTO rating.ledger (account_id, kind, amount_micros, balance_after_micros, reference, description, call_id, leg, billed_seconds)
+			VALUES ($1, 'CHARGE', $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_id, reference) DO NOTHING`,
+			c.AccountID, -cost, balance, chargeRef(c.CallID, c.Leg), c.Description, c.CallID, c.Leg, billed)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			balance = b.BalanceMicros // charged before; only the (stray) hold goes
+		} else {
+			done = true
+		}
+		_, err = tx.Exec(ctx, `UPDATE rating.billing_accounts SET balance_micros = $2, reserved_micros = GREATEST(reserved_micros - $3, 0),
+			updated_at = now() WHERE account_id = $1`, c.AccountID, balance, held)
+		return err
+	})
+	return done, err
+}
+
+// ReleaseExpired releases reservations past their expiry (their legs'
+// hangups never came, or came while the charge failed); returns how many.
+func (s *Store) ReleaseExpired(ctx context.Context, now time.Time) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `DELETE FROM rating.reservations WHERE expires_at < $1 RETURNING account_id, amount_micros`, now)
+		if err != nil {
+			return err
+		}
+		held := map[string]int64{}
+		for rows.Next() {
+			var a string
+			var m int64
+			if err := rows.Scan(&a, &m); err != nil {
+				rows.Close()
+				return err
+			}
+			held[a] += m
+			n++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for a, m := range held {
+			if _, err := tx.Exec(ctx, `UPDATE rating.billing_accounts SET reserved_micros = GREATEST(reserved_micros - $2, 0) WHERE account_id = $1`, a, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Blocked is a blocked prefix.
+type Blocked struct {
+	AccountID, Prefix, Reason string
+	CreatedAt                 time.Time
+}
+
+// CreateBlocked blocks a prefix (again: the reason is updated).
+func (s *Store) CreateBlocked(ctx context.Context, b Blocked) (*Blocked, error) {
+	out := b
+	err := s.DB.QueryRow(ctx, `INSERT INTO rating.blocked_prefixes (account_id, prefix, reason) VALUES ($1, $2, $3)
+		ON CONFLICT (account_id, prefix) DO UPDATE SET reason = EXCLUDED.reason RETURNING created_at`,
+		b.AccountID, b.Prefix, b.Reason).Scan(&out.CreatedAt)
+	return &out, err
+}
+
+// ListBlocked lists an account's blocked prefixes ("" the installation's);
+// all of them with all set.
+func (s *Store) ListBlocked(ctx context.Context, accountID string, all bool) ([]Blocked, error) {
+	rows, err := s.DB.Query(ctx, `SELECT account_id, prefix, reason, created_at FROM rating.blocked_prefixes
+		WHERE $2 OR account_id = $1 ORDER BY account_id, prefix`, accountID, all)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Blocked
+	for rows.Next() {
+		var b Blocked
+		if err := rows.Scan(&b.AccountID, &b.Prefix, &b.Reason, &b.CreatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// DeleteBlocked unblocks a prefix.
+func (s *Store) DeleteBlocked(ctx context.Context, accountID, prefix string) error {
+	tag, err := s.DB.Exec(ctx, `DELETE FROM rating.blocked_prefixes WHERE account_id = $1 AND prefix = $2`, accountID, prefix)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return errorf(ErrNotFound, "prefix %s is not blocked", prefix)
+	}
+	return nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:])
+	b[6] = b[6]&0x0f | 0x70
+	b[8] = b[8]&0x3f | 0x80
+	const hexd = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, v := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hexd[v>>4], hexd[v&0xf])
+	}
+	return string(out)
+}
+
+// uuidLike reports whether s has the shape of our ids (so a malformed id
+// is "not found" rather than a query error).
+func uuidLike(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
+}
