@@ -685,8 +685,11 @@ func (e *Engine) legEnded(c *Call, role Role, cause string, sip int, now time.Ti
 	}
 	l.HangupCause, l.SIPStatus, l.EndedAt = cause, sip, now
 	if answered && now.After(l.AnsweredAt) {
-		// Partial seconds count as a whole one, as carriers bill them.
-		l.Billsec = int((now.Sub(l.AnsweredAt) + time.Second - 1) / time.Second)
+		// Whole seconds, truncated, as FreeSWITCH's billsec: the hangup
+		// that ends a leg's paid time is scheduled when its answer is
+		// handled, a few milliseconds late, and those must not bill another
+		// increment.
+		l.Billsec = int(now.Sub(l.AnsweredAt) / time.Second)
 		if l.Rate != nil {
 			l.CostMicros = billing.Cost(l.Rate.Billing(), int64(l.Billsec))
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/ringback/ringback/services/internal/billing"
 	"github.com/ringback/ringback/services/rating/prefix"
@@ -14,16 +15,25 @@ import (
 )
 
 // Tariff is one tariff compiled for lookups. It is immutable: a change
-// compiles a new one and swaps it in.
+// compiles a new one and swaps it in. Its slices hold no pointers (names
+// are indexes into dests), so a million rates cost the garbage collector
+// nothing to scan.
 type Tariff struct {
 	ID       string
 	Currency string
 	Version  int64
 	table    *prefix.Table
-	rates    []Rate // indexed by the table's values
+	rates    []rateRec // indexed by the table's values
+	dests    []string  // distinct destination names
 }
 
-// Rate is one rate of a compiled tariff.
+type rateRec struct {
+	billing.Rate
+	from int64
+	dest uint32
+}
+
+// Rate is the rate that applies to a number.
 type Rate struct {
 	Prefix      string
 	Destination string
@@ -33,22 +43,27 @@ type Rate struct {
 
 // Compile builds a tariff for lookups from its rates.
 func Compile(id, currency string, version int64, rates []tariffcsv.Rate) (*Tariff, error) {
-	t := &Tariff{ID: id, Currency: currency, Version: version, rates: make([]Rate, len(rates))}
+	if len(rates) > math.MaxUint32 {
+		return nil, fmt.Errorf("tariff %s: too many rates", id)
+	}
+	t := &Tariff{ID: id, Currency: currency, Version: version, rates: make([]rateRec, len(rates))}
 	entries := make([]prefix.Entry, len(rates))
+	names := map[string]uint32{}
 	for i, r := range rates {
 		from := prefix.Never
 		if !r.EffectiveFrom.IsZero() {
 			from = r.EffectiveFrom.Unix()
 		}
-		t.rates[i] = Rate{
-			Prefix: r.Prefix, Destination: r.Destination, From: from,
-			Rate: billing.Rate{PerMinuteMicros: r.RatePerMinuteMicros, ConnectionFeeMicros: r.ConnectionFeeMicros,
-				MinSeconds: r.MinSeconds, IncrementSeconds: r.IncrementSeconds},
+		d, ok := names[r.Destination]
+		if !ok {
+			d = uint32(len(t.dests))
+			names[r.Destination] = d
+			t.dests = append(t.dests, r.Destination)
 		}
+		t.rates[i] = rateRec{from: from, dest: d,
+			Rate: billing.Rate{PerMinuteMicros: r.RatePerMinuteMicros, ConnectionFeeMicros: r.ConnectionFeeMicros,
+				MinSeconds: r.MinSeconds, IncrementSeconds: r.IncrementSeconds}}
 		entries[i] = prefix.Entry{Prefix: r.Prefix, From: from, Value: uint32(i)}
-	}
-	if len(rates) > math.MaxUint32 {
-		return nil, fmt.Errorf("tariff %s: too many rates", id)
 	}
 	table, err := prefix.Build(entries)
 	if err != nil {
@@ -60,26 +75,29 @@ func Compile(id, currency string, version int64, rates []tariffcsv.Rate) (*Tarif
 
 // Lookup returns the rate that applies to digits (E.164 without "+") at
 // instant at.
-func (t *Tariff) Lookup(digits string, at time.Time) (*Rate, bool) {
+func (t *Tariff) Lookup(digits string, at time.Time) (Rate, bool) {
 	if t == nil {
-		return nil, false
+		return Rate{}, false
 	}
-	v, _, ok := t.table.Lookup(digits, at.Unix())
+	v, n, ok := t.table.Lookup(digits, at.Unix())
 	if !ok {
-		return nil, false
+		return Rate{}, false
 	}
-	return &t.rates[v], true
+	r := &t.rates[v]
+	return Rate{Prefix: digits[:n], Destination: t.dests[r.dest], Rate: r.Rate, From: r.from}, true
 }
 
 // Len is the number of rates.
 func (t *Tariff) Len() int { return len(t.rates) }
 
-// MemoryBytes estimates the tariff's heap footprint: the table plus the
-// rates (destination strings are interned by the CSV parser and counted
-// once per distinct name only approximately, as their headers).
+// MemoryBytes is the tariff's heap footprint: the prefix table, the rates
+// and the distinct destination names.
 func (t *Tariff) MemoryBytes() int {
-	const rateSize = 16 + 16 + 24 + 8 // two string headers, billing.Rate, From
-	return t.table.MemoryBytes() + cap(t.rates)*rateSize
+	n := t.table.MemoryBytes() + cap(t.rates)*int(unsafe.Sizeof(rateRec{})) + cap(t.dests)*16
+	for _, d := range t.dests {
+		n += len(d)
+	}
+	return n
 }
 
 // Book holds the compiled tariffs. Readers never lock: the set is a map

@@ -54,7 +54,7 @@ func (s *Service) EnsureDevTariff(ctx context.Context, accountID string) (tariff
 		if err := s.Rater.PutCompiled(row, res.Rates); err != nil {
 			return "", err
 		}
-		s.Server.notify(Change{Kind: "tariff", ID: row.ID})
+		s.Server.notify(Change{Kind: "tariff", ID: row.ID, Version: row.Version})
 	}
 	b, err := s.Store.GetBilling(ctx, accountID)
 	if err != nil {

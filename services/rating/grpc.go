@@ -387,7 +387,7 @@ func (s *Server) ImportRates(stream grpc.ClientStreamingServer[ratingv1.ImportRa
 	if err != nil {
 		return s.fail("ImportRates", err)
 	}
-	s.notify(Change{Kind: "tariff", ID: id})
+	s.notify(Change{Kind: "tariff", ID: id, Version: row.Version})
 	s.Log.Info("rates imported", "tariff_id", id, "rates", len(res.Rates), "mode", mode,
 		"parse", parsed, "store", stored-parsed, "swap", time.Since(start)-stored)
 	return stream.SendAndClose(&ratingv1.ImportRatesResponse{Imported: int64(len(res.Rates)), Tariff: tariffProto(row)})

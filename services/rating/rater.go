@@ -3,6 +3,7 @@ package rating
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -40,6 +41,7 @@ type Rater struct {
 	blocks atomic.Pointer[blocklist]
 	log    *slog.Logger
 	now    func() time.Time
+	m      *metrics
 
 	accounts sync.Map // account id -> *accountEntry
 }
@@ -65,7 +67,7 @@ func NewRater(cfg RaterConfig, store *Store, book *Book, dir *direction.Resolver
 	if cfg.BillingTTL <= 0 {
 		cfg.BillingTTL = 2 * time.Second
 	}
-	r := &Rater{cfg: cfg, store: store, book: book, dir: dir, log: log, now: time.Now}
+	r := &Rater{cfg: cfg, store: store, book: book, dir: dir, log: log, now: time.Now, m: newMetrics(nil)}
 	r.blocks.Store(&blocklist{})
 	return r
 }
@@ -82,6 +84,19 @@ type Decision struct {
 
 // Authorize decides whether account may dial number, and at what rate.
 func (r *Rater) Authorize(ctx context.Context, accountID, number, campaignID string) (*Decision, error) {
+	d, err := r.authorize(ctx, accountID, number, campaignID)
+	result := "ok"
+	var e *Error
+	if errors.As(err, &e) {
+		result = e.Reason
+	} else if err != nil {
+		result = "error"
+	}
+	r.m.authorizations.WithLabelValues(result).Inc()
+	return d, err
+}
+
+func (r *Rater) authorize(ctx context.Context, accountID, number, campaignID string) (*Decision, error) {
 	e164, digits, err := normalize(number)
 	if err != nil {
 		return nil, err
@@ -106,7 +121,7 @@ func (r *Rater) Authorize(ctx context.Context, accountID, number, campaignID str
 	if !ok {
 		return nil, errorf(ErrDestinationNotSupported, "destination %s is not supported: no rate for it", e164)
 	}
-	d.TariffID, d.Currency, d.Rate = t.ID, t.Currency, *rate
+	d.TariffID, d.Currency, d.Rate = t.ID, t.Currency, rate
 	if b.Prepaid() {
 		max := billing.MaxSeconds(rate.Rate, b.BalanceMicros-b.ReservedMicros, int64(r.cfg.MaxDuration/time.Second))
 		if max == 0 {
@@ -205,11 +220,18 @@ func (r *Rater) LoadTariff(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("load tariff %s: %w", id, err)
 	}
+	return r.compile(row, rates)
+}
+
+func (r *Rater) compile(row *TariffRow, rates []tariffcsv.Rate) error {
+	start := time.Now()
 	t, err := Compile(row.ID, row.Currency, row.Version, rates)
 	if err != nil {
 		return err
 	}
 	r.book.Put(t)
+	r.m.tariffLoads.Observe(time.Since(start).Seconds())
+	r.m.tariffRates.WithLabelValues(row.ID).Set(float64(t.Len()))
 	return nil
 }
 
@@ -239,18 +261,16 @@ func (r *Rater) Sync(ctx context.Context) error {
 // PutCompiled swaps in a tariff compiled from rates just imported (the
 // importing replica skips reading back what it wrote).
 func (r *Rater) PutCompiled(row *TariffRow, rates []tariffcsv.Rate) error {
-	t, err := Compile(row.ID, row.Currency, row.Version, rates)
-	if err != nil {
-		return err
-	}
-	r.book.Put(t)
-	return nil
+	return r.compile(row, rates)
 }
 
 // Change is the message replicas exchange on ChangeSubject.
 type Change struct {
 	Kind string `json:"kind"` // tariff, billing, blocklist
 	ID   string `json:"id,omitempty"`
+	// Version of a changed tariff: a replica that holds it already (the
+	// one that made the change) skips the reload.
+	Version int64 `json:"version,omitempty"`
 }
 
 // ChangeSubject is the core NATS subject of Change messages.
@@ -266,6 +286,9 @@ func (r *Rater) Apply(ctx context.Context, data []byte) {
 	var err error
 	switch c.Kind {
 	case "tariff":
+		if t := r.book.Get(c.ID); t != nil && c.Version > 0 && t.Version >= c.Version {
+			return
+		}
 		err = r.LoadTariff(ctx, c.ID)
 	case "billing":
 		r.Forget(c.ID)

@@ -53,7 +53,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool), log *slog.Logg
 	if err != nil {
 		return err
 	}
-	svc, err := NewService(startCtx, rcfg, Deps{DB: db, Bus: bus}, log)
+	svc, err := NewService(startCtx, rcfg, Deps{DB: db, Bus: bus, Registry: reg}, log)
 	if err != nil {
 		srv.Close()
 		return err

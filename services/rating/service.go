@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/ringback/ringback/services/internal/config"
@@ -49,6 +50,8 @@ func LoadConfig(l *config.Loader) ServiceConfig {
 type Deps struct {
 	DB  *pgxpool.Pool
 	Bus *natsbus.Bus
+	// Registry receives rating's metrics (nil: not exported).
+	Registry prometheus.Registerer
 }
 
 // Service is rating assembled.
@@ -72,6 +75,7 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, log *slog.Logger
 	st := &Store{DB: d.DB}
 	rater := NewRater(RaterConfig{BlockPremium: cfg.BlockPremium, MaxDuration: cfg.MaxCallDuration, BillingTTL: cfg.BillingTTL},
 		st, NewBook(), direction.NewResolver(0), log)
+	rater.m = newMetrics(d.Registry)
 	bg, cancel := context.WithCancel(context.Background())
 	s := &Service{Rater: rater, Store: st, cancel: cancel}
 	// Subscribe before loading, so no change falls between the two.
@@ -100,7 +104,7 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, log *slog.Logger
 		s.Close()
 		return nil, err
 	}
-	settler := &Settler{Store: st, Rater: rater, Log: log}
+	settler := &Settler{Store: st, Rater: rater, Log: log, m: rater.m}
 	s.consumer, err = d.Bus.Consume(ctx, natsbus.ConsumerSpec{
 		Stream: natsbus.CallsStream, Durable: SettleDurable, FilterSubjects: []string{SettleSubject}, Workers: 8,
 	}, settler.Handle)

@@ -27,6 +27,7 @@ type Settler struct {
 	Store *Store
 	Rater *Rater
 	Log   *slog.Logger
+	m     *metrics
 }
 
 // Handle is the natsbus handler.
@@ -55,6 +56,13 @@ func (s *Settler) Handle(ctx context.Context, m natsbus.Msg) error {
 		return fmt.Errorf("settle %s/%s: %w", c.CallID, name, err)
 	}
 	s.Rater.Forget(c.AccountID)
+	if s.m != nil {
+		result := "duplicate"
+		if charged {
+			result = "charged"
+		}
+		s.m.settlements.WithLabelValues(result).Inc()
+	}
 	if charged {
 		s.Log.Debug("leg charged", "call_id", c.CallID, "leg", name, "billsec", c.Seconds, "account_id", c.AccountID)
 	}

@@ -62,20 +62,34 @@ type Direction struct {
 // leaves room for spaces and punctuation while keeping junk out of the cache.
 const maxInputLen = 64
 
-// lineTypes maps phonenumbers' types to ours; read-only.
-var lineTypes = map[phonenumbers.PhoneNumberType]LineType{
-	phonenumbers.FIXED_LINE:           FixedLine,
-	phonenumbers.MOBILE:               Mobile,
-	phonenumbers.FIXED_LINE_OR_MOBILE: FixedLineOrMobile,
-	phonenumbers.TOLL_FREE:            TollFree,
-	phonenumbers.PREMIUM_RATE:         PremiumRate,
-	phonenumbers.SHARED_COST:          SharedCost,
-	phonenumbers.VOIP:                 VoIP,
-	phonenumbers.PERSONAL_NUMBER:      PersonalNumber,
-	phonenumbers.PAGER:                Pager,
-	phonenumbers.UAN:                  UAN,
-	phonenumbers.VOICEMAIL:            Voicemail,
-	phonenumbers.UNKNOWN:              Unknown,
+// lineTypeOf maps phonenumbers' types to ours.
+func lineTypeOf(t phonenumbers.PhoneNumberType) LineType {
+	switch t {
+	case phonenumbers.FIXED_LINE:
+		return FixedLine
+	case phonenumbers.MOBILE:
+		return Mobile
+	case phonenumbers.FIXED_LINE_OR_MOBILE:
+		return FixedLineOrMobile
+	case phonenumbers.TOLL_FREE:
+		return TollFree
+	case phonenumbers.PREMIUM_RATE:
+		return PremiumRate
+	case phonenumbers.SHARED_COST:
+		return SharedCost
+	case phonenumbers.VOIP:
+		return VoIP
+	case phonenumbers.PERSONAL_NUMBER:
+		return PersonalNumber
+	case phonenumbers.PAGER:
+		return Pager
+	case phonenumbers.UAN:
+		return UAN
+	case phonenumbers.VOICEMAIL:
+		return Voicemail
+	default:
+		return Unknown
+	}
 }
 
 // resolve does the uncached lookup. The library's lookup functions only
@@ -101,9 +115,7 @@ func resolve(e164 string) Direction {
 			d.CountryName = display.English.Regions().Name(reg)
 		}
 	}
-	if lt, ok := lineTypes[phonenumbers.GetNumberType(num)]; ok {
-		d.LineType = lt
-	}
+	d.LineType = lineTypeOf(phonenumbers.GetNumberType(num))
 	d.Valid = phonenumbers.IsValidNumber(num)
 
 	if tzs, err := phonenumbers.GetTimezonesForNumber(num); err == nil {

@@ -98,7 +98,9 @@ const (
 	childBits  = 100 - 64 // child bits in word 1
 	firstShift = 36       // word 1: first/4 above the child bits
 	oddBit     = 100 - 64 // word 3: bit of one-digit extension 0
-	maxArena   = 1 << (64 - firstShift) * hubWords
+	maxArena   = 1 << (64 - firstShift)
+	inlineFlag = 1 << 63 // word 3: a leaf hub whose records are words 0 and 1
+	inlineMax  = 2
 
 	multi = math.MaxUint32 // record meta of a multi-version record; greater than any rank
 	// maxInline bounds the From dictionary, so turning an instant into a
@@ -239,16 +241,25 @@ func (b *builder) fill(pos, lo, hi, depth int) (first, n int) {
 			l.records = append(l.records, r)
 		}
 	}
-	first = len(b.arena)
-	h[1] |= uint64(first/hubWords) << firstShift
-	copy(b.arena[pos:], h[:])
 	n = len(l.spans) / 2
-	b.arena = slices.Grow(b.arena, n*hubWords+len(l.records)+hubWords-1)
+	if n == 0 && len(l.records) <= inlineMax && pos != 0 {
+		// A leaf with few records keeps them in place of its child bitmap.
+		copy(h[:], l.records)
+		h[3] |= inlineFlag
+		copy(b.arena[pos:], h[:])
+		return 0, 0
+	}
+	if n > 0 { // keep hubs 32-byte aligned, within one cache line
+		for len(b.arena)%hubWords != 0 {
+			b.arena = append(b.arena, 0)
+		}
+	}
+	first = len(b.arena)
+	h[1] |= uint64(first) << firstShift
+	copy(b.arena[pos:], h[:])
+	b.arena = slices.Grow(b.arena, n*hubWords+len(l.records))
 	b.arena = b.arena[:first+n*hubWords]
 	b.arena = append(b.arena, l.records...)
-	for len(b.arena)%hubWords != 0 { // keep hubs 32-byte aligned, within one cache line
-		b.arena = append(b.arena, 0)
-	}
 	return first, n
 }
 
@@ -414,6 +425,7 @@ func (t *Table) Lookup(number string, at int64) (value uint32, prefixLen int, ok
 	atRank := uint64(lo)
 
 	arena := t.arena
+	hp := uint(0)
 	h := (*[hubWords]uint64)(arena)
 	pos := 0
 	for pos < len(number) {
@@ -421,8 +433,12 @@ func (t *Table) Lookup(number string, at int64) (value uint32, prefixLen int, ok
 		if a > 9 {
 			return 0, 0, false
 		}
-		first := uint(h[1]>>firstShift) * hubWords
-		recs := first + hubWords*uint(bits.OnesCount64(h[0])+bits.OnesCount64(h[1]&(1<<childBits-1)))
+		inline := h[3]&inlineFlag != 0
+		first := uint(h[1] >> firstShift)
+		recs := hp
+		if !inline {
+			recs = first + hubWords*uint(bits.OnesCount64(h[0])+bits.OnesCount64(h[1]&(1<<childBits-1)))
+		}
 		if ob := oddBit + a; h[3]>>ob&1 != 0 {
 			r := arena[recs+uint(bits.OnesCount64(h[2])+bits.OnesCount64(h[3]&(1<<ob-1)))]
 			if r>>32 <= atRank {
@@ -453,11 +469,11 @@ func (t *Table) Lookup(number string, at int64) (value uint32, prefixLen int, ok
 				}
 			}
 		}
-		if (h[0]>>e|h[1]>>(e-64))&1 == 0 {
+		if inline || (h[0]>>e|h[1]>>(e-64))&1 == 0 {
 			break
 		}
-		i := first + hubWords*rank(h[0], h[1]&(1<<childBits-1), e)
-		h = (*[hubWords]uint64)(arena[i : i+hubWords])
+		hp = first + hubWords*rank(h[0], h[1]&(1<<childBits-1), e)
+		h = (*[hubWords]uint64)(arena[hp : hp+hubWords])
 	}
 	// The walk stops at the first missing child; the rest of the number
 	// must still be digits.

@@ -5,10 +5,8 @@ import (
 	"github.com/ringback/ringback/services/rating/prefix"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 )
 
 func benchSubset(b *testing.B, numbers []string) {
@@ -32,19 +30,6 @@ func BenchmarkZZSorted(b *testing.B) {
 }
 func BenchmarkZZSame(b *testing.B) { benchSubset(b, benchTariff().numbers[:1]) }
 
-func BenchmarkZZHuge(b *testing.B) {
-	d := benchTariff()
-	ar := prefix.ZZArena(d.table)
-	p := uintptr(unsafe.Pointer(&ar[0]))
-	n := uintptr(len(ar) * 8)
-	start := (p + (2<<20 - 1)) &^ (2<<20 - 1)
-	end := (p + n) &^ (2<<20 - 1)
-	bs := unsafe.Slice((*byte)(unsafe.Pointer(start)), end-start)
-	err := syscall.Madvise(bs, 14)
-	_, _, e2 := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, 25)
-	b.Logf("madvise hugepage: %v collapse: %v", err, e2)
-	benchSubset(b, d.numbers)
-}
 
 var hashOnce sync.Once
 var hashTab *prefix.HTable
@@ -80,18 +65,6 @@ func benchHash(b *testing.B, numbers []string) {
 	b.ReportMetric(float64(hashTab.MemoryBytes())/1e6, "MB")
 }
 
-func TestZZTrace(t *testing.T) {
-	d := benchTariff()
-	var l, p, s int
-	for _, n := range d.numbers {
-		a, b, c := d.table.ZZTrace(n)
-		l += a
-		p += b
-		s += c
-	}
-	N := float64(len(d.numbers))
-	t.Logf("per lookup: lines %.2f pages %.2f steps %.2f; arena %d MB", float64(l)/N, float64(p)/N, float64(s)/N, d.table.MemoryBytes()>>20)
-}
 
 func BenchmarkZZTop(b *testing.B) {
 	d := benchTariff()
@@ -145,3 +118,37 @@ func TestZZTopHarness(t *testing.T) {
 		t.Logf("top %2d: min %.1f p25 %.1f med %.1f", top, best[top], a[len(a)/4], a[len(a)/2])
 	}
 }
+
+func harness(t *testing.T, names []string, fns []func(string, int64) (uint32, int, bool), rounds int) {
+	d := benchTariff()
+	all := make([][]float64, len(fns))
+	for r := 0; r < rounds; r++ {
+		for k, f := range fns {
+			st := time.Now()
+			var acc uint32
+			const N = 200000
+			for i := 0; i < N; i++ {
+				v, _, _ := f(d.numbers[(i+r*7919)&(benchNumbers-1)], benchAt)
+				acc += v
+			}
+			all[k] = append(all[k], float64(time.Since(st).Nanoseconds())/N)
+			sink.Add(acc)
+		}
+	}
+	for k := range fns {
+		a := all[k]
+		slices.Sort(a)
+		t.Logf("%-12s min %.1f p25 %.1f med %.1f", names[k], a[0], a[len(a)/4], a[len(a)/2])
+	}
+}
+
+func TestZZCurrent(t *testing.T) {
+	d := benchTariff()
+	hot := d.numbers[:256]
+	harness(t, []string{"trie", "trie-hot"}, []func(string, int64) (uint32, int, bool){
+		d.table.Lookup,
+		func(n string, at int64) (uint32, int, bool) { return d.table.Lookup(hot[len(n)&255], at) },
+	}, 30)
+}
+
+
