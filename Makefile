@@ -5,9 +5,10 @@ GO ?= go
 
 .PHONY: run test lint build bench conformance fssim generate generate-check setup
 
-## run: the whole suite in one process (simulator, in-process NATS,
+## run: the whole suite in one process (simulator, in-process NATS, rating,
 ## origination, gateway on http://127.0.0.1:8080) after scripts/setup; prints
-## the dev account's API key (RINGBACK_DEV_API_KEY picks it).
+## the dev account's API key (RINGBACK_DEV_API_KEY picks it); the dev account
+## is rated with docs/examples/tariff.csv.
 run:
 	@scripts/setup >/dev/null
 	cd services && $(GO) run ./cmd/ringback
@@ -57,10 +58,14 @@ fssim:
 	cd freeswitch/sim && $(GO) run ./cmd/fssim
 
 ## bench: the benchmarks recorded in docs/benchmarks.md (simulator, ESL
-## client, sustained calls through origination with the bare-eslgo baseline).
+## client, sustained calls through origination with the bare-eslgo baseline,
+## rating: prefix lookups, Authorize over gRPC, 1M-rate import).
 bench:
 	@scripts/setup >/dev/null
 	cd freeswitch/sim && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
 	cd services && $(GO) test -run '^$$' -bench . -benchtime 5000x -count 3 ./internal/esl/
 	cd services && $(GO) test -run '^$$' -bench 'CreateCallSustained' -benchtime 1x -count 3 ./origination/
 	cd services && $(GO) test -run '^$$' -bench 'BareEslgo' -benchtime 20000x -count 3 ./origination/
+	cd services && $(GO) test -run '^$$' -bench . -benchtime 2s -cpu 1 -count 3 ./rating/prefix/
+	cd services && $(GO) test -run '^$$' -bench 'AuthorizeGRPC' -benchtime 100000x -count 3 ./rating/
+	cd services && $(GO) test -run '^$$' -bench 'Import1M' -benchtime 1x -count 3 ./rating/

@@ -346,7 +346,7 @@ func (e *Engine) authorize(ctx context.Context, c *Call) error {
 			defer wg.Done()
 			lr, err := e.rater.Authorize(ctx, c.AccountID, l.Number, l.Role, c.ID)
 			if err != nil {
-				errs[i] = fmt.Errorf("%s party %s: %w", l.Role, l.Number, err)
+				errs[i] = fmt.Errorf("%s party: %w", l.Role, err)
 				return
 			}
 			l.Rate, l.Direction, l.MaxDurationS = lr.Rate, lr.Direction, lr.MaxDurationS

@@ -36,6 +36,13 @@ type LegRating struct {
 // unrated call could be a fraudulent one).
 var ErrRatingUnavailable = errors.New("rating unavailable")
 
+// refusal is rating's answer passed on to the client: its status (code and
+// ErrorInfo reason) unchanged, and its message without gRPC's decoration.
+type refusal struct{ st *status.Status }
+
+func (r refusal) Error() string              { return r.st.Message() }
+func (r refusal) GRPCStatus() *status.Status { return r.st }
+
 // RatingClient is the Rater over rating's gRPC API.
 type RatingClient struct {
 	C ratingv1.RatingServiceClient
@@ -45,9 +52,9 @@ type RatingClient struct {
 func (r RatingClient) Authorize(ctx context.Context, accountID, number string, role Role, callID string) (LegRating, error) {
 	resp, err := r.C.Authorize(ctx, &ratingv1.AuthorizeRequest{AccountId: accountID, Number: number, Leg: string(role), CallId: callID})
 	if err != nil {
-		switch status.Code(err) {
+		switch st := status.Convert(err); st.Code() {
 		case codes.FailedPrecondition, codes.InvalidArgument:
-			return LegRating{}, err // a refusal: the client's to see
+			return LegRating{}, refusal{st} // the client's to see
 		}
 		return LegRating{}, fmt.Errorf("%w: %v", ErrRatingUnavailable, err)
 	}

@@ -48,7 +48,7 @@ func (f *fakeRater) Reserve(_ context.Context, c *Call, role Role) (int, error) 
 	return f.granted, nil
 }
 
-func refusal(reason string) error {
+func refusalStatus(reason string) error {
 	st, _ := status.New(codes.FailedPrecondition, "no rate").WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: "rating.ringback.dev"})
 	return st.Err()
 }
@@ -71,7 +71,7 @@ func TestRatingRefusalDialsNothing(t *testing.T) {
 		second string
 		want   string
 	}{
-		{"second party not supported", &fakeRater{refuse: map[string]error{"+88": refusal("DESTINATION_NOT_SUPPORTED")}}, "+8801712345678", "DESTINATION_NOT_SUPPORTED"},
+		{"second party not supported", &fakeRater{refuse: map[string]error{"+88": refusalStatus("DESTINATION_NOT_SUPPORTED")}}, "+8801712345678", "DESTINATION_NOT_SUPPORTED"},
 		{"rating down", &fakeRater{fail: fmt.Errorf("%w: connection refused", ErrRatingUnavailable)}, "+15551230002", "RATING_UNAVAILABLE"},
 	}
 	for _, tt := range tests {

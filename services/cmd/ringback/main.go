@@ -45,6 +45,7 @@ func run(ctx context.Context) error {
 		Ready: func(i suite.Info) {
 			fmt.Printf("\nRingback is up: %s (OpenAPI: %s/v1/openapi.json)\n", i.HTTPURL, i.HTTPURL)
 			fmt.Printf("  development account %q, API key: %s\n", "dev", i.DevKey)
+			fmt.Printf("  rated with the development tariff %s (docs/examples/tariff.csv; no rate for +88)\n", i.DevTariffID)
 			if i.SimControlURL != "" {
 				fmt.Printf("  FreeSWITCH simulator: event socket %s, control API %s\n", i.ESLAddr, i.SimControlURL)
 			}

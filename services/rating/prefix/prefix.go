@@ -7,33 +7,44 @@
 //
 // # Layout
 //
-// The table is a 10-ary digit trie kept in flat, pointer-free slices, so the
-// garbage collector never scans it and a lookup touches one small node per
-// digit:
+// With a million prefixes the table is bigger than the CPU caches, so what
+// a lookup costs is mostly how many cache lines and pages it touches that
+// are not in cache yet, one after the other (each page a TLB miss too).
+// The layout keeps that number, and the table, small:
 //
-//   - Every node is 12 bytes: a 10-bit child bitmap (bit d set when digit d
-//     has a child), the index of its first child, and its own version. The
-//     children of one node are contiguous and ordered by digit, so the child
-//     for digit d is first + popcount(bitmap & (1<<d - 1)). Nodes are laid
-//     out breadth first, which is what makes children contiguous and keeps
-//     the hot top levels of the trie together in cache.
-//   - The common case — a prefix with exactly one version — lives inside the
-//     node, so checking whether a node matches costs no extra memory access.
-//     Its From is not stored as an int64 (that would make nodes twice as
-//     big): the distinct From values of such versions (real decks have a
-//     handful of effective dates) go in a small sorted dictionary, the node
-//     stores the From's rank in it, and Lookup turns the instant into a rank
-//     once, with a binary search over the dictionary, before walking. A
-//     version is in effect when its rank is at most the instant's rank: one
-//     integer comparison per digit.
-//   - Prefixes with several versions (or, in a deck with more distinct
-//     effective dates than the dictionary holds, a rarely used one) keep
-//     their versions in a side slice, newest first; the node points at them.
+//   - The table is a digit trie that takes two digits per step, so a
+//     12-digit number takes at most 6 dependent steps instead of 12. A trie
+//     node at an even depth with descendants is a hub: 32 bytes (half a
+//     cache line, aligned) holding a 100-bit bitmap of the two-digit
+//     extensions that are hubs themselves, a 110-bit bitmap of the one- and
+//     two-digit extensions that are prefixes, and where its family (its
+//     records and child hubs) starts. A child or record is found by counting
+//     the bits below its own (popcount), so absent digits take no space;
+//     the root hub doubles as a direct index on the first two digits.
+//   - Everything is in one flat []uint64 with no pointers, which the
+//     garbage collector never scans. A hub's family is contiguous (records
+//     just before the children), so a step's records are usually in the
+//     cache line of the next hub.
+//   - A prefix's rate is a 4-byte record: a 24-bit Value and the 8-bit rank
+//     of its version's From in a small dictionary of the deck's distinct
+//     effective dates (real decks have a handful). Lookup turns the instant
+//     into a rank once, with a binary search over the dictionary; a record
+//     is then in effect when its rank is at most that: one comparison, no
+//     extra memory access. A prefix with several versions, a From outside
+//     the dictionary or a Value of 2^24 or more has its versions out of
+//     line, newest first, right after the family's child hubs.
+//   - A hub without children and with at most four records, all inline,
+//     keeps them in place of its child bitmap: most of the trie's leaves
+//     take no family, and their lookups one cache line less.
+//   - Hubs above depth 6 are laid out breadth first, so the few thousand
+//     that most lookups pass through are packed together and stay cached;
+//     from there, each subtree is laid out depth first, so the last steps
+//     of a walk stay within a page or two.
 //
-// Lookup walks the number's digits down the trie, remembering the deepest
-// node with a version in effect, and stops at the first missing child. It
-// does not allocate and has no data-dependent branches other than the walk
-// itself in the common case.
+// Lookup walks the number two digits at a time, remembering the longest
+// prefix with a version in effect, and stops at the first missing hub. It
+// does not allocate. A million-prefix tariff takes about 12 MB (a
+// map[string]uint32 of it about 70 MB).
 package prefix
 
 import (
@@ -64,66 +75,67 @@ type Entry struct {
 // Table is immutable once built and safe for concurrent lookups without
 // locks. The zero value and a nil *Table are empty tables.
 type Table struct {
-	// arena holds the hubs and records, see hub; the root hub is at 0.
+	// arena holds the hubs and records; the root hub is its first 4 words.
+	// It is addressed in 32-bit slots: a record is one slot (slot i is the
+	// low half of word i/2 when i is even, the high half when odd), a hub
+	// is 8 slots (4 words) at a slot index that is a multiple of 8.
 	arena    []uint64
-	versions []version // versions of multi-version prefixes, newest first per prefix
-	froms    []int64   // dictionary of inline Froms, ascending; rank r is froms[r-1]
+	froms    []int64 // dictionary of inline Froms, ascending; rank r is froms[r-1]
 	prefixes int
 	entries  int
 }
 
-// A hub is a trie node at an even depth 2k that has descendants: four
-// words of the arena. It covers the next two digits a, b of a number: the
-// 100 two-digit extensions e = 10a+b (bits 0 to 99 of its bitmaps) and the
-// 10 one-digit ones (bits 100+a).
+// A hub's four words:
 //
-//	word 0, 1: child bitmap (bits 0-99, in word 1's low 36 bits): extension
-//	           e has descendants, so is a hub itself. Word 1's top 28 bits
-//	           are first/4, the arena index of the first child.
-//	word 2, 3: prefix bitmap (bits 0-109, in word 3's low 46 bits):
-//	           extension e or a is a prefix of the tariff, with a record.
+//	word 0, 1  child bitmap: bit e (0-99, bits 64-99 in the low 36 bits of
+//	           word 1) is set when two-digit extension e = 10a+b is a hub.
+//	           Word 1's top 28 bits are first, the slot where the hub's
+//	           child hubs start; they are contiguous, in digit order, so the
+//	           child for e is at slot first + 8*rank(child, e).
+//	word 2, 3  prefix bitmap: bit e (0-99) or 100+a (bits 64-109 in the low
+//	           46 bits of word 3) is set when extension e or a is a prefix.
+//	           Its records end just before first, backwards: the record of
+//	           bit x is at slot first-1-rank(prefix, x).
+//	word 3     bits 46-52: popcount(word 0); bits 53-59: popcount(word 2),
+//	           so each rank is one popcount; bit 63: inline.
 //
-// A hub's children are contiguous at first, in digit order, so the child
-// for e is at first + 4*rank(child, e); its records follow them, so the
-// record for bit x is at first + 4*popcount(child) + rank(prefix, x).
-// Hubs are laid out depth first (a hub's children and records, then each
-// child's subtree), so the last steps of a walk stay within a few pages.
+// An inline hub has no children and at most four records, all inline, in
+// words 0 and 1, as if first were its own slot + 4.
 //
-// A record is one word: Value in the low 32 bits, and meta in the high 32:
-// the rank of its one version's From in the dictionary, or multi when the
-// prefix has several versions (or one whose From is not in the dictionary)
-// and the low 32 bits index its versions.
+// A record is Value in its low 24 bits and its From's rank (1-254) in the
+// dictionary in its high 8, or out (255) when the prefix's versions are out
+// of line: they start the low 24 bits' number of slots after the record,
+// two words each (From, then Value and a last flag in the high half),
+// newest first.
 const (
+	hubSlots   = 8
 	hubWords   = 4
 	childBits  = 100 - 64 // child bits in word 1
-	firstShift = 36       // word 1: first/4 above the child bits
+	firstShift = 64 - 28  // word 1: first
+	maxSlots   = 1 << 28
 	oddBit     = 100 - 64 // word 3: bit of one-digit extension 0
-	maxArena   = 1 << (64 - firstShift)
-	inlineFlag = 1 << 63 // word 3: a leaf hub whose records are words 0 and 1
-	inlineMax  = 2
+	prefixMask = 1<<46 - 1
+	pc0Shift   = 46
+	pc2Shift   = 53
+	inlineFlag = 1 << 63
+	inlineMax  = 4
 
-	multi = math.MaxUint32 // record meta of a multi-version record; greater than any rank
-	// maxInline bounds the From dictionary, so turning an instant into a
-	// rank stays a short binary search over a few cache lines.
-	maxInline = 256
+	valueBits = 24
+	valueMask = 1<<valueBits - 1
+	out       = 255 // record rank of an out-of-line record; greater than any instant's rank
+	// maxInline bounds the From dictionary: ranks fit in 8 bits, and
+	// turning an instant into a rank stays a short binary search.
+	maxInline = 254
+
+	// topDepth is the depth down to which hubs are laid out breadth first.
+	topDepth = 6
 )
-
-// version is one version of a multi-version prefix. A prefix's versions are
-// contiguous, From descending; last marks the oldest.
-type version struct {
-	from int64
-	val  uint32
-	last uint32
-}
 
 // Build makes a table. It returns an error naming the entry for: an empty
 // prefix, a prefix longer than 15 digits or with a non-digit, two entries
 // with the same Prefix and From. Entries may come in any order; Build does
 // not keep or modify the caller's slice.
 func Build(entries []Entry) (*Table, error) {
-	if len(entries) > math.MaxUint32/2 {
-		return nil, errors.New("prefix: too many entries")
-	}
 	// Validate in the caller's order, so errors can name the index, and
 	// pack every prefix into a fixed-size key: sorting and walking keys
 	// stays in one contiguous array instead of chasing string pointers.
@@ -142,9 +154,9 @@ func Build(entries []Entry) (*Table, error) {
 		return cmp.Compare(b.from, a.from) // newest first
 	})
 
-	// Count prefixes, find duplicates and the Froms of single-version
-	// prefixes (the candidates for inlining).
-	prefixes, multiVersions := 0, 0
+	// Find duplicates, count prefixes and collect the Froms of
+	// single-version prefixes, the candidates for inline records.
+	prefixes := 0
 	var single []int64
 	for i := 0; i < len(es); {
 		j := i + 1
@@ -155,51 +167,75 @@ func Build(entries []Entry) (*Table, error) {
 			j++
 		}
 		prefixes++
-		if j-i == 1 {
+		if j-i == 1 && es[i].val <= valueMask {
 			single = append(single, es[i].from)
-		} else {
-			multiVersions += j - i
 		}
 		i = j
 	}
-	froms := inlineFroms(single)
-	multiVersions += len(single) - countIn(single, froms)
-
-	t := &Table{
-		versions: make([]version, 0, multiVersions),
-		froms:    froms,
-		prefixes: prefixes,
-		entries:  len(es),
+	t := &Table{froms: inlineFroms(single), prefixes: prefixes, entries: len(es)}
+	b := &builder{t: t, es: es, slots: make([]uint32, hubSlots, prefixes*2+hubSlots)}
+	b.layout()
+	if len(b.slots) > maxSlots || b.tooFar {
+		return nil, fmt.Errorf("prefix: table too big (%d prefixes, %d versions)", prefixes, len(es))
 	}
-	b := &builder{t: t, es: es, arena: make([]uint64, hubWords, prefixes*3/2+hubWords)}
-	b.layout(len(es))
-	if len(b.arena) > maxArena {
-		return nil, errors.New("prefix: too many prefixes")
+	t.arena = make([]uint64, (len(b.slots)+1)/2)
+	for i, s := range b.slots {
+		t.arena[i/2] |= uint64(s) << (32 * (i % 2))
 	}
-	t.arena = slices.Clone(b.arena) // cap == len
 	return t, nil
 }
 
 type builder struct {
-	t     *Table
-	es    []item
-	arena []uint64
-	// levels[k] is scratch for placing a hub at depth 2k.
+	t      *Table
+	es     []item
+	slots  []uint32
+	tooFar bool // a record's versions are too far from it
+	// levels[k] is scratch for the hub being filled at depth 2k.
 	levels [MaxDigits/2 + 1]struct {
-		spans   []int // child i covers es[spans[2i]:spans[2i+1]]
-		records []uint64
+		spans  []int // child i covers es[spans[2i]:spans[2i+1]]
+		groups []int // record i covers es[groups[2i]:groups[2i+1]]
 	}
 }
 
-// fill lays out the hub at arena[pos:pos+4] covering es[lo:hi] (all
-// entries whose prefix extends the hub's depth digits by at least one),
-// then appends its children and records.
+// layout lays out the hubs above topDepth breadth first, then the subtree
+// of each hub at topDepth depth first.
+func (b *builder) layout() {
+	type todo struct{ pos, lo, hi, depth int }
+	queue := []todo{{0, 0, len(b.es), 0}}
+	for len(queue) > 0 {
+		q := queue[0]
+		queue = queue[1:]
+		if q.depth >= topDepth {
+			b.place(q.pos, q.lo, q.hi, q.depth)
+			continue
+		}
+		first, n := b.fill(q.pos, q.lo, q.hi, q.depth)
+		l := &b.levels[q.depth/2]
+		for i := range n {
+			queue = append(queue, todo{first + i*hubSlots, l.spans[2*i], l.spans[2*i+1], q.depth + 2})
+		}
+	}
+}
+
+// place lays out the hub at slot pos and, depth first, its whole subtree.
+func (b *builder) place(pos, lo, hi, depth int) {
+	first, n := b.fill(pos, lo, hi, depth)
+	l := &b.levels[depth/2] // the children fill deeper levels only
+	for i := range n {
+		b.place(first+i*hubSlots, l.spans[2*i], l.spans[2*i+1], depth+2)
+	}
+}
+
+// fill writes the hub at slot pos, which covers es[lo:hi] (the entries whose
+// prefix extends the hub's depth digits by at least one), and appends its
+// family: its records, backwards, then room for its n children, at first.
+// The children's spans are left in levels[depth/2].spans.
 func (b *builder) fill(pos, lo, hi, depth int) (first, n int) {
 	es := b.es
 	l := &b.levels[depth/2]
-	l.spans, l.records = l.spans[:0], l.records[:0]
+	l.spans, l.groups = l.spans[:0], l.groups[:0]
 	var h [hubWords]uint64
-	var odd [10]uint64
+	var odd [10][2]int
 	for j := lo; j < hi; {
 		a := keyDigit(es[j].key, depth)
 		ka := j + 1
@@ -211,7 +247,7 @@ func (b *builder) fill(pos, lo, hi, depth int) (first, n int) {
 			m++
 		}
 		if m > j {
-			odd[a] = b.record(es[j:m])
+			odd[a] = [2]int{j, m}
 			h[3] |= 1 << (oddBit + a)
 		}
 		for j = m; j < ka; {
@@ -226,7 +262,7 @@ func (b *builder) fill(pos, lo, hi, depth int) (first, n int) {
 			}
 			e := 10*a + c
 			if m > j {
-				l.records = append(l.records, b.record(es[j:m]))
+				l.groups = append(l.groups, j, m)
 				h[2+e/64] |= 1 << (e % 64)
 			}
 			if m < kb {
@@ -236,62 +272,87 @@ func (b *builder) fill(pos, lo, hi, depth int) (first, n int) {
 			j = kb
 		}
 	}
-	for a, r := range odd {
+	for a, g := range odd {
 		if h[3]>>(oddBit+a)&1 != 0 {
-			l.records = append(l.records, r)
+			l.groups = append(l.groups, g[0], g[1])
 		}
 	}
+	h[3] |= uint64(bits.OnesCount64(h[0]))<<pc0Shift | uint64(bits.OnesCount64(h[2]))<<pc2Shift
+
 	n = len(l.spans) / 2
-	if n == 0 && len(l.records) <= inlineMax && pos != 0 {
-		// A leaf with few records keeps them in place of its child bitmap.
-		copy(h[:], l.records)
+	nrec := len(l.groups) / 2
+	allInline := true
+	for k := range nrec {
+		if _, ok := b.inline(l.groups[2*k], l.groups[2*k+1]); !ok {
+			allInline = false
+		}
+	}
+	if n == 0 && nrec <= inlineMax && allInline && pos != 0 {
+		// Record k goes to slot first-1-k, with first = pos+4.
+		for k := range nrec {
+			r, _ := b.inline(l.groups[2*k], l.groups[2*k+1])
+			s := inlineMax - 1 - k
+			h[s/2] |= uint64(r) << (32 * (s % 2))
+		}
 		h[3] |= inlineFlag
-		copy(b.arena[pos:], h[:])
+		b.putHub(pos, &h)
 		return 0, 0
 	}
-	if n > 0 { // keep hubs 32-byte aligned, within one cache line
-		for len(b.arena)%hubWords != 0 {
-			b.arena = append(b.arena, 0)
+	if n > 0 { // children start at a multiple of 8 slots: 32 bytes
+		for (len(b.slots)+nrec)%hubSlots != 0 {
+			b.slots = append(b.slots, 0)
 		}
 	}
-	first = len(b.arena)
-	h[1] |= uint64(first) << firstShift
-	copy(b.arena[pos:], h[:])
-	b.arena = slices.Grow(b.arena, n*hubWords+len(l.records))
-	b.arena = b.arena[:first+n*hubWords]
-	b.arena = append(b.arena, l.records...)
+	b.slots = append(b.slots, make([]uint32, nrec)...)
+	first = len(b.slots)
+	h[1] |= uint64(first%maxSlots) << firstShift // too big a table fails Build
+	b.putHub(pos, &h)
+	b.slots = append(b.slots, make([]uint32, n*hubSlots)...)
+	// Records, backwards before first; out-of-line versions after the
+	// children, so they are near their records.
+	for k := range nrec {
+		s := first - 1 - k
+		g0, g1 := l.groups[2*k], l.groups[2*k+1]
+		if r, ok := b.inline(g0, g1); ok {
+			b.slots[s] = r
+			continue
+		}
+		if len(b.slots)%2 != 0 {
+			b.slots = append(b.slots, 0)
+		}
+		off := len(b.slots) - s
+		if off > valueMask {
+			b.tooFar = true
+		}
+		b.slots[s] = out<<valueBits | uint32(off&valueMask)
+		for i, e := range es[g0:g1] {
+			last := uint32(0)
+			if i == g1-g0-1 {
+				last = 1
+			}
+			b.slots = append(b.slots, uint32(e.from), uint32(uint64(e.from)>>32), e.val, last)
+		}
+	}
 	return first, n
 }
 
-// place lays out the hub at pos and, depth first, its whole subtree.
-func (b *builder) place(pos, lo, hi, depth int) {
-	first, n := b.fill(pos, lo, hi, depth)
-	l := &b.levels[depth/2] // children use deeper levels only
-	for i := 0; i < n; i++ {
-		b.place(first+i*hubWords, l.spans[2*i], l.spans[2*i+1], depth+2)
+func (b *builder) putHub(pos int, h *[hubWords]uint64) {
+	for k, w := range h {
+		b.slots[pos+2*k] = uint32(w)
+		b.slots[pos+2*k+1] = uint32(w >> 32)
 	}
 }
 
-var ZZTopDepth = 6
-
-// layout lays out the hubs above topDepth breadth first, then the subtree
-// of each hub at topDepth depth first.
-func (b *builder) layout(n int) {
-	type item struct{ pos, lo, hi, depth int }
-	queue := []item{{0, 0, n, 0}}
-	for len(queue) > 0 {
-		it := queue[0]
-		queue = queue[1:]
-		if it.depth >= ZZTopDepth {
-			b.place(it.pos, it.lo, it.hi, it.depth)
-			continue
-		}
-		first, nc := b.fill(it.pos, it.lo, it.hi, it.depth)
-		l := &b.levels[it.depth/2]
-		for i := 0; i < nc; i++ {
-			queue = append(queue, item{first + i*hubWords, l.spans[2*i], l.spans[2*i+1], it.depth + 2})
-		}
+// inline returns the inline record of the prefix whose versions are
+// es[lo:hi], newest first, if it has one: a single version with a From in
+// the dictionary and a Value that fits.
+func (b *builder) inline(lo, hi int) (uint32, bool) {
+	e := b.es[lo]
+	if hi-lo != 1 || e.val > valueMask {
+		return 0, false
 	}
+	r, ok := slices.BinarySearch(b.t.froms, e.from)
+	return uint32(r+1)<<valueBits | e.val, ok
 }
 
 // item is an entry while building: the prefix packed by packKey.
@@ -370,36 +431,6 @@ func inlineFroms(single []int64) []int64 {
 	return froms
 }
 
-func inDict(froms []int64, from int64) bool {
-	_, ok := slices.BinarySearch(froms, from)
-	return ok
-}
-
-func countIn(single, froms []int64) int {
-	n := 0
-	for _, f := range single {
-		if inDict(froms, f) {
-			n++
-		}
-	}
-	return n
-}
-
-// record makes the record of one prefix from its entries, newest first.
-func (b *builder) record(g []item) uint64 {
-	t := b.t
-	if len(g) == 1 {
-		if r, ok := slices.BinarySearch(t.froms, g[0].from); ok {
-			return uint64(r+1)<<32 | uint64(g[0].val)
-		}
-	}
-	r := uint64(multi)<<32 | uint64(len(t.versions))
-	for _, e := range g {
-		t.versions = append(t.versions, version{from: e.from, val: e.val})
-	}
-	t.versions[len(t.versions)-1].last = 1
-	return r
-}
 
 // Lookup returns the Value of the longest prefix of number that has a
 // version in effect at at (the version with the greatest From <= at), and
@@ -422,10 +453,10 @@ func (t *Table) Lookup(number string, at int64) (value uint32, prefixLen int, ok
 			hi = m
 		}
 	}
-	atRank := uint64(lo)
+	atRank := uint32(lo)
 
 	arena := t.arena
-	hp := uint(0)
+	hw := uint(0) // the hub's word index
 	h := (*[hubWords]uint64)(arena)
 	pos := 0
 	for pos < len(number) {
@@ -433,18 +464,20 @@ func (t *Table) Lookup(number string, at int64) (value uint32, prefixLen int, ok
 		if a > 9 {
 			return 0, 0, false
 		}
-		inline := h[3]&inlineFlag != 0
+		w3 := h[3]
+		inline := w3&inlineFlag != 0
 		first := uint(h[1] >> firstShift)
-		recs := hp
-		if !inline {
-			recs = first + hubWords*uint(bits.OnesCount64(h[0])+bits.OnesCount64(h[1]&(1<<childBits-1)))
+		if inline {
+			first = 2*hw + inlineMax
 		}
-		if ob := oddBit + a; h[3]>>ob&1 != 0 {
-			r := arena[recs+uint(bits.OnesCount64(h[2])+bits.OnesCount64(h[3]&(1<<ob-1)))]
-			if r>>32 <= atRank {
-				value, prefixLen = uint32(r), pos+1
-			} else if r>>32 == multi {
-				if v, ok := t.version(uint32(r), at); ok {
+		pc2 := uint(w3>>pc2Shift) & 127
+		if ob := oddBit + a; w3>>ob&1 != 0 {
+			s := first - 1 - pc2 - uint(bits.OnesCount64(w3&(1<<ob-1)))
+			r := uint32(arena[s/2] >> (32 * (s % 2)))
+			if r>>valueBits <= atRank {
+				value, prefixLen = r&valueMask, pos+1
+			} else if r>>valueBits == out {
+				if v, ok := version(arena, s+uint(r&valueMask), at); ok {
 					value, prefixLen = v, pos+1
 				}
 			}
@@ -458,25 +491,33 @@ func (t *Table) Lookup(number string, at int64) (value uint32, prefixLen int, ok
 			return 0, 0, false
 		}
 		pos++
+		// Bit e of the 128-bit bitmaps is bit b of word e/64; pb and cb
+		// count the prefix and child bits in the words before.
 		e := 10*a + c
-		if (h[2]>>e|h[3]>>(e-64))&1 != 0 { // a shift by 64 or more gives 0
-			r := arena[recs+rank(h[2], h[3], e)]
-			if r>>32 <= atRank {
-				value, prefixLen = uint32(r), pos
-			} else if r>>32 == multi {
-				if v, ok := t.version(uint32(r), at); ok {
+		b, pw, cw, pb, cb := e, h[2], h[0], uint(0), uint(0)
+		if e >= 64 {
+			b, pw, cw, pb, cb = e-64, w3&prefixMask, h[1]&(1<<childBits-1), pc2, uint(w3>>pc0Shift)&127
+		}
+		below := uint64(1)<<b - 1
+		if pw>>b&1 != 0 {
+			s := first - 1 - pb - uint(bits.OnesCount64(pw&below))
+			r := uint32(arena[s/2] >> (32 * (s % 2)))
+			if r>>valueBits <= atRank {
+				value, prefixLen = r&valueMask, pos
+			} else if r>>valueBits == out {
+				if v, ok := version(arena, s+uint(r&valueMask), at); ok {
 					value, prefixLen = v, pos
 				}
 			}
 		}
-		if inline || (h[0]>>e|h[1]>>(e-64))&1 == 0 {
+		if inline || cw>>b&1 == 0 {
 			break
 		}
-		hp = first + hubWords*rank(h[0], h[1]&(1<<childBits-1), e)
-		h = (*[hubWords]uint64)(arena[hp : hp+hubWords])
+		hw = first/2 + hubWords*(cb+uint(bits.OnesCount64(cw&below)))
+		h = (*[hubWords]uint64)(arena[hw : hw+hubWords])
 	}
-	// The walk stops at the first missing child; the rest of the number
-	// must still be digits.
+	// The walk stops at the first missing hub; the rest of the number must
+	// still be digits.
 	for ; pos < len(number); pos++ {
 		if number[pos]-'0' > 9 {
 			return 0, 0, false
@@ -488,21 +529,16 @@ func (t *Table) Lookup(number string, at int64) (value uint32, prefixLen int, ok
 	return value, prefixLen, true
 }
 
-// rank is the number of bits below bit e (< 128) of the 128-bit lo, hi.
-func rank(lo, hi uint64, e uint) uint {
-	he := max(e, 64) - 64
-	return uint(bits.OnesCount64(lo&(1<<e-1)) + bits.OnesCount64(hi&(1<<he-1)))
-}
-
-// version returns the Value of the newest version from index j on (one
-// prefix's versions) with From <= at.
-func (t *Table) version(j uint32, at int64) (uint32, bool) {
-	for ; ; j++ {
-		v := t.versions[j]
-		if v.from <= at {
-			return v.val, true
+// version returns the Value of the newest of the versions at slot s (one
+// prefix's, newest first, two words each: From, then Value and a last flag)
+// with From <= at.
+func version(arena []uint64, s uint, at int64) (uint32, bool) {
+	for w := s / 2; ; w += 2 {
+		v := arena[w+1]
+		if int64(arena[w]) <= at {
+			return uint32(v), true
 		}
-		if v.last != 0 {
+		if v>>32 != 0 {
 			return 0, false
 		}
 	}
@@ -531,6 +567,5 @@ func (t *Table) MemoryBytes() int {
 		return 0
 	}
 	return cap(t.arena)*int(unsafe.Sizeof(uint64(0))) +
-		cap(t.versions)*int(unsafe.Sizeof(version{})) +
 		cap(t.froms)*int(unsafe.Sizeof(int64(0)))
 }

@@ -66,58 +66,7 @@ func benchHash(b *testing.B, numbers []string) {
 }
 
 
-func BenchmarkZZTop(b *testing.B) {
-	d := benchTariff()
-	for _, top := range []int{0, 2, 4, 6, 8, 10, 16} {
-		prefix.ZZSetTop(top)
-		tab, _ := prefix.Build(d.entries)
-		b.Run(fmt.Sprint(top), func(b *testing.B) {
-			var acc uint32
-			for i := 0; i < b.N; i++ {
-				v, _, _ := tab.Lookup(d.numbers[i&(benchNumbers-1)], benchAt)
-				acc += v
-			}
-			sink.Add(acc)
-		})
-	}
-	prefix.ZZSetTop(6)
-}
 
-func TestZZTopHarness(t *testing.T) {
-	d := benchTariff()
-	tops := []int{0, 2, 4, 6, 8, 16}
-	tabs := map[int]*prefix.Table{}
-	for _, top := range tops {
-		prefix.ZZSetTop(top)
-		tabs[top], _ = prefix.Build(d.entries)
-	}
-	prefix.ZZSetTop(6)
-	best := map[int]float64{}
-	all := map[int][]float64{}
-	for r := 0; r < 40; r++ {
-		for _, top := range tops {
-			tab := tabs[top]
-			st := time.Now()
-			var acc uint32
-			const N = 300000
-			for i := 0; i < N; i++ {
-				v, _, _ := tab.Lookup(d.numbers[i&(benchNumbers-1)], benchAt)
-				acc += v
-			}
-			ns := float64(time.Since(st).Nanoseconds()) / N
-			sink.Add(acc)
-			if best[top] == 0 || ns < best[top] {
-				best[top] = ns
-			}
-			all[top] = append(all[top], ns)
-		}
-	}
-	for _, top := range tops {
-		a := all[top]
-		slices.Sort(a)
-		t.Logf("top %2d: min %.1f p25 %.1f med %.1f", top, best[top], a[len(a)/4], a[len(a)/2])
-	}
-}
 
 func harness(t *testing.T, names []string, fns []func(string, int64) (uint32, int, bool), rounds int) {
 	d := benchTariff()
@@ -152,3 +101,42 @@ func TestZZCurrent(t *testing.T) {
 }
 
 
+
+func TestZZTrace(t *testing.T) {
+	d := benchTariff()
+	for _, top := range []uint{0, 1 << 14, 1 << 16, 1 << 17} {
+		var l, p, s, c int
+		for _, n := range d.numbers {
+			a, b, cc, dd := d.table.ZZTrace(n, top)
+			l += a
+			p += b
+			s += cc
+			c += dd
+		}
+		N := float64(len(d.numbers))
+		t.Logf("top %d words: per lookup lines %.2f pages %.2f steps %.2f cold-lines %.2f; arena %d words", top, float64(l)/N, float64(p)/N, float64(s)/N, float64(c)/N, d.table.ZZWords())
+	}
+}
+
+func TestZZBreakdown(t *testing.T) {
+	d := benchTariff()
+	t.Logf("%v", d.table.ZZBreakdown())
+}
+
+func TestZZScale(t *testing.T) {
+	d := benchTariff()
+	var names []string
+	var fns []func(string, int64) (uint32, int, bool)
+	for _, frac := range []int{8, 4, 2, 1} {
+		// prefixes list is in growth order, so a leading part is a consistent smaller deck
+		n := len(d.prefixes) / frac
+		var es []prefix.Entry
+		for i, p := range d.prefixes[:n] {
+			es = append(es, prefix.Entry{Prefix: p, From: prefix.Never, Value: uint32(i)})
+		}
+		tab, _ := prefix.Build(es)
+		names = append(names, fmt.Sprintf("1/%d %dMB", frac, tab.MemoryBytes()>>20))
+		fns = append(fns, tab.Lookup)
+	}
+	harness(t, names, fns, 20)
+}
