@@ -16,8 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
 )
