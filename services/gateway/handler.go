@@ -323,6 +323,18 @@ func (h *handler) authenticate(next runtime.HandlerFunc) runtime.HandlerFunc {
 				Message: "the operator token manages accounts, tariffs and the blocklist; use an account's API key for calls and endpoints"})
 			return
 		}
+		if acct, ok := billingAccount(r.URL.Path); ok && p.Operator {
+			// Rating keeps billing by account id without knowing accounts:
+			// a mistyped id must be 404, not a balance for nobody.
+			if _, err := h.store.GetAccount(r.Context(), acct); err != nil {
+				d, internal := errorDetail(err)
+				if internal {
+					h.log.Error("check account", "path", r.URL.Path, logging.Err(err))
+				}
+				writeError(w, d)
+				return
+			}
+		}
 		r2 := r.WithContext(NewContext(r.Context(), p))
 		r2.Header = r.Header.Clone()
 		r2.Header.Del("Authorization")
@@ -331,6 +343,19 @@ func (h *handler) authenticate(next runtime.HandlerFunc) runtime.HandlerFunc {
 		}
 		next(w, r2, params)
 	}
+}
+
+// billingAccount returns the account of a /v1/accounts/{id}/billing... path.
+func billingAccount(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, "/v1/accounts/")
+	if !ok {
+		return "", false
+	}
+	id, tail, _ := strings.Cut(rest, "/")
+	if id == "" || (tail != "billing" && !strings.HasPrefix(tail, "billing/") && !strings.HasPrefix(tail, "billing:")) {
+		return "", false
+	}
+	return id, true
 }
 
 // operatorPaths are the REST resources the operator token may use.

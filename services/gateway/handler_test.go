@@ -2,6 +2,10 @@ package gateway
 
 import (
 	"encoding/json"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -292,4 +296,38 @@ func TestPublicEndpoints(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
+}
+
+func TestBillingAccountPath(t *testing.T) {
+	t.Parallel()
+	for path, want := range map[string]string{
+		"/v1/accounts/a1/billing":              "a1",
+		"/v1/accounts/a1/billing:topUp":        "a1",
+		"/v1/accounts/a1/billing/transactions": "a1",
+		"/v1/accounts/a1":                      "",
+		"/v1/accounts/a1/api-keys":             "",
+		"/v1/accounts":                         "",
+		"/v1/calls/a1/billing":                 "",
+	} {
+		got, ok := billingAccount(path)
+		if got != want || ok != (want != "") {
+			t.Errorf("billingAccount(%q) = %q, %v; want %q", path, got, ok, want)
+		}
+	}
+}
+
+func TestRatingRefusalsAre422(t *testing.T) {
+	t.Parallel()
+	for _, reason := range []string{"DESTINATION_NOT_SUPPORTED", "BLOCKED_DESTINATION", "INSUFFICIENT_BALANCE"} {
+		st, _ := status.New(codes.FailedPrecondition, "no").WithDetails(&errdetails.ErrorInfo{Reason: reason})
+		if d, _ := errorDetail(st.Err()); d.HTTPStatus != http.StatusUnprocessableEntity || d.Code != reason {
+			t.Errorf("%s: %+v", reason, d)
+		}
+	}
+	for path, want := range map[string]bool{"/v1/tariffs": true, "/v1/tariffs/x/rates": true, "/v1/blocked-prefixes/34": true,
+		"/v1/directions/+34911234567": true, "/v1/accounts/x/billing": true, "/v1/calls": false, "/v1/rates/+1": false, "/v1/tariffsx": false} {
+		if operatorPath(path) != want {
+			t.Errorf("operatorPath(%q) = %v", path, !want)
+		}
+	}
 }

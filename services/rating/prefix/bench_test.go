@@ -11,17 +11,21 @@ import (
 	"github.com/ringback/ringback/services/rating/prefix"
 )
 
-// The benchmark tariff: benchPrefixes distinct prefixes grown under real
-// country codes the way carrier decks are (every prefix extends a shorter
-// one, so paths are shared), and benchNumbers numbers to look up in it.
+// The benchmark tariff: benchPrefixes distinct prefixes of 1 to benchMaxLen
+// digits grown under real country codes the way carrier decks are (every
+// prefix extends a shorter one by a digit or two, so paths are shared), and
+// benchNumbers numbers of 11 to 13 digits to look up in it, nine in ten of
+// them extending a random prefix of the tariff. It is generated with a
+// fixed seed, once per test binary.
 const (
 	benchPrefixes = 1_000_000
 	benchNumbers  = 1 << 16
 	benchMaxLen   = 12
 )
 
-// Instants of the benchmark tariff: most versions are from one of a few deck
-// dates, some change price in the future.
+// Instants of the benchmark tariff: a quarter of the prefixes have a version
+// since Never, the rest since one of three deck dates, and one in twenty
+// also has a price change in the future.
 const (
 	deck1   = 1_672_531_200 // 2023-01-01
 	deck2   = 1_704_067_200 // 2024-01-01
@@ -44,7 +48,7 @@ var countryCodes = strings.Fields(`
 853 855 856 870 878 880 881 882 883 886 888 960 961 962 963 964 965 966 967
 968 970 971 972 973 974 975 976 977 979 992 993 994 995 996 998
 1242 1246 1264 1268 1284 1340 1345 1441 1473 1649 1658 1664 1670 1671 1684
-1721 1758 1767 1784 1787 1809 1829 1849 1868 1869 1876 1939 3906 3460 4779
+1721 1758 1767 1784 1787 1809 1829 1849 1868 1869 1876 1939 3906 7840 4779
 `)
 
 type benchData struct {
@@ -53,7 +57,7 @@ type benchData struct {
 	numbers  []string
 	table    *prefix.Table
 	naive    map[string]uint32
-	naiveMem uint64 // heap bytes the naive map (with its own keys) takes
+	naiveMem uint64 // heap bytes the naive map takes, its keys included
 }
 
 var (
@@ -129,9 +133,10 @@ func benchTariff() *benchData {
 			panic(err)
 		}
 
-		// The naive table: a map from prefix to the value in effect now.
-		// Keys are cloned so the map owns them, as a map loaded from a
-		// database would.
+		// The naive table: a map from prefix to the value in effect now
+		// (so it does not even handle effective dates). Keys are cloned so
+		// the map owns them, as a map loaded from a database would. It
+		// takes about 70 MB, against the Table's 13 MB.
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -160,6 +165,8 @@ func reportRate(b *testing.B, lookups int) {
 	b.ReportMetric(float64(lookups)/b.Elapsed().Seconds(), "lookups/s")
 }
 
+// BenchmarkLookup is one goroutine looking up the benchmark numbers in turn.
+// Besides lookups/s it reports the table's memory per million prefixes.
 func BenchmarkLookup(b *testing.B) {
 	d := benchTariff()
 	tab, numbers := d.table, d.numbers
@@ -175,8 +182,8 @@ func BenchmarkLookup(b *testing.B) {
 	b.ReportMetric(float64(tab.MemoryBytes())/1e6*1e6/float64(tab.Len()), "MB/1M-prefixes")
 }
 
-// naiveMaxLen is as generous to the naive lookup as can be: it knows the
-// longest prefix in the tariff.
+// naiveLookup tries the prefixes of number from the longest the tariff has
+// (as generous to it as can be) down to one digit.
 func naiveLookup(m map[string]uint32, number string) (uint32, int, bool) {
 	for l := min(len(number), benchMaxLen); l > 0; l-- {
 		if v, ok := m[number[:l]]; ok {
@@ -186,8 +193,9 @@ func naiveLookup(m map[string]uint32, number string) (uint32, int, bool) {
 	return 0, 0, false
 }
 
-// BenchmarkLookupNaive is the baseline: a map from prefix to value, tried
-// from the longest possible prefix of the number down.
+// BenchmarkLookupNaive is the baseline: a map[string]uint32 from prefix to
+// value, tried from the longest possible prefix of the number down. It also
+// reports the map's memory per million prefixes.
 func BenchmarkLookupNaive(b *testing.B) {
 	d := benchTariff()
 	m, numbers := d.naive, d.numbers
@@ -203,6 +211,8 @@ func BenchmarkLookupNaive(b *testing.B) {
 	b.ReportMetric(float64(d.naiveMem)/1e6*1e6/float64(len(m)), "MB/1M-prefixes")
 }
 
+// BenchmarkLookupParallel is GOMAXPROCS goroutines looking up in one
+// table; lookups/s is their total.
 func BenchmarkLookupParallel(b *testing.B) {
 	d := benchTariff()
 	tab, numbers := d.table, d.numbers
@@ -222,6 +232,7 @@ func BenchmarkLookupParallel(b *testing.B) {
 	reportRate(b, b.N)
 }
 
+// BenchmarkBuild builds the million-prefix table from its shuffled entries.
 func BenchmarkBuild(b *testing.B) {
 	d := benchTariff()
 	b.ReportAllocs()

@@ -431,7 +431,6 @@ func inlineFroms(single []int64) []int64 {
 	return froms
 }
 
-
 // Lookup returns the Value of the longest prefix of number that has a
 // version in effect at at (the version with the greatest From <= at), and
 // that prefix's length. A prefix whose versions are all in the future does

@@ -1,6 +1,7 @@
 package prefix_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -258,6 +259,47 @@ func TestEmptyAndNil(t *testing.T) {
 	}
 }
 
+func TestLookupValues(t *testing.T) {
+	t.Parallel()
+	// Values that do and do not fit inline records, with one version and
+	// with several, at every depth parity, in leaves and inner hubs.
+	values := []uint32{0, 1, 1<<24 - 1, 1 << 24, 1<<24 + 1, math.MaxUint32 - 1, math.MaxUint32}
+	var entries []prefix.Entry
+	var cases []lookupCase
+	for i, v := range values {
+		p := strings.Repeat("3", i+1)
+		entries = append(entries, prefix.Entry{Prefix: "9" + p, From: prefix.Never, Value: v})
+		entries = append(entries,
+			prefix.Entry{Prefix: "8" + p, From: 100, Value: v},
+			prefix.Entry{Prefix: "8" + p, From: 200, Value: ^v})
+		entries = append(entries, prefix.Entry{Prefix: "7" + p + "1", From: prefix.Never, Value: v})
+		cases = append(cases,
+			lookupCase{name: fmt.Sprintf("single %d", v), number: "9" + p + "0", value: v, length: i + 2, ok: true},
+			lookupCase{name: fmt.Sprintf("older %d", v), number: "8" + p + "0", at: 150, value: v, length: i + 2, ok: true},
+			lookupCase{name: fmt.Sprintf("newer %d", v), number: "8" + p + "0", at: 250, value: ^v, length: i + 2, ok: true},
+			lookupCase{name: fmt.Sprintf("leaf %d", v), number: "7" + p + "1", value: v, length: i + 3, ok: true},
+		)
+	}
+	checkLookups(t, mustBuild(t, entries), cases)
+}
+
+func TestLookupManyFroms(t *testing.T) {
+	t.Parallel()
+	// More distinct Froms than the inline dictionary holds: the rare ones
+	// go out of line, and every one must still be honoured.
+	var entries []prefix.Entry
+	var cases []lookupCase
+	for i := range 1000 {
+		p := fmt.Sprintf("4%04d", i)
+		from := int64(i % 400)
+		entries = append(entries, prefix.Entry{Prefix: p, From: from, Value: uint32(i)})
+		cases = append(cases,
+			lookupCase{name: p + " before", number: p + "12", at: from - 1, ok: false},
+			lookupCase{name: p + " at", number: p + "12", at: from, value: uint32(i), length: 5, ok: true})
+	}
+	checkLookups(t, mustBuild(t, entries), cases)
+}
+
 // reference is the obvious implementation Lookup must agree with.
 type reference map[string][]prefix.Entry
 
@@ -315,6 +357,17 @@ func TestLookupRandomized(t *testing.T) {
 				}
 				return int64(rng.IntN(c.froms)) * 1000
 			}
+			// Values mostly fit a 24-bit inline record; some do not.
+			randValue := func() uint32 {
+				switch rng.IntN(8) {
+				case 0:
+					return rng.Uint32()
+				case 1:
+					return 1<<24 - 1 + rng.Uint32N(2)
+				default:
+					return rng.Uint32N(1 << 24)
+				}
+			}
 			ref := reference{}
 			var entries []prefix.Entry
 			type key struct {
@@ -339,7 +392,7 @@ func TestLookupRandomized(t *testing.T) {
 					nv = 2 + rng.IntN(3)
 				}
 				for range nv {
-					e := prefix.Entry{Prefix: p, From: randFrom(), Value: rng.Uint32()}
+					e := prefix.Entry{Prefix: p, From: randFrom(), Value: randValue()}
 					if seen[key{p, e.From}] {
 						continue
 					}
