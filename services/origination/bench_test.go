@@ -3,10 +3,13 @@ package origination
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +19,11 @@ import (
 	"github.com/percipia/eslgo/command"
 	"github.com/ringback/ringback/freeswitch/sim"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
+	"github.com/ringback/ringback/services/internal/natsbus"
+	"github.com/ringback/ringback/services/internal/store/storetest"
+	"github.com/ringback/ringback/services/rating"
+	"github.com/ringback/ringback/services/rating/tariffcsv"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -41,6 +49,9 @@ func BenchmarkCreateCallSustained(b *testing.B) {
 	secs := envInt("BENCH_SECONDS", 10)
 	for i := 0; i < b.N; i++ {
 		st := newBenchStack(b)
+		if mode := os.Getenv("BENCH_RATED"); mode != "" {
+			useRating(b, st, mode == "prepaid")
+		}
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
@@ -105,6 +116,65 @@ func BenchmarkCreateCallSustained(b *testing.B) {
 		conn.Close()
 		gs.Stop()
 	}
+}
+
+// useRating puts a real rating service (its own PostgreSQL database, the
+// stack's NATS) in front of every leg, as in production: BENCH_RATED=postpaid
+// authorizes both legs of every call before dialing; BENCH_RATED=prepaid
+// also reserves each answered leg's time and settles it from its hangup
+// event.
+func useRating(b *testing.B, st *stack, prepaid bool) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bus, err := natsbus.Connect(ctx, st.nc.ConnectedUrl(), "rating-bench", log, natsbus.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(bus.Close)
+	svc, err := rating.NewService(ctx, rating.ServiceConfig{SyncInterval: time.Hour, ImportMaxRows: 1000, MaxCallDuration: 4 * time.Hour},
+		rating.Deps{DB: storetest.NewDB(b), Bus: bus}, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(svc.Close)
+	t, err := svc.Store.CreateTariff(ctx, "bench", "", "USD")
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := tariffcsv.Parse(strings.NewReader("prefix,destination,rate_per_minute,min_seconds,increment_seconds\n1,US,0.01,6,6\n1555,US test,0.02,1,1\n"), tariffcsv.Options{})
+	if err != nil || res.ErrorCount > 0 {
+		b.Fatal(err, res.Errors)
+	}
+	if t, err = svc.Store.ImportRates(ctx, t.ID, rating.ImportReplace, res.Rates); err != nil {
+		b.Fatal(err)
+	}
+	if err := svc.Rater.PutCompiled(t, res.Rates); err != nil {
+		b.Fatal(err)
+	}
+	mode := rating.ModePostpaid
+	if prepaid {
+		mode = rating.ModePrepaid
+		if _, _, err := svc.Store.TopUp(ctx, "acct-bench", 1_000_000_000_000, "bench", ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := svc.Store.UpdateBilling(ctx, "acct-bench", rating.BillingChange{TariffID: &t.ID, Mode: &mode}); err != nil {
+		b.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	svc.Register(gs)
+	go gs.Serve(lis)
+	b.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	st.engine.UseRater(RatingClient{C: ratingv1.NewRatingServiceClient(conn)})
 }
 
 // BenchmarkBareEslgoOriginate is the baseline of the same run: a bare eslgo

@@ -104,9 +104,16 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, log *slog.Logger
 		s.Close()
 		return nil, err
 	}
-	settler := &Settler{Store: st, Rater: rater, Log: log, m: rater.m}
+	settler := &Settler{Store: st, Log: log, m: rater.m, in: make(chan *pendingCharge)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		settler.Run(bg)
+	}()
+	// Many workers: each waits for the transaction carrying its leg, and
+	// the more wait, the more legs each transaction carries.
 	s.consumer, err = d.Bus.Consume(ctx, natsbus.ConsumerSpec{
-		Stream: natsbus.CallsStream, Durable: SettleDurable, FilterSubjects: []string{SettleSubject}, Workers: 8,
+		Stream: natsbus.CallsStream, Durable: SettleDurable, FilterSubjects: []string{SettleSubject}, Workers: 128,
 	}, settler.Handle)
 	if err != nil {
 		s.Close()

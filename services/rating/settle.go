@@ -23,11 +23,69 @@ const SettleSubject = "calls.*.*.leg_hangup"
 // charge from the event stream, rather than from a call origination makes,
 // means a leg is charged even if origination restarts in between, and
 // exactly once: the ledger's unique reference makes a redelivery a no-op.
+//
+// Settlements are group-committed: handlers hand their charge to one
+// committer and wait for the transaction that carries it, and whatever
+// arrives while a transaction commits goes into the next one. A quiet
+// system commits each leg at once; a busy one commits many per transaction
+// (an account's settlements serialize on its row, so one per transaction
+// could not keep up with a busy account).
 type Settler struct {
 	Store *Store
-	Rater *Rater
 	Log   *slog.Logger
-	m     *metrics
+	// MaxBatch bounds the legs per transaction (default 256).
+	MaxBatch int
+	m        *metrics
+	in       chan *pendingCharge
+}
+
+type pendingCharge struct {
+	c    Charge
+	done chan settled
+}
+
+type settled struct {
+	charged bool
+	err     error
+}
+
+// Run commits settlements until ctx ends.
+func (s *Settler) Run(ctx context.Context) {
+	max := s.MaxBatch
+	if max <= 0 {
+		max = 256
+	}
+	batch := make([]*pendingCharge, 0, max)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-s.in:
+			batch = append(batch, p)
+		}
+	fill:
+		for len(batch) < max {
+			select {
+			case p := <-s.in:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		charges := make([]Charge, len(batch))
+		for i, p := range batch {
+			charges[i] = p.c
+		}
+		done, err := s.Store.SettleBatch(ctx, charges)
+		for i, p := range batch {
+			r := settled{err: err}
+			if err == nil {
+				r.charged = done[i]
+			}
+			p.done <- r
+		}
+	}
 }
 
 // Handle is the natsbus handler.
@@ -46,25 +104,31 @@ func (s *Settler) Handle(ctx context.Context, m natsbus.Msg) error {
 	if leg.GetRate() == nil || leg.GetAnsweredAt() == nil {
 		return nil // unrated (an endpoint) or never answered: nothing to charge
 	}
-	c := Charge{
+	p := &pendingCharge{done: make(chan settled, 1), c: Charge{
 		AccountID: ev.GetAccountId(), CallID: ev.GetCallId(), Leg: name, Rate: BillingRate(leg.GetRate()),
 		Seconds:     int64(leg.GetBillsec()),
 		Description: fmt.Sprintf("%s (+%s) %ds", leg.GetRate().GetDestination(), leg.GetRate().GetPrefix(), leg.GetBillsec()),
+	}}
+	select {
+	case s.in <- p:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	charged, err := s.Store.Settle(ctx, c)
-	if err != nil {
-		return fmt.Errorf("settle %s/%s: %w", c.CallID, name, err)
+	var r settled
+	select {
+	case r = <-p.done:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	s.Rater.Forget(c.AccountID)
+	if r.err != nil {
+		return fmt.Errorf("settle %s/%s: %w", p.c.CallID, name, r.err)
+	}
 	if s.m != nil {
 		result := "duplicate"
-		if charged {
+		if r.charged {
 			result = "charged"
 		}
 		s.m.settlements.WithLabelValues(result).Inc()
-	}
-	if charged {
-		s.Log.Debug("leg charged", "call_id", c.CallID, "leg", name, "billsec", c.Seconds, "account_id", c.AccountID)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -687,43 +688,140 @@ type Charge struct {
 	Description            string
 }
 
-// Settle charges an answered leg and releases its reservation, once: a
-// second settlement of the same leg changes nothing. It reports whether
-// this call did the charging.
+// Settle charges one answered leg (see SettleBatch).
 func (s *Store) Settle(ctx context.Context, c Charge) (bool, error) {
-	cost := billing.Cost(c.Rate, c.Seconds)
-	billed := billing.BilledSeconds(c.Rate, c.Seconds)
-	done := false
-	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO rating.billing_accounts (account_id) VALUES ($1) ON CONFLICT DO NOTHING`, c.AccountID); err != nil {
+	done, err := s.SettleBatch(ctx, []Charge{c})
+	if err != nil {
+		return false, err
+	}
+	return done[0], nil
+}
+
+// SettleBatch charges answered legs and releases their reservations, in
+// one transaction: each leg once (a leg already in the ledger, or twice in
+// the batch, changes nothing). done[i] reports whether charges[i] was
+// applied by this call. Settling many legs per transaction is what lets
+// one account's settlements keep up with hundreds of calls a second: they
+// all serialize on the account's row.
+func (s *Store) SettleBatch(ctx context.Context, charges []Charge) (done []bool, err error) {
+	done = make([]bool, len(charges))
+	accounts := make([]string, 0, len(charges))
+	seen := map[string]bool{}
+	callIDs, legs, refs, refAccounts := make([]string, len(charges)), make([]string, len(charges)), make([]string, len(charges)), make([]string, len(charges))
+	for i, c := range charges {
+		if !seen[c.AccountID] {
+			seen[c.AccountID] = true
+			accounts = append(accounts, c.AccountID)
+		}
+		callIDs[i], legs[i], refs[i], refAccounts[i] = c.CallID, c.Leg, chargeRef(c.CallID, c.Leg), c.AccountID
+	}
+	slices.Sort(accounts) // lock rows in one order: no deadlock between batches
+	err = pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
+		// Round trip 1: make, lock and read the accounts; find legs
+		// already charged; release the holds.
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO rating.billing_accounts (account_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, accounts)
+		b.Queue(`SELECT account_id, balance_micros FROM rating.billing_accounts WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE`, accounts)
+		b.Queue(`SELECT l.account_id, l.reference FROM rating.ledger l JOIN unnest($1::text[], $2::text[]) AS v(account_id, reference)
+			ON l.account_id = v.account_id AND l.reference = v.reference`, refAccounts, refs)
+		b.Queue(`DELETE FROM rating.reservations r USING unnest($1::text[], $2::text[]) AS v(call_id, leg)
+			WHERE r.call_id = v.call_id AND r.leg = v.leg RETURNING r.account_id, r.amount_micros`, callIDs, legs)
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
 			return err
 		}
-		b, err := getBilling(ctx, tx, c.AccountID, true)
+		balance := map[string]int64{}
+		rows, err := br.Query()
 		if err != nil {
+			br.Close()
 			return err
 		}
-		var held int64
-		err = tx.QueryRow(ctx, `DELETE FROM rating.reservations WHERE call_id = $1 AND leg = $2 RETURNING amount_micros`, c.CallID, c.Leg).Scan(&held)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		for rows.Next() {
+			var a string
+			var v int64
+			if err := rows.Scan(&a, &v); err != nil {
+				rows.Close()
+				br.Close()
+				return err
+			}
+			balance[a] = v
+		}
+		rows.Close()
+		charged := map[string]bool{}
+		if rows, err = br.Query(); err != nil {
+			br.Close()
 			return err
 		}
-		balance := b.BalanceMicros - cost
-		tag, err := tx.Exec(ctx, `INSERT INTO rating.ledger (account_id, kind, amount_micros, balance_after_micros, reference, description, call_id, leg, billed_seconds)
-			VALUES ($1, 'CHARGE', $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_id, reference) DO NOTHING`,
-			c.AccountID, -cost, balance, chargeRef(c.CallID, c.Leg), c.Description, c.CallID, c.Leg, billed)
-		if err != nil {
+		for rows.Next() {
+			var a, r string
+			if err := rows.Scan(&a, &r); err != nil {
+				rows.Close()
+				br.Close()
+				return err
+			}
+			charged[a+"\x00"+r] = true
+		}
+		rows.Close()
+		held := map[string]int64{}
+		if rows, err = br.Query(); err != nil {
+			br.Close()
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			balance = b.BalanceMicros // charged before; only the (stray) hold goes
-		} else {
-			done = true
+		for rows.Next() {
+			var a string
+			var v int64
+			if err := rows.Scan(&a, &v); err != nil {
+				rows.Close()
+				br.Close()
+				return err
+			}
+			held[a] += v
 		}
-		_, err = tx.Exec(ctx, `UPDATE rating.billing_accounts SET balance_micros = $2, reserved_micros = GREATEST(reserved_micros - $3, 0),
-			updated_at = now() WHERE account_id = $1`, c.AccountID, balance, held)
-		return err
+		rows.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		// Round trip 2: the ledger entries, in batch order, and the balances.
+		var (
+			lAccount, lRef, lDesc, lCall, lLeg []string
+			lAmount, lAfter                    []int64
+			lBilled                            []int32
+		)
+		for i, c := range charges {
+			key := c.AccountID + "\x00" + refs[i]
+			if charged[key] {
+				continue
+			}
+			charged[key] = true
+			cost := billing.Cost(c.Rate, c.Seconds)
+			balance[c.AccountID] -= cost
+			lAccount, lRef, lDesc = append(lAccount, c.AccountID), append(lRef, refs[i]), append(lDesc, c.Description)
+			lCall, lLeg = append(lCall, c.CallID), append(lLeg, c.Leg)
+			lAmount, lAfter = append(lAmount, -cost), append(lAfter, balance[c.AccountID])
+			lBilled = append(lBilled, int32(billing.BilledSeconds(c.Rate, c.Seconds)))
+			done[i] = true
+		}
+		newBalance := make([]int64, len(accounts))
+		heldBy := make([]int64, len(accounts))
+		for i, a := range accounts {
+			newBalance[i], heldBy[i] = balance[a], held[a]
+		}
+		b = &pgx.Batch{}
+		if len(lAccount) > 0 {
+			b.Queue(`INSERT INTO rating.ledger (account_id, kind, amount_micros, balance_after_micros, reference, description, call_id, leg, billed_seconds)
+				SELECT a, 'CHARGE', amt, after, ref, d, c, l, bs FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[])
+				AS v(a, amt, after, ref, d, c, l, bs)`, lAccount, lAmount, lAfter, lRef, lDesc, lCall, lLeg, lBilled)
+		}
+		b.Queue(`UPDATE rating.billing_accounts b SET balance_micros = v.balance, reserved_micros = GREATEST(b.reserved_micros - v.held, 0),
+			updated_at = now() FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(account_id, balance, held) WHERE b.account_id = v.account_id`,
+			accounts, newBalance, heldBy)
+		return tx.SendBatch(ctx, b).Close()
 	})
-	return done, err
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
 }
 
 // ReleaseExpired releases reservations past their expiry (their legs'

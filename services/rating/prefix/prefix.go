@@ -43,7 +43,7 @@
 //
 // Lookup walks the number two digits at a time, remembering the longest
 // prefix with a version in effect, and stops at the first missing hub. It
-// does not allocate. A million-prefix tariff takes about 12 MB (a
+// does not allocate. A million-prefix tariff takes about 13 MB (a
 // map[string]uint32 of it about 70 MB).
 package prefix
 
@@ -127,14 +127,17 @@ const (
 	// turning an instant into a rank stays a short binary search.
 	maxInline = 254
 
-	// topDepth is the depth down to which hubs are laid out breadth first.
+	// Hubs shallower than topDepth have their families laid out breadth
+	// first; each hub at topDepth, with its subtree, depth first.
 	topDepth = 6
 )
 
 // Build makes a table. It returns an error naming the entry for: an empty
 // prefix, a prefix longer than 15 digits or with a non-digit, two entries
 // with the same Prefix and From. Entries may come in any order; Build does
-// not keep or modify the caller's slice.
+// not keep or modify the caller's slice. It also fails, naming no entry, on
+// a table too big for the layout's 28-bit offsets: tens of millions of
+// prefixes, or millions of versions out of line under one hub.
 func Build(entries []Entry) (*Table, error) {
 	// Validate in the caller's order, so errors can name the index, and
 	// pack every prefix into a fixed-size key: sorting and walking keys
@@ -173,7 +176,7 @@ func Build(entries []Entry) (*Table, error) {
 		i = j
 	}
 	t := &Table{froms: inlineFroms(single), prefixes: prefixes, entries: len(es)}
-	b := &builder{t: t, es: es, slots: make([]uint32, hubSlots, prefixes*2+hubSlots)}
+	b := &builder{t: t, es: es, slots: make([]uint32, hubSlots, prefixes*7/2+hubSlots)}
 	b.layout()
 	if len(b.slots) > maxSlots || b.tooFar {
 		return nil, fmt.Errorf("prefix: table too big (%d prefixes, %d versions)", prefixes, len(es))
@@ -463,12 +466,12 @@ func (t *Table) Lookup(number string, at int64) (value uint32, prefixLen int, ok
 		if a > 9 {
 			return 0, 0, false
 		}
-		w3 := h[3]
+		// Some choices below are arithmetic rather than branches, as they
+		// are as unpredictable as the numbers: inline or not, e >= 64.
+		w0, w1, w2, w3 := h[0], h[1], h[2], h[3]
 		inline := w3&inlineFlag != 0
-		first := uint(h[1] >> firstShift)
-		if inline {
-			first = 2*hw + inlineMax
-		}
+		first, inlineFirst := uint(w1>>firstShift), 2*hw+inlineMax
+		first ^= (first ^ inlineFirst) & -uint(w3>>63) // inline: first = inlineFirst
 		pc2 := uint(w3>>pc2Shift) & 127
 		if ob := oddBit + a; w3>>ob&1 != 0 {
 			s := first - 1 - pc2 - uint(bits.OnesCount64(w3&(1<<ob-1)))
@@ -490,13 +493,15 @@ func (t *Table) Lookup(number string, at int64) (value uint32, prefixLen int, ok
 			return 0, 0, false
 		}
 		pos++
-		// Bit e of the 128-bit bitmaps is bit b of word e/64; pb and cb
-		// count the prefix and child bits in the words before.
+		// Bit e of the 128-bit bitmaps is bit b of word pw (prefixes) and
+		// cw (children); pb and cb count the bits in the words before.
 		e := 10*a + c
-		b, pw, cw, pb, cb := e, h[2], h[0], uint(0), uint(0)
-		if e >= 64 {
-			b, pw, cw, pb, cb = e-64, w3&prefixMask, h[1]&(1<<childBits-1), pc2, uint(w3>>pc0Shift)&127
-		}
+		upper := uint64(int64(63-e) >> 63) // all ones when e >= 64
+		b := e & 63
+		pw := w2 ^ (w2^w3&prefixMask)&upper
+		cw := w0 ^ (w0^w1&(1<<childBits-1))&upper
+		pb := pc2 & uint(upper)
+		cb := uint(w3>>pc0Shift) & 127 & uint(upper)
 		below := uint64(1)<<b - 1
 		if pw>>b&1 != 0 {
 			s := first - 1 - pb - uint(bits.OnesCount64(pw&below))
