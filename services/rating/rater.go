@@ -42,6 +42,8 @@ type Rater struct {
 	log    *slog.Logger
 	now    func() time.Time
 	m      *metrics
+	// reserve group-commits reservations once RunReservations runs.
+	reserve *batcher[ReserveRequest, Reservation]
 
 	accounts sync.Map // account id -> *accountEntry
 }
@@ -67,7 +69,8 @@ func NewRater(cfg RaterConfig, store *Store, book *Book, dir *direction.Resolver
 	if cfg.BillingTTL <= 0 {
 		cfg.BillingTTL = 2 * time.Second
 	}
-	r := &Rater{cfg: cfg, store: store, book: book, dir: dir, log: log, now: time.Now, m: newMetrics(nil)}
+	r := &Rater{cfg: cfg, store: store, book: book, dir: dir, log: log, now: time.Now, m: newMetrics(nil),
+		reserve: newBatcher(256, store.ReserveBatch)}
 	r.blocks.Store(&blocklist{})
 	return r
 }
@@ -176,7 +179,7 @@ func (r *Rater) Reserve(ctx context.Context, accountID, callID, leg string, rate
 	if maxSecs <= 0 || time.Duration(maxSecs)*time.Second > r.cfg.MaxDuration {
 		maxSecs = int32(r.cfg.MaxDuration / time.Second)
 	}
-	res, err := r.store.Reserve(ctx, accountID, callID, leg, rate, maxSecs)
+	res, err := r.reserve.do(ctx, ReserveRequest{AccountID: accountID, CallID: callID, Leg: leg, Rate: rate, MaxSeconds: maxSecs})
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve %s/%s: %w", callID, leg, err)
 	}
@@ -185,6 +188,9 @@ func (r *Rater) Reserve(ctx context.Context, accountID, callID, leg string, rate
 	// BillingTTL old, and Reserve, not Authorize, is what guards the money.
 	return res, nil
 }
+
+// RunReservations commits reservations until ctx ends; Reserve waits for it.
+func (r *Rater) RunReservations(ctx context.Context) { r.reserve.loop(ctx) }
 
 // ReloadBlocklist reads the blocklist again.
 func (r *Rater) ReloadBlocklist(ctx context.Context) error {

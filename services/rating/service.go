@@ -104,11 +104,15 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, log *slog.Logger
 		s.Close()
 		return nil, err
 	}
-	settler := &Settler{Store: st, Log: log, m: rater.m, in: make(chan *pendingCharge)}
-	s.wg.Add(1)
+	settler := NewSettler(st, log, rater.m)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		settler.Run(bg)
+	}()
+	go func() {
+		defer s.wg.Done()
+		rater.RunReservations(bg)
 	}()
 	// Many workers: each waits for the transaction carrying its leg, and
 	// the more wait, the more legs each transaction carries.

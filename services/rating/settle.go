@@ -33,60 +33,17 @@ const SettleSubject = "calls.*.*.leg_hangup"
 type Settler struct {
 	Store *Store
 	Log   *slog.Logger
-	// MaxBatch bounds the legs per transaction (default 256).
-	MaxBatch int
-	m        *metrics
-	in       chan *pendingCharge
+	m     *metrics
+	b     *batcher[Charge, bool]
 }
 
-type pendingCharge struct {
-	c    Charge
-	done chan settled
-}
-
-type settled struct {
-	charged bool
-	err     error
+// NewSettler returns a settler; run Run before handling messages.
+func NewSettler(st *Store, log *slog.Logger, m *metrics) *Settler {
+	return &Settler{Store: st, Log: log, m: m, b: newBatcher(256, st.SettleBatch)}
 }
 
 // Run commits settlements until ctx ends.
-func (s *Settler) Run(ctx context.Context) {
-	max := s.MaxBatch
-	if max <= 0 {
-		max = 256
-	}
-	batch := make([]*pendingCharge, 0, max)
-	for {
-		batch = batch[:0]
-		select {
-		case <-ctx.Done():
-			return
-		case p := <-s.in:
-			batch = append(batch, p)
-		}
-	fill:
-		for len(batch) < max {
-			select {
-			case p := <-s.in:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		charges := make([]Charge, len(batch))
-		for i, p := range batch {
-			charges[i] = p.c
-		}
-		done, err := s.Store.SettleBatch(ctx, charges)
-		for i, p := range batch {
-			r := settled{err: err}
-			if err == nil {
-				r.charged = done[i]
-			}
-			p.done <- r
-		}
-	}
-}
+func (s *Settler) Run(ctx context.Context) { s.b.loop(ctx) }
 
 // Handle is the natsbus handler.
 func (s *Settler) Handle(ctx context.Context, m natsbus.Msg) error {
@@ -104,28 +61,18 @@ func (s *Settler) Handle(ctx context.Context, m natsbus.Msg) error {
 	if leg.GetRate() == nil || leg.GetAnsweredAt() == nil {
 		return nil // unrated (an endpoint) or never answered: nothing to charge
 	}
-	p := &pendingCharge{done: make(chan settled, 1), c: Charge{
+	c := Charge{
 		AccountID: ev.GetAccountId(), CallID: ev.GetCallId(), Leg: name, Rate: BillingRate(leg.GetRate()),
 		Seconds:     int64(leg.GetBillsec()),
 		Description: fmt.Sprintf("%s (+%s) %ds", leg.GetRate().GetDestination(), leg.GetRate().GetPrefix(), leg.GetBillsec()),
-	}}
-	select {
-	case s.in <- p:
-	case <-ctx.Done():
-		return ctx.Err()
 	}
-	var r settled
-	select {
-	case r = <-p.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if r.err != nil {
-		return fmt.Errorf("settle %s/%s: %w", p.c.CallID, name, r.err)
+	charged, err := s.b.do(ctx, c)
+	if err != nil {
+		return fmt.Errorf("settle %s/%s: %w", c.CallID, name, err)
 	}
 	if s.m != nil {
 		result := "duplicate"
-		if r.charged {
+		if charged {
 			result = "charged"
 		}
 		s.m.settlements.WithLabelValues(result).Inc()

@@ -624,53 +624,154 @@ type Reservation struct {
 	GrantedSeconds int32
 }
 
+// ReserveRequest is one answered leg asking for its time.
+type ReserveRequest struct {
+	AccountID, CallID, Leg string
+	Rate                   billing.Rate
+	MaxSeconds             int32
+}
+
 // Reserve holds the cost of up to maxSeconds of a leg on a prepaid balance
-// and returns what was granted; the account row lock makes concurrent
-// reservations take turns, so together they never exceed the balance.
-// Postpaid accounts get maxSeconds and hold nothing. Idempotent per (call,
-// leg).
+// and returns what was granted (see ReserveBatch).
 func (s *Store) Reserve(ctx context.Context, accountID, callID, leg string, r billing.Rate, maxSeconds int32) (Reservation, error) {
-	var res Reservation
+	out, err := s.ReserveBatch(ctx, []ReserveRequest{{AccountID: accountID, CallID: callID, Leg: leg, Rate: r, MaxSeconds: maxSeconds}})
+	if err != nil {
+		return Reservation{}, err
+	}
+	return out[0], nil
+}
+
+// ReserveBatch holds, for each answered leg, the cost of the longest time
+// up to MaxSeconds that its account's available balance pays for, in
+// request order, and returns what was granted. The accounts' rows are
+// locked for the transaction, so concurrent reservations take turns and
+// together never exceed a balance. Postpaid accounts are granted
+// MaxSeconds and hold nothing. A leg reserved before gets its reservation
+// back; a leg already charged gets nothing. Many legs per transaction is
+// what lets one busy account answer hundreds of legs a second: its row
+// lock, held across a commit, is the bottleneck.
+func (s *Store) ReserveBatch(ctx context.Context, reqs []ReserveRequest) ([]Reservation, error) {
+	out := make([]Reservation, len(reqs))
+	var accounts []string
+	seen := map[string]bool{}
+	callIDs, legs, refs, refAccounts := make([]string, len(reqs)), make([]string, len(reqs)), make([]string, len(reqs)), make([]string, len(reqs))
+	for i, r := range reqs {
+		if !seen[r.AccountID] {
+			seen[r.AccountID] = true
+			accounts = append(accounts, r.AccountID)
+		}
+		callIDs[i], legs[i], refs[i], refAccounts[i] = r.CallID, r.Leg, chargeRef(r.CallID, r.Leg), r.AccountID
+	}
+	slices.Sort(accounts) // one locking order: no deadlock between batches
 	err := pgx.BeginFunc(ctx, s.DB, func(tx pgx.Tx) error {
-		b, err := getBilling(ctx, tx, accountID, true)
+		b := &pgx.Batch{}
+		b.Queue(`SELECT account_id, mode, balance_micros - reserved_micros FROM rating.billing_accounts
+			WHERE account_id = ANY($1) ORDER BY account_id FOR UPDATE`, accounts)
+		b.Queue(`SELECT r.call_id, r.leg, r.amount_micros, r.granted_seconds FROM rating.reservations r
+			JOIN unnest($1::text[], $2::text[]) AS v(call_id, leg) ON r.call_id = v.call_id AND r.leg = v.leg`, callIDs, legs)
+		b.Queue(`SELECT l.account_id, l.reference FROM rating.ledger l JOIN unnest($1::text[], $2::text[]) AS v(account_id, reference)
+			ON l.account_id = v.account_id AND l.reference = v.reference`, refAccounts, refs)
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		prepaid, available := map[string]bool{}, map[string]int64{}
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
-		if !b.Prepaid() {
-			res = Reservation{GrantedSeconds: maxSeconds}
+		for rows.Next() {
+			var a, mode string
+			var avail int64
+			if err := rows.Scan(&a, &mode, &avail); err != nil {
+				rows.Close()
+				return err
+			}
+			prepaid[a], available[a] = mode == ModePrepaid, avail
+		}
+		rows.Close()
+		existing := map[string]Reservation{}
+		if rows, err = br.Query(); err != nil {
+			return err
+		}
+		for rows.Next() {
+			var c, l string
+			var r Reservation
+			if err := rows.Scan(&c, &l, &r.AmountMicros, &r.GrantedSeconds); err != nil {
+				rows.Close()
+				return err
+			}
+			existing[chargeRef(c, l)] = r
+		}
+		rows.Close()
+		charged := map[string]bool{}
+		if rows, err = br.Query(); err != nil {
+			return err
+		}
+		for rows.Next() {
+			var a, ref string
+			if err := rows.Scan(&a, &ref); err != nil {
+				rows.Close()
+				return err
+			}
+			charged[a+"\x00"+ref] = true
+		}
+		rows.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		var (
+			nCall, nLeg, nAcct []string
+			nAmount            []int64
+			nGranted           []int32
+			nExpires           []time.Time
+		)
+		held := map[string]int64{}
+		now := time.Now()
+		for i, q := range reqs {
+			ref := refs[i]
+			switch r, ok := existing[ref]; {
+			case !prepaid[q.AccountID]:
+				out[i] = Reservation{GrantedSeconds: q.MaxSeconds}
+				continue
+			case ok:
+				out[i] = r // reserved already (a retry)
+				continue
+			case charged[q.AccountID+"\x00"+ref]:
+				continue // the leg ended and was charged before this (late) reservation
+			}
+			granted := billing.MaxSeconds(q.Rate, available[q.AccountID], int64(q.MaxSeconds))
+			r := Reservation{GrantedSeconds: int32(granted), AmountMicros: billing.Cost(q.Rate, granted)}
+			out[i] = r
+			if granted == 0 {
+				continue
+			}
+			available[q.AccountID] -= r.AmountMicros
+			held[q.AccountID] += r.AmountMicros
+			existing[ref] = r // the same leg twice in one batch
+			nCall, nLeg, nAcct = append(nCall, q.CallID), append(nLeg, q.Leg), append(nAcct, q.AccountID)
+			nAmount, nGranted = append(nAmount, r.AmountMicros), append(nGranted, r.GrantedSeconds)
+			nExpires = append(nExpires, now.Add(time.Duration(granted)*time.Second+reservationGrace))
+		}
+		if len(nCall) == 0 {
 			return nil
 		}
-		err = tx.QueryRow(ctx, `SELECT amount_micros, granted_seconds FROM rating.reservations WHERE call_id = $1 AND leg = $2`, callID, leg).
-			Scan(&res.AmountMicros, &res.GrantedSeconds)
-		if err == nil {
-			return nil // reserved already (a retry)
+		hAcct, hAmount := make([]string, 0, len(held)), make([]int64, 0, len(held))
+		for _, a := range accounts {
+			if m := held[a]; m != 0 {
+				hAcct, hAmount = append(hAcct, a), append(hAmount, m)
+			}
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		var settled bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rating.ledger WHERE account_id = $1 AND reference = $2)`,
-			accountID, chargeRef(callID, leg)).Scan(&settled); err != nil {
-			return err
-		}
-		if settled {
-			return nil // the leg ended and was charged before this (late) reservation
-		}
-		granted := billing.MaxSeconds(r, b.BalanceMicros-b.ReservedMicros, int64(maxSeconds))
-		res = Reservation{GrantedSeconds: int32(granted), AmountMicros: billing.Cost(r, granted)}
-		if granted == 0 {
-			return nil
-		}
-		expires := time.Now().Add(time.Duration(granted)*time.Second + reservationGrace)
-		if _, err := tx.Exec(ctx, `INSERT INTO rating.reservations (call_id, leg, account_id, amount_micros, granted_seconds, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6)`, callID, leg, accountID, res.AmountMicros, res.GrantedSeconds, expires); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE rating.billing_accounts SET reserved_micros = reserved_micros + $2, updated_at = now() WHERE account_id = $1`,
-			accountID, res.AmountMicros)
-		return err
+		b = &pgx.Batch{}
+		b.Queue(`INSERT INTO rating.reservations (call_id, leg, account_id, amount_micros, granted_seconds, expires_at)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::timestamptz[])`,
+			nCall, nLeg, nAcct, nAmount, nGranted, nExpires)
+		b.Queue(`UPDATE rating.billing_accounts b SET reserved_micros = b.reserved_micros + v.held, updated_at = now()
+			FROM unnest($1::text[], $2::bigint[]) AS v(account_id, held) WHERE b.account_id = v.account_id`, hAcct, hAmount)
+		return tx.SendBatch(ctx, b).Close()
 	})
-	return res, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // reservationGrace is how long after its granted time a reservation is

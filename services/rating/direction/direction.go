@@ -9,6 +9,8 @@ import (
 	"github.com/nyaruka/phonenumbers"
 	"golang.org/x/text/language"
 	"golang.org/x/text/language/display"
+	"slices"
+	"strconv"
 )
 
 // LineType is the kind of line a number belongs to, as far as the numbering
@@ -50,7 +52,8 @@ type Direction struct {
 	Carrier string
 	// LineType is the number's type in its country's numbering plan.
 	LineType LineType
-	// TimeZones are IANA names, e.g. ["Europe/Madrid"]; empty when unknown.
+	// TimeZones are IANA names, e.g. ["Europe/Madrid"]; empty when unknown,
+	// including when the metadata only knows the country (see narrowed).
 	TimeZones []string
 	// Valid reports whether the number matches its country's numbering plan
 	// (phonenumbers.IsValidNumber). Region and Carrier are only filled in
@@ -118,7 +121,7 @@ func resolve(e164 string) Direction {
 	d.LineType = lineTypeOf(phonenumbers.GetNumberType(num))
 	d.Valid = phonenumbers.IsValidNumber(num)
 
-	if tzs, err := phonenumbers.GetTimezonesForNumber(num); err == nil {
+	if tzs, err := phonenumbers.GetTimezonesForNumber(num); err == nil && narrowed(num, tzs) {
 		for _, tz := range tzs {
 			if tz != "" && tz != phonenumbers.UNKNOWN_TIMEZONE {
 				// Copy: the library hands out its internal slice.
@@ -138,4 +141,18 @@ func resolve(e164 string) Direction {
 		}
 	}
 	return d
+}
+
+// narrowed reports whether tzs say more than the number's country code
+// does. For a number the metadata does not place (an unknown range, a
+// toll-free number) the library answers with every zone of the country:
+// 42 for +1. That is not the number's zone, and carried on every event of
+// every call it only costs; a dialer that must respect calling hours treats
+// a number without zones as its country's, and knows which those are.
+func narrowed(num *phonenumbers.PhoneNumber, tzs []string) bool {
+	if len(tzs) <= 1 {
+		return true
+	}
+	country, err := phonenumbers.GetTimezonesForPrefix(strconv.Itoa(int(num.GetCountryCode())))
+	return err != nil || !slices.Equal(country, tzs)
 }

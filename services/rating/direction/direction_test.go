@@ -82,10 +82,23 @@ func TestLookup(t *testing.T) {
 				LineType: TollFree, TimeZones: []string{"Europe/Madrid"}, Valid: true},
 		},
 		{
-			name:   "invalid but parsable keeps country, no region or carrier",
+			// Spain has two zones (the Canaries): the country's list is no answer.
+			name:   "invalid but parsable keeps country, no region, carrier or zones",
 			number: "+34123",
-			want: Direction{Country: "ES", CountryName: "Spain",
-				LineType: Unknown, TimeZones: []string{"Atlantic/Canary", "Europe/Madrid"}},
+			want:   Direction{Country: "ES", CountryName: "Spain", LineType: Unknown},
+		},
+		{
+			// 555 is no area code: the metadata only knows it is +1, whose
+			// 42 zones say nothing about the number.
+			name:   "unplaced NANP number has no zones",
+			number: "+15551230002",
+			want:   Direction{Country: "", LineType: Unknown},
+		},
+		{
+			name:   "placed NANP number has its zone",
+			number: "+12125550123",
+			want: Direction{Country: "US", CountryName: "United States", Region: "New York, NY",
+				LineType: FixedLineOrMobile, TimeZones: []string{"America/New_York"}, Valid: true},
 		},
 		{name: "garbage", number: "garbage", want: Direction{LineType: Unknown}},
 		{name: "empty", number: "", want: Direction{LineType: Unknown}},

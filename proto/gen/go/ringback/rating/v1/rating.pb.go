@@ -866,7 +866,10 @@ type Direction struct {
 	Carrier string `protobuf:"bytes,4,opt,name=carrier,proto3" json:"carrier,omitempty"`
 	// Kind of line.
 	LineType LineType `protobuf:"varint,5,opt,name=line_type,json=lineType,proto3,enum=ringback.rating.v1.LineType" json:"line_type,omitempty"`
-	// IANA time zones of the number, e.g. ["Europe/Madrid"].
+	// IANA time zones of the number, e.g. ["Europe/Madrid"]. Empty when
+	// the metadata places the number no more precisely than its country and
+	// the country has several zones (an unknown range of +1): treat it as
+	// any of the country's zones.
 	TimeZones []string `protobuf:"bytes,6,rep,name=time_zones,json=timeZones,proto3" json:"time_zones,omitempty"`
 	// Whether the number is valid for its country's numbering plan.
 	Valid         bool `protobuf:"varint,7,opt,name=valid,proto3" json:"valid,omitempty"`

@@ -59,10 +59,10 @@ type TariffServiceClient interface {
 	ListRates(ctx context.Context, in *ListRatesRequest, opts ...grpc.CallOption) (*ListRatesResponse, error)
 	// Loads rates from a CSV file sent in chunks: the first message names the
 	// tariff and the mode, every message may carry a chunk of the file. The
-	// import is atomic: when any row is bad nothing changes and every bad row
-	// is reported (INVALID_ARGUMENT with reason INVALID_RATES and the rows in
-	// the response's errors; the call itself succeeds so the rows can be
-	// read). Lookups see the old rates until the new ones are complete.
+	// import is atomic: when any row is bad nothing changes, imported is 0 and
+	// errors lists every bad row with its line (REST answers 422
+	// INVALID_RATES with them). Lookups see the old rates until the new ones
+	// are complete, on every replica.
 	ImportRates(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportRatesRequest, ImportRatesResponse], error)
 	// Streams a tariff's rates as CSV in the import format, in chunks.
 	ExportRates(ctx context.Context, in *ExportRatesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportRatesResponse], error)
@@ -198,10 +198,10 @@ type TariffServiceServer interface {
 	ListRates(context.Context, *ListRatesRequest) (*ListRatesResponse, error)
 	// Loads rates from a CSV file sent in chunks: the first message names the
 	// tariff and the mode, every message may carry a chunk of the file. The
-	// import is atomic: when any row is bad nothing changes and every bad row
-	// is reported (INVALID_ARGUMENT with reason INVALID_RATES and the rows in
-	// the response's errors; the call itself succeeds so the rows can be
-	// read). Lookups see the old rates until the new ones are complete.
+	// import is atomic: when any row is bad nothing changes, imported is 0 and
+	// errors lists every bad row with its line (REST answers 422
+	// INVALID_RATES with them). Lookups see the old rates until the new ones
+	// are complete, on every replica.
 	ImportRates(grpc.ClientStreamingServer[ImportRatesRequest, ImportRatesResponse]) error
 	// Streams a tariff's rates as CSV in the import format, in chunks.
 	ExportRates(*ExportRatesRequest, grpc.ServerStreamingServer[ExportRatesResponse]) error
