@@ -90,10 +90,10 @@ func (s *AccountServer) grpcErr(ctx context.Context, op string, err error) error
 		return err
 	}
 	if ctx.Err() != nil {
-		return &Error{codes.DeadlineExceeded, "TIMEOUT", "the request took too long"}
+		return newError(codes.DeadlineExceeded, "TIMEOUT", "the request took too long")
 	}
 	s.log.Error(op, logging.Err(err))
-	return &Error{codes.Internal, ReasonInternal, "internal error"}
+	return newError(codes.Internal, ReasonInternal, "internal error")
 }
 
 func accountToProto(a *Account) *accountsv1.Account {

@@ -9,6 +9,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ringback/ringback/services/internal/apierr"
 )
 
 // ErrorDomain is the domain of every google.rpc.ErrorInfo the gateway returns.
@@ -35,52 +37,32 @@ const (
 )
 
 // Error is an error a client can cause (or be told about), with its gRPC
-// code and stable reason. It carries its gRPC status (GRPCStatus), so it
-// crosses gRPC and reaches the JSON error body unchanged; wrapping it with
-// fmt.Errorf("...: %w") keeps both.
-type Error struct {
-	Code   codes.Code
-	Reason string
-	Msg    string
-}
+// code and stable reason (see apierr).
+type Error = apierr.Error
 
-func (e *Error) Error() string { return e.Msg }
-
-// GRPCStatus implements the interface grpc's status package looks for.
-func (e *Error) GRPCStatus() *status.Status {
-	st := status.New(e.Code, e.Msg)
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: e.Reason, Domain: ErrorDomain}); err == nil {
-		st = d
-	}
-	return st
-}
-
-// Is makes errors.Is match on the reason: every "account not found" is
-// ErrAccountNotFound whatever its message.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Reason == e.Reason
+func newError(code codes.Code, reason, msg string) *Error {
+	return apierr.New(ErrorDomain, code, reason, msg)
 }
 
 // Errors of the accounts store and service.
 var (
-	ErrAccountNotFound = &Error{codes.NotFound, ReasonAccountNotFound, "account not found"}
-	ErrAPIKeyNotFound  = &Error{codes.NotFound, ReasonAPIKeyNotFound, "API key not found"}
-	ErrNameTaken       = &Error{codes.AlreadyExists, ReasonNameTaken, "an account with this name already exists"}
-	ErrKeyTaken        = &Error{codes.AlreadyExists, ReasonKeyTaken, "this API key belongs to another account"}
-	ErrTooManyAPIKeys  = &Error{codes.ResourceExhausted, ReasonTooManyAPIKeys, "too many active API keys: revoke some first"}
-	ErrUnauthenticated = &Error{codes.Unauthenticated, ReasonUnauthenticated, "missing or invalid API key"}
-	ErrPermission      = &Error{codes.PermissionDenied, ReasonPermissionDenied, "this key may not do that"}
-	ErrSuspended       = &Error{codes.PermissionDenied, ReasonAccountSuspended, "the account is suspended"}
-	ErrInvalid         = &Error{codes.InvalidArgument, ReasonInvalidArgument, "invalid argument"}
+	ErrAccountNotFound = newError(codes.NotFound, ReasonAccountNotFound, "account not found")
+	ErrAPIKeyNotFound  = newError(codes.NotFound, ReasonAPIKeyNotFound, "API key not found")
+	ErrNameTaken       = newError(codes.AlreadyExists, ReasonNameTaken, "an account with this name already exists")
+	ErrKeyTaken        = newError(codes.AlreadyExists, ReasonKeyTaken, "this API key belongs to another account")
+	ErrTooManyAPIKeys  = newError(codes.ResourceExhausted, ReasonTooManyAPIKeys, "too many active API keys: revoke some first")
+	ErrUnauthenticated = newError(codes.Unauthenticated, ReasonUnauthenticated, "missing or invalid API key")
+	ErrPermission      = newError(codes.PermissionDenied, ReasonPermissionDenied, "this key may not do that")
+	ErrSuspended       = newError(codes.PermissionDenied, ReasonAccountSuspended, "the account is suspended")
+	ErrInvalid         = newError(codes.InvalidArgument, ReasonInvalidArgument, "invalid argument")
 )
 
 func invalidf(format string, args ...any) error {
-	return &Error{codes.InvalidArgument, ReasonInvalidArgument, fmt.Sprintf(format, args...)}
+	return newError(codes.InvalidArgument, ReasonInvalidArgument, fmt.Sprintf(format, args...))
 }
 
 func errorf(base *Error, format string, args ...any) error {
-	return &Error{base.Code, base.Reason, fmt.Sprintf(format, args...)}
+	return base.WithMsg(fmt.Sprintf(format, args...))
 }
 
 // ErrorBody is the JSON every REST error is answered with.

@@ -44,15 +44,15 @@ func UnaryAuthInterceptor(cfg Config, store *AccountStore) grpc.UnaryServerInter
 			if _, ok := asError(err); ok {
 				return nil, errorf(ErrUnauthenticated, "invalid API key")
 			}
-			return nil, &Error{codes.Unavailable, ReasonUnavailable, "cannot check the API key right now, try again later"}
+			return nil, newError(codes.Unavailable, ReasonUnavailable, "cannot check the API key right now, try again later")
 		}
 		if p.Suspended {
 			return nil, ErrSuspended
 		}
 		addr := peerAddr(ctx)
 		if !p.Allows(addr) {
-			return nil, &Error{codes.PermissionDenied, ReasonIPNotAllowed,
-				fmt.Sprintf("requests from %s are not allowed for this account", addrText(addr))}
+			return nil, newError(codes.PermissionDenied, ReasonIPNotAllowed,
+				fmt.Sprintf("requests from %s are not allowed for this account", addrText(addr)))
 		}
 		return handler(NewContext(ctx, p), req)
 	}

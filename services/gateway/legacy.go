@@ -281,8 +281,8 @@ func (x *endpointIndex) party(ctx context.Context, field, v string) (*originatio
 	case isNumber:
 		return &originationv1.PartySpec{Target: &originationv1.PartySpec_Number{Number: number}}, nil
 	}
-	return nil, &Error{codes.InvalidArgument, ReasonInvalidNumber,
-		fmt.Sprintf("%s %q is neither a phone number (7-15 digits) nor one of the account's endpoints", field, v)}
+	return nil, newError(codes.InvalidArgument, ReasonInvalidNumber,
+		fmt.Sprintf("%s %q is neither a phone number (7-15 digits) nor one of the account's endpoints", field, v))
 }
 
 // legacyNumber normalizes a number as the carrier's CRMs write them:

@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/ringback/ringback/services/internal/apierr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -36,11 +36,7 @@ func AccountFromContext(ctx context.Context) (string, error) {
 // statusError builds a gRPC status with a stable machine-readable reason
 // (google.rpc.ErrorInfo) that the gateway turns into the JSON error code.
 func statusError(code codes.Code, reason, msg string) error {
-	st := status.New(code, msg)
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); err == nil {
-		st = d
-	}
-	return st.Err()
+	return apierr.New(ErrorDomain, code, reason, msg)
 }
 
 // GRPCError maps the engine's errors to gRPC statuses with stable reasons.

@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ringback/ringback/services/internal/apierr"
 )
 
 // ErrorDomain is the domain of every google.rpc.ErrorInfo rating returns.
@@ -30,48 +31,31 @@ const (
 )
 
 // Error is an error a caller can cause, with its gRPC code and stable
-// reason; it crosses gRPC as a status with a google.rpc.ErrorInfo.
-type Error struct {
-	Code   codes.Code
-	Reason string
-	Msg    string
-}
+// reason (see apierr).
+type Error = apierr.Error
 
-func (e *Error) Error() string { return e.Msg }
-
-// GRPCStatus implements the interface grpc's status package looks for.
-func (e *Error) GRPCStatus() *status.Status {
-	st := status.New(e.Code, e.Msg)
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: e.Reason, Domain: ErrorDomain}); err == nil {
-		st = d
-	}
-	return st
-}
-
-// Is matches on the reason.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Reason == e.Reason
+func newError(code codes.Code, reason, msg string) *Error {
+	return apierr.New(ErrorDomain, code, reason, msg)
 }
 
 // Refusals and errors (match with errors.Is; messages vary).
 var (
-	ErrDestinationNotSupported = &Error{codes.FailedPrecondition, ReasonDestinationNotSupported, "destination not supported"}
-	ErrInsufficientBalance     = &Error{codes.FailedPrecondition, ReasonInsufficientBalance, "insufficient balance"}
-	ErrBlockedDestination      = &Error{codes.FailedPrecondition, ReasonBlockedDestination, "destination blocked"}
-	ErrInvalid                 = &Error{codes.InvalidArgument, ReasonInvalidArgument, "invalid argument"}
-	ErrInvalidNumber           = &Error{codes.InvalidArgument, ReasonInvalidNumber, "invalid number"}
-	ErrTariffNotFound          = &Error{codes.NotFound, ReasonTariffNotFound, "tariff not found"}
-	ErrTariffInUse             = &Error{codes.FailedPrecondition, ReasonTariffInUse, "tariff in use"}
-	ErrNameTaken               = &Error{codes.AlreadyExists, ReasonNameTaken, "a tariff with this name already exists"}
-	ErrCurrencyMismatch        = &Error{codes.FailedPrecondition, ReasonCurrencyMismatch, "currency mismatch"}
-	ErrNotFound                = &Error{codes.NotFound, ReasonNotFound, "not found"}
-	ErrPermission              = &Error{codes.PermissionDenied, ReasonPermissionDenied, "permission denied"}
-	ErrUnauthenticated         = &Error{codes.Unauthenticated, ReasonUnauthenticated, "no account or operator in the request"}
+	ErrDestinationNotSupported = newError(codes.FailedPrecondition, ReasonDestinationNotSupported, "destination not supported")
+	ErrInsufficientBalance     = newError(codes.FailedPrecondition, ReasonInsufficientBalance, "insufficient balance")
+	ErrBlockedDestination      = newError(codes.FailedPrecondition, ReasonBlockedDestination, "destination blocked")
+	ErrInvalid                 = newError(codes.InvalidArgument, ReasonInvalidArgument, "invalid argument")
+	ErrInvalidNumber           = newError(codes.InvalidArgument, ReasonInvalidNumber, "invalid number")
+	ErrTariffNotFound          = newError(codes.NotFound, ReasonTariffNotFound, "tariff not found")
+	ErrTariffInUse             = newError(codes.FailedPrecondition, ReasonTariffInUse, "tariff in use")
+	ErrNameTaken               = newError(codes.AlreadyExists, ReasonNameTaken, "a tariff with this name already exists")
+	ErrCurrencyMismatch        = newError(codes.FailedPrecondition, ReasonCurrencyMismatch, "currency mismatch")
+	ErrNotFound                = newError(codes.NotFound, ReasonNotFound, "not found")
+	ErrPermission              = newError(codes.PermissionDenied, ReasonPermissionDenied, "permission denied")
+	ErrUnauthenticated         = newError(codes.Unauthenticated, ReasonUnauthenticated, "no account or operator in the request")
 )
 
 func errorf(base *Error, format string, args ...any) error {
-	return &Error{base.Code, base.Reason, fmt.Sprintf(format, args...)}
+	return base.WithMsg(fmt.Sprintf(format, args...))
 }
 
 // grpcError passes errors that carry a status and hides the others.
@@ -81,7 +65,7 @@ func grpcError(err error) error {
 	}
 	var e *Error
 	if errors.As(err, &e) {
-		return &Error{e.Code, e.Reason, err.Error()}
+		return newError(e.Code, e.Reason, err.Error())
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
