@@ -120,6 +120,15 @@ func (r *Rater) authorize(ctx context.Context, accountID, number, campaignID str
 		return nil, errorf(ErrDestinationNotSupported, "destination %s is not supported: the account has no tariff", e164)
 	}
 	t := r.book.Get(tariffID)
+	if t == nil {
+		// Assigned but not held here: a change notification this replica
+		// missed (the periodic sync would catch it). Refusing a good call
+		// for that would be wrong; load it now.
+		if err := r.LoadTariff(ctx, tariffID); err != nil {
+			return nil, err
+		}
+		t = r.book.Get(tariffID)
+	}
 	rate, ok := t.Lookup(digits, r.now())
 	if !ok {
 		return nil, errorf(ErrDestinationNotSupported, "destination %s is not supported: no rate for it", e164)

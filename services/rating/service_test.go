@@ -699,3 +699,17 @@ func TestTariffAdministration(t *testing.T) {
 		t.Fatalf("paged rates: %v", got)
 	}
 }
+
+// TestTariffMissedByAReplicaIsLoadedOnUse: a replica that missed the
+// notification of a tariff loads it on first use instead of refusing calls.
+func TestTariffMissedByAReplicaIsLoadedOnUse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, ServiceConfig{})
+	id := e.tariff(t, "retail", testTariff)
+	e.assign(t, "acct", id, ratingv1.BillingMode_BILLING_MODE_POSTPAID)
+	e.svc.Rater.book.Remove(id) // as if the notifications never came
+	resp, err := ratingv1.NewRatingServiceClient(e.conn).Authorize(context.Background(), &ratingv1.AuthorizeRequest{AccountId: "acct", Number: "+34911234567"})
+	if err != nil || resp.GetRate().GetDestination() != "Madrid" {
+		t.Fatalf("authorize with the tariff missing from memory: %v %v", resp, err)
+	}
+}
