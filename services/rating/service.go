@@ -118,6 +118,8 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, log *slog.Logger
 	// the more wait, the more legs each transaction carries.
 	s.consumer, err = d.Bus.Consume(ctx, natsbus.ConsumerSpec{
 		Stream: natsbus.CallsStream, Durable: SettleDurable, FilterSubjects: []string{SettleSubject}, Workers: 128,
+		// A charge is never given up: while PostgreSQL is down, retry.
+		MaxDeliver: -1,
 	}, settler.Handle)
 	if err != nil {
 		s.Close()
