@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/ringback/ringback/services/internal/billing"
 )
 
@@ -359,6 +362,10 @@ func (e *Engine) authorize(ctx context.Context, c *Call) error {
 // evStart is the engine's own event that starts dialing a new call.
 const evStart = "\x00start"
 
+// evRefused is the engine's own event for a leg rating refused when it was
+// about to be dialed.
+const evRefused = "\x00refused"
+
 // LiveCalls lists an account's calls that have not ended, oldest first
 // (IDs are time-ordered).
 func (e *Engine) LiveCalls(ctx context.Context, account string) ([]*Call, error) {
@@ -660,6 +667,11 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 				acts = append(acts, maxDurationAction(time.Duration(c.MaxDurationS)*time.Second))
 			}
 		}
+	case evRefused:
+		if l.Status != LegDialing {
+			return nil
+		}
+		acts = e.legEndedWith(c, role, causeBarred, 0, now, ReasonNotAuthorized)
 	case "BACKGROUND_JOB":
 		if ev.JobOK || !l.Status.Up() || l.Status == LegAnswered {
 			return nil
@@ -676,6 +688,12 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 
 // legEnded records a leg's end and decides what happens to the call.
 func (e *Engine) legEnded(c *Call, role Role, cause string, sip int, now time.Time) []action {
+	return e.legEndedWith(c, role, cause, sip, now, "")
+}
+
+// legEndedWith is legEnded with the failure reason of an unanswered leg
+// given rather than derived from its cause.
+func (e *Engine) legEndedWith(c *Call, role Role, cause string, sip int, now time.Time, reason FailureReason) []action {
 	l, other := c.Leg(role), c.Other(role)
 	answered := l.Status == LegAnswered
 	if answered {
@@ -702,7 +720,10 @@ func (e *Engine) legEnded(c *Call, role Role, cause string, sip int, now time.Ti
 		case !c.BridgedAt.IsZero():
 			c.setEnding(StatusCompleted, "", "")
 		case !answered:
-			c.setEnding(StatusFailed, role, ReasonForCause(cause))
+			if reason == "" {
+				reason = ReasonForCause(cause)
+			}
+			c.setEnding(StatusFailed, role, reason)
 		case cause == causeBarred:
 			// Answered, then cut because the balance could not pay for it.
 			c.setEnding(StatusFailed, role, ReasonNotAuthorized)
@@ -782,7 +803,23 @@ func (e *Engine) dial(c *Call, role Role) action {
 		e.record(c, EventLegDialing, role)
 	}
 	leg := *l
+	// The second party of a sequential call is dialed once the first has
+	// answered, maybe minutes after the call was authorized: ask rating
+	// again (a blocklist or the balance may have changed).
+	recheck := e.rater != nil && leg.Number != "" && role == RoleSecond && c.Mode == ModeSequential
 	return func(ctx context.Context, e *Engine, c *Call) error {
+		if recheck {
+			if _, err := e.rater.Authorize(ctx, c.AccountID, leg.Number, role, c.ID); err != nil {
+				switch status.Code(err) {
+				case codes.FailedPrecondition, codes.InvalidArgument:
+					e.log.Info("rating refused the leg when it was to be dialed", "call_id", c.ID, "leg_uuid", leg.UUID, "err", err)
+					go e.HandleEvent(SwitchEvent{Node: c.Node, Name: evRefused, UUID: leg.UUID, CallID: c.ID, At: e.now().UTC()})
+					return nil
+				}
+				// Authorized at creation; a rating outage now does not undo that.
+				e.log.Warn("re-authorize the leg; dialing on the authorization given at creation", "call_id", c.ID, "leg_uuid", leg.UUID, "err", err)
+			}
+		}
 		vars := map[string]string{
 			"ringback_call_id": c.ID,
 			"ringback_leg":     string(role),

@@ -24,12 +24,17 @@ type fakeRater struct {
 	granted  int
 	reserved []string
 	fail     error // Authorize transport failure
+	// authorized lists the numbers asked about, in order.
+	authorized []string
 }
 
 var testRate = &LegRate{TariffID: "t1", Prefix: "1", Destination: "US", PerMinuteMicros: 60_000, ConnectionFeeMicros: 1_000,
 	MinSeconds: 30, IncrementSeconds: 6, Currency: "USD"}
 
 func (f *fakeRater) Authorize(_ context.Context, _, number string, _ Role, _ string) (LegRating, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.authorized = append(f.authorized, number)
 	if f.fail != nil {
 		return LegRating{}, f.fail
 	}
@@ -147,5 +152,33 @@ func TestLegCutWhenTheBalanceIsGone(t *testing.T) {
 	done := h.waitStatus(c.ID, StatusFailed)
 	if done.FailedLeg != RoleFirst || done.FailureReason != ReasonNotAuthorized {
 		t.Fatalf("call: %s %s", done.FailedLeg, done.FailureReason)
+	}
+}
+
+// TestSecondLegReauthorizedWhenDialed: the second party of a sequential
+// call is dialed minutes later; a refusal by then fails the call as
+// NOT_AUTHORIZED without dialing it.
+func TestSecondLegReauthorizedWhenDialed(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	r := &fakeRater{refuse: map[string]error{}}
+	h.e.UseRater(r)
+	c := h.create(CreateRequest{First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}})
+	h.waitCmd("originate first")
+	r.mu.Lock()
+	r.refuse["+15551230002"] = refusalStatus("BLOCKED_DESTINATION") // blocked since the call was created
+	r.mu.Unlock()
+	h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+	h.waitCmd("hangup " + c.First.UUID + " NORMAL_CLEARING")
+	h.noCmd("originate second")
+	h.event(c, RoleFirst, "CHANNEL_HANGUP_COMPLETE", "NORMAL_CLEARING", 0)
+	done := h.waitStatus(c.ID, StatusFailed)
+	if done.FailedLeg != RoleSecond || done.FailureReason != ReasonNotAuthorized || done.Second.HangupCause != causeBarred {
+		t.Fatalf("call: failed leg %s reason %s second cause %s", done.FailedLeg, done.FailureReason, done.Second.HangupCause)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if strings.Join(r.authorized, " ") != "+15551230001 +15551230002 +15551230002" && strings.Join(r.authorized, " ") != "+15551230002 +15551230001 +15551230002" {
+		t.Fatalf("authorizations: %v", r.authorized)
 	}
 }
