@@ -299,23 +299,33 @@ func addrText(a netip.Addr) string {
 	return a.String()
 }
 
+// authenticated authenticates a request's Bearer token and admits its
+// principal, or answers the error and returns false.
+func (h *handler) authenticated(w http.ResponseWriter, r *http.Request) (*Principal, bool) {
+	token, ok := bearer(r)
+	if !ok {
+		writeError(w, ErrorDetail{Code: ReasonUnauthenticated, HTTPStatus: http.StatusUnauthorized,
+			Message: "missing API key: send Authorization: Bearer <key>"})
+		return nil, false
+	}
+	p, err := h.principal(r.Context(), token)
+	if err != nil {
+		writeError(w, h.authError(r, err))
+		return nil, false
+	}
+	if d, ok := h.admit(r, p); !ok {
+		writeError(w, d)
+		return nil, false
+	}
+	return p, true
+}
+
 // authenticate is the REST routes' middleware (it runs only for routes that
 // exist, so an unknown path is 404 with or without a key).
 func (h *handler) authenticate(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		token, ok := bearer(r)
+		p, ok := h.authenticated(w, r)
 		if !ok {
-			writeError(w, ErrorDetail{Code: ReasonUnauthenticated, HTTPStatus: http.StatusUnauthorized,
-				Message: "missing API key: send Authorization: Bearer <key>"})
-			return
-		}
-		p, err := h.principal(r.Context(), token)
-		if err != nil {
-			writeError(w, h.authError(r, err))
-			return
-		}
-		if d, ok := h.admit(r, p); !ok {
-			writeError(w, d)
 			return
 		}
 		if p.Operator && !operatorPath(r.URL.Path) {

@@ -32,27 +32,13 @@ func isImport(r *http.Request) bool {
 
 // operatorOnly authenticates a request that only the operator may make.
 func (h *handler) operatorOnly(w http.ResponseWriter, r *http.Request) bool {
-	token, ok := bearer(r)
-	if !ok {
-		writeError(w, ErrorDetail{Code: ReasonUnauthenticated, HTTPStatus: http.StatusUnauthorized,
-			Message: "missing API key: send Authorization: Bearer <key>"})
-		return false
-	}
-	p, err := h.principal(r.Context(), token)
-	if err != nil {
-		writeError(w, h.authError(r, err))
-		return false
-	}
-	if d, ok := h.admit(r, p); !ok {
-		writeError(w, d)
-		return false
-	}
-	if !p.Operator {
+	p, ok := h.authenticated(w, r)
+	if ok && !p.Operator {
 		writeError(w, ErrorDetail{Code: ReasonPermissionDenied, HTTPStatus: http.StatusForbidden,
 			Message: "tariffs are managed with the operator token"})
 		return false
 	}
-	return true
+	return ok
 }
 
 // importRatesBody is the JSON answer of an import with bad rows.

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"github.com/ringback/ringback/services/internal/ids"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
@@ -163,7 +164,7 @@ func (s *EndpointServer) CreateEndpoint(ctx context.Context, req *originationv1.
 	}
 	r, err := scanEndpoint(s.Store.DB.QueryRow(ctx, `INSERT INTO origination.endpoints
 		(id, account_id, name, kind, address, caller_id_number, ring_timeout_ms) VALUES ($1,$2,$3,$4,$5,$6,$7)
-		RETURNING `+endpointCols, newUUID(), account, e.Name, string(e.Kind), e.Address, e.CallerIDNumber, e.RingTimeoutMS))
+		RETURNING `+endpointCols, ids.NewV4(), account, e.Name, string(e.Kind), e.Address, e.CallerIDNumber, e.RingTimeoutMS))
 	if err != nil {
 		return nil, endpointErr(err)
 	}

@@ -2,7 +2,6 @@ package origination
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -12,10 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/ringback/ringback/services/internal/billing"
+	"github.com/ringback/ringback/services/internal/ids"
 )
 
 // EventType names a state change published on the event bus.
@@ -265,7 +262,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		req.MaxDurationS = int(e.cfg.MaxDuration / time.Second)
 	}
 	c := &Call{
-		ID: newID(), AccountID: req.AccountID, Source: req.Source, Mode: req.Mode, Status: StatusQueued,
+		ID: ids.NewV7(), AccountID: req.AccountID, Source: req.Source, Mode: req.Mode, Status: StatusQueued,
 		Announcement: req.Announcement, MaxDurationS: req.MaxDurationS, Variables: req.Variables,
 		Owner: e.cfg.Instance, CreatedAt: e.now().UTC(),
 	}
@@ -280,7 +277,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s party: %w", p.role, err)
 		}
-		leg.Role, leg.Status, leg.UUID = p.role, LegPending, newUUID()
+		leg.Role, leg.Status, leg.UUID = p.role, LegPending, ids.NewV4()
 		if leg.RingTimeoutMS <= 0 {
 			leg.RingTimeoutMS = int(e.cfg.DefaultRingTimeout / time.Millisecond)
 		}
@@ -809,15 +806,15 @@ func (e *Engine) dial(c *Call, role Role) action {
 	recheck := e.rater != nil && leg.Number != "" && role == RoleSecond && c.Mode == ModeSequential
 	return func(ctx context.Context, e *Engine, c *Call) error {
 		if recheck {
-			if _, err := e.rater.Authorize(ctx, c.AccountID, leg.Number, role, c.ID); err != nil {
-				switch status.Code(err) {
-				case codes.FailedPrecondition, codes.InvalidArgument:
-					e.log.Info("rating refused the leg when it was to be dialed", "call_id", c.ID, "leg_uuid", leg.UUID, "err", err)
-					go e.HandleEvent(SwitchEvent{Node: c.Node, Name: evRefused, UUID: leg.UUID, CallID: c.ID, At: e.now().UTC()})
-					return nil
-				}
+			_, err := e.rater.Authorize(ctx, c.AccountID, leg.Number, role, c.ID)
+			switch {
+			case errors.Is(err, ErrRatingUnavailable):
 				// Authorized at creation; a rating outage now does not undo that.
 				e.log.Warn("re-authorize the leg; dialing on the authorization given at creation", "call_id", c.ID, "leg_uuid", leg.UUID, "err", err)
+			case err != nil:
+				e.log.Info("rating refused the leg when it was to be dialed", "call_id", c.ID, "leg_uuid", leg.UUID, "err", err)
+				go e.HandleEvent(SwitchEvent{Node: c.Node, Name: evRefused, UUID: leg.UUID, CallID: c.ID, At: e.now().UTC()})
+				return nil
 			}
 		}
 		vars := map[string]string{
@@ -949,39 +946,3 @@ func (e *Engine) releaseLocks(ctx context.Context, c *Call) {
 }
 
 func endpointLockKey(id string) string { return "origination:endpoint-busy:" + id }
-
-// newID returns a call ID: time-ordered (48 bits of milliseconds) then
-// random, hex, so IDs sort by creation and never collide across replicas.
-func newID() string {
-	var b [16]byte
-	ms := uint64(time.Now().UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	rand.Read(b[6:])
-	b[6] = b[6]&0x0f | 0x70 // UUIDv7
-	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b)
-}
-
-// newUUID returns a random UUID for a leg (origination_uuid).
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b)
-}
-
-func formatUUID(b [16]byte) string {
-	const hexd = "0123456789abcdef"
-	out := make([]byte, 0, 36)
-	for i, v := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
-		}
-		out = append(out, hexd[v>>4], hexd[v&0xf])
-	}
-	return string(out)
-}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringback/ringback/services/internal/ids"
 )
 
 // fakeSwitch records the commands the engine gives FreeSWITCH; the test
@@ -154,7 +156,7 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{t: t, sw: &fakeSwitch{failNext: map[string]error{}}, pub: &recorder{}, store: NewRedisStore(testRedis(t))}
 	eps := staticEndpoints{"agent-7": {ID: "agent-7", Kind: KindRegisteredUser, Address: "1007", CallerIDNumber: "+15550001007", RingTimeoutMS: 15000}}
-	h.e = NewEngine(Config{Instance: "test-" + newUUID()}, h.sw, h.store, h.pub, &memLocker{}, DialPlan{Endpoints: eps},
+	h.e = NewEngine(Config{Instance: "test-" + ids.NewV4()}, h.sw, h.store, h.pub, &memLocker{}, DialPlan{Endpoints: eps},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(h.e.Close)
 	return h
@@ -372,7 +374,7 @@ func TestHangupThroughAPI(t *testing.T) {
 	t.Run("unknown call", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
-		if _, err := h.e.Hangup(context.Background(), newID(), ""); !errorsIs(err, ErrNotFound) {
+		if _, err := h.e.Hangup(context.Background(), ids.NewV7(), ""); !errorsIs(err, ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
 	})

@@ -17,6 +17,7 @@ import (
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
 	"github.com/ringback/ringback/services/internal/cache/cachetest"
 	"github.com/ringback/ringback/services/internal/esl"
+	"github.com/ringback/ringback/services/internal/ids"
 	"github.com/ringback/ringback/services/internal/natsbus"
 	"github.com/ringback/ringback/services/internal/natsbus/natstest"
 	"google.golang.org/protobuf/proto"
@@ -113,7 +114,7 @@ func newStackScale(t testing.TB, scale float64) *stack {
 		t.Fatal(err)
 	}
 	st.sw.Client = st.client
-	st.cfg = Config{Instance: "it-" + newUUID()}
+	st.cfg = Config{Instance: "it-" + ids.NewV4()}
 	st.engine = NewEngine(st.cfg, st.sw, st.store, BusPublisher{Bus: bus}, CacheLocker{C: cc}, DialPlan{}, log)
 	st.sw.Attach(st.engine)
 	t.Cleanup(func() {

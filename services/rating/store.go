@@ -2,7 +2,6 @@ package rating
 
 import (
 	"context"
-	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ringback/ringback/services/internal/billing"
+	"github.com/ringback/ringback/services/internal/ids"
 	"github.com/ringback/ringback/services/rating/tariffcsv"
 )
 
@@ -72,7 +72,7 @@ func isUnique(err error) bool {
 // CreateTariff stores a new, empty tariff.
 func (s *Store) CreateTariff(ctx context.Context, name, description, currency string) (*TariffRow, error) {
 	t, err := scanTariff(s.DB.QueryRow(ctx, `INSERT INTO rating.tariffs (id, name, description, currency) VALUES ($1, $2, $3, $4)
-		RETURNING `+tariffCols, newUUID(), name, description, currency))
+		RETURNING `+tariffCols, ids.NewV7(), name, description, currency))
 	if isUnique(err) {
 		return nil, errorf(ErrNameTaken, "a tariff named %q already exists", name)
 	}
@@ -631,16 +631,6 @@ type ReserveRequest struct {
 	MaxSeconds             int32
 }
 
-// Reserve holds the cost of up to maxSeconds of a leg on a prepaid balance
-// and returns what was granted (see ReserveBatch).
-func (s *Store) Reserve(ctx context.Context, accountID, callID, leg string, r billing.Rate, maxSeconds int32) (Reservation, error) {
-	out, err := s.ReserveBatch(ctx, []ReserveRequest{{AccountID: accountID, CallID: callID, Leg: leg, Rate: r, MaxSeconds: maxSeconds}})
-	if err != nil {
-		return Reservation{}, err
-	}
-	return out[0], nil
-}
-
 // ReserveBatch holds, for each answered leg, the cost of the longest time
 // up to MaxSeconds that its account's available balance pays for, in
 // request order, and returns what was granted. The accounts' rows are
@@ -787,15 +777,6 @@ type Charge struct {
 	Rate                   billing.Rate
 	Seconds                int64 // billsec of the leg
 	Description            string
-}
-
-// Settle charges one answered leg (see SettleBatch).
-func (s *Store) Settle(ctx context.Context, c Charge) (bool, error) {
-	done, err := s.SettleBatch(ctx, []Charge{c})
-	if err != nil {
-		return false, err
-	}
-	return done[0], nil
 }
 
 // SettleBatch charges answered legs and releases their reservations, in
@@ -1004,27 +985,6 @@ func (s *Store) DeleteBlocked(ctx context.Context, accountID, prefix string) err
 		return errorf(ErrNotFound, "prefix %s is not blocked", prefix)
 	}
 	return nil
-}
-
-func newUUID() string {
-	var b [16]byte
-	ms := uint64(time.Now().UnixMilli())
-	for i := 5; i >= 0; i-- {
-		b[i] = byte(ms)
-		ms >>= 8
-	}
-	_, _ = rand.Read(b[6:])
-	b[6] = b[6]&0x0f | 0x70
-	b[8] = b[8]&0x3f | 0x80
-	const hexd = "0123456789abcdef"
-	out := make([]byte, 0, 36)
-	for i, v := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
-		}
-		out = append(out, hexd[v>>4], hexd[v&0xf])
-	}
-	return string(out)
 }
 
 // uuidLike reports whether s has the shape of our ids (so a malformed id
