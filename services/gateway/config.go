@@ -17,6 +17,9 @@ const (
 	DefaultGRPCAddr        = "127.0.0.1:50050"
 	DefaultOriginationAddr = "127.0.0.1:50051" // cmd/origination's default
 	DefaultRatingAddr      = "127.0.0.1:50053" // cmd/rating's default
+	DefaultCDRAddr         = "127.0.0.1:50054" // cmd/cdr's default
+	DefaultGetCdrsPerMin   = 30
+	DefaultGetCdrsBurst    = 5
 	DefaultMaxImportBytes  = 256 << 20
 	DefaultImportTimeout   = 5 * time.Minute
 	DefaultAuthCacheTTL    = 10 * time.Second
@@ -38,6 +41,14 @@ type Config struct {
 	// RatingAddr (RINGBACK_RATING_ADDR) is the gRPC target of the rating
 	// service.
 	RatingAddr string
+	// CDRAddr (RINGBACK_CDR_ADDR) is the gRPC target of the cdr service.
+	CDRAddr string
+	// GetCdrsPerMinute (RINGBACK_GETCDRS_PER_MINUTE) and GetCdrsBurst
+	// (RINGBACK_GETCDRS_BURST) are each account's allowance of
+	// carrier-compatible getCdrs requests, shared by every replica through
+	// Redis (REDIS_URL). Past it the answer is 429 with Retry-After.
+	GetCdrsPerMinute int
+	GetCdrsBurst     int
 	// MaxImportBytes (RINGBACK_MAX_IMPORT_BYTES) bounds an uploaded tariff
 	// CSV; ImportTimeout (RINGBACK_IMPORT_TIMEOUT) its whole import.
 	MaxImportBytes int64
@@ -70,6 +81,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		OriginationAddr: l.String("RINGBACK_ORIGINATION_ADDR", DefaultOriginationAddr,
 			"gRPC target of the origination service"),
 		RatingAddr: l.String("RINGBACK_RATING_ADDR", DefaultRatingAddr, "gRPC target of the rating service"),
+		CDRAddr:    l.String("RINGBACK_CDR_ADDR", DefaultCDRAddr, "gRPC target of the cdr service"),
+		GetCdrsPerMinute: l.Int("RINGBACK_GETCDRS_PER_MINUTE", DefaultGetCdrsPerMin,
+			"getCdrs requests allowed per account per minute"),
+		GetCdrsBurst: l.Int("RINGBACK_GETCDRS_BURST", DefaultGetCdrsBurst, "getCdrs requests an account may make at once"),
 		MaxImportBytes: int64(l.Int("RINGBACK_MAX_IMPORT_BYTES", DefaultMaxImportBytes,
 			"largest tariff CSV accepted for import, in bytes")),
 		ImportTimeout: l.Duration("RINGBACK_IMPORT_TIMEOUT", DefaultImportTimeout, "longest a tariff import may take"),
@@ -90,6 +105,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	l.Check(c.OriginationAddr != "", "RINGBACK_ORIGINATION_ADDR", "required")
 	l.Check(c.RatingAddr != "", "RINGBACK_RATING_ADDR", "required")
+	l.Check(c.CDRAddr != "", "RINGBACK_CDR_ADDR", "required")
+	l.Check(c.GetCdrsPerMinute > 0, "RINGBACK_GETCDRS_PER_MINUTE", "must be positive")
+	l.Check(c.GetCdrsBurst > 0, "RINGBACK_GETCDRS_BURST", "must be positive")
 	l.Check(c.MaxImportBytes > 0, "RINGBACK_MAX_IMPORT_BYTES", "must be positive")
 	l.Check(c.ImportTimeout > 0, "RINGBACK_IMPORT_TIMEOUT", "must be positive")
 	l.Check(c.AuthCacheTTL <= 5*time.Minute, "RINGBACK_AUTH_CACHE_TTL", "at most 5m: revoked keys must stop working soon")

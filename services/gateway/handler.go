@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	accountsv1 "github.com/ringback/ringback/proto/gen/go/ringback/accounts/v1"
+	cdrv1 "github.com/ringback/ringback/proto/gen/go/ringback/cdr/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
 	"github.com/ringback/ringback/proto/gen/openapi"
@@ -66,20 +67,30 @@ type handler struct {
 	calls     originationv1.CallServiceClient
 	endpoints originationv1.EndpointServiceClient
 	tariffs   ratingv1.TariffServiceClient
+	cdrs      cdrv1.CdrServiceClient
+	limiter   Limiter
 	operator  []byte // operator token; empty: none
 	mux       *http.ServeMux
 }
 
+// Backends are the services the gateway forwards to.
+type Backends struct {
+	Origination, Rating, CDR grpc.ClientConnInterface
+	// Limiter bounds getCdrs requests per account; nil: unbounded.
+	Limiter Limiter
+}
+
 // NewHandler returns the gateway's public HTTP handler: the REST API of
-// gateway.yaml (CallService and EndpointService forwarded over
-// origination, AccountService served by accounts in-process), the
-// carrier-compatible clickToDial, /v1/openapi.json and /healthz. accounts
-// authenticates API keys; cfg gives the operator token, trusted proxies and
-// request timeout.
-func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountServer accountsv1.AccountServiceServer, origination, rating grpc.ClientConnInterface) (http.Handler, error) {
-	if log == nil || accounts == nil || accountServer == nil || origination == nil || rating == nil {
-		return nil, errors.New("gateway: logger, account store, account server, origination and rating connections are required")
+// gateway.yaml (CallService and EndpointService forwarded to origination,
+// rating's and cdr's services to them, AccountService served by accounts
+// in-process), the carrier-compatible clickToDial and getCdrs, the CSV
+// routes, /v1/openapi.json and /healthz. accounts authenticates API keys;
+// cfg gives the operator token, trusted proxies and request timeout.
+func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountServer accountsv1.AccountServiceServer, b Backends) (http.Handler, error) {
+	if log == nil || accounts == nil || accountServer == nil || b.Origination == nil || b.Rating == nil || b.CDR == nil {
+		return nil, errors.New("gateway: logger, account store, account server, origination, rating and cdr connections are required")
 	}
+	origination, rating := b.Origination, b.Rating
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultRequestTimeout
 	}
@@ -96,6 +107,8 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 		calls:     originationv1.NewCallServiceClient(origination),
 		endpoints: originationv1.NewEndpointServiceClient(origination),
 		tariffs:   ratingv1.NewTariffServiceClient(rating),
+		cdrs:      cdrv1.NewCdrServiceClient(b.CDR),
+		limiter:   b.Limiter,
 		operator:  []byte(cfg.OperatorToken.Reveal()),
 	}
 	gw := runtime.NewServeMux(
@@ -134,6 +147,15 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 	if err := ratingv1.RegisterRatingServiceHandlerClient(ctx, gw, ratingv1.NewRatingServiceClient(rating)); err != nil {
 		return nil, fmt.Errorf("gateway: register RatingService: %w", err)
 	}
+	if err := cdrv1.RegisterCdrServiceHandlerClient(ctx, gw, h.cdrs); err != nil {
+		return nil, fmt.Errorf("gateway: register CdrService: %w", err)
+	}
+	if err := cdrv1.RegisterCommentServiceHandlerClient(ctx, gw, cdrv1.NewCommentServiceClient(b.CDR)); err != nil {
+		return nil, fmt.Errorf("gateway: register CommentService: %w", err)
+	}
+	if err := cdrv1.RegisterStatisticsServiceHandlerClient(ctx, gw, cdrv1.NewStatisticsServiceClient(b.CDR)); err != nil {
+		return nil, fmt.Errorf("gateway: register StatisticsService: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -150,6 +172,8 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 	for _, p := range LegacyClickToDialPaths {
 		mux.Handle(p, legacy)
 	}
+	mux.HandleFunc(LegacyGetCdrsPath, h.getCdrs)
+	mux.HandleFunc("GET "+cdrExportPath, h.exportCdrs)
 	mux.HandleFunc("POST "+ratesImportPath, h.importRates)
 	mux.HandleFunc("GET "+ratesExportPath, h.exportRates)
 	mux.Handle("/", gw)
@@ -196,7 +220,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit, timeout = h.cfg.MaxImportBytes, h.cfg.ImportTimeout
 	}
 	if r.ContentLength > limit {
-		if isLegacyPath(r.URL.Path) {
+		if isLegacyPath(r.URL.Path) || r.URL.Path == LegacyGetCdrsPath {
 			writeLegacyError(w, http.StatusRequestEntityTooLarge, ReasonRequestTooLarge, msgTooLarge)
 		} else {
 			writeError(w, tooLargeDetail())

@@ -19,6 +19,7 @@ import (
 
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	"github.com/ringback/ringback/services/internal/logging"
+	"github.com/ringback/ringback/services/internal/phone"
 )
 
 // The carrier-compatible clickToDial endpoint (seeds 002 and 004: the
@@ -135,49 +136,61 @@ func legacyParams(r *http.Request) (url.Values, error) {
 	}
 }
 
-// clickToDial serves the carrier-compatible endpoint (see above).
-func (h *handler) clickToDial(w http.ResponseWriter, r *http.Request) {
+// legacyAuth reads a carrier-compatible request's parameters and
+// authenticates its username and password (an API key of the account so
+// named), then admits the account (not suspended, allowed address). It
+// answers the error and returns false when any of that fails.
+func (h *handler) legacyAuth(w http.ResponseWriter, r *http.Request, required ...string) (url.Values, *Principal, bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
 		writeLegacyError(w, http.StatusMethodNotAllowed, ReasonMethodNotAllowed, "use GET or POST")
-		return
+		return nil, nil, false
 	}
 	params, err := legacyParams(r)
 	if err != nil {
 		if bodyTooLarge(r) {
 			writeLegacyError(w, http.StatusRequestEntityTooLarge, ReasonRequestTooLarge, msgTooLarge)
-			return
+			return nil, nil, false
 		}
 		writeLegacyError(w, http.StatusBadRequest, ReasonInvalidArgument, "cannot read the parameters: "+err.Error())
-		return
+		return nil, nil, false
 	}
 	if !params.Has("second_num") && params.Has("secd_num") {
 		params.Set("second_num", params.Get("secd_num"))
 	}
-	for _, name := range []string{"username", "password", "first_num", "second_num"} {
+	for _, name := range append([]string{"username", "password"}, required...) {
 		if strings.TrimSpace(params.Get(name)) == "" {
 			writeLegacyError(w, http.StatusBadRequest, ReasonMissingParameter, "missing parameter: "+name)
-			return
+			return nil, nil, false
 		}
 	}
-	ctx := r.Context()
-	p, err := h.store.Authenticate(ctx, params.Get("password"))
+	p, err := h.store.Authenticate(r.Context(), params.Get("password"))
 	if err == nil && !strings.EqualFold(p.AccountName, strings.TrimSpace(params.Get("username"))) {
 		err = ErrUnauthenticated
 	}
 	if err != nil {
 		if e, ok := asError(err); ok && e.Code == codes.Unauthenticated {
 			writeLegacyError(w, http.StatusUnauthorized, ReasonInvalidCredentials, "invalid username or password")
-			return
+			return nil, nil, false
 		}
 		d := h.authError(r, err)
 		writeLegacyError(w, d.HTTPStatus, d.Code, d.Message)
-		return
+		return nil, nil, false
 	}
 	if d, ok := h.admit(r, p); !ok {
 		writeLegacyError(w, d.HTTPStatus, d.Code, d.Message)
+		return nil, nil, false
+	}
+	return params, p, true
+}
+
+// clickToDial serves the carrier-compatible endpoint (see above).
+func (h *handler) clickToDial(w http.ResponseWriter, r *http.Request) {
+	params, p, ok := h.legacyAuth(w, r, "first_num", "second_num")
+	if !ok {
 		return
 	}
+	ctx := r.Context()
 	log := logging.WithAccount(h.log, p.AccountID)
 
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs(
@@ -250,7 +263,7 @@ func (x *endpointIndex) load(ctx context.Context) error {
 // with the carrier), else a phone number.
 func (x *endpointIndex) party(ctx context.Context, field, v string) (*originationv1.PartySpec, error) {
 	v = strings.TrimSpace(v)
-	number, isNumber := legacyNumber(v)
+	number, isNumber := phone.Lenient(v)
 	if err := x.load(ctx); err != nil {
 		return nil, err
 	}
@@ -268,7 +281,7 @@ func (x *endpointIndex) party(ctx context.Context, field, v string) (*originatio
 	}
 	if ep == nil && isNumber {
 		ep = match(func(e *originationv1.Endpoint) bool {
-			n, ok := legacyNumber(e.GetAddress())
+			n, ok := phone.Lenient(e.GetAddress())
 			return ok && n == number && e.GetKind() == originationv1.EndpointKind_ENDPOINT_KIND_EXTERNAL_NUMBER
 		})
 	}
@@ -283,28 +296,4 @@ func (x *endpointIndex) party(ctx context.Context, field, v string) (*originatio
 	}
 	return nil, newError(codes.InvalidArgument, ReasonInvalidNumber,
 		fmt.Sprintf("%s %q is neither a phone number (7-15 digits) nor one of the account's endpoints", field, v))
-}
-
-// legacyNumber normalizes a number as the carrier's CRMs write them:
-// "+52 (55) 1234-5678", "5215512345678", "0052..." all give +52....
-func legacyNumber(s string) (string, bool) {
-	var b strings.Builder
-	for i, r := range s {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r == '+' && i == 0:
-		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')':
-		default:
-			return "", false
-		}
-	}
-	d := b.String()
-	if !strings.HasPrefix(s, "+") {
-		d = strings.TrimPrefix(d, "00")
-	}
-	if len(d) < 7 || len(d) > 15 || d[0] == '0' {
-		return "", false
-	}
-	return "+" + d, true
 }

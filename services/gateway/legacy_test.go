@@ -130,29 +130,3 @@ func TestLegacyClickToDial(t *testing.T) {
 		})
 	}
 }
-
-func TestLegacyNumber(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in, want string
-		ok       bool
-	}{
-		{"+15551230001", "+15551230001", true},
-		{"15551230001", "+15551230001", true},
-		{"+52 (55) 1234-5678", "+525512345678", true},
-		{"0052 55 1234 5678", "+525512345678", true},
-		{"+0052551234", "", false},
-		{"1001", "", false},
-		{"agent", "", false},
-		{"+1555123000112345", "", false},
-		{"", "", false},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			t.Parallel()
-			got, ok := legacyNumber(tc.in)
-			if got != tc.want || ok != tc.ok {
-				t.Fatalf("legacyNumber(%q) = %q %v, want %q %v", tc.in, got, ok, tc.want, tc.ok)
-			}
-		})
-	}
-}

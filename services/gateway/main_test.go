@@ -305,7 +305,7 @@ func newEnv(t *testing.T, adjust ...func(*Config)) *env {
 	for _, a := range adjust {
 		a(&cfg)
 	}
-	h, err := NewHandler(cfg, log, st, NewAccountServer(st, log), conn, conn)
+	h, err := NewHandler(cfg, log, st, NewAccountServer(st, log), Backends{Origination: conn, Rating: conn, CDR: conn})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -144,26 +144,34 @@ func (h *handler) exportRates(w http.ResponseWriter, r *http.Request) {
 		h.serviceFailure(w, r, err)
 		return
 	}
-	// The first message tells whether the tariff exists: only then are the
-	// headers committed.
-	msg, err := stream.Recv()
+	h.streamCSV(w, r, fmt.Sprintf("tariff-%s.csv", safeFileName(r.PathValue("id"))), func() ([]byte, error) {
+		msg, err := stream.Recv()
+		return msg.GetChunk(), err
+	})
+}
+
+// streamCSV sends a server stream of CSV chunks as a download. The first
+// chunk tells whether the request was valid (a service answers its errors
+// before any data): only then are the headers committed. An error later
+// cuts the transfer short, which the client sees as truncated rather than
+// as a silently shorter file.
+func (h *handler) streamCSV(w http.ResponseWriter, r *http.Request, filename string, recv func() ([]byte, error)) {
+	chunk, err := recv()
 	if err != nil && !errors.Is(err, io.EOF) {
 		h.serviceFailure(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="tariff-%s.csv"`, safeFileName(r.PathValue("id"))))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s"`, filename))
 	w.Header().Set("Cache-Control", "no-store")
 	for err == nil {
-		if _, werr := w.Write(msg.GetChunk()); werr != nil {
+		if _, werr := w.Write(chunk); werr != nil {
 			return // the client went away
 		}
-		msg, err = stream.Recv()
+		chunk, err = recv()
 	}
 	if !errors.Is(err, io.EOF) {
-		// Headers are gone: all that can be done is cut the body short,
-		// which the client sees as a truncated transfer.
-		h.log.Error("export rates failed mid-stream", "path", r.URL.Path, logging.Err(err))
+		h.log.Error("CSV download failed mid-stream", "path", r.URL.Path, logging.Err(err))
 		panic(http.ErrAbortHandler)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	accountsv1 "github.com/ringback/ringback/proto/gen/go/ringback/accounts/v1"
+	"github.com/ringback/ringback/services/internal/cache"
 	"github.com/ringback/ringback/services/internal/logging"
 	"github.com/ringback/ringback/services/internal/server"
 	"github.com/ringback/ringback/services/internal/store"
@@ -23,6 +24,8 @@ type RunOptions struct {
 	Origination grpc.ClientConnInterface
 	// Rating, likewise, is used instead of dialing cfg.RatingAddr.
 	Rating grpc.ClientConnInterface
+	// CDR, likewise, is used instead of dialing cfg.CDRAddr.
+	CDR grpc.ClientConnInterface
 	// DevAccount, if set, is created at start unless it exists, with
 	// DevKey as one of its keys (a new key if DevKey is empty): see
 	// AccountStore.EnsureAccount. For `make run` only.
@@ -90,8 +93,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		rate = conn
 	}
 
+	cdrConn := opts.CDR
+	if cdrConn == nil {
+		conn, err := grpc.NewClient(cfg.CDRAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("gateway: cdr %s: %w", cfg.CDRAddr, err)
+		}
+		defer conn.Close()
+		cdrConn = conn
+	}
+
+	var limiter Limiter
+	var rdb *cache.Client
+	if cfg.Platform.RedisURL != "" {
+		rdb, err = cache.Open(startCtx, cfg.Platform.RedisURL, cache.Options{})
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		defer rdb.Close()
+		limiter = RedisLimiter{Client: rdb, Limit: cache.Limit{Rate: cfg.GetCdrsPerMinute, Period: time.Minute, Burst: cfg.GetCdrsBurst}}
+	} else {
+		log.Warn("REDIS_URL is not set: getCdrs requests are not rate limited")
+	}
+
 	accountServer := NewAccountServer(accounts, log)
-	handler, err := NewHandler(cfg, log, accounts, accountServer, orig, rate)
+	handler, err := NewHandler(cfg, log, accounts, accountServer, Backends{Origination: orig, Rating: rate, CDR: cdrConn, Limiter: limiter})
 	if err != nil {
 		return err
 	}
@@ -109,6 +135,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	}
 	accountsv1.RegisterAccountServiceServer(srv.GRPC(), accountServer)
 	srv.AddReadiness("postgres", db.Ping)
+	if rdb != nil {
+		srv.AddReadiness("redis", rdb.Ping)
+	}
 	if len(cfg.OperatorToken) == 0 {
 		log.Warn("RINGBACK_OPERATOR_TOKEN is not set: accounts can only be managed with their own keys")
 	}

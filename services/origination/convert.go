@@ -66,7 +66,8 @@ func legToProto(l *Leg) *originationv1.Leg {
 		Role: roleToProto(l.Role), CallerIdNumber: l.CallerIDNumber, CallerIdName: l.CallerIDName,
 		RingTimeoutMs: int32(l.RingTimeoutMS), Status: legStatusToProto[l.Status], Uuid: l.UUID,
 		HangupCause: l.HangupCause, SipStatus: int32(l.SIPStatus),
-		StartedAt: ts(l.DialedAt), AnsweredAt: ts(l.AnsweredAt), EndedAt: ts(l.EndedAt),
+		StartedAt: ts(l.DialedAt), RingingAt: ts(l.RingingAt), AnsweredAt: ts(l.AnsweredAt), EndedAt: ts(l.EndedAt),
+		EndpointName: l.EndpointName, Address: l.Address,
 		MaxDurationS: int32(l.MaxDurationS), Billsec: int32(l.Billsec), CostMicros: l.CostMicros,
 	}
 	if r := l.Rate; r != nil {
@@ -94,7 +95,7 @@ func ToProto(c *Call, now time.Time) *originationv1.Call {
 		mode = originationv1.CallMode_CALL_MODE_SIMULTANEOUS
 	}
 	return &originationv1.Call{
-		Id: c.ID, AccountId: c.AccountID, Source: sourceToProto[c.Source], Mode: mode, Status: statusToProto[c.Status],
+		Id: c.ID, AccountId: c.AccountID, Source: sourceToProto[c.Source], CampaignId: c.CampaignID, Mode: mode, Status: statusToProto[c.Status],
 		FailedLeg: roleToProto(c.FailedLeg), FailureReason: reasonToProto[c.FailureReason],
 		First: legToProto(&c.First), Second: legToProto(&c.Second), Announcement: c.Announcement,
 		MaxDurationS: int32(c.MaxDurationS), Variables: c.Variables,

@@ -610,7 +610,7 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		return []action{e.dial(c, RoleFirst)}
 	case "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA":
 		if l.Status == LegDialing {
-			l.Status = LegRinging
+			l.Status, l.RingingAt = LegRinging, now
 			if c.Status == StatusDialing {
 				c.Status = StatusRinging
 			}

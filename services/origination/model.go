@@ -74,6 +74,8 @@ type Leg struct {
 	Role           Role      `json:"role"`
 	Number         string    `json:"number,omitempty"`      // E.164, when dialing a number
 	EndpointID     string    `json:"endpoint_id,omitempty"` // when dialing an endpoint
+	EndpointName   string    `json:"endpoint_name,omitempty"`
+	Address        string    `json:"address,omitempty"` // the number, or the endpoint's address
 	DialString     string    `json:"dial_string"`
 	CallerIDNumber string    `json:"caller_id_number,omitempty"`
 	CallerIDName   string    `json:"caller_id_name,omitempty"`
@@ -83,6 +85,7 @@ type Leg struct {
 	HangupCause    string    `json:"hangup_cause,omitempty"`
 	SIPStatus      int       `json:"sip_status,omitempty"`
 	DialedAt       time.Time `json:"dialed_at,omitzero"`
+	RingingAt      time.Time `json:"ringing_at,omitzero"`
 	AnsweredAt     time.Time `json:"answered_at,omitzero"`
 	EndedAt        time.Time `json:"ended_at,omitzero"`
 	// Rate, Direction and MaxDurationS come from rating when the leg is
@@ -130,6 +133,7 @@ type Call struct {
 	ID            string            `json:"id"`
 	AccountID     string            `json:"account_id"`
 	Source        string            `json:"source"`
+	CampaignID    string            `json:"campaign_id,omitempty"`
 	Mode          Mode              `json:"mode"`
 	Status        Status            `json:"status"`
 	FailedLeg     Role              `json:"failed_leg,omitempty"`

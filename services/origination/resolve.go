@@ -70,7 +70,7 @@ func (d DialPlan) Resolve(ctx context.Context, accountID string, p PartySpec) (L
 		if err != nil {
 			return Leg{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
-		leg.Number = n
+		leg.Number, leg.Address = n, n
 		leg.DialString = "sofia/gateway/" + gw + "/" + strings.TrimPrefix(n, "+")
 		return leg, nil
 	case p.EndpointID != "":
@@ -81,7 +81,7 @@ func (d DialPlan) Resolve(ctx context.Context, accountID string, p PartySpec) (L
 		if err != nil {
 			return Leg{}, err
 		}
-		leg.EndpointID = ep.ID
+		leg.EndpointID, leg.EndpointName, leg.Address = ep.ID, ep.Name, ep.Address
 		if leg.CallerIDNumber == "" {
 			leg.CallerIDNumber = ep.CallerIDNumber
 		}

@@ -16,6 +16,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringback/ringback/freeswitch/sim"
+	"github.com/ringback/ringback/services/cdr"
 	"github.com/ringback/ringback/services/gateway"
 	"github.com/ringback/ringback/services/internal/server"
 	"github.com/ringback/ringback/services/origination"
@@ -46,6 +47,7 @@ type Info struct {
 	HTTPURL       string // the gateway
 	OriginationAt string // origination's gRPC address
 	RatingAt      string // rating's gRPC address
+	CDRAt         string // cdr's gRPC address
 	NATSURL       string
 	ESLAddr       string
 	SimControlURL string // "" when a real FreeSWITCH is used
@@ -112,7 +114,7 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	var wg sync.WaitGroup
 
 	// rating first: origination authorizes every leg with it.
@@ -143,6 +145,28 @@ func Run(ctx context.Context, opts Options) error {
 	info.RatingAt = rate.srv.GRPCAddr().String()
 	over["RINGBACK_RATING_ADDR"] = info.RatingAt
 
+	// cdr: records every call's end; the gateway forwards queries to it.
+	cdrReady := make(chan *server.Server, 1)
+	cdrLookup := overlay(lookup, over, map[string]string{
+		"RINGBACK_ADMIN_ADDR": envOr(lookup, "RINGBACK_CDR_ADMIN_ADDR", "127.0.0.1:9094"),
+		"RINGBACK_GRPC_ADDR":  envOr(lookup, "RINGBACK_CDR_GRPC_ADDR", "127.0.0.1:50054"),
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- cdr.Run(ctx, cdrLookup, log.With("component", "cdr"), cdr.RunOptions{
+			Registry: reg, Ready: func(s *server.Server, _ *cdr.Service) { cdrReady <- s },
+		})
+	}()
+	select {
+	case s := <-cdrReady:
+		info.CDRAt = s.GRPCAddr().String()
+	case err := <-errs:
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("cdr: %w", err)
+	}
+
 	// then origination: the gateway needs its address.
 	origReady := make(chan *server.Server, 1)
 	origLookup := overlay(lookup, over, map[string]string{
@@ -170,6 +194,7 @@ func Run(ctx context.Context, opts Options) error {
 		"RINGBACK_ADMIN_ADDR":       envOr(lookup, "RINGBACK_GATEWAY_ADMIN_ADDR", "127.0.0.1:9090"),
 		"RINGBACK_GRPC_ADDR":        envOr(lookup, "RINGBACK_GATEWAY_GRPC_ADDR", "127.0.0.1:50050"),
 		"RINGBACK_ORIGINATION_ADDR": info.OriginationAt,
+		"RINGBACK_CDR_ADDR":         info.CDRAt,
 	}))
 	if err != nil {
 		cancel()

@@ -65,6 +65,8 @@ func start(t *testing.T) *e2e {
 		"RINGBACK_GATEWAY_GRPC_ADDR":      "localhost:0",
 		"RINGBACK_RATING_ADMIN_ADDR":      "127.0.0.1:0",
 		"RINGBACK_RATING_GRPC_ADDR":       "localhost:0",
+		"RINGBACK_CDR_ADMIN_ADDR":         "127.0.0.1:0",
+		"RINGBACK_CDR_GRPC_ADDR":          "localhost:0",
 		"RINGBACK_INSTANCE":               "e2e-" + fmt.Sprint(time.Now().UnixNano()),
 		"RINGBACK_SHUTDOWN_TIMEOUT":       "5s",
 		"RINGBACK_OPERATOR_TOKEN":         operatorToken,

@@ -59,21 +59,24 @@ type ConsumerSpec struct {
 	// 1s, 5s, 30s, 1m).
 	Backoff []time.Duration
 	// MaxAckPending caps deliveries awaiting ack across all instances
-	// (default 1000). 1 gives strict stream order even across redeliveries,
-	// at the cost of throughput.
+	// (default 1000; for ConsumeBatch see BatchSpec). 1 gives strict stream
+	// order even across redeliveries, at the cost of throughput.
 	MaxAckPending int
-	// Workers is how many messages are handled at once (default 1). Messages
-	// on one subject always go to the same worker, in stream order, so the
-	// events of one call are handled in order.
+	// Workers is how many messages are handled at once (default 1; not used
+	// by ConsumeBatch). Messages on one subject always go to the same worker,
+	// in stream order, so the events of one call are handled in order.
 	Workers int
 }
 
-// Consumer runs a handler over a durable consumer until Stop.
+// Consumer runs a handler over a durable consumer until Stop. Consume and
+// ConsumeBatch both return one.
 type Consumer struct {
-	spec    ConsumerSpec
+	spec ConsumerSpec
+	log  *slog.Logger
+	it   jetstream.MessagesContext
+
+	// Consume's per-message handler and its workers (nil for ConsumeBatch).
 	h       Handler
-	log     *slog.Logger
-	it      jetstream.MessagesContext
 	workers []chan jetstream.Msg
 
 	handlerCtx    context.Context
@@ -83,13 +86,11 @@ type Consumer struct {
 	done          chan struct{}
 }
 
-// Consume creates or updates the durable consumer spec describes and starts
-// handling its messages. ctx bounds only the setup; the consumer runs until
-// Stop (or the Bus closes).
-func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consumer, error) {
-	if spec.Stream == "" || spec.Durable == "" || h == nil {
-		return nil, errors.New("consume: stream, durable and handler are required")
-	}
+// defaultMaxAckPending is ConsumerSpec.MaxAckPending's default for Consume.
+const defaultMaxAckPending = 1000
+
+// withDefaults returns spec with its unset fields set to their defaults.
+func (spec ConsumerSpec) withDefaults() ConsumerSpec {
 	if spec.AckWait <= 0 {
 		spec.AckWait = 30 * time.Second
 	}
@@ -100,46 +101,29 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consu
 		spec.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, time.Minute}
 	}
 	if spec.MaxAckPending <= 0 {
-		spec.MaxAckPending = 1000
+		spec.MaxAckPending = defaultMaxAckPending
 	}
 	if spec.Workers <= 0 {
 		spec.Workers = 1
 	}
-	cfg := jetstream.ConsumerConfig{
-		Durable:       spec.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       spec.AckWait,
-		MaxDeliver:    spec.MaxDeliver,
-		MaxAckPending: spec.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+	return spec
+}
+
+// Consume creates or updates the durable consumer spec describes and starts
+// handling its messages. ctx bounds only the setup; the consumer runs until
+// Stop (or the Bus closes).
+func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consumer, error) {
+	if spec.Stream == "" || spec.Durable == "" || h == nil {
+		return nil, errors.New("consume: stream, durable and handler are required")
 	}
-	switch len(spec.FilterSubjects) {
-	case 0:
-	case 1: // the single-filter form works on NATS 2.9 too
-		cfg.FilterSubject = spec.FilterSubjects[0]
-	default:
-		cfg.FilterSubjects = spec.FilterSubjects
-	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("consume %s/%s: %w", spec.Stream, spec.Durable, err)
-	}
+	spec = spec.withDefaults()
 	// Pull a few messages ahead of the workers, never more than may be pending.
-	batch := min(max(2*spec.Workers, 10), spec.MaxAckPending)
-	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+	c, err := b.open(ctx, spec, min(max(2*spec.Workers, 10), spec.MaxAckPending))
 	if err != nil {
-		return nil, fmt.Errorf("consume %s/%s: %w", spec.Stream, spec.Durable, err)
+		return nil, err
 	}
-	c := &Consumer{
-		spec:     spec,
-		h:        h,
-		log:      b.log.With("stream", spec.Stream, "consumer", spec.Durable),
-		it:       it,
-		workers:  make([]chan jetstream.Msg, spec.Workers),
-		stopping: make(chan struct{}),
-		done:     make(chan struct{}),
-	}
-	c.handlerCtx, c.cancelHandler = context.WithCancel(context.Background())
+	c.h = h
+	c.workers = make([]chan jetstream.Msg, spec.Workers)
 	var wg sync.WaitGroup
 	for i := range c.workers {
 		c.workers[i] = make(chan jetstream.Msg)
@@ -161,39 +145,92 @@ func (b *Bus) Consume(ctx context.Context, spec ConsumerSpec, h Handler) (*Consu
 	return c, nil
 }
 
+// open creates or updates the durable consumer spec (defaults applied)
+// declares and starts pulling up to pull messages ahead. The caller starts
+// the goroutines that read c.it and close c.done.
+func (b *Bus) open(ctx context.Context, spec ConsumerSpec, pull int) (*Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       spec.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       spec.AckWait,
+		MaxDeliver:    spec.MaxDeliver,
+		MaxAckPending: spec.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	switch len(spec.FilterSubjects) {
+	case 0:
+	case 1: // the single-filter form works on NATS 2.9 too
+		cfg.FilterSubject = spec.FilterSubjects[0]
+	default:
+		cfg.FilterSubjects = spec.FilterSubjects
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, spec.Stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consume %s/%s: %w", spec.Stream, spec.Durable, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(pull))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s/%s: %w", spec.Stream, spec.Durable, err)
+	}
+	c := &Consumer{
+		spec:     spec,
+		log:      b.log.With("stream", spec.Stream, "consumer", spec.Durable),
+		it:       it,
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	c.handlerCtx, c.cancelHandler = context.WithCancel(context.Background())
+	return c, nil
+}
+
 // read pulls messages and hands each to its subject's worker until the
 // iterator closes (Stop, or the connection closed).
 func (c *Consumer) read() {
 	for {
 		msg, err := c.it.Next()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				select {
-				case <-c.stopping:
-				default:
-					c.log.Error("consumer: stopped by the server or a closed connection", logging.Err(err))
-				}
+			if c.nextFailed(err) {
 				return
-			}
-			c.log.Warn("consumer: fetching messages", logging.Err(err))
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-c.stopping:
 			}
 			continue
 		}
 		w := c.workers[c.worker(msg.Subject())]
-		select {
-		case <-c.stopping:
+		if c.isStopping() {
 			c.release(msg)
 			continue
-		default:
 		}
 		select {
 		case w <- msg:
 		case <-c.stopping:
 			c.release(msg)
 		}
+	}
+}
+
+// nextFailed deals with an error from the iterator's Next: it reports
+// whether the iterator is closed, so reading must end; other errors are
+// logged, with a pause so that a lasting one does not spin.
+func (c *Consumer) nextFailed(err error) (closed bool) {
+	if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		if !c.isStopping() {
+			c.log.Error("consumer: stopped by the server or a closed connection", logging.Err(err))
+		}
+		return true
+	}
+	c.log.Warn("consumer: fetching messages", logging.Err(err))
+	select {
+	case <-time.After(100 * time.Millisecond):
+	case <-c.stopping:
+	}
+	return false
+}
+
+func (c *Consumer) isStopping() bool {
+	select {
+	case <-c.stopping:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -215,24 +252,13 @@ func (c *Consumer) worker(subject string) int {
 }
 
 func (c *Consumer) handle(msg jetstream.Msg) {
-	md, err := msg.Metadata()
+	m, err := c.toMsg(msg)
 	if err != nil {
-		c.log.Error("consumer: message without metadata, terminating", "subject", msg.Subject(), logging.Err(err))
-		_ = msg.Term()
 		return
-	}
-	m := Msg{
-		Subject:   msg.Subject(),
-		Data:      msg.Data(),
-		Header:    msg.Headers(),
-		MsgID:     msg.Headers().Get(jetstream.MsgIDHeader),
-		Delivered: md.NumDelivered,
-		StreamSeq: md.Sequence.Stream,
-		Published: md.Timestamp,
 	}
 	log := c.log.With("subject", m.Subject, "stream_seq", m.StreamSeq, "msg_id", m.MsgID, "delivered", m.Delivered)
 
-	stopKeepAlive := c.keepAlive(msg)
+	stopKeepAlive := c.keepAlive(func() { _ = msg.InProgress() })
 	err = c.h(c.handlerCtx, m)
 	stopKeepAlive()
 
@@ -264,9 +290,31 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	}
 }
 
-// keepAlive tells the server the message is still being worked on every
-// half AckWait, so a slow handler is not raced by a redelivery.
-func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
+// toMsg is what handlers see of msg. A message without JetStream metadata
+// (which a pull consumer never delivers) is terminated and an error returned.
+func (c *Consumer) toMsg(msg jetstream.Msg) (Msg, error) {
+	md, err := msg.Metadata()
+	if err != nil {
+		c.log.Error("consumer: message without metadata, terminating", "subject", msg.Subject(), logging.Err(err))
+		_ = msg.Term()
+		return Msg{}, err
+	}
+	h := msg.Headers()
+	return Msg{
+		Subject:   msg.Subject(),
+		Data:      msg.Data(),
+		Header:    h,
+		MsgID:     h.Get(jetstream.MsgIDHeader),
+		Delivered: md.NumDelivered,
+		StreamSeq: md.Sequence.Stream,
+		Published: md.Timestamp,
+	}, nil
+}
+
+// keepAlive calls touch every half AckWait until stopped, to tell the
+// server that the messages touch names are still being worked on, so a slow
+// handler is not raced by a redelivery.
+func (c *Consumer) keepAlive(touch func()) (stop func()) {
 	done := make(chan struct{})
 	exited := make(chan struct{})
 	go func() {
@@ -276,7 +324,7 @@ func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
 		for {
 			select {
 			case <-t.C:
-				_ = msg.InProgress()
+				touch()
 			case <-done:
 				return
 			}

@@ -485,7 +485,10 @@ type Call struct {
 	Billsec int32 `protobuf:"varint,18,opt,name=billsec,proto3" json:"billsec,omitempty"`
 	// FreeSWITCH hangup cause that ended the call, e.g. NORMAL_CLEARING,
 	// USER_BUSY, NO_ANSWER. Empty while live.
-	HangupCause   string `protobuf:"bytes,19,opt,name=hangup_cause,json=hangupCause,proto3" json:"hangup_cause,omitempty"`
+	HangupCause string `protobuf:"bytes,19,opt,name=hangup_cause,json=hangupCause,proto3" json:"hangup_cause,omitempty"`
+	// Campaign the call belongs to (a click-to-call banner's or a dialer
+	// campaign's id). Empty for calls made through the API.
+	CampaignId    string `protobuf:"bytes,20,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -653,6 +656,13 @@ func (x *Call) GetHangupCause() string {
 	return ""
 }
 
+func (x *Call) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
 // One leg of a call: one FreeSWITCH channel to one party.
 type Leg struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -700,7 +710,16 @@ type Leg struct {
 	// Cost of the leg in micro-units of rate.currency: connection fee plus
 	// billsec under the minimum and increment rules. Set when the leg has
 	// ended; 0 for unanswered and unrated legs.
-	CostMicros    int64 `protobuf:"varint,17,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
+	CostMicros int64 `protobuf:"varint,17,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
+	// When the party's phone started ringing (180/183). Unset if it never
+	// rang.
+	RingingAt *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=ringing_at,json=ringingAt,proto3" json:"ringing_at,omitempty"`
+	// Name of the endpoint dialed (the agent's or operator's phone), the
+	// carrier CDRs' "user". Empty for numbers.
+	EndpointName string `protobuf:"bytes,19,opt,name=endpoint_name,json=endpointName,proto3" json:"endpoint_name,omitempty"`
+	// What was dialed: the E.164 number, or the endpoint's address (its
+	// extension, SIP user or number).
+	Address       string `protobuf:"bytes,20,opt,name=address,proto3" json:"address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -854,6 +873,27 @@ func (x *Leg) GetCostMicros() int64 {
 	return 0
 }
 
+func (x *Leg) GetRingingAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RingingAt
+	}
+	return nil
+}
+
+func (x *Leg) GetEndpointName() string {
+	if x != nil {
+		return x.EndpointName
+	}
+	return ""
+}
+
+func (x *Leg) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
 // Who a leg dials: exactly one of a phone number or an endpoint.
 type PartyRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -945,7 +985,7 @@ var File_ringback_origination_v1_call_proto protoreflect.FileDescriptor
 
 const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\n" +
-	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\xfa\a\n" +
+	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\x9b\b\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -972,10 +1012,12 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\n" +
 	"duration_s\x18\x11 \x01(\x05R\tdurationS\x12\x18\n" +
 	"\abillsec\x18\x12 \x01(\x05R\abillsec\x12!\n" +
-	"\fhangup_cause\x18\x13 \x01(\tR\vhangupCause\x1a<\n" +
+	"\fhangup_cause\x18\x13 \x01(\tR\vhangupCause\x12\x1f\n" +
+	"\vcampaign_id\x18\x14 \x01(\tR\n" +
+	"campaignId\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfa\x06\n" +
 	"\x03Leg\x124\n" +
 	"\x04role\x18\x01 \x01(\x0e2 .ringback.origination.v1.LegRoleR\x04role\x127\n" +
 	"\x05party\x18\x02 \x01(\v2!.ringback.origination.v1.PartyRefR\x05party\x12(\n" +
@@ -998,7 +1040,11 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\x0emax_duration_s\x18\x0f \x01(\x05R\fmaxDurationS\x12\x18\n" +
 	"\abillsec\x18\x10 \x01(\x05R\abillsec\x12\x1f\n" +
 	"\vcost_micros\x18\x11 \x01(\x03R\n" +
-	"costMicros\"Q\n" +
+	"costMicros\x129\n" +
+	"\n" +
+	"ringing_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tringingAt\x12#\n" +
+	"\rendpoint_name\x18\x13 \x01(\tR\fendpointName\x12\x18\n" +
+	"\aaddress\x18\x14 \x01(\tR\aaddress\"Q\n" +
 	"\bPartyRef\x12\x18\n" +
 	"\x06number\x18\x01 \x01(\tH\x00R\x06number\x12!\n" +
 	"\vendpoint_id\x18\x02 \x01(\tH\x00R\n" +
@@ -1101,11 +1147,12 @@ var file_ringback_origination_v1_call_proto_depIdxs = []int32{
 	10, // 17: ringback.origination.v1.Leg.ended_at:type_name -> google.protobuf.Timestamp
 	11, // 18: ringback.origination.v1.Leg.rate:type_name -> ringback.rating.v1.AppliedRate
 	12, // 19: ringback.origination.v1.Leg.direction:type_name -> ringback.rating.v1.Direction
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	10, // 20: ringback.origination.v1.Leg.ringing_at:type_name -> google.protobuf.Timestamp
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_ringback_origination_v1_call_proto_init() }
