@@ -59,7 +59,8 @@ fssim:
 
 ## bench: the benchmarks recorded in docs/benchmarks.md (simulator, ESL
 ## client, sustained calls through origination with the bare-eslgo baseline,
-## rating: prefix lookups, Authorize over gRPC, 1M-rate import).
+## rating: prefix lookups, Authorize over gRPC, 1M-rate import; cdr: ingest,
+## queries over 10M records (in a database of their own, filled once)).
 bench:
 	@scripts/setup >/dev/null
 	cd freeswitch/sim && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
@@ -69,3 +70,7 @@ bench:
 	cd services && $(GO) test -run '^$$' -bench . -benchtime 2s -cpu 1 -count 3 ./rating/prefix/
 	cd services && $(GO) test -run '^$$' -bench 'AuthorizeGRPC' -benchtime 100000x -count 3 ./rating/
 	cd services && $(GO) test -run '^$$' -bench 'Import1M' -benchtime 1x -count 3 ./rating/
+	cd services && $(GO) test -run '^$$' -bench 'Ingest$$|IngestSustained|StoreInsert' -benchtime 200000x -count 3 ./cdr/
+	cd services && $(GO) test -run '^$$' -bench 'IngestNaive' -benchtime 30000x -count 1 ./cdr/
+	cd services && CDR_BENCH_ROWS=10000000 $(GO) test -run '^$$' -bench 'ListFirstPage' -benchtime 200x -count 3 ./cdr/
+	cd services && $(GO) test -run '^$$' -bench 'ConsumeBatch' -benchtime 100000x -count 3 ./internal/natsbus/

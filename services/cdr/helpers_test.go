@@ -23,7 +23,7 @@ import (
 
 // tdbOpen returns a Store on a fresh database of the test's own, with
 // cdr's schema applied.
-func tdbOpen(t *testing.T) *Store {
+func tdbOpen(t testing.TB) *Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

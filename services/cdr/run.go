@@ -8,9 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringback/ringback/services/internal/config"
-	"github.com/ringback/ringback/services/internal/natsbus"
+	"github.com/ringback/ringback/services/internal/platform"
 	"github.com/ringback/ringback/services/internal/server"
-	"github.com/ringback/ringback/services/internal/store"
 )
 
 // RunOptions are what a binary may add to Run.
@@ -33,40 +32,23 @@ func Run(ctx context.Context, lookup func(string) (string, bool), log *slog.Logg
 	log.Info("starting", "config", pcfg)
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	db, err := store.Open(startCtx, pcfg.DatabaseURL, store.Options{AppName: "cdr"})
+	p, err := platform.Open(startCtx, "cdr", pcfg, platform.Needs{Postgres: true, NATS: true}, log, opts.Registry)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	bus, err := natsbus.Connect(startCtx, pcfg.NATSURL, "cdr", log, natsbus.Options{})
+	defer p.Close()
+	svc, err := NewService(startCtx, ccfg, Deps{DB: p.DB, Bus: p.Bus, Registry: p.Registry}, log)
 	if err != nil {
 		return err
 	}
-	defer bus.Close()
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	srv, err := server.New(server.Config{
-		Service: "cdr", AdminAddr: pcfg.AdminAddr, GRPCAddr: pcfg.GRPCAddr, ShutdownTimeout: pcfg.ShutdownTimeout,
-	}, log, reg)
-	if err != nil {
-		return err
-	}
-	svc, err := NewService(startCtx, ccfg, Deps{DB: db, Bus: bus, Registry: reg}, log)
-	if err != nil {
-		srv.Close()
-		return err
-	}
-	svc.Register(srv.GRPC())
-	srv.AddReadiness("postgres", db.Ping)
-	srv.AddReadiness("nats", bus.Ready)
+	defer svc.Close()
+	svc.Register(p.Server.GRPC())
 	if opts.Ready != nil {
-		opts.Ready(srv, svc)
+		opts.Ready(p.Server, svc)
 	}
 	// Draining stops the consumer: batches being written commit and are
 	// acked; what was pulled and not started goes back to the stream.
-	return srv.Run(ctx, func(context.Context) error {
+	return p.Server.Run(ctx, func(context.Context) error {
 		svc.Close()
 		return nil
 	})

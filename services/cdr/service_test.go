@@ -26,6 +26,7 @@ import (
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
+	"github.com/ringback/ringback/services/internal/config"
 	"github.com/ringback/ringback/services/internal/ids"
 	"github.com/ringback/ringback/services/internal/natsbus"
 	"github.com/ringback/ringback/services/internal/natsbus/natstest"
@@ -51,7 +52,11 @@ type svcEnv struct {
 	dbURL string
 }
 
-func newSvcEnv(t testing.TB) *svcEnv {
+func newSvcEnv(t testing.TB) *svcEnv { return newSvcEnvAfter(t, nil) }
+
+// newSvcEnvAfter is newSvcEnv with before run on the NATS server (its
+// stream declared) before the service starts.
+func newSvcEnvAfter(t testing.TB, before func(bus *natsbus.Bus, natsURL string)) *svcEnv {
 	t.Helper()
 	ns := natstest.Start(t)
 	dbURL := storetest.NewDatabase(t)
@@ -67,8 +72,15 @@ func newSvcEnv(t testing.TB) *svcEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(bus.Close)
-	svc, err := NewService(ctx, ServiceConfig{Batch: 500, BatchWait: 10 * time.Millisecond, Writers: 2},
-		Deps{DB: pool, Bus: bus}, quietLog())
+	if before != nil {
+		if err := bus.EnsureStream(ctx, natsbus.Calls(0)); err != nil {
+			t.Fatal(err)
+		}
+		before(bus, ns.URL())
+	}
+	// The production defaults, as cmd/cdr has them.
+	cfg := LoadConfig(config.NewLoader(func(string) (string, bool) { return "", false }))
+	svc, err := NewService(ctx, cfg, Deps{DB: pool, Bus: bus}, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,6 +628,45 @@ func TestSanitize(t *testing.T) {
 	} {
 		if got := sanitize(in); got != want {
 			t.Errorf("sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// decodeFinal reads what proto.Unmarshal reads, and stores the call's own
+// bytes; what it cannot take as is it decodes whole; garbage is an error.
+func TestDecodeFinal(t *testing.T) {
+	ev := finalEvent("acc", time.Now(), outcomes[0])
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, data []byte) {
+		t.Helper()
+		var want, got eventsv1.CallEvent
+		if err := proto.Unmarshal(data, &want); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := decodeFinal(data, &got)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var call originationv1.Call
+		if err := proto.Unmarshal(raw, &call); err != nil || !proto.Equal(&call, want.GetCall()) {
+			t.Errorf("%s: stored call %v, want %v", name, &call, want.GetCall())
+		}
+		if got.GetType() != want.GetType() || got.GetSequence() != want.GetSequence() ||
+			!proto.Equal(got.GetOccurredAt(), want.GetOccurredAt()) || !proto.Equal(got.GetCall(), want.GetCall()) {
+			t.Errorf("%s: decoded %v, want %v", name, &got, &want)
+		}
+	}
+	check("event", data)
+	// A second call field merges into the first (here: another status).
+	patch, _ := proto.Marshal(&eventsv1.CallEvent{Call: &originationv1.Call{HangupCause: "MERGED"}, Sequence: 99})
+	check("repeated call", append(append([]byte(nil), data...), patch...))
+	var ev2 eventsv1.CallEvent
+	for _, bad := range [][]byte{data[:len(data)-3], {0xff}, {0x3a, 0x05, 0x01}} {
+		if _, err := decodeFinal(bad, &ev2); err == nil {
+			t.Errorf("decodeFinal(%x) accepted garbage", bad)
 		}
 	}
 }

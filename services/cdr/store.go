@@ -142,23 +142,26 @@ func (q *Query) where(args *[]any) string {
 	var b strings.Builder
 	b.WriteString("account_id = " + arg(q.Account))
 	b.WriteString(" AND created_at >= " + arg(q.Start) + " AND created_at < " + arg(q.End))
+	// The campaign, endpoint, country and number indexes are partial (no
+	// empty values); the "<> ''" lets the planner use them for generic plans of prepared
+	// statements, where it cannot see that the parameter is not empty.
 	if q.CampaignID != "" {
-		b.WriteString(" AND campaign_id = " + arg(q.CampaignID))
+		b.WriteString(" AND campaign_id = " + arg(q.CampaignID) + " AND campaign_id <> ''")
 	}
 	if q.EndpointID != "" {
 		p := arg(q.EndpointID)
-		b.WriteString(" AND (first_endpoint = " + p + " OR second_endpoint = " + p + ")")
+		b.WriteString(" AND ((first_endpoint = " + p + " AND first_endpoint <> '') OR (second_endpoint = " + p + " AND second_endpoint <> ''))")
 	}
 	if len(q.Statuses) > 0 {
 		b.WriteString(" AND status = ANY(" + arg(q.Statuses) + "::smallint[])")
 	}
 	if q.Country != "" {
 		p := arg(q.Country)
-		b.WriteString(" AND (first_country = " + p + " OR second_country = " + p + ")")
+		b.WriteString(" AND ((first_country = " + p + " AND first_country <> '') OR (second_country = " + p + " AND second_country <> ''))")
 	}
 	if q.Number != "" {
 		p := arg(q.Number)
-		b.WriteString(" AND (first_number = " + p + " OR second_number = " + p + ")")
+		b.WriteString(" AND ((first_number = " + p + " AND first_number <> '') OR (second_number = " + p + " AND second_number <> ''))")
 	}
 	if q.Source != 0 {
 		b.WriteString(" AND source = " + arg(q.Source))

@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/ringback/ringback/services/internal/cache"
 	"github.com/ringback/ringback/services/internal/config"
 	"github.com/ringback/ringback/services/internal/natsbus"
+	"github.com/ringback/ringback/services/internal/platform"
 	"github.com/ringback/ringback/services/internal/server"
-	"github.com/ringback/ringback/services/internal/store"
 )
 
 // RunOptions are what a binary may add to Run.
@@ -34,48 +33,24 @@ func Run(ctx context.Context, lookup func(string) (string, bool), log *slog.Logg
 	log.Info("starting", "config", pcfg, "freeswitch", ocfg.ESLAddrs, "instance", ocfg.Instance)
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	db, err := store.Open(startCtx, pcfg.DatabaseURL, store.Options{AppName: "origination"})
+	p, err := platform.Open(startCtx, "origination", pcfg, platform.Needs{Postgres: true, Redis: true, NATS: true}, log, opts.Registry)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	rdb, err := cache.Open(startCtx, pcfg.RedisURL, cache.Options{})
-	if err != nil {
+	defer p.Close()
+	if err := p.Bus.EnsureStream(startCtx, natsbus.Calls(0)); err != nil {
 		return err
 	}
-	defer rdb.Close()
-	bus, err := natsbus.Connect(startCtx, pcfg.NATSURL, "origination", log, natsbus.Options{})
+	svc, err := NewService(startCtx, ocfg, Deps{DB: p.DB, Cache: p.Cache, Bus: p.Bus}, p.Server.Draining, log)
 	if err != nil {
-		return err
-	}
-	defer bus.Close()
-	if err := bus.EnsureStream(startCtx, natsbus.Calls(0)); err != nil {
-		return err
-	}
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	srv, err := server.New(server.Config{
-		Service: "origination", AdminAddr: pcfg.AdminAddr, GRPCAddr: pcfg.GRPCAddr, ShutdownTimeout: pcfg.ShutdownTimeout,
-	}, log, reg)
-	if err != nil {
-		return err
-	}
-	svc, err := NewService(startCtx, ocfg, Deps{DB: db, Cache: rdb, Bus: bus}, srv.Draining, log)
-	if err != nil {
-		srv.Close()
 		return err
 	}
 	defer svc.Close()
-	svc.Register(srv.GRPC())
-	srv.AddReadiness("postgres", db.Ping)
-	srv.AddReadiness("redis", rdb.Ping)
-	srv.AddReadiness("nats", bus.Ready)
+	svc.Register(p.Server.GRPC())
 	if opts.Ready != nil {
-		opts.Ready(srv)
+		opts.Ready(p.Server)
 	}
-	return srv.Run(ctx, func(ctx context.Context) error {
+	return p.Server.Run(ctx, func(ctx context.Context) error {
 		log.Info("draining: waiting for live calls", "live_calls", svc.LiveCount(ctx))
 		return svc.Drain(ctx)
 	})

@@ -7,9 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringback/ringback/services/internal/config"
-	"github.com/ringback/ringback/services/internal/natsbus"
+	"github.com/ringback/ringback/services/internal/platform"
 	"github.com/ringback/ringback/services/internal/server"
-	"github.com/ringback/ringback/services/internal/store"
 )
 
 // RunOptions are what a binary may add to Run.
@@ -33,39 +32,21 @@ func Run(ctx context.Context, lookup func(string) (string, bool), log *slog.Logg
 	log.Info("starting", "config", pcfg)
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	db, err := store.Open(startCtx, pcfg.DatabaseURL, store.Options{AppName: "rating"})
+	p, err := platform.Open(startCtx, "rating", pcfg, platform.Needs{Postgres: true, NATS: true}, log, opts.Registry)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	bus, err := natsbus.Connect(startCtx, pcfg.NATSURL, "rating", log, natsbus.Options{})
+	defer p.Close()
+	svc, err := NewService(startCtx, rcfg, Deps{DB: p.DB, Bus: p.Bus, Registry: p.Registry}, log)
 	if err != nil {
-		return err
-	}
-	defer bus.Close()
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	srv, err := server.New(server.Config{
-		Service: "rating", AdminAddr: pcfg.AdminAddr, GRPCAddr: pcfg.GRPCAddr, ShutdownTimeout: pcfg.ShutdownTimeout,
-	}, log, reg)
-	if err != nil {
-		return err
-	}
-	svc, err := NewService(startCtx, rcfg, Deps{DB: db, Bus: bus, Registry: reg}, log)
-	if err != nil {
-		srv.Close()
 		return err
 	}
 	defer svc.Close()
-	svc.Register(srv.GRPC())
-	srv.AddReadiness("postgres", db.Ping)
-	srv.AddReadiness("nats", bus.Ready)
+	svc.Register(p.Server.GRPC())
 	if opts.Ready != nil {
-		opts.Ready(srv, svc)
+		opts.Ready(p.Server, svc)
 	}
 	// Nothing to drain: requests in flight finish with the gRPC server's
 	// graceful stop, and settlements are acked only once committed.
-	return srv.Run(ctx, func(context.Context) error { return nil })
+	return p.Server.Run(ctx, func(context.Context) error { return nil })
 }

@@ -52,7 +52,12 @@ func TestEndToEndCdrs(t *testing.T) {
 	completed := e.createCall(t, `{"first":{"number":"+15551230001"},"second":{"number":"+15551230002"},"variables":{"crm":"42"}}`)
 	busy := e.createCall(t, `{"first":{"number":"+15551230486"},"second":{"number":"+15551230002"}}`)
 	noAnswer := e.createCall(t, `{"first":{"number":"+15551230000"},"second":{"number":"+15551230408","ringTimeoutMs":2000}}`)
-	for _, id := range []string{completed, busy, noAnswer} {
+	canceled := e.createCall(t, `{"first":{"number":"+15551230000"},"second":{"number":"+15551230408","ringTimeoutMs":60000}}`)
+	e.waitStatus(t, canceled, "CALL_STATUS_ANSWERED")
+	if code, out := e.do(t, "POST", "/v1/calls/"+canceled+":hangup", e.key, `{}`); code != 200 {
+		t.Fatalf("hangup: %d %v", code, out)
+	}
+	for _, id := range []string{completed, busy, noAnswer, canceled} {
 		e.waitFinal(t, id)
 	}
 
@@ -74,6 +79,24 @@ func TestEndToEndCdrs(t *testing.T) {
 			t.Fatalf("failed call %s: %v", id, r)
 		}
 	}
+
+	if r := e.waitCdr(t, e.key, canceled); dig(r, "call", "status") != "CALL_STATUS_CANCELED" {
+		t.Fatalf("canceled call: %v", r)
+	}
+
+	t.Run("exactly one record per call", func(t *testing.T) {
+		code, out := e.do(t, "GET", "/v1/cdrs?pageSize=1000", e.key, "")
+		if code != 200 {
+			t.Fatalf("GET /v1/cdrs: %d %v", code, out)
+		}
+		seen := map[string]int{}
+		for _, c := range out["cdrs"].([]any) {
+			seen[dig(c.(map[string]any), "call", "id")]++
+		}
+		if len(seen) != 4 || seen[completed] != 1 || seen[busy] != 1 || seen[noAnswer] != 1 || seen[canceled] != 1 {
+			t.Fatalf("records per call: %v", seen)
+		}
+	})
 
 	t.Run("list with filters", func(t *testing.T) {
 		code, out := e.do(t, "GET", "/v1/cdrs?filter.statuses=CALL_STATUS_FAILED&pageSize=10", e.key, "")
@@ -120,7 +143,7 @@ func TestEndToEndCdrs(t *testing.T) {
 		}
 		c := byID[completed]
 		if c == nil || dig(c, "ani") != "+15551230001" || dig(c, "dnis") != "+15551230002" || dig(c, "connect_time") == "1970-01-01 00:00:00" ||
-			dig(c, "cost") == "0" || dig(c, "route_pattern") == "" {
+			dig(c, "cost") == "0" || dig(c, "route_pattern") == "" || dig(c, "duration") == "0" {
 			t.Fatalf("completed call in getCdrs: %v", c)
 		}
 		if _, err := time.Parse("2006-01-02 15:04:05", dig(c, "detect_time")); err != nil {
@@ -155,7 +178,7 @@ func TestEndToEndCdrs(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		rows, err := csv.NewReader(resp.Body).ReadAll()
-		if resp.StatusCode != 200 || err != nil || len(rows) != 4 || rows[0][0] != "call_id" {
+		if resp.StatusCode != 200 || err != nil || len(rows) != 5 || rows[0][0] != "call_id" {
 			t.Fatalf("export: %d %v %v", resp.StatusCode, err, rows)
 		}
 	})
