@@ -462,9 +462,10 @@ func TestConsumeBatchHandlesBatchesConcurrently(t *testing.T) {
 						break
 					}
 				}
-				// Hold the first batches until as many run as may, or long
-				// enough to show that no more will.
-				deadline := time.Now().Add(time.Second)
+				// Hold the first batches until as many run as may (at once
+				// when the handler is healthy; the deadline only bounds a
+				// failing run, and must outlast a loaded machine's delays).
+				deadline := time.Now().Add(15 * time.Second)
 				for most.Load() < int32(concurrency) && time.Now().Before(deadline) {
 					time.Sleep(time.Millisecond)
 				}
