@@ -381,7 +381,8 @@ func (c *Channel) push(m message) {
 
 // progress marks 180 Ringing (or loopback's ring_ready).
 func (c *Channel) progress() {
-	if c.isHungup() || c.prof.progress != 0 {
+	// Once, and never after the answer (a 180 after the 200 does not happen).
+	if c.isHungup() || c.prof.progress != 0 || c.prof.answered != 0 {
 		return
 	}
 	if c.loopLeg == "B" && c.loopPeer != nil {

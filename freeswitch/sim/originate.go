@@ -1027,13 +1027,17 @@ func (s *Sim) scriptFarEnd(c *Channel, o scenario.Outcome) {
 	switch o.Kind {
 	case scenario.Answer, scenario.Machine:
 		// 180 shortly after the INVITE, then 183 (early media) and 200.
-		c.addTimer(min(ring/2, 20*time.Millisecond), func() {
+		ringing := func() {
 			c.progress()
 			if o.EarlyMedia {
 				c.preAnswer()
 			}
-		})
+		}
+		c.addTimer(min(ring/2, 20*time.Millisecond), ringing)
 		c.addTimer(ring, func() {
+			// The two timers may fire in either order on a loaded machine
+			// (or at a high time scale): a phone rings before it answers.
+			ringing()
 			c.markAnswered()
 			s.scriptAnswered(c, o)
 		})
