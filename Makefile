@@ -73,4 +73,5 @@ bench:
 	cd services && $(GO) test -run '^$$' -bench 'Ingest$$|IngestSustained|StoreInsert' -benchtime 200000x -count 3 ./cdr/
 	cd services && $(GO) test -run '^$$' -bench 'IngestNaive' -benchtime 30000x -count 1 ./cdr/
 	cd services && CDR_BENCH_ROWS=10000000 $(GO) test -run '^$$' -bench 'ListFirstPage' -benchtime 200x -count 3 ./cdr/
+	cd services && CDR_BENCH_ROWS=10000000 $(GO) test -run '^$$' -bench 'Export1M|Statistics' -benchtime 1x -count 3 ./cdr/
 	cd services && $(GO) test -run '^$$' -bench 'ConsumeBatch' -benchtime 100000x -count 3 ./internal/natsbus/

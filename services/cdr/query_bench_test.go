@@ -247,3 +247,33 @@ func BenchmarkExport1M(b *testing.B) {
 	b.ReportMetric(float64(size)/float64(b.N)/(1<<20), "MiB/export")
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
 }
+
+// BenchmarkStatistics: statistics by day over the last 30 days of the big
+// account (about 3 million records), and by hour over one day (100,000),
+// from the 10-million-row table.
+func BenchmarkStatistics(b *testing.B) {
+	st, _ := benchStore(b)
+	srv := &StatisticsServer{Store: st}
+	ctx := tdbAs(benchBig)
+	now := time.Now()
+	b.Run("30-days-by-day", func(b *testing.B) {
+		req := &cdrv1.GetStatisticsRequest{Period: cdrv1.Period_PERIOD_DAY,
+			Filter: &cdrv1.CdrFilter{StartTime: timestamppb.New(now.Add(-30 * 24 * time.Hour)), EndTime: timestamppb.New(now)}}
+		for b.Loop() {
+			if _, err := srv.GetStatistics(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("1-day-by-hour", func(b *testing.B) {
+		// The fill's newest records are from before today: yesterday is full.
+		midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.Local)
+		req := &cdrv1.GetStatisticsRequest{Period: cdrv1.Period_PERIOD_HOUR,
+			Filter: &cdrv1.CdrFilter{StartTime: timestamppb.New(midnight.Add(-24 * time.Hour)), EndTime: timestamppb.New(midnight)}}
+		for b.Loop() {
+			if _, err := srv.GetStatistics(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
