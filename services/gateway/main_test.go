@@ -68,6 +68,19 @@ func (f *fakeOrigination) record(ctx context.Context, method string, req proto.M
 	return acc[0], nil
 }
 
+// methods returns the RPCs of method received so far.
+func (f *fakeOrigination) methods(method string) []received {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []received
+	for _, g := range f.got {
+		if g.method == method {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // last returns the last RPC of method, failing the test if there is none.
 func (f *fakeOrigination) last(t *testing.T, method string) received {
 	t.Helper()
@@ -119,6 +132,14 @@ const busyNumber = "+15550000409"
 type fakeCalls struct {
 	originationv1.UnimplementedCallServiceServer
 	f *fakeOrigination
+}
+
+// ListLiveCalls answers no live calls.
+func (s fakeCalls) ListLiveCalls(ctx context.Context, req *originationv1.ListLiveCallsRequest) (*originationv1.ListLiveCallsResponse, error) {
+	if _, err := s.f.record(ctx, "ListLiveCalls", req); err != nil {
+		return nil, err
+	}
+	return &originationv1.ListLiveCallsResponse{}, nil
 }
 
 func (s fakeCalls) CreateCall(ctx context.Context, req *originationv1.CreateCallRequest) (*originationv1.CreateCallResponse, error) {
@@ -287,6 +308,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func newEnv(t *testing.T, adjust ...func(*Config)) *env {
 	t.Helper()
+	return newEnvLimited(t, nil, adjust...)
+}
+
+// newEnvLimited is newEnv with a getCdrs limiter.
+func newEnvLimited(t *testing.T, lim Limiter, adjust ...func(*Config)) *env {
+	t.Helper()
 	db := storetest.NewDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -305,7 +332,7 @@ func newEnv(t *testing.T, adjust ...func(*Config)) *env {
 	for _, a := range adjust {
 		a(&cfg)
 	}
-	h, err := NewHandler(cfg, log, st, NewAccountServer(st, log), Backends{Origination: conn, Rating: conn, CDR: conn})
+	h, err := NewHandler(cfg, log, st, NewAccountServer(st, log), Backends{Origination: conn, Rating: conn, CDR: conn, Limiter: lim})
 	if err != nil {
 		t.Fatal(err)
 	}
