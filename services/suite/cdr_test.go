@@ -116,6 +116,45 @@ func TestEndToEndCdrs(t *testing.T) {
 		}
 	})
 
+	t.Run("comments and statistics over REST", func(t *testing.T) {
+		code, out := e.do(t, "POST", "/v1/comment-types", e.key,
+			`{"name":"Outcome","fields":[{"name":"result","kind":"COMMENT_FIELD_KIND_CHOICE","choices":["sale","no sale"],"required":true},{"name":"amount","kind":"COMMENT_FIELD_KIND_NUMBER"}]}`)
+		if code != 200 {
+			t.Fatalf("create comment type: %d %v", code, out)
+		}
+		typeID := dig(out, "commentType", "id")
+		code, out = e.do(t, "POST", "/v1/cdrs/"+completed+"/comments", e.key, `{"typeId":"`+typeID+`","values":{"result":"sale","amount":120.5},"author":"maria"}`)
+		if code != 200 {
+			t.Fatalf("add comment: %d %v", code, out)
+		}
+		code, out = e.do(t, "POST", "/v1/cdrs/"+completed+"/comments", e.key, `{"typeId":"`+typeID+`","values":{"result":"maybe"}}`)
+		if code != 400 || dig(out, "error", "code") != "INVALID_COMMENT" {
+			t.Fatalf("a value not among the choices: %d %v", code, out)
+		}
+		rec := e.waitCdr(t, e.key, completed)
+		if cs, _ := rec["comments"].([]any); len(cs) != 1 || dig(cs[0].(map[string]any), "values", "result") != "sale" {
+			t.Fatalf("record's comments: %v", rec["comments"])
+		}
+		code, out = e.do(t, "GET", "/v1/statistics?period=PERIOD_DAY&timeZone=America/Mexico_City", e.key, "")
+		if code != 200 {
+			t.Fatalf("statistics: %d %v", code, out)
+		}
+		want := map[string]string{"calls": "4", "completed": "1", "failed": "2", "failedFirst": "1", "failedSecond": "1", "canceled": "1"}
+		for k, v := range want {
+			if got := dig(out, "total", k); got != v {
+				t.Errorf("total %s = %s, want %s (%v)", k, got, v, out["total"])
+			}
+		}
+		if dig(out, "total", "failuresByReason", "BUSY") != "1" || dig(out, "total", "failuresByReason", "NO_ANSWER") != "1" {
+			t.Errorf("failures by reason: %v", out["total"])
+		}
+		code, out = e.do(t, "GET", "/v1/statistics:today", e.key, "")
+		// Right after midnight UTC the calls may belong to yesterday.
+		if now := time.Now().UTC(); code != 200 || (dig(out, "today", "calls") != "4" && now.Hour()*60+now.Minute() > 2) {
+			t.Fatalf("today: %d %v", code, out)
+		}
+	})
+
 	t.Run("getCdrs recent=1 with the carrier's fields", func(t *testing.T) {
 		code, _, body := e.getCdrs(t, url.Values{"username": {"e2e"}, "password": {e.key}, "recent": {"1"}})
 		if code != 200 {
