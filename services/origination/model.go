@@ -5,11 +5,10 @@
 package origination
 
 import (
-	"fmt"
+	"time"
 
 	"github.com/ringback/ringback/services/internal/billing"
-	"strings"
-	"time"
+	"github.com/ringback/ringback/services/internal/phone"
 )
 
 // Status is a call's overall state.
@@ -203,24 +202,4 @@ func (c *Call) Billsec(now time.Time) int {
 // NormalizeNumber validates a phone number and returns it in E.164 form
 // (+ and 7 to 15 digits, no leading zero). Spaces, dashes, dots and
 // parentheses are tolerated as people type them.
-func NormalizeNumber(s string) (string, error) {
-	var b strings.Builder
-	for i, r := range strings.TrimSpace(s) {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r == '+' && i == 0:
-		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')':
-		default:
-			return "", fmt.Errorf("number %q: unexpected character %q", s, r)
-		}
-	}
-	d := b.String()
-	if len(d) < 7 || len(d) > 15 {
-		return "", fmt.Errorf("number %q: an E.164 number has 7 to 15 digits", s)
-	}
-	if d[0] == '0' {
-		return "", fmt.Errorf("number %q: an E.164 number starts with a country code, not 0", s)
-	}
-	return "+" + d, nil
-}
+func NormalizeNumber(s string) (string, error) { return phone.E164(s) }

@@ -1,6 +1,9 @@
 package phone
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestLenient(t *testing.T) {
 	t.Parallel()
@@ -28,5 +31,25 @@ func TestLenient(t *testing.T) {
 				t.Fatalf("Lenient(%q) = %q %v, want %q %v", tc.in, got, ok, tc.want, tc.ok)
 			}
 		})
+	}
+}
+
+func TestE164(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, want, err string
+	}{
+		{"+15551230001", "+15551230001", ""},
+		{" +52 (55) 1234-5678 ", "+525512345678", ""},
+		{"15551230001", "+15551230001", ""},
+		{"0052 55 1234 5678", "", "country code, not 0"},
+		{"12ab", "", "unexpected character 'a'"},
+		{"+123456", "", "7 to 15 digits"},
+		{"+1234567890123456", "", "7 to 15 digits"},
+	} {
+		got, err := E164(tc.in)
+		if got != tc.want || (tc.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("E164(%q) = %q, %v; want %q, %q", tc.in, got, err, tc.want, tc.err)
+		}
 	}
 }
