@@ -19,6 +19,7 @@ import (
 
 	cdrv1 "github.com/ringback/ringback/proto/gen/go/ringback/cdr/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"github.com/ringback/ringback/services/cdr"
 	"github.com/ringback/ringback/services/internal/cache"
 	"github.com/ringback/ringback/services/internal/logging"
 	"github.com/ringback/ringback/services/rating/tariffcsv"
@@ -148,13 +149,7 @@ func LegacyRecord(c *originationv1.Call, live bool, loc *time.Location) LegacyCd
 		}
 		return t.AsTime().In(loc).Format(legacyTime)
 	}
-	var cost, fee int64
-	for _, l := range []*originationv1.Leg{c.GetFirst(), c.GetSecond()} {
-		cost += l.GetCostMicros()
-		if l.GetAnsweredAt() != nil && l.GetRate() != nil {
-			fee += l.GetRate().GetConnectionFeeMicros()
-		}
-	}
+	cost, fee, _ := cdr.Charges(c)
 	rate := c.GetSecond().GetRate()
 	if rate == nil {
 		rate = c.GetFirst().GetRate()
