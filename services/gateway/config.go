@@ -18,6 +18,7 @@ const (
 	DefaultOriginationAddr = "127.0.0.1:50051" // cmd/origination's default
 	DefaultRatingAddr      = "127.0.0.1:50053" // cmd/rating's default
 	DefaultCDRAddr         = "127.0.0.1:50054" // cmd/cdr's default
+	DefaultWebhookAddr     = "127.0.0.1:50055" // cmd/webhook's default
 	DefaultGetCdrsPerMin   = 30
 	DefaultGetCdrsBurst    = 5
 	DefaultMaxImportBytes  = 256 << 20
@@ -43,6 +44,9 @@ type Config struct {
 	RatingAddr string
 	// CDRAddr (RINGBACK_CDR_ADDR) is the gRPC target of the cdr service.
 	CDRAddr string
+	// WebhookAddr (RINGBACK_WEBHOOK_ADDR) is the gRPC target of the webhook
+	// service.
+	WebhookAddr string
 	// GetCdrsPerMinute (RINGBACK_GETCDRS_PER_MINUTE) and GetCdrsBurst
 	// (RINGBACK_GETCDRS_BURST) are each account's allowance of
 	// carrier-compatible getCdrs requests, shared by every replica through
@@ -80,8 +84,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		HTTPAddr: l.HostPort("RINGBACK_HTTP_ADDR", DefaultHTTPAddr, "host:port of the public HTTP server (REST API, clickToDial)"),
 		OriginationAddr: l.String("RINGBACK_ORIGINATION_ADDR", DefaultOriginationAddr,
 			"gRPC target of the origination service"),
-		RatingAddr: l.String("RINGBACK_RATING_ADDR", DefaultRatingAddr, "gRPC target of the rating service"),
-		CDRAddr:    l.String("RINGBACK_CDR_ADDR", DefaultCDRAddr, "gRPC target of the cdr service"),
+		RatingAddr:  l.String("RINGBACK_RATING_ADDR", DefaultRatingAddr, "gRPC target of the rating service"),
+		CDRAddr:     l.String("RINGBACK_CDR_ADDR", DefaultCDRAddr, "gRPC target of the cdr service"),
+		WebhookAddr: l.String("RINGBACK_WEBHOOK_ADDR", DefaultWebhookAddr, "gRPC target of the webhook service"),
 		GetCdrsPerMinute: l.Int("RINGBACK_GETCDRS_PER_MINUTE", DefaultGetCdrsPerMin,
 			"getCdrs requests allowed per account per minute"),
 		GetCdrsBurst: l.Int("RINGBACK_GETCDRS_BURST", DefaultGetCdrsBurst, "getCdrs requests an account may make at once"),
@@ -106,6 +111,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	l.Check(c.OriginationAddr != "", "RINGBACK_ORIGINATION_ADDR", "required")
 	l.Check(c.RatingAddr != "", "RINGBACK_RATING_ADDR", "required")
 	l.Check(c.CDRAddr != "", "RINGBACK_CDR_ADDR", "required")
+	l.Check(c.WebhookAddr != "", "RINGBACK_WEBHOOK_ADDR", "required")
 	l.Check(c.GetCdrsPerMinute > 0, "RINGBACK_GETCDRS_PER_MINUTE", "must be positive")
 	l.Check(c.GetCdrsBurst > 0, "RINGBACK_GETCDRS_BURST", "must be positive")
 	l.Check(c.MaxImportBytes > 0, "RINGBACK_MAX_IMPORT_BYTES", "must be positive")

@@ -24,6 +24,7 @@ import (
 	cdrv1 "github.com/ringback/ringback/proto/gen/go/ringback/cdr/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
+	webhookv1 "github.com/ringback/ringback/proto/gen/go/ringback/webhook/v1"
 	"github.com/ringback/ringback/proto/gen/openapi"
 	"github.com/ringback/ringback/services/internal/logging"
 	"github.com/ringback/ringback/services/origination"
@@ -75,7 +76,7 @@ type handler struct {
 
 // Backends are the services the gateway forwards to.
 type Backends struct {
-	Origination, Rating, CDR grpc.ClientConnInterface
+	Origination, Rating, CDR, Webhook grpc.ClientConnInterface
 	// Limiter bounds getCdrs requests per account; nil: unbounded.
 	Limiter Limiter
 }
@@ -87,8 +88,8 @@ type Backends struct {
 // routes, /v1/openapi.json and /healthz. accounts authenticates API keys;
 // cfg gives the operator token, trusted proxies and request timeout.
 func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountServer accountsv1.AccountServiceServer, b Backends) (http.Handler, error) {
-	if log == nil || accounts == nil || accountServer == nil || b.Origination == nil || b.Rating == nil || b.CDR == nil {
-		return nil, errors.New("gateway: logger, account store, account server, origination, rating and cdr connections are required")
+	if log == nil || accounts == nil || accountServer == nil || b.Origination == nil || b.Rating == nil || b.CDR == nil || b.Webhook == nil {
+		return nil, errors.New("gateway: logger, account store, account server, origination, rating, cdr and webhook connections are required")
 	}
 	origination, rating := b.Origination, b.Rating
 	if cfg.RequestTimeout <= 0 {
@@ -155,6 +156,12 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 	}
 	if err := cdrv1.RegisterStatisticsServiceHandlerClient(ctx, gw, cdrv1.NewStatisticsServiceClient(b.CDR)); err != nil {
 		return nil, fmt.Errorf("gateway: register StatisticsService: %w", err)
+	}
+	if err := webhookv1.RegisterWebhookServiceHandlerClient(ctx, gw, webhookv1.NewWebhookServiceClient(b.Webhook)); err != nil {
+		return nil, fmt.Errorf("gateway: register WebhookService: %w", err)
+	}
+	if err := webhookv1.RegisterNotificationServiceHandlerClient(ctx, gw, webhookv1.NewNotificationServiceClient(b.Webhook)); err != nil {
+		return nil, fmt.Errorf("gateway: register NotificationService: %w", err)
 	}
 
 	mux := http.NewServeMux()

@@ -332,7 +332,7 @@ func newEnvLimited(t *testing.T, lim Limiter, adjust ...func(*Config)) *env {
 	for _, a := range adjust {
 		a(&cfg)
 	}
-	h, err := NewHandler(cfg, log, st, NewAccountServer(st, log), Backends{Origination: conn, Rating: conn, CDR: conn, Limiter: lim})
+	h, err := NewHandler(cfg, log, st, NewAccountServer(st, log), Backends{Origination: conn, Rating: conn, CDR: conn, Webhook: conn, Limiter: lim})
 	if err != nil {
 		t.Fatal(err)
 	}

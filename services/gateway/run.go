@@ -26,6 +26,8 @@ type RunOptions struct {
 	Rating grpc.ClientConnInterface
 	// CDR, likewise, is used instead of dialing cfg.CDRAddr.
 	CDR grpc.ClientConnInterface
+	// Webhook, likewise, is used instead of dialing cfg.WebhookAddr.
+	Webhook grpc.ClientConnInterface
 	// DevAccount, if set, is created at start unless it exists, with
 	// DevKey as one of its keys (a new key if DevKey is empty): see
 	// AccountStore.EnsureAccount. For `make run` only.
@@ -103,6 +105,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		cdrConn = conn
 	}
 
+	webhookConn := opts.Webhook
+	if webhookConn == nil {
+		conn, err := grpc.NewClient(cfg.WebhookAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("gateway: webhook %s: %w", cfg.WebhookAddr, err)
+		}
+		defer conn.Close()
+		webhookConn = conn
+	}
+
 	var limiter Limiter
 	var rdb *cache.Client
 	if cfg.Platform.RedisURL != "" {
@@ -117,7 +129,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	}
 
 	accountServer := NewAccountServer(accounts, log)
-	handler, err := NewHandler(cfg, log, accounts, accountServer, Backends{Origination: orig, Rating: rate, CDR: cdrConn, Limiter: limiter})
+	handler, err := NewHandler(cfg, log, accounts, accountServer, Backends{Origination: orig, Rating: rate, CDR: cdrConn, Webhook: webhookConn, Limiter: limiter})
 	if err != nil {
 		return err
 	}

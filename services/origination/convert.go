@@ -98,7 +98,7 @@ func ToProto(c *Call, now time.Time) *originationv1.Call {
 		Id: c.ID, AccountId: c.AccountID, Source: sourceToProto[c.Source], CampaignId: c.CampaignID, Mode: mode, Status: statusToProto[c.Status],
 		FailedLeg: roleToProto(c.FailedLeg), FailureReason: reasonToProto[c.FailureReason],
 		First: legToProto(&c.First), Second: legToProto(&c.Second), Announcement: c.Announcement,
-		MaxDurationS: int32(c.MaxDurationS), Variables: c.Variables,
+		MaxDurationS: int32(c.MaxDurationS), Variables: c.Variables, ReminderTimeoutS: int32(c.ReminderTimeoutS),
 		CreatedAt: ts(c.CreatedAt), AnsweredAt: ts(c.AnsweredAt), BridgedAt: ts(c.BridgedAt), EndedAt: ts(c.EndedAt),
 		DurationS: int32(c.DurationS(now)), Billsec: int32(c.Billsec(now)), HangupCause: c.HangupCause,
 	}

@@ -83,6 +83,9 @@ type Locker interface {
 }
 
 // announcementRe: what can follow uuid_broadcast <uuid> safely.
+// MaxReminderTimeoutS bounds CreateRequest.ReminderTimeoutS: a week.
+const MaxReminderTimeoutS = 7 * 24 * 3600
+
 var announcementRe = regexp.MustCompile(`^[^\s\x00-\x1f'"{}]{1,512}$`)
 
 // Sentinel errors the API maps to gRPC codes with stable reasons.
@@ -116,6 +119,10 @@ type CreateRequest struct {
 	Announcement string
 	MaxDurationS int
 	Variables    map[string]string
+	// ReminderTimeoutS: if the call fails, remind the account after this
+	// many seconds unless the party was called back (see the webhook
+	// service); 0: never.
+	ReminderTimeoutS int
 }
 
 // Resolver turns a party into a dial string: numbers go out through the
@@ -261,10 +268,13 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 	if req.MaxDurationS == 0 {
 		req.MaxDurationS = int(e.cfg.MaxDuration / time.Second)
 	}
+	if req.ReminderTimeoutS < 0 || req.ReminderTimeoutS > MaxReminderTimeoutS {
+		return nil, fmt.Errorf("%w: reminder_timeout_s must be between 0 and %d", ErrInvalid, MaxReminderTimeoutS)
+	}
 	c := &Call{
 		ID: ids.NewV7(), AccountID: req.AccountID, Source: req.Source, Mode: req.Mode, Status: StatusQueued,
 		Announcement: req.Announcement, MaxDurationS: req.MaxDurationS, Variables: req.Variables,
-		Owner: e.cfg.Instance, CreatedAt: e.now().UTC(),
+		ReminderTimeoutS: req.ReminderTimeoutS, Owner: e.cfg.Instance, CreatedAt: e.now().UTC(),
 	}
 	if c.Source == "" {
 		c.Source = "API"

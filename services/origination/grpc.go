@@ -141,6 +141,7 @@ func (s *CallServer) CreateCall(ctx context.Context, req *originationv1.CreateCa
 		AccountID: account, Source: sourceFromContext(ctx), Mode: mode,
 		First: partyFromProto(req.GetFirst()), Second: partyFromProto(req.GetSecond()),
 		Announcement: req.GetAnnouncement(), MaxDurationS: int(req.GetMaxDurationS()), Variables: req.GetVariables(),
+		ReminderTimeoutS: int(req.GetReminderTimeoutS()),
 	})
 	if err != nil {
 		return nil, s.fail("CreateCall", err)

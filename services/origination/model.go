@@ -129,26 +129,27 @@ type Direction struct {
 // Call is one request to connect two parties. It is the engine's unit of
 // state: kept in Redis while live and published whole with every event.
 type Call struct {
-	ID            string            `json:"id"`
-	AccountID     string            `json:"account_id"`
-	Source        string            `json:"source"`
-	CampaignID    string            `json:"campaign_id,omitempty"`
-	Mode          Mode              `json:"mode"`
-	Status        Status            `json:"status"`
-	FailedLeg     Role              `json:"failed_leg,omitempty"`
-	FailureReason FailureReason     `json:"failure_reason,omitempty"`
-	First         Leg               `json:"first"`
-	Second        Leg               `json:"second"`
-	Announcement  string            `json:"announcement,omitempty"`
-	Announced     bool              `json:"announced,omitempty"`
-	MaxDurationS  int               `json:"max_duration_s,omitempty"`
-	Variables     map[string]string `json:"variables,omitempty"`
-	Node          string            `json:"node"`
-	HangupCause   string            `json:"hangup_cause,omitempty"`
-	Owner         string            `json:"owner"`           // origination instance driving it
-	Seq           int64             `json:"seq"`             // last event sequence published
-	Version       int64             `json:"version"`         // optimistic concurrency in the store
-	Locks         []string          `json:"locks,omitempty"` // endpoint IDs held busy by this call
+	ID               string            `json:"id"`
+	AccountID        string            `json:"account_id"`
+	Source           string            `json:"source"`
+	CampaignID       string            `json:"campaign_id,omitempty"`
+	Mode             Mode              `json:"mode"`
+	Status           Status            `json:"status"`
+	FailedLeg        Role              `json:"failed_leg,omitempty"`
+	FailureReason    FailureReason     `json:"failure_reason,omitempty"`
+	First            Leg               `json:"first"`
+	Second           Leg               `json:"second"`
+	Announcement     string            `json:"announcement,omitempty"`
+	Announced        bool              `json:"announced,omitempty"`
+	MaxDurationS     int               `json:"max_duration_s,omitempty"`
+	ReminderTimeoutS int               `json:"reminder_timeout_s,omitempty"`
+	Variables        map[string]string `json:"variables,omitempty"`
+	Node             string            `json:"node"`
+	HangupCause      string            `json:"hangup_cause,omitempty"`
+	Owner            string            `json:"owner"`           // origination instance driving it
+	Seq              int64             `json:"seq"`             // last event sequence published
+	Version          int64             `json:"version"`         // optimistic concurrency in the store
+	Locks            []string          `json:"locks,omitempty"` // endpoint IDs held busy by this call
 	// Ending is the outcome decided while legs are still being torn down;
 	// it becomes Status once no leg is up.
 	Ending Status `json:"ending,omitempty"`

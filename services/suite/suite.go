@@ -21,6 +21,7 @@ import (
 	"github.com/ringback/ringback/services/internal/server"
 	"github.com/ringback/ringback/services/origination"
 	"github.com/ringback/ringback/services/rating"
+	"github.com/ringback/ringback/services/webhook"
 )
 
 // Options configure a suite run.
@@ -48,6 +49,7 @@ type Info struct {
 	OriginationAt string // origination's gRPC address
 	RatingAt      string // rating's gRPC address
 	CDRAt         string // cdr's gRPC address
+	WebhookAt     string // the webhook service's gRPC address
 	NATSURL       string
 	ESLAddr       string
 	SimControlURL string // "" when a real FreeSWITCH is used
@@ -114,7 +116,7 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
 	var wg sync.WaitGroup
 
 	// rating first: origination authorizes every leg with it.
@@ -167,6 +169,33 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("cdr: %w", err)
 	}
 
+	// webhook: delivers call events to subscribers. Development allows
+	// loopback receivers and writes emails to the log unless told
+	// otherwise.
+	webhookReady := make(chan *server.Server, 1)
+	webhookLookup := overlay(withDefaults(lookup, map[string]string{
+		"RINGBACK_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",
+		"RINGBACK_SMTP_ADDR":              "log",
+	}), over, map[string]string{
+		"RINGBACK_ADMIN_ADDR": envOr(lookup, "RINGBACK_WEBHOOK_ADMIN_ADDR", "127.0.0.1:9095"),
+		"RINGBACK_GRPC_ADDR":  envOr(lookup, "RINGBACK_WEBHOOK_GRPC_ADDR", "127.0.0.1:50055"),
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- webhook.Run(ctx, webhookLookup, log.With("component", "webhook"), webhook.RunOptions{
+			Registry: reg, Ready: func(s *server.Server, _ *webhook.Service) { webhookReady <- s },
+		})
+	}()
+	select {
+	case s := <-webhookReady:
+		info.WebhookAt = s.GRPCAddr().String()
+	case err := <-errs:
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("webhook: %w", err)
+	}
+
 	// then origination: the gateway needs its address.
 	origReady := make(chan *server.Server, 1)
 	origLookup := overlay(lookup, over, map[string]string{
@@ -195,6 +224,7 @@ func Run(ctx context.Context, opts Options) error {
 		"RINGBACK_GRPC_ADDR":        envOr(lookup, "RINGBACK_GATEWAY_GRPC_ADDR", "127.0.0.1:50050"),
 		"RINGBACK_ORIGINATION_ADDR": info.OriginationAt,
 		"RINGBACK_CDR_ADDR":         info.CDRAt,
+		"RINGBACK_WEBHOOK_ADDR":     info.WebhookAt,
 	}))
 	if err != nil {
 		cancel()
@@ -253,6 +283,20 @@ func overlay(lookup func(string) (string, bool), maps ...map[string]string) func
 			if v, ok := maps[i][name]; ok {
 				return v, true
 			}
+		}
+		return lookup(name)
+	}
+}
+
+// withDefaults answers from lookup, or from defs for what lookup does not
+// set.
+func withDefaults(lookup func(string) (string, bool), defs map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if v, ok := lookup(name); ok && v != "" {
+			return v, true
+		}
+		if v, ok := defs[name]; ok {
+			return v, true
 		}
 		return lookup(name)
 	}

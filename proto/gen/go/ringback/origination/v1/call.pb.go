@@ -488,9 +488,13 @@ type Call struct {
 	HangupCause string `protobuf:"bytes,19,opt,name=hangup_cause,json=hangupCause,proto3" json:"hangup_cause,omitempty"`
 	// Campaign the call belongs to (a click-to-call banner's or a dialer
 	// campaign's id). Empty for calls made through the API.
-	CampaignId    string `protobuf:"bytes,20,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CampaignId string `protobuf:"bytes,20,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	// If the call fails, how long its account has to call the party back
+	// before the account's notification emails are reminded of it, in
+	// seconds (the click-to-call campaign's reminder timeout). 0: no reminder.
+	ReminderTimeoutS int32 `protobuf:"varint,21,opt,name=reminder_timeout_s,json=reminderTimeoutS,proto3" json:"reminder_timeout_s,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Call) Reset() {
@@ -661,6 +665,13 @@ func (x *Call) GetCampaignId() string {
 		return x.CampaignId
 	}
 	return ""
+}
+
+func (x *Call) GetReminderTimeoutS() int32 {
+	if x != nil {
+		return x.ReminderTimeoutS
+	}
+	return 0
 }
 
 // One leg of a call: one FreeSWITCH channel to one party.
@@ -985,7 +996,7 @@ var File_ringback_origination_v1_call_proto protoreflect.FileDescriptor
 
 const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\n" +
-	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\x9b\b\n" +
+	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\xc9\b\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1014,7 +1025,8 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\abillsec\x18\x12 \x01(\x05R\abillsec\x12!\n" +
 	"\fhangup_cause\x18\x13 \x01(\tR\vhangupCause\x12\x1f\n" +
 	"\vcampaign_id\x18\x14 \x01(\tR\n" +
-	"campaignId\x1a<\n" +
+	"campaignId\x12,\n" +
+	"\x12reminder_timeout_s\x18\x15 \x01(\x05R\x10reminderTimeoutS\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfa\x06\n" +

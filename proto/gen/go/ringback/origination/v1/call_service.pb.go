@@ -161,8 +161,12 @@ type CreateCallRequest struct {
 	// returns the call the first one created instead of a new call. Empty: no
 	// deduplication.
 	IdempotencyKey string `protobuf:"bytes,7,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// If the call fails, remind the account's notification emails after this
+	// many seconds unless the party has been called back (reached by a later
+	// call) by then. 0: no reminder. At most 604800 (7 days).
+	ReminderTimeoutS int32 `protobuf:"varint,8,opt,name=reminder_timeout_s,json=reminderTimeoutS,proto3" json:"reminder_timeout_s,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateCallRequest) Reset() {
@@ -242,6 +246,13 @@ func (x *CreateCallRequest) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
+}
+
+func (x *CreateCallRequest) GetReminderTimeoutS() int32 {
+	if x != nil {
+		return x.ReminderTimeoutS
+	}
+	return 0
 }
 
 // The call just created.
@@ -606,7 +617,7 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"\x10caller_id_number\x18\x03 \x01(\tR\x0ecallerIdNumber\x12$\n" +
 	"\x0ecaller_id_name\x18\x04 \x01(\tR\fcallerIdName\x12&\n" +
 	"\x0fring_timeout_ms\x18\x05 \x01(\x05R\rringTimeoutMsB\b\n" +
-	"\x06target\"\xca\x03\n" +
+	"\x06target\"\xf8\x03\n" +
 	"\x11CreateCallRequest\x128\n" +
 	"\x05first\x18\x01 \x01(\v2\".ringback.origination.v1.PartySpecR\x05first\x12:\n" +
 	"\x06second\x18\x02 \x01(\v2\".ringback.origination.v1.PartySpecR\x06second\x125\n" +
@@ -614,7 +625,8 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"\fannouncement\x18\x04 \x01(\tR\fannouncement\x12$\n" +
 	"\x0emax_duration_s\x18\x05 \x01(\x05R\fmaxDurationS\x12W\n" +
 	"\tvariables\x18\x06 \x03(\v29.ringback.origination.v1.CreateCallRequest.VariablesEntryR\tvariables\x12'\n" +
-	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x1a<\n" +
+	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12,\n" +
+	"\x12reminder_timeout_s\x18\b \x01(\x05R\x10reminderTimeoutS\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +

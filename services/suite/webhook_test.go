@@ -1,0 +1,192 @@
+package suite
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ringback/ringback/services/webhook/webhooktest"
+)
+
+// The issue's contract: a subscription created with POST /v1/webhooks and
+// {"url", "format": "WEBHOOK_FORMAT_CARRIER"} receives, for one completed
+// call, callStart and then callEnd, each retried until the receiver
+// answers {"ack":"ok"}; every request is signed (checked with the Standard
+// Webhooks reference library); the delivery log shows each attempt and a
+// delivery can be sent again by hand. Other accounts see none of it, and
+// private destinations are refused.
+func TestEndToEndWebhooks(t *testing.T) {
+	e := start(t)
+	// The first attempt of each event is refused (500 for callStart, a 200
+	// without the ack for callEnd); the second is acknowledged.
+	recv := webhooktest.Start(t, func(r webhooktest.Request) (int, string, time.Duration) {
+		switch {
+		case r.N > 1:
+			return 200, `{"ack":"ok"}`, 0
+		case r.Action == "callStart":
+			return 500, `{"error":"busy"}`, 0
+		default:
+			return 200, `OK`, 0
+		}
+	})
+	code, out := e.do(t, "POST", "/v1/webhooks", e.key, `{"url":"`+recv.URL+`","format":"WEBHOOK_FORMAT_CARRIER"}`)
+	if code != 200 || dig(out, "webhook", "id") == "" || dig(out, "secret") == "" {
+		t.Fatalf("POST /v1/webhooks: %d %v", code, out)
+	}
+	hook, secret := dig(out, "webhook", "id"), dig(out, "secret")
+	if dig(out, "webhook", "enabled") != "true" || dig(out, "webhook", "format") != "WEBHOOK_FORMAT_CARRIER" {
+		t.Fatalf("created webhook: %v", out)
+	}
+
+	call := e.createCall(t, `{"first":{"number":"+15551230001"},"second":{"number":"+15551230002"},"variables":{"ticket":"T-7"}}`)
+	e.waitFinal(t, call)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	acked := func(reqs []webhooktest.Request, action string) bool {
+		for _, r := range reqs {
+			if r.CallID == call && r.Action == action && r.N > 1 {
+				return true
+			}
+		}
+		return false
+	}
+	reqs, err := recv.WaitFor(ctx, func(reqs []webhooktest.Request) bool { return acked(reqs, "callEnd") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, r := range reqs {
+		if r.CallID != call {
+			continue
+		}
+		order = append(order, r.Action+"#"+strconv.Itoa(r.N))
+		if err := webhooktest.Verify(secret, r); err != nil {
+			t.Fatalf("signature of %s: %v", r.Action, err)
+		}
+	}
+	want := []string{"callStart#1", "callStart#2", "callEnd#1", "callEnd#2"}
+	if len(order) != len(want) {
+		t.Fatalf("requests for the call: %v, want %v", order, want)
+	}
+	for i := range want {
+		if order[i] != want[i] {
+			t.Fatalf("requests for the call: %v, want %v", order, want)
+		}
+	}
+	var end struct {
+		Action string            `json:"action"`
+		Data   map[string]any    `json:"data"`
+		Vars   map[string]string `json:"-"`
+	}
+	last := reqs[len(reqs)-1]
+	if err := json.Unmarshal(last.Body, &end); err != nil {
+		t.Fatal(err)
+	}
+	d := end.Data
+	if d["callid"] != call || d["ani"] != "+15551230001" || d["dnis"] != "+15551230002" || d["type"] != "out" ||
+		d["connect_time"] == "1970-01-01 00:00:00" || d["disconnect_time"] == "1970-01-01 00:00:00" || d["duration"] == "" ||
+		d["cost"] == "" || d["account_id"] != e.info.DevAccountID {
+		t.Fatalf("callEnd body: %s", last.Body)
+	}
+	if v, _ := d["variables"].(map[string]any); v["ticket"] != "T-7" {
+		t.Fatalf("callEnd variables: %s", last.Body)
+	}
+
+	t.Run("delivery log", func(t *testing.T) {
+		code, out := e.do(t, "GET", "/v1/calls/"+call+"/webhook-deliveries", e.key, "")
+		ds, _ := out["deliveries"].([]any)
+		if code != 200 || len(ds) != 2 {
+			t.Fatalf("deliveries of the call: %d %v", code, out)
+		}
+		var endID string
+		for _, x := range ds {
+			dm := x.(map[string]any)
+			if dig(dm, "state") != "DELIVERY_STATE_DELIVERED" || dig(dm, "attempts") != "2" {
+				t.Fatalf("delivery: %v", dm)
+			}
+			if dig(dm, "name") == "callEnd" {
+				endID = dig(dm, "id")
+			}
+		}
+		code, out = e.do(t, "GET", "/v1/webhooks/"+hook+"/deliveries/"+endID, e.key, "")
+		log, _ := dig2(out, "delivery", "attemptLog").([]any)
+		if code != 200 || len(log) != 2 {
+			t.Fatalf("callEnd delivery: %d %v", code, out)
+		}
+		first, second := log[0].(map[string]any), log[1].(map[string]any)
+		if dig(first, "status") != "200" || dig(first, "success") != "" || dig(first, "error") == "" || dig(first, "responseExcerpt") != "OK" ||
+			dig(second, "success") != "true" {
+			t.Fatalf("attempt log: %v", log)
+		}
+		code, out = e.do(t, "GET", "/v1/webhooks/"+hook+"/deliveries?state=DELIVERY_STATE_DELIVERED", e.key, "")
+		if ds, _ := out["deliveries"].([]any); code != 200 || len(ds) < 2 {
+			t.Fatalf("deliveries of the webhook: %d %v", code, out)
+		}
+
+		// Manual redelivery: the same webhook-id again.
+		if code, out := e.do(t, "POST", "/v1/webhooks/"+hook+"/deliveries/"+endID+":redeliver", e.key, `{}`); code != 200 {
+			t.Fatalf("redeliver: %d %v", code, out)
+		}
+		if _, err := recv.WaitFor(ctx, func(reqs []webhooktest.Request) bool {
+			for _, r := range reqs {
+				if r.ID == endID && r.N == 3 {
+					return true
+				}
+			}
+			return false
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("another account sees nothing", func(t *testing.T) {
+		code, acct := e.do(t, "POST", "/v1/accounts", operatorToken, `{"name":"e2e-hooks-other"}`)
+		if code != 200 {
+			t.Fatalf("create account: %d %v", code, acct)
+		}
+		code, k := e.do(t, "POST", "/v1/accounts/"+dig(acct, "account", "id")+"/api-keys", operatorToken, `{"name":"test"}`)
+		if code != 200 {
+			t.Fatalf("create key: %d %v", code, k)
+		}
+		other := dig(k, "secret")
+		for _, path := range []string{"/v1/webhooks/" + hook, "/v1/webhooks/" + hook + "/deliveries"} {
+			if code, out := e.do(t, "GET", path, other, ""); code != 404 || dig(out, "error", "code") != "WEBHOOK_NOT_FOUND" {
+				t.Fatalf("other account GET %s: %d %v", path, code, out)
+			}
+		}
+		if code, out := e.do(t, "GET", "/v1/calls/"+call+"/webhook-deliveries", other, ""); code != 200 || out["deliveries"] != nil {
+			t.Fatalf("other account listing the call's deliveries: %d %v", code, out)
+		}
+		if code, out := e.do(t, "GET", "/v1/webhooks", other, ""); code != 200 || out["webhooks"] != nil {
+			t.Fatalf("other account listing webhooks: %d %v", code, out)
+		}
+	})
+
+	t.Run("private destinations are refused", func(t *testing.T) {
+		for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/hook", "http://[fd00::1]/hook", "ftp://example.com/"} {
+			code, out := e.do(t, "POST", "/v1/webhooks", e.key, `{"url":"`+u+`"}`)
+			want := "DESTINATION_NOT_ALLOWED"
+			if u[:3] == "ftp" {
+				want = "INVALID_URL"
+			}
+			if code != 400 || dig(out, "error", "code") != want {
+				t.Fatalf("POST /v1/webhooks %s: %d %v, want 400 %s", u, code, out, want)
+			}
+		}
+	})
+}
+
+func dig2(m map[string]any, path ...string) any {
+	var cur any = m
+	for _, p := range path {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[p]
+	}
+	return cur
+}
