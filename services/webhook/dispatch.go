@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -87,6 +86,8 @@ type job struct {
 	active   bool // scheduled: waiting on its timer, the gate, a slot or its request
 	inFlight bool
 	released bool // handed back to the database; ignore wherever it is queued
+	// gateRetry: timer is a recheck of a job the gate blocked.
+	gateRetry bool
 	timer    *time.Timer
 	blocked  time.Time     // when the gate first blocked it
 	backoff  time.Duration // next gate recheck
@@ -244,6 +245,8 @@ func (d *Dispatcher) add(ds []*Delivery, due time.Time) {
 		i, _ := slices.BinarySearchFunc(chain, j.d.Seq, func(a *job, seq int) int { return a.d.Seq - seq })
 		d.chains[j.key] = slices.Insert(chain, i, j)
 		if i == 0 {
+			// A late earlier event goes ahead; the head it displaces, if
+			// already on its way, is held back by the gate until it is done.
 			d.scheduleLocked(j, now)
 		}
 	}
@@ -256,7 +259,15 @@ func (d *Dispatcher) overflowDelay() time.Duration { return 4 * d.cfg.PollInterv
 // scheduleLocked starts a chain head on its way: now or at its time; a
 // retry far away goes back to the database with its chain.
 func (d *Dispatcher) scheduleLocked(j *job, now time.Time) {
-	if j.active || j.released {
+	if j.released {
+		return
+	}
+	if j.active {
+		// Blocked at the gate by what just finished: check again now.
+		if j.gateRetry && j.timer.Stop() {
+			j.gateRetry = false
+			d.gateLocked(j)
+		}
 		return
 	}
 	wait := j.due.Sub(now)
@@ -361,7 +372,13 @@ func (d *Dispatcher) blockedLocked(j *job, now time.Time) {
 		return
 	}
 	j.backoff = min(max(2*j.backoff, 50*time.Millisecond), 2*time.Second)
-	j.timer = time.AfterFunc(j.backoff, func() { d.toGate(j) })
+	j.gateRetry = true
+	j.timer = time.AfterFunc(j.backoff, func() {
+		d.mu.Lock()
+		j.gateRetry = false
+		d.gateLocked(j)
+		d.mu.Unlock()
+	})
 }
 
 // openLocked queues an open job for a request slot of its endpoint.
@@ -751,5 +768,3 @@ func (d *Dispatcher) heldCount() int {
 	defer d.mu.Unlock()
 	return len(d.jobs)
 }
-
-var _ = fmt.Sprintf

@@ -46,7 +46,7 @@ type Server struct {
 	// changed is told an account's subscriptions changed.
 	changed func(account string)
 	// redelivered is told deliveries are due again.
-	redelivered func()
+	redelivered   func()
 	maxPerAccount int
 	now           func() time.Time
 }
@@ -600,4 +600,3 @@ func (n *notificationServer) UpdateNotificationSettings(ctx context.Context, req
 	}
 	return &webhookv1.UpdateNotificationSettingsResponse{Settings: settingsProto(s)}, nil
 }
-

@@ -193,18 +193,18 @@ type disabledSub struct {
 func (st *Store) writeOutcomes(ctx context.Context, owner string, os []outcome, lease, disableAfter time.Duration, now time.Time) ([]disabledSub, error) {
 	n := len(os)
 	var (
-		ids, errs, excerpts   = make([]string, n), make([]string, n), make([]string, n)
-		states                = make([]int16, n)
-		attempts, steps, sts  = make([]int32, n), make([]int32, n), make([]int32, n)
-		lats                  = make([]int32, n)
-		dues, starts, ends    = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
-		helds, oks            = make([]bool, n), make([]bool, n)
-		streakSub             = map[string]bool{} // subscription -> its latest attempt succeeded
-		streakAt              = map[string]time.Time{}
-		subIDs                []string
-		subOKs                []bool
-		subTimes              []time.Time
-		leaseEnd              = now.Add(lease)
+		ids, errs, excerpts  = make([]string, n), make([]string, n), make([]string, n)
+		states               = make([]int16, n)
+		attempts, steps, sts = make([]int32, n), make([]int32, n), make([]int32, n)
+		lats                 = make([]int32, n)
+		dues, starts, ends   = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+		helds, oks           = make([]bool, n), make([]bool, n)
+		streakSub            = map[string]bool{} // subscription -> its latest attempt succeeded
+		streakAt             = map[string]time.Time{}
+		subIDs               []string
+		subOKs               []bool
+		subTimes             []time.Time
+		leaseEnd             = now.Add(lease)
 	)
 	for i, o := range os {
 		ids[i], states[i], attempts[i], steps[i] = o.job.d.ID, o.state, int32(o.attempt.Number), int32(o.step)
