@@ -96,10 +96,23 @@ func TestEndToEndWebhooks(t *testing.T) {
 	}
 
 	t.Run("delivery log", func(t *testing.T) {
-		code, out := e.do(t, "GET", "/v1/calls/"+call+"/webhook-deliveries", e.key, "")
-		ds, _ := out["deliveries"].([]any)
-		if code != 200 || len(ds) != 2 {
-			t.Fatalf("deliveries of the call: %d %v", code, out)
+		// The receiver has answered; the attempt is logged just after.
+		var ds []any
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			code, out := e.do(t, "GET", "/v1/calls/"+call+"/webhook-deliveries", e.key, "")
+			ds, _ = out["deliveries"].([]any)
+			if code != 200 || len(ds) != 2 {
+				t.Fatalf("deliveries of the call: %d %v", code, out)
+			}
+			done := 0
+			for _, x := range ds {
+				if dig(x.(map[string]any), "state") == "DELIVERY_STATE_DELIVERED" {
+					done++
+				}
+			}
+			if done == 2 || time.Now().After(deadline) {
+				break
+			}
 		}
 		var endID string
 		for _, x := range ds {
