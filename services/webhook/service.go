@@ -78,7 +78,7 @@ func LoadConfig(l *config.Loader) ServiceConfig {
 			PollInterval:       l.Duration("RINGBACK_WEBHOOK_POLL_INTERVAL", 500*time.Millisecond, "how often due retries are claimed"),
 			MaxInFlight:        l.Int("RINGBACK_WEBHOOK_MAX_IN_FLIGHT", 2048, "most requests in flight"),
 			MaxHeld:            l.Int("RINGBACK_WEBHOOK_MAX_HELD", 5000, "most deliveries held in memory per endpoint"),
-			BreakerFailures:    l.Int("RINGBACK_WEBHOOK_BREAKER_FAILURES", 5, "consecutive failures that open an endpoint's circuit"),
+			BreakerFailures:    l.Int("RINGBACK_WEBHOOK_BREAKER_FAILURES", 10, "consecutive failures that open an endpoint's circuit"),
 			BreakerCooldown:    l.Duration("RINGBACK_WEBHOOK_BREAKER_COOLDOWN", 10*time.Second, "how long an open circuit waits before a probe"),
 			MaxBreakerCooldown: 5 * time.Minute,
 			DisableAfter:       l.Duration("RINGBACK_WEBHOOK_DISABLE_AFTER", 24*time.Hour, "a webhook failing this long is disabled (0: never)"),
