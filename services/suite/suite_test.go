@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
+	"github.com/ringback/ringback/services/internal/mail/mailtest"
 	"github.com/ringback/ringback/services/internal/store/storetest"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
@@ -48,6 +49,7 @@ type e2e struct {
 	t    *testing.T
 	info Info
 	key  string
+	mail *mailtest.Server // where the suite's emails go
 
 	mu     sync.Mutex
 	events map[string][]*eventsv1.CallEvent
@@ -56,7 +58,11 @@ type e2e struct {
 func start(t *testing.T) *e2e {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	mails := mailtest.Start(t, mailtest.Options{})
 	env := map[string]string{
+		"RINGBACK_SMTP_ADDR":              mails.Addr(),
+		"RINGBACK_SMTP_TLS":               "none",
+		"RINGBACK_REMINDER_INTERVAL":      "200ms",
 		"DATABASE_URL":                    storetest.NewDatabase(t),
 		"RINGBACK_HTTP_ADDR":              "127.0.0.1:0",
 		"RINGBACK_ORIGINATION_ADMIN_ADDR": "127.0.0.1:0",
@@ -94,7 +100,7 @@ func start(t *testing.T) *e2e {
 			Ready: func(i Info) { ready <- i },
 		})
 	}()
-	e := &e2e{t: t, events: map[string][]*eventsv1.CallEvent{}}
+	e := &e2e{t: t, mail: mails, events: map[string][]*eventsv1.CallEvent{}}
 	select {
 	case e.info = <-ready:
 	case err := <-done:

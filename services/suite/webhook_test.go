@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,4 +203,53 @@ func dig2(m map[string]any, path ...string) any {
 		cur = mm[p]
 	}
 	return cur
+}
+
+// A failed call created with reminderTimeoutS whose party nobody reaches
+// within it makes one reminder email to the account's notification
+// address, through every real service (origination stamps the timeout on
+// the call, the webhook service reads it from the call's events and sends
+// over SMTP); a failed call whose party a later call reached is not in it.
+func TestEndToEndReminders(t *testing.T) {
+	e := start(t)
+	if code, out := e.do(t, "PUT", "/v1/notification-settings", e.key, `{"emails":["sales@example.com"],"timeZone":"Europe/Madrid"}`); code != 200 ||
+		dig(out, "settings", "timeZone") != "Europe/Madrid" {
+		t.Fatalf("PUT /v1/notification-settings: %d %v", code, out)
+	}
+	if code, out := e.do(t, "PUT", "/v1/notification-settings", e.key, `{"emails":["not an address"]}`); code != 400 || dig(out, "error", "code") != "INVALID_EMAIL" {
+		t.Fatalf("bad email: %d %v", code, out)
+	}
+	// The visitor is busy: FAILED CALLING TO USER. Reminded after 8 s
+	// unless called back.
+	waiting := e.createCall(t, `{"first":{"number":"+15551230486"},"second":{"number":"+15551230002"},"reminderTimeoutS":8}`)
+	// The visitor answers, the company is busy: FAILED CALLING TO COMPANY.
+	calledBack := e.createCall(t, `{"first":{"number":"+34911230001"},"second":{"number":"+15551230486"},"reminderTimeoutS":8}`)
+	if code, out := e.do(t, "GET", "/v1/calls/"+waiting, e.key, ""); code != 200 || dig(out, "call", "reminderTimeoutS") != "8" {
+		t.Fatalf("call with a reminder: %d %v", code, out)
+	}
+	e.waitFinal(t, waiting)
+	e.waitFinal(t, calledBack)
+	// The company calls the second visitor back (an answering number).
+	back := e.createCall(t, `{"first":{"number":"+15551230002"},"second":{"number":"+34911230001"}}`)
+	e.waitStatus(t, back, "CALL_STATUS_BRIDGED")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msgs, err := e.mail.Wait(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := msgs[0]
+	if len(m.To) != 1 || m.To[0] != "sales@example.com" || !strings.Contains(m.Body, "+15551230486") ||
+		!strings.Contains(m.Body, "FAILED CALLING TO USER (busy)") || !strings.Contains(m.Body, waiting) {
+		t.Fatalf("reminder: to %v\n%s", m.To, m.Body)
+	}
+	if strings.Contains(m.Body, "+34911230001") {
+		t.Fatalf("reminder lists a call whose party was called back:\n%s", m.Body)
+	}
+	// Each call is reminded once.
+	time.Sleep(time.Second)
+	if n := len(e.mail.Messages()); n != 1 {
+		t.Fatalf("%d emails, want 1", n)
+	}
 }
