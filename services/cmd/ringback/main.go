@@ -1,6 +1,6 @@
 // Command ringback runs the whole Ringback suite in one process for
 // development (`make run`): the FreeSWITCH simulator, an in-process NATS
-// server, rating, cdr, origination and the gateway (http://127.0.0.1:8080), with a
+// server, rating, cdr, webhook, origination and the gateway (http://127.0.0.1:8080), with a
 // development account named "dev" whose API key it prints
 // (RINGBACK_DEV_API_KEY chooses the key).
 package main
@@ -50,6 +50,7 @@ func run(ctx context.Context) error {
 				fmt.Printf("  FreeSWITCH simulator: event socket %s, control API %s\n", i.ESLAddr, i.SimControlURL)
 			}
 			fmt.Printf("  records of ended calls: curl -s -H 'Authorization: Bearer %s' %s/v1/cdrs\n", i.DevKey, i.HTTPURL)
+			fmt.Printf("  webhooks (loopback allowed, emails to the log): curl -s -H 'Authorization: Bearer %s' -d '{\"url\":\"http://127.0.0.1:9999/hook\",\"format\":\"WEBHOOK_FORMAT_CARRIER\"}' %s/v1/webhooks\n", i.DevKey, i.HTTPURL)
 			fmt.Printf("  try: curl -s -H 'Authorization: Bearer %s' -d '{\"first\":{\"number\":\"+15551230001\"},\"second\":{\"number\":\"+15551230002\"}}' %s/v1/calls\n\n", i.DevKey, i.HTTPURL)
 		},
 	})
