@@ -414,6 +414,8 @@ func TestCreateValidation(t *testing.T) {
 		{"caller id name breaks dial string", CreateRequest{First: PartySpec{Number: "+15551230001", CallerIDName: "a,b}"}, Second: PartySpec{Number: "+15551230002"}}, ErrInvalid},
 		{"ring timeout too long", CreateRequest{First: PartySpec{Number: "+15551230001", RingTimeoutMS: 600000}, Second: PartySpec{Number: "+15551230002"}}, ErrInvalid},
 		{"bad mode", CreateRequest{Mode: "PARALLEL", First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}}, ErrInvalid},
+		{"negative reminder timeout", CreateRequest{First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}, ReminderTimeoutS: -1}, ErrInvalid},
+		{"reminder timeout over a week", CreateRequest{First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}, ReminderTimeoutS: MaxReminderTimeoutS + 1}, ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,10 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
