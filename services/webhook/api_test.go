@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ import (
 	webhookv1 "github.com/ringback/ringback/proto/gen/go/ringback/webhook/v1"
 )
 
-var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata")
+var apiUpdateGolden = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 // apiClients are the service's gRPC clients over a real connection, as the
 // gateway uses them.
@@ -37,8 +38,8 @@ type apiClients struct {
 	notes webhookv1.NotificationServiceClient
 }
 
-// dialAPI serves h's gRPC services on a loopback port and connects to them.
-func dialAPI(t testing.TB, h *harness) apiClients {
+// apiDial serves h's gRPC services on a loopback port and connects to them.
+func apiDial(t testing.TB, h *harness) apiClients {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,9 +57,9 @@ func dialAPI(t testing.TB, h *harness) apiClients {
 	return apiClients{hooks: webhookv1.NewWebhookServiceClient(conn), notes: webhookv1.NewNotificationServiceClient(conn)}
 }
 
-// callAs is a client context acting for account, as the gateway calls the
+// apiCtx is a client context acting for account, as the gateway calls the
 // service; "" sends no account at all.
-func callAs(t testing.TB, account string) context.Context {
+func apiCtx(t testing.TB, account string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	if account == "" {
@@ -67,9 +68,9 @@ func callAs(t testing.TB, account string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, AccountHeader, account)
 }
 
-// wantAPIErr checks that err is a gRPC status with code and, in its
+// apiWantErr checks that err is a gRPC status with code and, in its
 // google.rpc.ErrorInfo, the webhook service's reason.
-func wantAPIErr(t testing.TB, err error, code codes.Code, reason string) {
+func apiWantErr(t testing.TB, err error, code codes.Code, reason string) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("no error, want %v %s", code, reason)
@@ -100,7 +101,7 @@ func wantAPIErr(t testing.TB, err error, code codes.Code, reason string) {
 func TestWebhookAPIValidation(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t, map[string]string{"RINGBACK_WEBHOOK_MAX_PER_ACCOUNT": "2"})
-	api := dialAPI(t, h)
+	api := apiDial(t, h)
 	const url = "http://127.0.0.1:9/hook" // allowed by the test's networks; never called
 
 	t.Run("CreateWebhook", func(t *testing.T) {
@@ -134,11 +135,11 @@ func TestWebhookAPIValidation(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				_, err := api.hooks.CreateWebhook(callAs(t, "acct-val"), &webhookv1.CreateWebhookRequest{Webhook: tt.w, Secret: tt.secret})
-				wantAPIErr(t, err, tt.code, tt.reason)
+				_, err := api.hooks.CreateWebhook(apiCtx(t, "acct-val"), &webhookv1.CreateWebhookRequest{Webhook: tt.w, Secret: tt.secret})
+				apiWantErr(t, err, tt.code, tt.reason)
 			})
 		}
-		list, err := api.hooks.ListWebhooks(callAs(t, "acct-val"), &webhookv1.ListWebhooksRequest{})
+		list, err := api.hooks.ListWebhooks(apiCtx(t, "acct-val"), &webhookv1.ListWebhooksRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,20 +150,20 @@ func TestWebhookAPIValidation(t *testing.T) {
 
 	t.Run("too many webhooks", func(t *testing.T) {
 		for i := range 2 {
-			if _, err := api.hooks.CreateWebhook(callAs(t, "acct-cap"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url}}); err != nil {
+			if _, err := api.hooks.CreateWebhook(apiCtx(t, "acct-cap"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url}}); err != nil {
 				t.Fatalf("webhook %d: %v", i+1, err)
 			}
 		}
-		_, err := api.hooks.CreateWebhook(callAs(t, "acct-cap"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url}})
-		wantAPIErr(t, err, codes.ResourceExhausted, "TOO_MANY_WEBHOOKS")
+		_, err := api.hooks.CreateWebhook(apiCtx(t, "acct-cap"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url}})
+		apiWantErr(t, err, codes.ResourceExhausted, "TOO_MANY_WEBHOOKS")
 		// The cap is per account.
-		if _, err := api.hooks.CreateWebhook(callAs(t, "acct-cap-2"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url}}); err != nil {
+		if _, err := api.hooks.CreateWebhook(apiCtx(t, "acct-cap-2"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url}}); err != nil {
 			t.Fatalf("another account: %v", err)
 		}
 	})
 
 	t.Run("UpdateWebhook", func(t *testing.T) {
-		created, err := api.hooks.CreateWebhook(callAs(t, "acct-upd"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url, TimeoutMs: 5000}})
+		created, err := api.hooks.CreateWebhook(apiCtx(t, "acct-upd"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url, TimeoutMs: 5000}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,11 +192,11 @@ func TestWebhookAPIValidation(t *testing.T) {
 				if tt.mask != nil {
 					req.UpdateMask = &fieldmaskpb.FieldMask{Paths: tt.mask}
 				}
-				_, err := api.hooks.UpdateWebhook(callAs(t, "acct-upd"), req)
-				wantAPIErr(t, err, tt.code, tt.reason)
+				_, err := api.hooks.UpdateWebhook(apiCtx(t, "acct-upd"), req)
+				apiWantErr(t, err, tt.code, tt.reason)
 			})
 		}
-		got, err := api.hooks.GetWebhook(callAs(t, "acct-upd"), &webhookv1.GetWebhookRequest{Id: id})
+		got, err := api.hooks.GetWebhook(apiCtx(t, "acct-upd"), &webhookv1.GetWebhookRequest{Id: id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,11 +224,11 @@ func TestWebhookAPIValidation(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				_, err := api.notes.UpdateNotificationSettings(callAs(t, "acct-notes"), &webhookv1.UpdateNotificationSettingsRequest{Settings: tt.s})
-				wantAPIErr(t, err, codes.InvalidArgument, tt.reason)
+				_, err := api.notes.UpdateNotificationSettings(apiCtx(t, "acct-notes"), &webhookv1.UpdateNotificationSettingsRequest{Settings: tt.s})
+				apiWantErr(t, err, codes.InvalidArgument, tt.reason)
 			})
 		}
-		got, err := api.notes.GetNotificationSettings(callAs(t, "acct-notes"), &webhookv1.GetNotificationSettingsRequest{})
+		got, err := api.notes.GetNotificationSettings(apiCtx(t, "acct-notes"), &webhookv1.GetNotificationSettingsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,54 +236,66 @@ func TestWebhookAPIValidation(t *testing.T) {
 			t.Fatalf("refused settings were stored: %v", got.GetSettings())
 		}
 		// Ten addresses are fine; a repeated one is kept once.
-		ok := append(eleven[:maxEmails:maxEmails], eleven[0])
-		set, err := api.notes.UpdateNotificationSettings(callAs(t, "acct-notes"),
-			&webhookv1.UpdateNotificationSettingsRequest{Settings: &webhookv1.NotificationSettings{Emails: ok, TimeZone: "Europe/Madrid"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := len(set.GetSettings().GetEmails()); n != maxEmails {
-			t.Fatalf("%d emails stored, want %d", n, maxEmails)
+		for _, tt := range []struct {
+			emails []string
+			want   int
+		}{
+			{eleven[:maxEmails], maxEmails},
+			{append(slices.Clone(eleven[:3]), eleven[0], eleven[1]), 3},
+		} {
+			set, err := api.notes.UpdateNotificationSettings(apiCtx(t, "acct-notes"),
+				&webhookv1.UpdateNotificationSettingsRequest{Settings: &webhookv1.NotificationSettings{Emails: tt.emails, TimeZone: "Europe/Madrid"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := api.notes.GetNotificationSettings(apiCtx(t, "acct-notes"), &webhookv1.GetNotificationSettingsRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.GetSettings().GetEmails(), tt.emails[:tt.want]) || !slices.Equal(set.GetSettings().GetEmails(), tt.emails[:tt.want]) ||
+				got.GetSettings().GetTimeZone() != "Europe/Madrid" {
+				t.Fatalf("stored %v (answered %v) for %v, want %v", got.GetSettings(), set.GetSettings(), tt.emails, tt.emails[:tt.want])
+			}
 		}
 	})
 
 	t.Run("ListDeliveries", func(t *testing.T) {
-		_, err := api.hooks.ListDeliveries(callAs(t, "acct-val"), &webhookv1.ListDeliveriesRequest{})
-		wantAPIErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-		_, err = api.hooks.ListDeliveries(callAs(t, "acct-val"), &webhookv1.ListDeliveriesRequest{CallId: "c", PageToken: "%%%"})
-		wantAPIErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
-		_, err = api.hooks.ListDeliveries(callAs(t, "acct-val"), &webhookv1.ListDeliveriesRequest{CallId: "c", PageSize: maxDeliveryPage + 1})
-		wantAPIErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-		_, err = api.hooks.ListDeliveries(callAs(t, "acct-val"), &webhookv1.ListDeliveriesRequest{CallId: "c", State: 42})
-		wantAPIErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
-		resp, err := api.hooks.ListDeliveries(callAs(t, "acct-val"), &webhookv1.ListDeliveriesRequest{CallId: "c"})
+		_, err := api.hooks.ListDeliveries(apiCtx(t, "acct-val"), &webhookv1.ListDeliveriesRequest{})
+		apiWantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+		_, err = api.hooks.ListDeliveries(apiCtx(t, "acct-val"), &webhookv1.ListDeliveriesRequest{CallId: "c", PageToken: "%%%"})
+		apiWantErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
+		_, err = api.hooks.ListDeliveries(apiCtx(t, "acct-val"), &webhookv1.ListDeliveriesRequest{CallId: "c", PageSize: maxDeliveryPage + 1})
+		apiWantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+		_, err = api.hooks.ListDeliveries(apiCtx(t, "acct-val"), &webhookv1.ListDeliveriesRequest{CallId: "c", State: 42})
+		apiWantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+		resp, err := api.hooks.ListDeliveries(apiCtx(t, "acct-val"), &webhookv1.ListDeliveriesRequest{CallId: "c"})
 		if err != nil || len(resp.GetDeliveries()) != 0 {
 			t.Fatalf("by call id: %v, %v", resp, err)
 		}
 	})
 
 	t.Run("RedeliverDeliveries", func(t *testing.T) {
-		created, err := api.hooks.CreateWebhook(callAs(t, "acct-redo"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url}})
+		created, err := api.hooks.CreateWebhook(apiCtx(t, "acct-redo"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{Url: url}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		id := created.GetWebhook().GetId()
 		now := time.Now()
-		_, err = api.hooks.RedeliverDeliveries(callAs(t, "acct-redo"), &webhookv1.RedeliverDeliveriesRequest{WebhookId: id})
-		wantAPIErr(t, err, codes.InvalidArgument, "INVALID_RANGE")
-		_, err = api.hooks.RedeliverDeliveries(callAs(t, "acct-redo"), &webhookv1.RedeliverDeliveriesRequest{WebhookId: id,
+		_, err = api.hooks.RedeliverDeliveries(apiCtx(t, "acct-redo"), &webhookv1.RedeliverDeliveriesRequest{WebhookId: id})
+		apiWantErr(t, err, codes.InvalidArgument, "INVALID_RANGE")
+		_, err = api.hooks.RedeliverDeliveries(apiCtx(t, "acct-redo"), &webhookv1.RedeliverDeliveriesRequest{WebhookId: id,
 			Since: timestamppb.New(now), Until: timestamppb.New(now.Add(-time.Hour))})
-		wantAPIErr(t, err, codes.InvalidArgument, "INVALID_RANGE")
-		_, err = api.hooks.RedeliverDeliveries(callAs(t, "acct-redo"), &webhookv1.RedeliverDeliveriesRequest{WebhookId: "nope",
+		apiWantErr(t, err, codes.InvalidArgument, "INVALID_RANGE")
+		_, err = api.hooks.RedeliverDeliveries(apiCtx(t, "acct-redo"), &webhookv1.RedeliverDeliveriesRequest{WebhookId: "nope",
 			Since: timestamppb.New(now.Add(-time.Hour))})
-		wantAPIErr(t, err, codes.NotFound, "WEBHOOK_NOT_FOUND")
-		if _, err := api.hooks.UpdateWebhook(callAs(t, "acct-redo"), &webhookv1.UpdateWebhookRequest{
+		apiWantErr(t, err, codes.NotFound, "WEBHOOK_NOT_FOUND")
+		if _, err := api.hooks.UpdateWebhook(apiCtx(t, "acct-redo"), &webhookv1.UpdateWebhookRequest{
 			Webhook: &webhookv1.Webhook{Id: id, Enabled: new(false)}}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = api.hooks.RedeliverDeliveries(callAs(t, "acct-redo"), &webhookv1.RedeliverDeliveriesRequest{WebhookId: id,
+		_, err = api.hooks.RedeliverDeliveries(apiCtx(t, "acct-redo"), &webhookv1.RedeliverDeliveriesRequest{WebhookId: id,
 			Since: timestamppb.New(now.Add(-time.Hour))})
-		wantAPIErr(t, err, codes.FailedPrecondition, "WEBHOOK_DISABLED")
+		apiWantErr(t, err, codes.FailedPrecondition, "WEBHOOK_DISABLED")
 	})
 
 	t.Run("no account", func(t *testing.T) {
@@ -338,10 +351,10 @@ func TestWebhookAPIValidation(t *testing.T) {
 		}
 		for name, call := range calls {
 			t.Run(name, func(t *testing.T) {
-				wantAPIErr(t, call(callAs(t, "")), codes.Unauthenticated, "UNAUTHENTICATED")
+				apiWantErr(t, call(apiCtx(t, "")), codes.Unauthenticated, "UNAUTHENTICATED")
 				// An empty account is no account.
-				ctx := metadata.AppendToOutgoingContext(callAs(t, ""), AccountHeader, "")
-				wantAPIErr(t, call(ctx), codes.Unauthenticated, "UNAUTHENTICATED")
+				ctx := metadata.AppendToOutgoingContext(apiCtx(t, ""), AccountHeader, "")
+				apiWantErr(t, call(ctx), codes.Unauthenticated, "UNAUTHENTICATED")
 			})
 		}
 	})
@@ -352,9 +365,9 @@ func TestWebhookAPIValidation(t *testing.T) {
 func TestUpdateWebhookMask(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t, nil)
-	api := dialAPI(t, h)
+	api := apiDial(t, h)
 	const url = "http://127.0.0.1:9/hook"
-	created, err := api.hooks.CreateWebhook(callAs(t, "acct-a"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{
+	created, err := api.hooks.CreateWebhook(apiCtx(t, "acct-a"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{
 		Url: url, Description: "CRM", TimeoutMs: 5000, MaxConcurrency: 4, TimeZone: "Europe/Madrid", CampaignIds: []string{"spring"},
 		EventTypes: []eventsv1.EventType{eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED},
 	}})
@@ -369,11 +382,11 @@ func TestUpdateWebhookMask(t *testing.T) {
 		if mask != nil {
 			req.UpdateMask = &fieldmaskpb.FieldMask{Paths: mask}
 		}
-		resp, err := api.hooks.UpdateWebhook(callAs(t, "acct-a"), req)
+		resp, err := api.hooks.UpdateWebhook(apiCtx(t, "acct-a"), req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := api.hooks.GetWebhook(callAs(t, "acct-a"), &webhookv1.GetWebhookRequest{Id: id})
+		got, err := api.hooks.GetWebhook(apiCtx(t, "acct-a"), &webhookv1.GetWebhookRequest{Id: id})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,10 +429,10 @@ func TestUpdateWebhookMask(t *testing.T) {
 func TestListWebhooksPaging(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t, nil)
-	api := dialAPI(t, h)
+	api := apiDial(t, h)
 	var created []string
 	for i := range 3 {
-		resp, err := api.hooks.CreateWebhook(callAs(t, "acct-a"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{
+		resp, err := api.hooks.CreateWebhook(apiCtx(t, "acct-a"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{
 			Url: "http://127.0.0.1:9/hook", Description: "hook " + string(rune('1'+i))}})
 		if err != nil {
 			t.Fatal(err)
@@ -427,7 +440,7 @@ func TestListWebhooksPaging(t *testing.T) {
 		created = append(created, resp.GetWebhook().GetId())
 	}
 	// Another account's webhook never shows.
-	if _, err := api.hooks.CreateWebhook(callAs(t, "acct-b"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{
+	if _, err := api.hooks.CreateWebhook(apiCtx(t, "acct-b"), &webhookv1.CreateWebhookRequest{Webhook: &webhookv1.Webhook{
 		Url: "http://127.0.0.1:9/hook"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +451,7 @@ func TestListWebhooksPaging(t *testing.T) {
 		if page > 3 {
 			t.Fatalf("more than 3 pages of 1 for 3 webhooks: %v so far", got)
 		}
-		resp, err := api.hooks.ListWebhooks(callAs(t, "acct-a"), &webhookv1.ListWebhooksRequest{PageSize: 1, PageToken: token})
+		resp, err := api.hooks.ListWebhooks(apiCtx(t, "acct-a"), &webhookv1.ListWebhooksRequest{PageSize: 1, PageToken: token})
 		if err != nil {
 			t.Fatalf("page %d: %v", page, err)
 		}
@@ -463,7 +476,7 @@ func TestListWebhooksPaging(t *testing.T) {
 		t.Fatalf("pages gave %v, want newest first %v", got, want)
 	}
 
-	all, err := api.hooks.ListWebhooks(callAs(t, "acct-a"), &webhookv1.ListWebhooksRequest{})
+	all, err := api.hooks.ListWebhooks(apiCtx(t, "acct-a"), &webhookv1.ListWebhooksRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,16 +484,16 @@ func TestListWebhooksPaging(t *testing.T) {
 		t.Fatalf("one default page: %d webhooks, token %q", len(all.GetWebhooks()), all.GetNextPageToken())
 	}
 	for _, tok := range []string{"not a token", "eyJ0IjoieCJ9"} { // junk, {"t":"x"}
-		_, err = api.hooks.ListWebhooks(callAs(t, "acct-a"), &webhookv1.ListWebhooksRequest{PageSize: 1, PageToken: tok})
-		wantAPIErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
+		_, err = api.hooks.ListWebhooks(apiCtx(t, "acct-a"), &webhookv1.ListWebhooksRequest{PageSize: 1, PageToken: tok})
+		apiWantErr(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
 	}
-	_, err = api.hooks.ListWebhooks(callAs(t, "acct-a"), &webhookv1.ListWebhooksRequest{PageSize: maxWebhookPage + 1})
-	wantAPIErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
+	_, err = api.hooks.ListWebhooks(apiCtx(t, "acct-a"), &webhookv1.ListWebhooksRequest{PageSize: maxWebhookPage + 1})
+	apiWantErr(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 }
 
-// goldenEvent is the completion of a call with fixed ids and times: an agent's
+// apiGoldenEvent is the completion of a call with fixed ids and times: an agent's
 // endpoint called a customer's number, rated and with custom variables.
-func goldenEvent() *eventsv1.CallEvent {
+func apiGoldenEvent() *eventsv1.CallEvent {
 	at := func(s string) *timestamppb.Timestamp {
 		tm, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
@@ -522,9 +535,9 @@ func goldenEvent() *eventsv1.CallEvent {
 	}
 }
 
-// checkGolden compares a compact JSON body with testdata/name, which holds
+// apiCheckGolden compares a compact JSON body with testdata/name, which holds
 // it indented for people to read (-update rewrites it).
-func checkGolden(t *testing.T, name string, body []byte) {
+func apiCheckGolden(t *testing.T, name string, body []byte) {
 	t.Helper()
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, body); err != nil {
@@ -539,7 +552,7 @@ func checkGolden(t *testing.T, name string, body []byte) {
 	}
 	pretty.WriteByte('\n')
 	path := filepath.Join("testdata", name)
-	if *updateGolden {
+	if *apiUpdateGolden {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -560,7 +573,7 @@ func checkGolden(t *testing.T, name string, body []byte) {
 // formats shows up as a diff to review.
 func TestWireFormatGolden(t *testing.T) {
 	t.Parallel()
-	ev := goldenEvent()
+	ev := apiGoldenEvent()
 	t.Run("carrier callEnd", func(t *testing.T) {
 		loc, err := time.LoadLocation("America/Mexico_City")
 		if err != nil {
@@ -570,14 +583,14 @@ func TestWireFormatGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkGolden(t, "carrier_callend.golden.json", body)
+		apiCheckGolden(t, "carrier_callend.golden.json", body)
 	})
 	t.Run("native call.completed", func(t *testing.T) {
 		body, err := NativeBody(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkGolden(t, "native_call_completed.golden.json", body)
+		apiCheckGolden(t, "native_call_completed.golden.json", body)
 	})
 }
 

@@ -88,9 +88,9 @@ type job struct {
 	released bool // handed back to the database; ignore wherever it is queued
 	// gateRetry: timer is a recheck of a job the gate blocked.
 	gateRetry bool
-	timer    *time.Timer
-	blocked  time.Time     // when the gate first blocked it
-	backoff  time.Duration // next gate recheck
+	timer     *time.Timer
+	blocked   time.Time     // when the gate first blocked it
+	backoff   time.Duration // next gate recheck
 }
 
 // endpoint is the dispatcher's state of one subscription.
@@ -478,15 +478,21 @@ func (d *Dispatcher) breakerLocked(ep *endpoint, a Attempt, now time.Time) {
 		return
 	}
 	ep.failures++
-	if ep.failures >= d.cfg.BreakerFailures {
-		if ep.cooldown == 0 {
-			ep.cooldown = d.cfg.BreakerCooldown
-		} else {
-			ep.cooldown = min(2*ep.cooldown, d.cfg.MaxBreakerCooldown)
-		}
-		ep.openUntil = now.Add(ep.cooldown)
-		d.m.breakerOpened.Inc()
+	if ep.failures < d.cfg.BreakerFailures {
+		return
 	}
+	switch {
+	case ep.cooldown == 0:
+		ep.cooldown = d.cfg.BreakerCooldown
+	case a.StartedAt.Before(ep.openUntil):
+		// Sent before the circuit opened (in flight with the failures
+		// that opened it): not a failed probe, the circuit stays as it is.
+		return
+	default:
+		ep.cooldown = min(2*ep.cooldown, d.cfg.MaxBreakerCooldown)
+	}
+	ep.openUntil = now.Add(ep.cooldown)
+	d.m.breakerOpened.Inc()
 }
 
 // unhealthy reports whether a failed attempt says the endpoint itself is

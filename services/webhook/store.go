@@ -214,8 +214,10 @@ func (st *Store) UpdateSubscription(ctx context.Context, s *Subscription) error 
 // parkDeliveries takes a disabled subscription's waiting deliveries out of
 // the due index's way until it is enabled again.
 func parkDeliveries(ctx context.Context, tx pgx.Tx, subscription string) error {
-	_, err := tx.Exec(ctx, `UPDATE webhook.deliveries SET next_attempt_at = 'infinity', lease_owner = NULL
-		WHERE subscription_id = $1 AND state = 1`, subscription)
+	// parked, not 'infinity': the delivery log scans the column into a
+	// time.Time, which cannot hold infinity.
+	_, err := tx.Exec(ctx, `UPDATE webhook.deliveries SET next_attempt_at = $2, lease_owner = NULL
+		WHERE subscription_id = $1 AND state = 1`, subscription, parked)
 	return err
 }
 
