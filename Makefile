@@ -60,7 +60,8 @@ fssim:
 ## bench: the benchmarks recorded in docs/benchmarks.md (simulator, ESL
 ## client, sustained calls through origination with the bare-eslgo baseline,
 ## rating: prefix lookups, Authorize over gRPC, 1M-rate import; cdr: ingest,
-## queries over 10M records (in a database of their own, filled once)).
+## queries over 10M records (in a database of their own, filled once); webhook:
+## paced 3,000/s, throughput, a stalled neighbour, the naive baseline).
 bench:
 	@scripts/setup >/dev/null
 	cd freeswitch/sim && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
@@ -75,3 +76,6 @@ bench:
 	cd services && CDR_BENCH_ROWS=10000000 $(GO) test -run '^$$' -bench 'ListFirstPage' -benchtime 200x -count 3 ./cdr/
 	cd services && CDR_BENCH_ROWS=10000000 $(GO) test -run '^$$' -bench 'Export1M|Statistics' -benchtime 1x -count 3 ./cdr/
 	cd services && $(GO) test -run '^$$' -bench 'ConsumeBatch' -benchtime 100000x -count 3 ./internal/natsbus/
+	cd services && $(GO) test -run '^$$' -bench 'DeliveryPaced|StalledNeighbour' -benchtime 1x -count 3 ./webhook/
+	cd services && $(GO) test -run '^$$' -bench 'DeliveryThroughput' -benchtime 20000x -count 3 ./webhook/
+	cd services && $(GO) test -run '^$$' -bench 'NaiveDelivery' -benchtime 3000x -count 1 ./webhook/

@@ -253,8 +253,26 @@ func (d *Dispatcher) add(ds []*Delivery, due time.Time) {
 }
 
 // overflowDelay is how long deliveries beyond an endpoint's MaxHeld wait
-// in the database before they are claimed again.
-func (d *Dispatcher) overflowDelay() time.Duration { return 4 * d.cfg.PollInterval }
+// in the database before they are claimed again: long enough that the
+// poller does not rescan a stalled endpoint's backlog at every turn.
+func (d *Dispatcher) overflowDelay() time.Duration { return max(4*d.cfg.PollInterval, 5*time.Second) }
+
+// markOverflow marks the deliveries of endpoints that already hold their
+// share in memory: the ingest stores them unheld, for the poller, rather
+// than holding and handing them back at once.
+func (d *Dispatcher) markOverflow(ds []*Delivery) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pending := map[string]int{}
+	for _, del := range ds {
+		held := pending[del.SubscriptionID]
+		if ep := d.endpoints[del.SubscriptionID]; ep != nil {
+			held += ep.held
+		}
+		del.overflow = held >= d.cfg.MaxHeld || d.stopping
+		pending[del.SubscriptionID]++
+	}
+}
 
 // scheduleLocked starts a chain head on its way: now or at its time; a
 // retry far away goes back to the database with its chain.

@@ -87,6 +87,7 @@ func (in *Ingester) Handle(ctx context.Context, msgs []natsbus.Msg) error {
 	if len(seqs) == 0 {
 		return nil
 	}
+	in.disp.markOverflow(ds)
 	// A stable order keeps concurrent batches from deadlocking.
 	slices.SortFunc(seqs, func(a, b callSeq) int {
 		if c := strings.Compare(a.call, b.call); c != 0 {
@@ -106,7 +107,7 @@ func (in *Ingester) Handle(ctx context.Context, msgs []natsbus.Msg) error {
 		if err = markReached(ctx, tx, reach); err != nil {
 			return err
 		}
-		inserted, err = insertDeliveries(ctx, tx, ds, in.owner, now.Add(in.lease))
+		inserted, err = insertDeliveries(ctx, tx, ds, in.owner, now.Add(in.lease), now.Add(in.disp.overflowDelay()))
 		return err
 	})
 	if err != nil {
@@ -114,7 +115,7 @@ func (in *Ingester) Handle(ctx context.Context, msgs []natsbus.Msg) error {
 	}
 	fresh := ds[:0]
 	for _, d := range ds {
-		if inserted[d.ID] {
+		if inserted[d.ID] && !d.overflow {
 			fresh = append(fresh, d)
 		}
 	}

@@ -32,6 +32,9 @@ type Delivery struct {
 	LastError                                      string
 	CreatedAt                                      time.Time
 	DeliveredAt                                    *time.Time
+	// overflow: stored for later rather than held (its endpoint has
+	// enough waiting in memory).
+	overflow bool
 }
 
 // Attempt is one logged HTTP request of a delivery.
@@ -60,10 +63,11 @@ func scanJob(row pgx.Row) (*Delivery, error) {
 	return &d, err
 }
 
-// insertDeliveries stores new deliveries held by owner until leaseEnd and
-// returns the ids it inserted: a redelivered event's rows exist already
-// and are left to whoever holds them.
-func insertDeliveries(ctx context.Context, tx pgx.Tx, ds []*Delivery, owner string, leaseEnd time.Time) (map[string]bool, error) {
+// insertDeliveries stores new deliveries held by owner until leaseEnd (the
+// overflow ones unheld, due at overflowDue) and returns the ids it
+// inserted: a redelivered event's rows exist already and are left to
+// whoever holds them.
+func insertDeliveries(ctx context.Context, tx pgx.Tx, ds []*Delivery, owner string, leaseEnd, overflowDue time.Time) (map[string]bool, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
@@ -73,21 +77,27 @@ func insertDeliveries(ctx context.Context, tx pgx.Tx, ds []*Delivery, owner stri
 		seqs                                      = make([]int32, len(ds))
 		occurred, created                         = make([]time.Time, len(ds)), make([]time.Time, len(ds))
 		payloads                                  = make([][]byte, len(ds))
+		owners                                    = make([]*string, len(ds))
+		dues                                      = make([]time.Time, len(ds))
 	)
 	for i, d := range ds {
 		ids[i], subs[i], accounts[i], calls[i], events[i], names[i] = d.ID, d.SubscriptionID, d.AccountID, d.CallID, d.EventID, d.Name
 		types[i], seqs[i], occurred[i], created[i], payloads[i] = int16(d.EventType), int32(d.Seq), d.OccurredAt, d.CreatedAt, d.Payload
+		owners[i], dues[i] = &owner, leaseEnd
+		if d.overflow {
+			owners[i], dues[i] = nil, overflowDue
+		}
 	}
 	rows, err := tx.Query(ctx, `INSERT INTO webhook.deliveries (id, subscription_id, account_id, call_id, event_id, event_type, seq,
 			occurred_at, name, payload, next_attempt_at, lease_owner, created_at)
-		SELECT r.id, r.sub, r.acc, r.call, r.ev, r.et, r.seq, r.occ, r.name, r.payload, $11, $12, r.created
+		SELECT r.id, r.sub, r.acc, r.call, r.ev, r.et, r.seq, r.occ, r.name, r.payload, r.due, r.owner, r.created
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::int[],
-			$8::timestamptz[], $9::text[], $10::bytea[], $13::timestamptz[])
-			AS r(id, sub, acc, call, ev, et, seq, occ, name, payload, created)
+			$8::timestamptz[], $9::text[], $10::bytea[], $11::timestamptz[], $12::text[], $13::timestamptz[])
+			AS r(id, sub, acc, call, ev, et, seq, occ, name, payload, due, owner, created)
 		WHERE EXISTS (SELECT 1 FROM webhook.subscriptions s WHERE s.id = r.sub)
 		ON CONFLICT (subscription_id, event_id) DO NOTHING
 		RETURNING id`,
-		ids, subs, accounts, calls, events, types, seqs, occurred, names, payloads, leaseEnd, owner, created)
+		ids, subs, accounts, calls, events, types, seqs, occurred, names, payloads, dues, owners, created)
 	if err != nil {
 		return nil, err
 	}
