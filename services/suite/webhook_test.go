@@ -231,7 +231,9 @@ func TestEndToEndReminders(t *testing.T) {
 	e.waitFinal(t, calledBack)
 	// The company calls the second visitor back (an answering number).
 	back := e.createCall(t, `{"first":{"number":"+15551230002"},"second":{"number":"+34911230001"}}`)
-	e.waitStatus(t, back, "CALL_STATUS_BRIDGED")
+	if c := e.waitFinal(t, back); dig(c, "status") != "CALL_STATUS_COMPLETED" {
+		t.Fatalf("call back: %v", c)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -249,7 +251,11 @@ func TestEndToEndReminders(t *testing.T) {
 	}
 	// Each call is reminded once.
 	time.Sleep(time.Second)
-	if n := len(e.mail.Messages()); n != 1 {
-		t.Fatalf("%d emails, want 1", n)
+	if got := e.mail.Messages(); len(got) != 1 {
+		var bodies []string
+		for _, m := range got {
+			bodies = append(bodies, m.Body)
+		}
+		t.Fatalf("%d emails, want 1:\n%s", len(got), strings.Join(bodies, "\n---\n"))
 	}
 }

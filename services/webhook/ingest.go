@@ -46,7 +46,7 @@ type callSeq struct {
 type reminder struct {
 	call, account, campaign, number string
 	failedLeg, reason               int16
-	failedAt, dueAt                 time.Time
+	failedAt, recordedAt, dueAt     time.Time
 }
 
 // reached is a party a later call reached: it has been called back.
@@ -76,10 +76,10 @@ func (in *Ingester) Handle(ctx context.Context, msgs []natsbus.Msg) error {
 			ev.EventId = m.MsgID
 		}
 		seqs = append(seqs, callSeq{ev.GetCallId(), int32(ev.GetSequence())})
-		if r, ok := reminderOf(ev); ok {
+		if r, ok := reminderOf(ev, now); ok {
 			reminders = append(reminders, r)
 		}
-		if r, ok := reachedBy(ev); ok {
+		if r, ok := reachedBy(ev, now); ok {
 			reach = append(reach, r)
 		}
 		ds = in.deliveriesFor(ev, ds, now)
@@ -164,8 +164,9 @@ func (in *Ingester) deliveriesFor(ev *eventsv1.CallEvent, ds []*Delivery, now ti
 	return ds
 }
 
-// reminderOf returns the reminder a failed call asks for.
-func reminderOf(ev *eventsv1.CallEvent) (reminder, bool) {
+// reminderOf returns the reminder a failed call asks for, recorded at now
+// (the service's clock, by which it falls due).
+func reminderOf(ev *eventsv1.CallEvent, now time.Time) (reminder, bool) {
 	c := ev.GetCall()
 	if ev.GetType() != eventsv1.EventType_EVENT_TYPE_CALL_FAILED || c.GetReminderTimeoutS() <= 0 {
 		return reminder{}, false
@@ -181,7 +182,7 @@ func reminderOf(ev *eventsv1.CallEvent) (reminder, bool) {
 	return reminder{
 		call: c.GetId(), account: c.GetAccountId(), campaign: c.GetCampaignId(), number: number,
 		failedLeg: int16(c.GetFailedLeg()), reason: int16(c.GetFailureReason()),
-		failedAt: failedAt, dueAt: failedAt.Add(time.Duration(c.GetReminderTimeoutS()) * time.Second),
+		failedAt: failedAt, recordedAt: now, dueAt: now.Add(time.Duration(c.GetReminderTimeoutS()) * time.Second),
 	}, true
 }
 
@@ -195,8 +196,8 @@ func partyNumber(c *originationv1.Call) string {
 	return c.GetSecond().GetParty().GetNumber()
 }
 
-// reachedBy returns the party a leg's answer reached.
-func reachedBy(ev *eventsv1.CallEvent) (reached, bool) {
+// reachedBy returns the party a leg's answer reached, seen at now.
+func reachedBy(ev *eventsv1.CallEvent, now time.Time) (reached, bool) {
 	if ev.GetType() != eventsv1.EventType_EVENT_TYPE_LEG_ANSWERED {
 		return reached{}, false
 	}
@@ -208,7 +209,7 @@ func reachedBy(ev *eventsv1.CallEvent) (reached, bool) {
 	if n == "" {
 		return reached{}, false
 	}
-	return reached{account: ev.GetAccountId(), number: n, call: ev.GetCallId(), at: ev.GetOccurredAt().AsTime()}, true
+	return reached{account: ev.GetAccountId(), number: n, call: ev.GetCallId(), at: now}, true
 }
 
 func insertSeqs(ctx context.Context, tx pgx.Tx, seqs []callSeq) error {
@@ -228,14 +229,14 @@ func insertReminders(ctx context.Context, tx pgx.Tx, rs []reminder) error {
 	n := len(rs)
 	calls, accounts, campaigns, numbers := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	legs, reasons := make([]int16, n), make([]int16, n)
-	failed, due := make([]time.Time, n), make([]time.Time, n)
+	failed, recorded, due := make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 	for i, r := range rs {
 		calls[i], accounts[i], campaigns[i], numbers[i] = r.call, r.account, r.campaign, r.number
-		legs[i], reasons[i], failed[i], due[i] = r.failedLeg, r.reason, r.failedAt, r.dueAt
+		legs[i], reasons[i], failed[i], recorded[i], due[i] = r.failedLeg, r.reason, r.failedAt, r.recordedAt, r.dueAt
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO webhook.reminders (call_id, account_id, campaign_id, number, failed_leg, failure_reason, failed_at, due_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::smallint[], $7::timestamptz[], $8::timestamptz[])
-		ON CONFLICT DO NOTHING`, calls, accounts, campaigns, numbers, legs, reasons, failed, due)
+	_, err := tx.Exec(ctx, `INSERT INTO webhook.reminders (call_id, account_id, campaign_id, number, failed_leg, failure_reason, failed_at, recorded_at, due_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::smallint[], $7::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+		ON CONFLICT DO NOTHING`, calls, accounts, campaigns, numbers, legs, reasons, failed, recorded, due)
 	return err
 }
 
@@ -251,6 +252,6 @@ func markReached(ctx context.Context, tx pgx.Tx, rs []reached) error {
 	_, err := tx.Exec(ctx, `UPDATE webhook.reminders r SET called_back_at = c.at, called_back_by = c.call
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS c(account, number, call, at)
 		WHERE r.account_id = c.account AND r.number = c.number AND r.called_back_at IS NULL
-			AND r.call_id <> c.call AND r.failed_at <= c.at`, accounts, numbers, calls, at)
+			AND r.call_id <> c.call AND r.recorded_at <= c.at`, accounts, numbers, calls, at)
 	return err
 }
