@@ -891,13 +891,17 @@ func (e *Engine) commit(ctx context.Context, c *Call, acts []action) error {
 	pending := c.outbox
 	c.outbox = nil
 	c.Pending = append(c.Pending, pending...)
+	if c.Status.Final() {
+		// Before the final state is visible: whoever sees the call ended
+		// may place the endpoint's next call at once.
+		e.releaseLocks(ctx, c)
+	}
 	if err := e.store.Update(ctx, c); err != nil {
 		return err
 	}
 	e.flush(ctx, c)
 	e.remember(c)
 	if c.Status.Final() {
-		e.releaseLocks(ctx, c)
 		if err := e.store.Finish(ctx, c); err != nil {
 			e.log.Error("finish call", "call_id", c.ID, "err", err)
 		}

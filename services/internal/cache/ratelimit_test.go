@@ -172,7 +172,9 @@ func TestAllowKeyExpiresWhenFull(t *testing.T) {
 	t.Parallel()
 	c := cachetest.New(t)
 	ctx := t.Context()
-	l := cache.Limit{Rate: 10, Period: 100 * time.Millisecond, Burst: 2}
+	// A reset long enough (about 400 ms) that reading the TTL right after never
+	// races the expiry on a loaded machine.
+	l := cache.Limit{Rate: 10, Period: 2 * time.Second, Burst: 2}
 	key := c.Key("ratelimit", "account:1")
 
 	var r cache.Result
