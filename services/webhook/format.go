@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -148,12 +149,18 @@ func partyText(l *originationv1.Leg) string {
 }
 
 // carrierAcked reports whether a receiver's body is the carrier's
-// acknowledgement, {"ack":"ok"} (any case, any spacing).
+// acknowledgement, {"ack":"ok"} (any case, any spacing; also with the
+// single quotes the carrier's own guide prints, which CRMs copied).
 func carrierAcked(body []byte) bool {
 	var v struct {
 		Ack string `json:"ack"`
 	}
-	return json.Unmarshal(body, &v) == nil && strings.EqualFold(strings.TrimSpace(v.Ack), "ok")
+	if json.Unmarshal(body, &v) != nil {
+		if !bytes.ContainsRune(body, '\'') || json.Unmarshal(bytes.ReplaceAll(body, []byte("'"), []byte(`"`)), &v) != nil {
+			return false
+		}
+	}
+	return strings.EqualFold(strings.TrimSpace(v.Ack), "ok")
 }
 
 // formatOf is a subscription's format with the default applied.
