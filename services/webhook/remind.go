@@ -73,6 +73,9 @@ type Reminders struct {
 	st  *Store
 	log *slog.Logger
 	m   *metrics
+	// Grace: calls falling due this soon after the first due one go in
+	// the same email, so failures close together make one reminder.
+	Grace time.Duration
 }
 
 // waiting is a failed call in a reminder.
@@ -113,7 +116,7 @@ func (r *Reminders) remind(ctx context.Context, account string, now time.Time) (
 		rows, err := tx.Query(ctx, `SELECT call_id, campaign_id, number, failed_leg, failure_reason, failed_at
 			FROM webhook.reminders
 			WHERE account_id = $1 AND due_at <= $2 AND called_back_at IS NULL AND reminded_at IS NULL
-			ORDER BY failed_at LIMIT 500 FOR UPDATE SKIP LOCKED`, account, now)
+			ORDER BY failed_at LIMIT 500 FOR UPDATE SKIP LOCKED`, account, now.Add(r.Grace))
 		if err != nil {
 			return err
 		}

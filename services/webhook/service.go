@@ -21,6 +21,10 @@ import (
 	"github.com/ringback/ringback/services/internal/store"
 )
 
+// ReminderGrace is how close together calls must fall due to share a
+// reminder email (at least the reminder interval).
+const ReminderGrace = 5 * time.Second
+
 // changedSubject carries the id of an account whose subscriptions changed,
 // so every instance reloads them at once (a periodic reload covers lost
 // messages).
@@ -204,7 +208,7 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, log *slog.Logger
 		s.Close(ctx)
 		return nil, err
 	}
-	reminders := &Reminders{st: st, log: log, m: m}
+	reminders := &Reminders{st: st, log: log, m: m, Grace: max(cfg.ReminderInterval, ReminderGrace)}
 	s.every(loopCtx, 30*time.Second, "reloading webhooks", func(ctx context.Context) error { return subs.reload(ctx) })
 	s.every(loopCtx, cfg.ReminderInterval, "reminders", func(ctx context.Context) error {
 		_, err := reminders.run(ctx, time.Now())
