@@ -2,11 +2,7 @@ package cdr
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +11,7 @@ import (
 	"github.com/ringback/ringback/services/internal/ids"
 	"github.com/ringback/ringback/services/internal/natsbus"
 	"github.com/ringback/ringback/services/internal/natsbus/natstest"
+	"github.com/ringback/ringback/services/internal/proctest"
 	"github.com/ringback/ringback/services/internal/store"
 	"github.com/ringback/ringback/services/internal/store/storetest"
 )
@@ -27,45 +24,16 @@ func TestSIGKILLDuringLoadLosesNothing(t *testing.T) {
 		t.Skip("builds and kills the cdr binary")
 	}
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "cdr")
-	build := exec.Command("go", "build", "-o", bin, "github.com/ringback/ringback/services/cmd/cdr")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build cmd/cdr: %v", err)
-	}
+	bin := proctest.Build(t, "github.com/ringback/ringback/services/cmd/cdr")
 	ns := natstest.Start(t)
 	dbURL := storetest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	// proc is one run of the binary; exited is closed when it ends.
-	type proc struct {
-		cmd    *exec.Cmd
-		exited chan struct{}
-	}
-	start := func() *proc {
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "NATS_URL="+ns.URL(),
+	start := func() *proctest.Proc {
+		return proctest.Start(t, bin, "DATABASE_URL="+dbURL, "NATS_URL="+ns.URL(),
 			"RINGBACK_ADMIN_ADDR=127.0.0.1:0", "RINGBACK_GRPC_ADDR=localhost:0", "RINGBACK_LOG_LEVEL=warn",
 			"RINGBACK_CDR_ACK_WAIT=2s", "RINGBACK_CDR_BATCH=200")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		p := &proc{cmd: cmd, exited: make(chan struct{})}
-		go func() { _ = cmd.Wait(); close(p.exited) }()
-		return p
-	}
-	alive := func(p *proc) {
-		select {
-		case <-p.exited:
-			t.Fatalf("cdr exited by itself: %v", p.cmd.ProcessState)
-		default:
-		}
-	}
-	kill := func(p *proc) {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
 	}
 
 	pool, err := store.Open(ctx, dbURL, store.Options{AppName: "cdr-kill-test"})
@@ -90,7 +58,7 @@ func TestSIGKILLDuringLoadLosesNothing(t *testing.T) {
 	}
 
 	cmd := start()
-	defer func() { kill(cmd) }()
+	defer func() { cmd.Kill() }()
 
 	const total = 12_000
 	account := "acc-" + ids.NewV4()
@@ -117,11 +85,11 @@ func TestSIGKILLDuringLoadLosesNothing(t *testing.T) {
 		// Kill once records are being written, mid-stream.
 		deadline := time.Now().Add(30 * time.Second)
 		for count() < int64((kills+1)*1500) && time.Now().Before(deadline) {
-			alive(cmd)
+			cmd.Alive(t)
 			time.Sleep(10 * time.Millisecond)
 		}
 		t.Logf("kill %d: %d records written, %d events published", kills+1, count(), published.Load())
-		kill(cmd)
+		cmd.Kill()
 		cmd = start()
 	}
 	if err := <-done; err != nil {
@@ -129,7 +97,7 @@ func TestSIGKILLDuringLoadLosesNothing(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for count() != total && time.Now().Before(deadline) {
-		alive(cmd)
+		cmd.Alive(t)
 		time.Sleep(50 * time.Millisecond)
 	}
 	if n := count(); n != total {

@@ -225,15 +225,7 @@ func TestEndToEndCdrs(t *testing.T) {
 	})
 
 	t.Run("another account sees nothing", func(t *testing.T) {
-		code, acct := e.do(t, "POST", "/v1/accounts", operatorToken, `{"name":"e2e-other"}`)
-		if code != 200 {
-			t.Fatalf("create account: %d %v", code, acct)
-		}
-		code, k := e.do(t, "POST", "/v1/accounts/"+dig(acct, "account", "id")+"/api-keys", operatorToken, `{"name":"test"}`)
-		if code != 200 {
-			t.Fatalf("create key: %d %v", code, k)
-		}
-		other := dig(k, "secret")
+		_, other := e.newAccount(t, "e2e-other")
 		if code, out := e.do(t, "GET", "/v1/cdrs/"+completed, other, ""); code != 404 {
 			t.Fatalf("other account reading the record: %d %v", code, out)
 		}

@@ -181,6 +181,22 @@ func (e *e2e) do(t *testing.T, method, path, key, body string) (int, map[string]
 	return resp.StatusCode, out
 }
 
+// newAccount creates an account with the operator token and returns its
+// id and an API key of it.
+func (e *e2e) newAccount(t *testing.T, name string) (id, key string) {
+	t.Helper()
+	code, acct := e.do(t, "POST", "/v1/accounts", operatorToken, `{"name":"`+name+`"}`)
+	if code != 200 {
+		t.Fatalf("create account: %d %v", code, acct)
+	}
+	id = dig(acct, "account", "id")
+	code, k := e.do(t, "POST", "/v1/accounts/"+id+"/api-keys", operatorToken, `{"name":"test"}`)
+	if code != 200 || dig(k, "secret") == "" {
+		t.Fatalf("create key: %d %v", code, k)
+	}
+	return id, dig(k, "secret")
+}
+
 func dig(m map[string]any, path ...string) string {
 	var cur any = m
 	for _, p := range path {

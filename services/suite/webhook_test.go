@@ -78,9 +78,8 @@ func TestEndToEndWebhooks(t *testing.T) {
 		}
 	}
 	var end struct {
-		Action string            `json:"action"`
-		Data   map[string]any    `json:"data"`
-		Vars   map[string]string `json:"-"`
+		Action string         `json:"action"`
+		Data   map[string]any `json:"data"`
 	}
 	last := reqs[len(reqs)-1]
 	if err := json.Unmarshal(last.Body, &end); err != nil {
@@ -157,15 +156,7 @@ func TestEndToEndWebhooks(t *testing.T) {
 	})
 
 	t.Run("another account sees nothing", func(t *testing.T) {
-		code, acct := e.do(t, "POST", "/v1/accounts", operatorToken, `{"name":"e2e-hooks-other"}`)
-		if code != 200 {
-			t.Fatalf("create account: %d %v", code, acct)
-		}
-		code, k := e.do(t, "POST", "/v1/accounts/"+dig(acct, "account", "id")+"/api-keys", operatorToken, `{"name":"test"}`)
-		if code != 200 {
-			t.Fatalf("create key: %d %v", code, k)
-		}
-		other := dig(k, "secret")
+		_, other := e.newAccount(t, "e2e-hooks-other")
 		for _, path := range []string{"/v1/webhooks/" + hook, "/v1/webhooks/" + hook + "/deliveries"} {
 			if code, out := e.do(t, "GET", path, other, ""); code != 404 || dig(out, "error", "code") != "WEBHOOK_NOT_FOUND" {
 				t.Fatalf("other account GET %s: %d %v", path, code, out)

@@ -2,12 +2,8 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -23,126 +19,6 @@ import (
 	"github.com/ringback/ringback/services/internal/mail/mailtest"
 	"github.com/ringback/ringback/services/webhook/webhooktest"
 )
-
-// failReply is how a failReceiver answers one request.
-type failReply struct {
-	status int
-	body   string
-	// hangUp closes the connection without an answer.
-	hangUp bool
-	// hold (until closed) and delay (a time) hold the answer back, up to
-	// whichever ends first; the client giving up ends both.
-	hold  <-chan struct{}
-	delay time.Duration
-}
-
-// failReceiver is a webhook receiver that can fail in the ways webhooktest's
-// cannot (hang up, stall until told) and counts the answers it finished.
-type failReceiver struct {
-	URL string
-
-	mu       sync.Mutex
-	reqs     []webhooktest.Request
-	seen     map[string]int
-	answered int
-	respond  func(webhooktest.Request) failReply
-	changed  chan struct{}
-}
-
-func startFailReceiver(t testing.TB, respond func(webhooktest.Request) failReply) *failReceiver {
-	t.Helper()
-	r := &failReceiver{seen: map[string]int{}, respond: respond, changed: make(chan struct{}, 1)}
-	srv := httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(srv.Close)
-	r.URL = srv.URL + "/hook"
-	return r
-}
-
-func (r *failReceiver) serve(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	in := webhooktest.Request{ID: req.Header.Get("webhook-id"), Timestamp: req.Header.Get("webhook-timestamp"),
-		Signature: req.Header.Get("webhook-signature"), Body: body, At: time.Now()}
-	var v struct {
-		Action string `json:"action"`
-		Type   string `json:"type"`
-		Data   struct {
-			CallID  string `json:"callid"`
-			CallID2 string `json:"callId"`
-		} `json:"data"`
-	}
-	_ = json.Unmarshal(body, &v)
-	in.Action, in.Type, in.CallID = v.Action, v.Type, v.Data.CallID+v.Data.CallID2
-	r.mu.Lock()
-	r.seen[in.ID]++
-	in.N = r.seen[in.ID]
-	r.reqs = append(r.reqs, in)
-	respond := r.respond
-	r.mu.Unlock()
-	r.kick()
-
-	a := respond(in)
-	var wait <-chan time.Time
-	if a.delay > 0 {
-		wait = time.After(a.delay)
-	}
-	if a.hold != nil || wait != nil {
-		select {
-		case <-a.hold:
-		case <-wait:
-		case <-req.Context().Done():
-			return
-		}
-	}
-	if a.hangUp {
-		conn, _, err := w.(http.Hijacker).Hijack()
-		if err == nil {
-			conn.Close()
-		}
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(a.status)
-	_, _ = io.WriteString(w, a.body)
-	r.mu.Lock()
-	r.answered++
-	r.mu.Unlock()
-	r.kick()
-}
-
-func (r *failReceiver) kick() {
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
-}
-
-func (r *failReceiver) requests() []webhooktest.Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.reqs)
-}
-
-func (r *failReceiver) answers() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.answered
-}
-
-// waitFor waits until ok holds for the requests received.
-func (r *failReceiver) waitFor(ctx context.Context, ok func([]webhooktest.Request) bool) ([]webhooktest.Request, error) {
-	for {
-		reqs := r.requests()
-		if ok(reqs) {
-			return reqs, nil
-		}
-		select {
-		case <-ctx.Done():
-			return reqs, fmt.Errorf("waiting for webhook requests (%d so far): %w", len(reqs), ctx.Err())
-		case <-r.changed:
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
 
 // failDeliveries lists a webhook's deliveries (all pages).
 func failDeliveries(t testing.TB, h *harness, account, webhook, call string) []*webhookv1.Delivery {
@@ -220,27 +96,27 @@ func failCtx(t testing.TB, timeout time.Duration) context.Context {
 func TestCarrierRetriedUntilAcked(t *testing.T) {
 	t.Parallel()
 	h := startHarness(t, map[string]string{"RINGBACK_WEBHOOK_RETRY_SCHEDULE": "0s,100ms,100ms,100ms,100ms,100ms"})
-	recv := startFailReceiver(t, func(r webhooktest.Request) failReply {
+	recv := webhooktest.StartReplying(t, func(r webhooktest.Request) webhooktest.Reply {
 		if r.Action != ActionCallStart {
-			return failReply{status: 200, body: `{"ack":"ok"}`}
+			return webhooktest.Reply{Status: 200, Body: `{"ack":"ok"}`}
 		}
 		switch r.N {
 		case 1:
-			return failReply{status: 500, body: "database is down"}
+			return webhooktest.Reply{Status: 500, Body: "database is down"}
 		case 2:
-			return failReply{status: 200, body: `{"status":"received"}`}
+			return webhooktest.Reply{Status: 200, Body: `{"status":"received"}`}
 		case 3:
-			return failReply{hangUp: true}
+			return webhooktest.Reply{HangUp: true}
 		case 4:
-			return failReply{status: 200, body: `{"ack":"ok"}`, delay: 5 * time.Second} // beyond timeout_ms
+			return webhooktest.Reply{Status: 200, Body: `{"ack":"ok"}`, Delay: 5 * time.Second} // beyond timeout_ms
 		}
-		return failReply{status: 200, body: `{ "ack" : "OK" }`}
+		return webhooktest.Reply{Status: 200, Body: `{ "ack" : "OK" }`}
 	})
 	w, secret := h.subscribe(t, "acct-a", &webhookv1.Webhook{Url: recv.URL, Format: webhookv1.WebhookFormat_WEBHOOK_FORMAT_CARRIER, TimeoutMs: 1000})
 	evs := callEvents(callSpec{})
 	h.publish(t, evs...)
 
-	reqs, err := recv.waitFor(failCtx(t, 30*time.Second), func(reqs []webhooktest.Request) bool {
+	reqs, err := recv.WaitFor(failCtx(t, 30*time.Second), func(reqs []webhooktest.Request) bool {
 		return slices.ContainsFunc(reqs, func(r webhooktest.Request) bool { return r.Action == ActionCallEnd })
 	})
 	if err != nil {
@@ -449,9 +325,9 @@ func TestStalledReceiverIsolated(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	let := func() { once.Do(func() { close(release) }) }
-	stalled := startFailReceiver(t, func(webhooktest.Request) failReply {
+	stalled := webhooktest.StartReplying(t, func(webhooktest.Request) webhooktest.Reply {
 		// Stalled until the test lets go (and never past the 30 s timeout).
-		return failReply{status: 204, hold: release, delay: 25 * time.Second}
+		return webhooktest.Reply{Status: 204, Hold: release, Delay: 25 * time.Second}
 	})
 	t.Cleanup(let) // before the receiver's Close, which waits for its requests
 	healthy := webhooktest.Start(t, func(webhooktest.Request) (int, string, time.Duration) { return 204, "", 0 })
@@ -467,7 +343,7 @@ func TestStalledReceiverIsolated(t *testing.T) {
 		h.publish(t, b...)
 		wantA, wantB = wantA+len(a), wantB+len(b)
 	}
-	if _, err := stalled.waitFor(failCtx(t, 15*time.Second), func(reqs []webhooktest.Request) bool { return len(reqs) >= 1 }); err != nil {
+	if _, err := stalled.WaitFor(failCtx(t, 15*time.Second), func(reqs []webhooktest.Request) bool { return len(reqs) >= 1 }); err != nil {
 		t.Fatal(err)
 	}
 	// Well within the stalled webhook's 30 s timeout: B cannot be waiting
@@ -477,10 +353,10 @@ func TestStalledReceiverIsolated(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("the healthy webhook did not get its events while the other stalled: %v", err)
 	}
-	if n := stalled.answers(); n != 0 {
+	if n := stalled.Answered(); n != 0 {
 		t.Fatalf("the stalled receiver answered %d requests before the test let go", n)
 	}
-	if n := len(stalled.requests()); n < 1 || n > concurrency {
+	if n := len(stalled.Requests()); n < 1 || n > concurrency {
 		t.Fatalf("the stalled receiver has %d requests in flight, want 1 to its concurrency %d", n, concurrency)
 	}
 	for _, r := range healthy.Requests() {
@@ -490,7 +366,7 @@ func TestStalledReceiverIsolated(t *testing.T) {
 	}
 
 	let()
-	if _, err := stalled.waitFor(failCtx(t, 30*time.Second), func(reqs []webhooktest.Request) bool {
+	if _, err := stalled.WaitFor(failCtx(t, 30*time.Second), func(reqs []webhooktest.Request) bool {
 		return len(failDistinctIDs(reqs)) >= wantA
 	}); err != nil {
 		t.Fatalf("once it answers, the stalled webhook's events are all delivered: %v", err)
@@ -543,7 +419,7 @@ func TestCircuitBreaker(t *testing.T) {
 			})
 			burstIn := make(chan struct{})
 			var n atomic.Int32
-			recv := startFailReceiver(t, func(webhooktest.Request) failReply {
+			recv := webhooktest.StartReplying(t, func(webhooktest.Request) webhooktest.Reply {
 				k := int(n.Add(1))
 				switch {
 				case k <= tt.burst:
@@ -552,13 +428,13 @@ func TestCircuitBreaker(t *testing.T) {
 					}
 					if tt.concurrency > 1 {
 						// Answer together: all of them are in flight when the circuit opens.
-						return failReply{status: 503, hold: burstIn, delay: 10 * time.Second}
+						return webhooktest.Reply{Status: 503, Hold: burstIn, Delay: 10 * time.Second}
 					}
-					return failReply{status: 503}
+					return webhooktest.Reply{Status: 503}
 				case k == tt.burst+1: // the first probe
-					return failReply{status: 503}
+					return webhooktest.Reply{Status: 503}
 				}
-				return failReply{status: 204}
+				return webhooktest.Reply{Status: 204}
 			})
 			w, _ := h.subscribe(t, "acct-a", &webhookv1.Webhook{Url: recv.URL, MaxConcurrency: tt.concurrency,
 				EventTypes: []eventsv1.EventType{eventsv1.EventType_EVENT_TYPE_CALL_QUEUED}})
@@ -567,7 +443,7 @@ func TestCircuitBreaker(t *testing.T) {
 				h.publish(t, callEvents(callSpec{})[0])
 			}
 
-			reqs, err := recv.waitFor(failCtx(t, 30*time.Second), func(reqs []webhooktest.Request) bool { return len(reqs) >= tt.burst+2 })
+			reqs, err := recv.WaitFor(failCtx(t, 30*time.Second), func(reqs []webhooktest.Request) bool { return len(reqs) >= tt.burst+2 })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -592,7 +468,7 @@ func TestCircuitBreaker(t *testing.T) {
 			for _, d := range ds {
 				got += int(d.GetAttempts())
 			}
-			if want := len(recv.requests()); got != want {
+			if want := len(recv.Requests()); got != want {
 				t.Errorf("the deliveries count %d attempts, the receiver got %d requests", got, want)
 			}
 		})
@@ -611,11 +487,11 @@ func TestCircuitBreakerBurstOpensOnce(t *testing.T) {
 	const burst = 6
 	burstIn := make(chan struct{})
 	var n atomic.Int32
-	recv := startFailReceiver(t, func(webhooktest.Request) failReply {
+	recv := webhooktest.StartReplying(t, func(webhooktest.Request) webhooktest.Reply {
 		if n.Add(1) == burst {
 			close(burstIn)
 		}
-		return failReply{status: 503, hold: burstIn, delay: 10 * time.Second}
+		return webhooktest.Reply{Status: 503, Hold: burstIn, Delay: 10 * time.Second}
 	})
 	w, _ := h.subscribe(t, "acct-a", &webhookv1.Webhook{Url: recv.URL, MaxConcurrency: burst,
 		EventTypes: []eventsv1.EventType{eventsv1.EventType_EVENT_TYPE_CALL_QUEUED}})
@@ -632,11 +508,11 @@ func TestCircuitBreakerBurstOpensOnce(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d failures counted (%d requests)", failures, burst, len(recv.requests()))
+			t.Fatalf("%d of %d failures counted (%d requests)", failures, burst, len(recv.Requests()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if got := len(recv.requests()); got != burst {
+	if got := len(recv.Requests()); got != burst {
 		t.Fatalf("%d requests while the circuit is open, want the %d of the burst", got, burst)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -176,7 +177,7 @@ func callEvents(s callSpec) []*eventsv1.CallEvent {
 		at = at.Add(100 * time.Millisecond)
 		seq := uint32(len(out) + 1)
 		out = append(out, &eventsv1.CallEvent{
-			EventId: c.GetId() + "." + string(rune('a'+seq%26)) + "-" + time.Duration(seq).String(), Sequence: seq,
+			EventId: c.GetId() + "." + strconv.Itoa(int(seq)), Sequence: seq,
 			OccurredAt: timestamppb.New(at), AccountId: c.GetAccountId(), CallId: c.GetId(), Type: t,
 			Call: proto.Clone(c).(*originationv1.Call), Leg: leg, Variables: c.GetVariables(),
 		})

@@ -3,12 +3,8 @@ package webhook
 import (
 	"context"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +15,7 @@ import (
 	"github.com/ringback/ringback/services/internal/ids"
 	"github.com/ringback/ringback/services/internal/natsbus"
 	"github.com/ringback/ringback/services/internal/natsbus/natstest"
+	"github.com/ringback/ringback/services/internal/proctest"
 	"github.com/ringback/ringback/services/internal/store"
 	"github.com/ringback/ringback/services/internal/store/storetest"
 	"github.com/ringback/ringback/services/webhook/webhooktest"
@@ -34,12 +31,7 @@ func TestSIGKILLDuringLoadLosesNothing(t *testing.T) {
 		t.Skip("builds and kills the webhook binary")
 	}
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "webhook")
-	build := exec.Command("go", "build", "-o", bin, "github.com/ringback/ringback/services/cmd/webhook")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build cmd/webhook: %v", err)
-	}
+	bin := proctest.Build(t, "github.com/ringback/ringback/services/cmd/webhook")
 	ns := natstest.Start(t)
 	dbURL := storetest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -71,35 +63,11 @@ func TestSIGKILLDuringLoadLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// proc is one run of the binary; exited is closed when it ends.
-	type proc struct {
-		cmd    *exec.Cmd
-		exited chan struct{}
-	}
-	start := func() *proc {
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "NATS_URL="+ns.URL(),
+	start := func() *proctest.Proc {
+		return proctest.Start(t, bin, "DATABASE_URL="+dbURL, "NATS_URL="+ns.URL(),
 			"RINGBACK_ADMIN_ADDR=127.0.0.1:0", "RINGBACK_GRPC_ADDR=localhost:0", "RINGBACK_LOG_LEVEL=warn",
 			"RINGBACK_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8", "RINGBACK_WEBHOOK_LEASE=2s", "RINGBACK_WEBHOOK_ACK_WAIT=2s",
 			"RINGBACK_WEBHOOK_POLL_INTERVAL=100ms", "RINGBACK_WEBHOOK_GAP_WAIT=30s")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		p := &proc{cmd: cmd, exited: make(chan struct{})}
-		go func() { _ = cmd.Wait(); close(p.exited) }()
-		return p
-	}
-	alive := func(p *proc) {
-		select {
-		case <-p.exited:
-			t.Fatalf("webhook exited by itself: %v", p.cmd.ProcessState)
-		default:
-		}
-	}
-	kill := func(p *proc) {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
 	}
 
 	bus, err := natsbus.Connect(ctx, ns.URL(), "webhook-kill-test", quietLog(), natsbus.Options{})
@@ -135,7 +103,7 @@ func TestSIGKILLDuringLoadLosesNothing(t *testing.T) {
 	total := len(evs)
 
 	cmd := start()
-	defer func() { kill(cmd) }()
+	defer func() { cmd.Kill() }()
 
 	var published atomic.Int64
 	done := make(chan error, 1)
@@ -171,11 +139,11 @@ func TestSIGKILLDuringLoadLosesNothing(t *testing.T) {
 		want := total * (kills + 1) * 3 / 10
 		deadline := time.Now().Add(30 * time.Second)
 		for distinct() < want && time.Now().Before(deadline) {
-			alive(cmd)
+			cmd.Alive(t)
 			time.Sleep(10 * time.Millisecond)
 		}
 		t.Logf("kill %d: %d of %d events delivered, %d published", kills+1, distinct(), total, published.Load())
-		kill(cmd)
+		cmd.Kill()
 		cmd = start()
 	}
 	if err := <-done; err != nil {
@@ -189,7 +157,7 @@ func TestSIGKILLDuringLoadLosesNothing(t *testing.T) {
 		return delivered, rows, err
 	}
 	for {
-		alive(cmd)
+		cmd.Alive(t)
 		delivered, rows, err := settled()
 		if err != nil {
 			t.Fatal(err)

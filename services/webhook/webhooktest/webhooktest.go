@@ -34,6 +34,24 @@ type Request struct {
 // before answering.
 type Respond func(r Request) (status int, body string, delay time.Duration)
 
+// Reply is a full answer to a request, for receivers that fail in more
+// ways than Respond can say.
+type Reply struct {
+	Status int
+	Body   string
+	// HangUp closes the connection without an answer.
+	HangUp bool
+	// Hold (until closed) and Delay hold the answer back, up to whichever
+	// ends first; the client giving up ends both.
+	Hold  <-chan struct{}
+	Delay time.Duration
+}
+
+func (respond Respond) reply(r Request) Reply {
+	status, body, delay := respond(r)
+	return Reply{Status: status, Body: body, Delay: delay}
+}
+
 // Ack answers every request as the carrier format wants.
 func Ack(Request) (int, string, time.Duration) { return 200, `{"ack":"ok"}`, 0 }
 
@@ -42,11 +60,12 @@ type Receiver struct {
 	URL string
 	srv *httptest.Server
 
-	mu      sync.Mutex
-	reqs    []Request
-	seen    map[string]int
-	respond Respond
-	changed chan struct{}
+	mu       sync.Mutex
+	reqs     []Request
+	seen     map[string]int
+	answered int
+	reply    func(Request) Reply
+	changed  chan struct{}
 }
 
 // Start starts a receiver answering with respond (Ack when nil); it is
@@ -56,7 +75,14 @@ func Start(t testing.TB, respond Respond) *Receiver {
 	if respond == nil {
 		respond = Ack
 	}
-	r := &Receiver{seen: map[string]int{}, respond: respond, changed: make(chan struct{}, 1)}
+	return StartReplying(t, respond.reply)
+}
+
+// StartReplying starts a receiver answering with reply; it is closed when
+// the test ends.
+func StartReplying(t testing.TB, reply func(Request) Reply) *Receiver {
+	t.Helper()
+	r := &Receiver{seen: map[string]int{}, reply: reply, changed: make(chan struct{}, 1)}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	r.URL = r.srv.URL + "/hook"
 	t.Cleanup(r.srv.Close)
@@ -66,7 +92,7 @@ func Start(t testing.TB, respond Respond) *Receiver {
 // SetRespond changes how the receiver answers.
 func (r *Receiver) SetRespond(fn Respond) {
 	r.mu.Lock()
-	r.respond = fn
+	r.reply = fn.reply
 	r.mu.Unlock()
 }
 
@@ -93,23 +119,49 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.seen[in.ID]++
 	in.N = r.seen[in.ID]
 	r.reqs = append(r.reqs, in)
-	respond := r.respond
+	reply := r.reply
 	r.mu.Unlock()
-	select {
-	case r.changed <- struct{}{}:
-	default:
+	r.kick()
+	a := reply(in)
+	var wait <-chan time.Time
+	if a.Delay > 0 {
+		wait = time.After(a.Delay)
 	}
-	status, out, delay := respond(in)
-	if delay > 0 {
+	if a.Hold != nil || wait != nil {
 		select {
-		case <-time.After(delay):
+		case <-a.Hold:
+		case <-wait:
 		case <-req.Context().Done():
 			return
 		}
 	}
+	if a.HangUp {
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, out)
+	w.WriteHeader(a.Status)
+	_, _ = io.WriteString(w, a.Body)
+	r.mu.Lock()
+	r.answered++
+	r.mu.Unlock()
+	r.kick()
+}
+
+func (r *Receiver) kick() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Answered counts the requests answered (not hung up on or abandoned).
+func (r *Receiver) Answered() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.answered
 }
 
 // Requests returns what the receiver got so far.
