@@ -48,6 +48,7 @@ var (
 		EventCallCompleted: eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED, EventCallFailed: eventsv1.EventType_EVENT_TYPE_CALL_FAILED,
 		EventCallCanceled: eventsv1.EventType_EVENT_TYPE_CALL_CANCELED, EventAnnouncementStarted: eventsv1.EventType_EVENT_TYPE_ANNOUNCEMENT_STARTED,
 		EventAnnouncementFinished: eventsv1.EventType_EVENT_TYPE_ANNOUNCEMENT_FINISHED,
+		EventCallRedialScheduled:  eventsv1.EventType_EVENT_TYPE_CALL_REDIAL_SCHEDULED,
 	}
 )
 
@@ -79,6 +80,11 @@ func legToProto(l *Leg) *originationv1.Leg {
 		out.Direction = &ratingv1.Direction{Country: d.Country, CountryName: d.CountryName, Region: d.Region,
 			Carrier: d.Carrier, LineType: ratingv1.LineType(ratingv1.LineType_value[d.LineType]), TimeZones: d.TimeZones, Valid: d.Valid}
 	}
+	for _, t := range l.Tries {
+		out.Tries = append(out.Tries, &originationv1.LegTry{EndpointId: t.EndpointID, EndpointName: t.EndpointName,
+			Address: t.Address, Uuid: t.UUID, HangupCause: t.HangupCause, SipStatus: int32(t.SIPStatus),
+			StartedAt: ts(t.DialedAt), EndedAt: ts(t.EndedAt)})
+	}
 	switch {
 	case l.EndpointID != "":
 		out.Party = &originationv1.PartyRef{Target: &originationv1.PartyRef_EndpointId{EndpointId: l.EndpointID}}
@@ -94,14 +100,23 @@ func ToProto(c *Call, now time.Time) *originationv1.Call {
 	if c.Mode == ModeSimultaneous {
 		mode = originationv1.CallMode_CALL_MODE_SIMULTANEOUS
 	}
-	return &originationv1.Call{
+	out := &originationv1.Call{
 		Id: c.ID, AccountId: c.AccountID, Source: sourceToProto[c.Source], CampaignId: c.CampaignID, Mode: mode, Status: statusToProto[c.Status],
 		FailedLeg: roleToProto(c.FailedLeg), FailureReason: reasonToProto[c.FailureReason],
 		First: legToProto(&c.First), Second: legToProto(&c.Second), Announcement: c.Announcement,
 		MaxDurationS: int32(c.MaxDurationS), Variables: c.Variables, ReminderTimeoutS: int32(c.ReminderTimeoutS),
 		CreatedAt: ts(c.CreatedAt), AnsweredAt: ts(c.AnsweredAt), BridgedAt: ts(c.BridgedAt), EndedAt: ts(c.EndedAt),
 		DurationS: int32(c.DurationS(now)), Billsec: int32(c.Billsec(now)), HangupCause: c.HangupCause,
+		VisitorLeg: roleToProto(c.VisitorLeg), Attempt: int32(c.Attempt), MaxAttempts: int32(c.MaxAttempts),
+		NextAttemptAt: ts(c.NextAttemptAt), Outcome: c.Outcome, CallbackOf: c.CallbackOf,
+		PriceMicros: c.PriceMicros, PriceCurrency: c.PriceCurrency,
 	}
+	for _, a := range c.Attempts {
+		out.Attempts = append(out.Attempts, &originationv1.CallAttempt{Number: int32(a.Number), FailedLeg: roleToProto(a.FailedLeg),
+			FailureReason: reasonToProto[a.Reason], HangupCause: a.HangupCause, SipStatus: int32(a.SIPStatus),
+			StartedAt: ts(a.StartedAt), EndedAt: ts(a.EndedAt)})
+	}
+	return out
 }
 
 // EventToProto renders a recorded event; its ID is stable for a (call,

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ const (
 	EventCallCompleted        EventType = "CALL_COMPLETED"
 	EventCallFailed           EventType = "CALL_FAILED"
 	EventCallCanceled         EventType = "CALL_CANCELED"
+	EventCallRedialScheduled  EventType = "CALL_REDIAL_SCHEDULED"
 )
 
 // Pending is an event recorded with the state change that caused it and
@@ -68,6 +70,9 @@ type Store interface {
 	LiveForAccount(ctx context.Context, account string) ([]*Call, error)
 	// Finish moves an ended call out of the live set (kept for lookups).
 	Finish(ctx context.Context, c *Call) error
+	// IndexLeg maps a channel dialed after the call was created (a
+	// redial, an operator rung in turn or at once) to its call.
+	IndexLeg(ctx context.Context, legUUID, callID string) error
 }
 
 // Publisher puts events on the bus (JetStream), idempotently per
@@ -123,6 +128,30 @@ type CreateRequest struct {
 	// many seconds unless the party was called back (see the webhook
 	// service); 0: never.
 	ReminderTimeoutS int
+	// Campaign, when set, makes this a click-to-call campaign call.
+	Campaign *CampaignCall
+}
+
+// CampaignCall is what a click-to-call campaign adds to a call.
+type CampaignCall struct {
+	ID string
+	// VisitorRole is the leg that reaches the visitor; the other one is
+	// the company's operators.
+	VisitorRole Role
+	// Operators are the company's phones; the company leg rings them all at
+	// once (RingAll) or one after the other. The PartySpec of the company's
+	// role in CreateRequest is ignored.
+	Operators []PartySpec
+	RingAll   bool
+	// MaxAttempts (1 + redials) and RedialInterval apply when the
+	// visitor's leg fails unanswered.
+	MaxAttempts    int
+	RedialInterval time.Duration
+	// NotBefore delays the first attempt (the campaign's opening hours).
+	NotBefore     time.Time
+	PriceMicros   int64
+	PriceCurrency string
+	CallbackOf    string
 }
 
 // Resolver turns a party into a dial string: numbers go out through the
@@ -163,6 +192,9 @@ type Engine struct {
 	wg   sync.WaitGroup
 	stop chan struct{}
 	once sync.Once
+	// timers wake calls waiting for a redial or for opening hours (call
+	// ID -> *time.Timer); Recover re-arms them after a restart.
+	timers sync.Map
 }
 
 // NewEngine builds an engine and starts its event workers.
@@ -198,6 +230,7 @@ func (e *Engine) UseRater(r Rater) { e.rater = r }
 func (e *Engine) Close() {
 	e.once.Do(func() {
 		close(e.stop)
+		e.timers.Range(func(_, v any) bool { v.(*time.Timer).Stop(); return true })
 		e.wg.Wait()
 	})
 }
@@ -274,7 +307,14 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 	c := &Call{
 		ID: ids.NewV7(), AccountID: req.AccountID, Source: req.Source, Mode: req.Mode, Status: StatusQueued,
 		Announcement: req.Announcement, MaxDurationS: req.MaxDurationS, Variables: req.Variables,
-		ReminderTimeoutS: req.ReminderTimeoutS, Owner: e.cfg.Instance, CreatedAt: e.now().UTC(),
+		ReminderTimeoutS: req.ReminderTimeoutS, Owner: e.cfg.Instance, CreatedAt: e.now().UTC(), Attempt: 1, MaxAttempts: 1,
+	}
+	var hunt Role
+	if cc := req.Campaign; cc != nil {
+		if err := e.campaignCall(c, cc); err != nil {
+			return nil, err
+		}
+		hunt = c.VisitorLeg.other()
 	}
 	if c.Source == "" {
 		c.Source = "API"
@@ -283,6 +323,15 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		role Role
 		spec PartySpec
 	}{{RoleFirst, req.First}, {RoleSecond, req.Second}} {
+		if p.role == hunt {
+			leg, err := e.resolveTargets(ctx, req.AccountID, req.Campaign)
+			if err != nil {
+				return nil, fmt.Errorf("%s party: %w", p.role, err)
+			}
+			leg.Role, leg.Status, leg.UUID = p.role, LegPending, ids.NewV4()
+			*c.Leg(p.role) = leg
+			continue
+		}
 		leg, err := e.res.Resolve(ctx, req.AccountID, p.spec)
 		if err != nil {
 			return nil, fmt.Errorf("%s party: %w", p.role, err)
@@ -308,8 +357,8 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 	// call and is released when the call ends.
 	ttl := time.Duration(c.MaxDurationS)*time.Second + 2*e.cfg.MaxRingTimeout + time.Minute
 	for _, l := range []*Leg{&c.First, &c.Second} {
-		if l.EndpointID == "" {
-			continue
+		if l.EndpointID == "" || len(l.Targets) > 0 {
+			continue // a campaign's operators are taken when they are rung
 		}
 		ok, err := e.locks.Lock(ctx, endpointLockKey(l.EndpointID), c.ID, ttl)
 		if err != nil {
@@ -333,7 +382,11 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		return nil, fmt.Errorf("store call: %w", err)
 	}
 	e.remember(c)
-	e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID})
+	if !c.NextAttemptAt.IsZero() {
+		e.arm(c.ID, c.NextAttemptAt)
+	} else {
+		e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID})
+	}
 	return c, nil
 }
 
@@ -345,25 +398,53 @@ func (e *Engine) authorize(ctx context.Context, c *Call) error {
 	}
 	var (
 		wg   sync.WaitGroup
-		errs [2]error
+		mu   sync.Mutex
+		errs []error
 	)
-	for i, l := range []*Leg{&c.First, &c.Second} {
-		if l.Number == "" {
-			continue // the account's own endpoint: not rated
-		}
+	rate := func(role Role, number string, set func(LegRating)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lr, err := e.rater.Authorize(ctx, c.AccountID, l.Number, l.Role, c.ID)
+			lr, err := e.rater.Authorize(ctx, c.AccountID, number, role, c.ID)
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				errs[i] = fmt.Errorf("%s party: %w", l.Role, err)
+				errs = append(errs, fmt.Errorf("%s party: %w", role, err))
 				return
 			}
-			l.Rate, l.Direction, l.MaxDurationS = lr.Rate, lr.Direction, lr.MaxDurationS
+			set(lr)
 		}()
 	}
+	for _, l := range []*Leg{&c.First, &c.Second} {
+		if len(l.Targets) > 0 {
+			// A company's operators: those with phone numbers are rated,
+			// each on its own.
+			for i := range l.Targets {
+				t := &l.Targets[i]
+				if t.Number != "" {
+					rate(l.Role, t.Number, func(lr LegRating) { t.Rate, t.Direction, t.MaxDurationS = lr.Rate, lr.Direction, lr.MaxDurationS })
+				}
+			}
+			continue
+		}
+		if l.Number == "" {
+			continue // the account's own endpoint: not rated
+		}
+		rate(l.Role, l.Number, func(lr LegRating) { l.Rate, l.Direction, l.MaxDurationS = lr.Rate, lr.Direction, lr.MaxDurationS })
+	}
 	wg.Wait()
-	return errors.Join(errs[0], errs[1])
+	for _, l := range []*Leg{&c.First, &c.Second} {
+		if len(l.Targets) > 0 {
+			l.useTarget(l.Target)
+		}
+	}
+	if len(errs) > 1 {
+		return errors.Join(errs...)
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return nil
 }
 
 // evStart is the engine's own event that starts dialing a new call.
@@ -461,8 +542,14 @@ func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) erro
 		return err
 	}
 	if c.Status == StatusQueued {
-		// Created but not started (or starting right now): its worker
-		// publishes the outbox and dials; evStart is idempotent.
+		// Created but not started (or starting right now), or waiting for
+		// a redial: its worker publishes the outbox and dials when due;
+		// evStart is idempotent.
+		if !c.NextAttemptAt.IsZero() {
+			e.flush(ctx, c)
+			e.arm(c.ID, c.NextAttemptAt)
+			return nil
+		}
 		e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID})
 		return nil
 	}
@@ -538,7 +625,7 @@ func (e *Engine) handle(ev SwitchEvent) {
 			unlock()
 			return // another instance drives it
 		}
-		role := ev.roleIn(c)
+		role, fork := ev.locate(c)
 		if role == "" && ev.Name == evStart {
 			role = RoleFirst
 		}
@@ -546,7 +633,12 @@ func (e *Engine) handle(ev SwitchEvent) {
 			unlock()
 			return
 		}
-		acts := e.apply(ctx, c, role, ev)
+		var acts []action
+		if fork >= 0 {
+			acts = e.applyFork(ctx, c, role, fork, ev)
+		} else {
+			acts = e.apply(ctx, c, role, ev)
+		}
 		err = e.commit(ctx, c, acts)
 		unlock()
 		if errors.Is(err, ErrConflict) {
@@ -585,19 +677,30 @@ func (c *Call) clone() *Call {
 	cp := *c
 	cp.Pending = append([]Pending(nil), c.Pending...)
 	cp.Locks = append([]string(nil), c.Locks...)
+	cp.Attempts = slices.Clone(c.Attempts)
+	cp.First.Forks, cp.First.Tries = slices.Clone(c.First.Forks), slices.Clone(c.First.Tries)
+	cp.Second.Forks, cp.Second.Tries = slices.Clone(c.Second.Forks), slices.Clone(c.Second.Tries)
 	cp.outbox = nil
 	return &cp
 }
 
-// roleIn finds which leg of c the event is about.
-func (ev SwitchEvent) roleIn(c *Call) Role {
+// locate finds which leg of c the event is about, and which of its forks
+// (-1: the leg's own channel).
+func (ev SwitchEvent) locate(c *Call) (Role, int) {
 	switch ev.UUID {
 	case c.First.UUID:
-		return RoleFirst
+		return RoleFirst, -1
 	case c.Second.UUID:
-		return RoleSecond
+		return RoleSecond, -1
 	}
-	return ""
+	for _, l := range []*Leg{&c.First, &c.Second} {
+		for i := range l.Forks {
+			if l.Forks[i].UUID == ev.UUID {
+				return l.Role, i
+			}
+		}
+	}
+	return "", -1
 }
 
 // apply is the state machine: it changes c for one event and returns the
@@ -614,6 +717,13 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		if c.Status != StatusQueued {
 			return nil // already started (a replay after a restart)
 		}
+		if !c.NextAttemptAt.IsZero() {
+			if c.NextAttemptAt.Sub(e.now()) > 5*time.Millisecond {
+				return nil // early: its timer is armed
+			}
+			c.NextAttemptAt = time.Time{}
+		}
+		c.AttemptStartedAt = e.now().UTC()
 		if c.Mode == ModeSimultaneous {
 			return []action{e.dial(c, RoleFirst), e.dial(c, RoleSecond)}
 		}
@@ -644,6 +754,12 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 			c.Status = StatusAnswered
 		}
 		e.record(c, EventLegAnswered, role)
+		// The operators still ringing lost the race.
+		for _, f := range l.Forks {
+			if f.Status.Up() {
+				acts = append(acts, hangupUUIDAction(f.UUID, causeLoseRace))
+			}
+		}
 		if l.Rate != nil && l.MaxDurationS > 0 && e.rater != nil {
 			// Prepaid (rating limited the leg): hold its cost now.
 			acts = append(acts, reserveAction(role))
@@ -683,10 +799,16 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		if ev.JobOK || !l.Status.Up() || l.Status == LegAnswered {
 			return nil
 		}
+		if next, ok := e.channelEnded(c, role, ev.Cause, 0, now); ok {
+			return next
+		}
 		acts = e.legEnded(c, role, ev.Cause, 0, now)
 	case "CHANNEL_HANGUP_COMPLETE", "CHANNEL_HANGUP":
 		if !l.Status.Up() {
 			return nil
+		}
+		if next, ok := e.channelEnded(c, role, ev.Cause, ev.SIPStatus, now); ok {
+			return next
 		}
 		acts = e.legEnded(c, role, ev.Cause, ev.SIPStatus, now)
 	}
@@ -759,6 +881,9 @@ func (e *Engine) maybeFinish(ctx context.Context, c *Call) {
 	if c.Status.Final() || c.First.Status.Up() || c.Second.Status.Up() {
 		return
 	}
+	if e.redial(c) {
+		return
+	}
 	end := c.Ending
 	if end == "" {
 		end = StatusCompleted
@@ -767,6 +892,9 @@ func (e *Engine) maybeFinish(ctx context.Context, c *Call) {
 	c.EndedAt = e.now().UTC()
 	if t := lastEnd(c); !t.IsZero() {
 		c.EndedAt = t
+	}
+	if c.CampaignID != "" {
+		c.Outcome = outcome(c)
 	}
 	switch end {
 	case StatusCompleted:
@@ -796,12 +924,16 @@ func (e *Engine) record(c *Call, t EventType, leg Role) {
 	snap := *c
 	snap.Version, snap.Pending, snap.outbox = 0, nil, nil
 	snap.Locks = nil
+	snap.First.Forks, snap.Second.Forks = slices.Clone(c.First.Forks), slices.Clone(c.Second.Forks)
 	c.outbox = append(c.outbox, Pending{Seq: c.Seq, Type: t, Leg: leg, At: e.now().UTC(), Call: &snap})
 }
 
 // dial marks a leg dialing and returns the originate command.
 func (e *Engine) dial(c *Call, role Role) action {
 	l := c.Leg(role)
+	if len(l.Targets) > 0 {
+		return e.dialTargets(c, role)
+	}
 	l.Status, l.DialedAt = LegDialing, e.now().UTC()
 	if c.Status == StatusQueued {
 		c.Status = StatusDialing
@@ -832,6 +964,13 @@ func (e *Engine) dial(c *Call, role Role) action {
 			"ringback_leg":     string(role),
 			"ringback_account": c.AccountID,
 		}
+		if c.Attempt > 1 {
+			// A redial's new channel: BACKGROUND_JOB events find the call
+			// through this index.
+			if err := e.store.IndexLeg(ctx, leg.UUID, c.ID); err != nil {
+				return err
+			}
+		}
 		return e.sw.Originate(ctx, c.Node, OriginateLeg{
 			UUID: leg.UUID, DialString: leg.DialString, CallerIDNumber: leg.CallerIDNumber,
 			CallerIDName: leg.CallerIDName, RingTimeout: time.Duration(leg.RingTimeoutMS) * time.Millisecond,
@@ -846,7 +985,15 @@ func bridgeAction(ctx context.Context, e *Engine, c *Call) error {
 
 func hangupAction(role Role, cause string) action {
 	return func(ctx context.Context, e *Engine, c *Call) error {
-		return e.sw.Hangup(ctx, c.Node, c.Leg(role).UUID, cause)
+		l := c.Leg(role)
+		for _, f := range l.Forks {
+			if f.Status.Up() {
+				if err := e.sw.Hangup(ctx, c.Node, f.UUID, cause); err != nil {
+					e.log.Warn("hang up a fork", "call_id", c.ID, "leg_uuid", f.UUID, "err", err)
+				}
+			}
+		}
+		return e.sw.Hangup(ctx, c.Node, l.UUID, cause)
 	}
 }
 
@@ -901,6 +1048,11 @@ func (e *Engine) commit(ctx context.Context, c *Call, acts []action) error {
 	}
 	e.flush(ctx, c)
 	e.remember(c)
+	if c.Status == StatusQueued && !c.NextAttemptAt.IsZero() {
+		// Waiting for a redial: the operators are free meanwhile.
+		e.releaseLocks(ctx, c)
+		e.arm(c.ID, c.NextAttemptAt)
+	}
 	if c.Status.Final() {
 		if err := e.store.Finish(ctx, c); err != nil {
 			e.log.Error("finish call", "call_id", c.ID, "err", err)
@@ -952,7 +1104,17 @@ func (e *Engine) flush(ctx context.Context, c *Call) {
 }
 
 func (e *Engine) releaseLocks(ctx context.Context, c *Call) {
-	for _, id := range c.Locks {
+	ids := slices.Clone(c.Locks)
+	for _, l := range []*Leg{&c.First, &c.Second} {
+		// Operators are locked when rung; whichever are still held go now
+		// (releasing one held by another call is a no-op).
+		for _, t := range l.Targets {
+			if t.EndpointID != "" && !slices.Contains(ids, t.EndpointID) {
+				ids = append(ids, t.EndpointID)
+			}
+		}
+	}
+	for _, id := range ids {
 		if err := e.locks.Unlock(ctx, endpointLockKey(id), c.ID); err != nil {
 			e.log.Warn("release endpoint", "endpoint_id", id, "call_id", c.ID, "err", err)
 		}

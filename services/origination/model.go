@@ -95,6 +95,68 @@ type Leg struct {
 	// Billsec and CostMicros are set when an answered leg ends.
 	Billsec    int   `json:"billsec,omitempty"`
 	CostMicros int64 `json:"cost_micros,omitempty"`
+	// Targets are the ways to reach a party with several phones (a
+	// campaign's operators); empty for a leg with one. The leg's own fields
+	// describe the channel of Targets[Target]; with RingAll the other
+	// targets ring at the same time as Forks.
+	Targets []Target `json:"targets,omitempty"`
+	Target  int      `json:"target,omitempty"`
+	RingAll bool     `json:"ring_all,omitempty"`
+	Forks   []Fork   `json:"forks,omitempty"`
+	// Tries are the channels the leg had before its current one: operators
+	// rung in turn, losers of a ring-all race, earlier attempts of a
+	// redialed call.
+	Tries []LegTry `json:"tries,omitempty"`
+}
+
+// Target is one phone a leg may ring, resolved and rated when the call is
+// created.
+type Target struct {
+	EndpointID     string     `json:"endpoint_id,omitempty"`
+	EndpointName   string     `json:"endpoint_name,omitempty"`
+	Number         string     `json:"number,omitempty"`
+	Address        string     `json:"address,omitempty"`
+	DialString     string     `json:"dial_string"`
+	CallerIDNumber string     `json:"caller_id_number,omitempty"`
+	CallerIDName   string     `json:"caller_id_name,omitempty"`
+	RingTimeoutMS  int        `json:"ring_timeout_ms"`
+	Rate           *LegRate   `json:"rate,omitempty"`
+	Direction      *Direction `json:"direction,omitempty"`
+	MaxDurationS   int        `json:"max_duration_s,omitempty"`
+}
+
+// Fork is a channel ringing a target alongside the leg's own channel. The
+// first channel to answer becomes the leg's; the others are hung up
+// (LOSE_RACE, as FreeSWITCH's own group dialing does).
+type Fork struct {
+	UUID      string    `json:"uuid"`
+	Target    int       `json:"target"`
+	Status    LegStatus `json:"status"`
+	DialedAt  time.Time `json:"dialed_at,omitzero"`
+	RingingAt time.Time `json:"ringing_at,omitzero"`
+}
+
+// LegTry is a channel a leg had before its current one.
+type LegTry struct {
+	EndpointID   string    `json:"endpoint_id,omitempty"`
+	EndpointName string    `json:"endpoint_name,omitempty"`
+	Address      string    `json:"address,omitempty"`
+	UUID         string    `json:"uuid"`
+	HangupCause  string    `json:"hangup_cause,omitempty"`
+	SIPStatus    int       `json:"sip_status,omitempty"`
+	DialedAt     time.Time `json:"dialed_at,omitzero"`
+	EndedAt      time.Time `json:"ended_at,omitzero"`
+}
+
+// Attempt is a failed attempt of a redialed call.
+type Attempt struct {
+	Number      int           `json:"number"`
+	FailedLeg   Role          `json:"failed_leg"`
+	Reason      FailureReason `json:"reason"`
+	HangupCause string        `json:"hangup_cause,omitempty"`
+	SIPStatus   int           `json:"sip_status,omitempty"`
+	StartedAt   time.Time     `json:"started_at,omitzero"`
+	EndedAt     time.Time     `json:"ended_at,omitzero"`
 }
 
 // LegRate is the rate a leg was authorized with (ringback.rating.v1.AppliedRate).
@@ -143,6 +205,23 @@ type Call struct {
 	Announced        bool              `json:"announced,omitempty"`
 	MaxDurationS     int               `json:"max_duration_s,omitempty"`
 	ReminderTimeoutS int               `json:"reminder_timeout_s,omitempty"`
+	// VisitorLeg is the leg reaching a banner's visitor (campaign calls).
+	VisitorLeg Role `json:"visitor_leg,omitempty"`
+	// Attempt counts the attempts from 1; a campaign call whose visitor
+	// could not be reached is redialed up to MaxAttempts, RedialIntervalS
+	// apart. NextAttemptAt is set while the call waits, QUEUED, for its
+	// next attempt (or for the campaign to open).
+	Attempt          int       `json:"attempt,omitempty"`
+	MaxAttempts      int       `json:"max_attempts,omitempty"`
+	RedialIntervalS  int       `json:"redial_interval_s,omitempty"`
+	NextAttemptAt    time.Time `json:"next_attempt_at,omitzero"`
+	AttemptStartedAt time.Time `json:"attempt_started_at,omitzero"`
+	Attempts         []Attempt `json:"attempts,omitempty"`
+	// Outcome is a campaign call's end in the click-to-call spec's words.
+	Outcome       string `json:"outcome,omitempty"`
+	CallbackOf    string `json:"callback_of,omitempty"`
+	PriceMicros   int64  `json:"price_micros,omitempty"`
+	PriceCurrency string `json:"price_currency,omitempty"`
 	Variables        map[string]string `json:"variables,omitempty"`
 	Node             string            `json:"node"`
 	HangupCause      string            `json:"hangup_cause,omitempty"`

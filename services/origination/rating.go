@@ -69,6 +69,16 @@ func (r RatingClient) Authorize(ctx context.Context, accountID, number string, r
 	}, nil
 }
 
+// ChargeLeg names a leg for its reservation and charge: "first", "second",
+// and for a redialed call's later attempts "first.2", "second.3", so each
+// attempt's answered legs are charged once each.
+func ChargeLeg(role string, attempt int) string {
+	if attempt > 1 {
+		return role + "." + itoa(int64(attempt))
+	}
+	return role
+}
+
 // Reserve implements Rater.
 func (r RatingClient) Reserve(ctx context.Context, c *Call, role Role) (int, error) {
 	l := c.Leg(role)
@@ -77,7 +87,7 @@ func (r RatingClient) Reserve(ctx context.Context, c *Call, role Role) (int, err
 	}
 	rt := l.Rate
 	resp, err := r.C.Reserve(ctx, &ratingv1.ReserveRequest{
-		AccountId: c.AccountID, CallId: c.ID, Leg: string(role), MaxDurationS: int32(c.MaxDurationS),
+		AccountId: c.AccountID, CallId: c.ID, Leg: ChargeLeg(string(role), c.Attempt), MaxDurationS: int32(c.MaxDurationS),
 		Rate: &ratingv1.AppliedRate{TariffId: rt.TariffID, Prefix: rt.Prefix, Destination: rt.Destination,
 			RatePerMinuteMicros: rt.PerMinuteMicros, ConnectionFeeMicros: rt.ConnectionFeeMicros,
 			MinSeconds: rt.MinSeconds, IncrementSeconds: rt.IncrementSeconds, Currency: rt.Currency},

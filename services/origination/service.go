@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	cdrv1 "github.com/ringback/ringback/proto/gen/go/ringback/cdr/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
 	"github.com/ringback/ringback/services/internal/cache"
@@ -43,6 +44,9 @@ type ServiceConfig struct {
 	// RatingAddr is the rating service's gRPC target (RINGBACK_RATING_ADDR);
 	// every leg to a number is authorized there before it is dialed.
 	RatingAddr string
+	// CDRAddr is the cdr service's gRPC target (RINGBACK_CDR_ADDR): a
+	// campaign's failed calls are read from the call records.
+	CDRAddr string
 }
 
 // LoadConfig reads origination's configuration.
@@ -60,6 +64,7 @@ func LoadConfig(l *config.Loader) ServiceConfig {
 		MaxCallDuration:    l.Duration("RINGBACK_MAX_CALL_DURATION", 4*time.Hour, "longest call; default and cap of max_duration_s"),
 		DefaultRingTimeout: l.Duration("RINGBACK_RING_TIMEOUT", 30*time.Second, "ring timeout of a leg that gives none"),
 		RatingAddr:         l.String("RINGBACK_RATING_ADDR", "127.0.0.1:50053", "rating service gRPC target; authorizes every leg"),
+		CDRAddr:            l.String("RINGBACK_CDR_ADDR", "127.0.0.1:50054", "cdr service gRPC target; campaigns' failed calls are read there"),
 	}
 }
 
@@ -75,9 +80,12 @@ type Service struct {
 	Engine    *Engine
 	Calls     *CallServer
 	Endpoints *EndpointServer
+	Campaigns *CampaignServer
+	Banner    *BannerServer
 	sw        *ESLSwitch
 	client    *esl.Client
 	rating    *grpc.ClientConn
+	cdr       *grpc.ClientConn
 	log       *slog.Logger
 }
 
@@ -101,6 +109,12 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, draining func() 
 		client.Close()
 		return nil, fmt.Errorf("rating %s: %w", cfg.RatingAddr, err)
 	}
+	cdrConn, err := grpc.NewClient(cfg.CDRAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		client.Close()
+		_ = ratingConn.Close()
+		return nil, fmt.Errorf("cdr %s: %w", cfg.CDRAddr, err)
+	}
 	endpoints := &EndpointStore{DB: d.DB}
 	engine := NewEngine(Config{Instance: cfg.Instance, DefaultRingTimeout: cfg.DefaultRingTimeout, MaxDuration: cfg.MaxCallDuration},
 		sw, NewRedisStore(d.Cache.Redis()), BusPublisher{Bus: d.Bus}, CacheLocker{C: d.Cache},
@@ -112,11 +126,15 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, draining func() 
 	if err := engine.Recover(ctx, nil); err != nil {
 		log.Error("recover calls at start", "err", err)
 	}
+	campaigns := &CampaignStore{DB: d.DB}
+	cache := &campaignCache{store: campaigns, ttl: 2 * time.Second}
 	return &Service{
 		Engine:    engine,
 		Calls:     &CallServer{Engine: engine, Redis: d.Cache.Redis(), Draining: draining, Log: log},
 		Endpoints: &EndpointServer{Store: endpoints},
-		sw:        sw, client: client, rating: ratingConn, log: log,
+		Campaigns: &CampaignServer{Store: campaigns, Endpoints: endpoints, Engine: engine, CDRs: cdrv1.NewCdrServiceClient(cdrConn), cache: cache},
+		Banner:    &BannerServer{Engine: engine, Campaign: cache, Draining: draining},
+		sw:        sw, client: client, rating: ratingConn, cdr: cdrConn, log: log,
 	}, nil
 }
 
@@ -124,6 +142,8 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, draining func() 
 func (s *Service) Register(r grpc.ServiceRegistrar) {
 	originationv1.RegisterCallServiceServer(r, s.Calls)
 	originationv1.RegisterEndpointServiceServer(r, s.Endpoints)
+	originationv1.RegisterCampaignServiceServer(r, s.Campaigns)
+	originationv1.RegisterBannerServiceServer(r, s.Banner)
 }
 
 // Drain waits for the calls this instance drives to end (stage one of the
@@ -160,6 +180,7 @@ func (s *Service) Close() {
 	s.sw.Close()
 	s.Engine.Close()
 	_ = s.rating.Close()
+	_ = s.cdr.Close()
 }
 
 var errDraining = statusError(codes.Unavailable, "DRAINING", "this origination instance is shutting down; retry")

@@ -115,6 +115,14 @@ func (s *RedisStore) Update(ctx context.Context, c *Call) error {
 	return fmt.Errorf("update call %s: %w", c.ID, ErrConflict)
 }
 
+// IndexLeg implements Store: the index lives as long as a call's legs do.
+func (s *RedisStore) IndexLeg(ctx context.Context, uuid, callID string) error {
+	if err := s.rdb.Set(ctx, legKey(uuid), callID, s.Retention+24*time.Hour).Err(); err != nil {
+		return fmt.Errorf("index leg %s: %w", uuid, err)
+	}
+	return nil
+}
+
 // CallForLeg maps a leg UUID to its call.
 func (s *RedisStore) CallForLeg(ctx context.Context, uuid string) (string, error) {
 	id, err := s.rdb.Get(ctx, legKey(uuid)).Result()

@@ -61,6 +61,12 @@ func (s *Settler) Handle(ctx context.Context, m natsbus.Msg) error {
 	if leg.GetRate() == nil || leg.GetAnsweredAt() == nil {
 		return nil // unrated (an endpoint) or never answered: nothing to charge
 	}
+	if n := ev.GetCall().GetAttempt(); n > 1 {
+		// A redialed call's later attempt: its legs are charged apart from
+		// the earlier attempts' (origination reserves them under the same
+		// names, origination.ChargeLeg).
+		name = fmt.Sprintf("%s.%d", name, n)
+	}
 	c := Charge{
 		AccountID: ev.GetAccountId(), CallID: ev.GetCallId(), Leg: name, Rate: BillingRate(leg.GetRate()),
 		Seconds:     int64(leg.GetBillsec()),

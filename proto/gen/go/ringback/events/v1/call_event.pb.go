@@ -54,6 +54,10 @@ const (
 	EventType_EVENT_TYPE_ANNOUNCEMENT_STARTED EventType = 11
 	// The announcement finished playing (or was cut by a hangup).
 	EventType_EVENT_TYPE_ANNOUNCEMENT_FINISHED EventType = 12
+	// An attempt of a click-to-call call failed on the visitor's leg and the
+	// call will be dialed again at call.next_attempt_at (the campaign's
+	// redial); call.attempts holds the failed attempt. Not final.
+	EventType_EVENT_TYPE_CALL_REDIAL_SCHEDULED EventType = 13
 )
 
 // Enum value maps for EventType.
@@ -72,6 +76,7 @@ var (
 		10: "EVENT_TYPE_CALL_CANCELED",
 		11: "EVENT_TYPE_ANNOUNCEMENT_STARTED",
 		12: "EVENT_TYPE_ANNOUNCEMENT_FINISHED",
+		13: "EVENT_TYPE_CALL_REDIAL_SCHEDULED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -87,6 +92,7 @@ var (
 		"EVENT_TYPE_CALL_CANCELED":         10,
 		"EVENT_TYPE_ANNOUNCEMENT_STARTED":  11,
 		"EVENT_TYPE_ANNOUNCEMENT_FINISHED": 12,
+		"EVENT_TYPE_CALL_REDIAL_SCHEDULED": 13,
 	}
 )
 
@@ -282,7 +288,7 @@ const file_ringback_events_v1_call_event_proto_rawDesc = "" +
 	" \x01(\tR\x04node\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\x91\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xb7\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16EVENT_TYPE_CALL_QUEUED\x10\x01\x12\x1b\n" +
@@ -297,7 +303,8 @@ const file_ringback_events_v1_call_event_proto_rawDesc = "" +
 	"\x18EVENT_TYPE_CALL_CANCELED\x10\n" +
 	"\x12#\n" +
 	"\x1fEVENT_TYPE_ANNOUNCEMENT_STARTED\x10\v\x12$\n" +
-	" EVENT_TYPE_ANNOUNCEMENT_FINISHED\x10\fBGZEgithub.com/ringback/ringback/proto/gen/go/ringback/events/v1;eventsv1b\x06proto3"
+	" EVENT_TYPE_ANNOUNCEMENT_FINISHED\x10\f\x12$\n" +
+	" EVENT_TYPE_CALL_REDIAL_SCHEDULED\x10\rBGZEgithub.com/ringback/ringback/proto/gen/go/ringback/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_ringback_events_v1_call_event_proto_rawDescOnce sync.Once

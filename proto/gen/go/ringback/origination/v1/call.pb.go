@@ -151,7 +151,8 @@ type CallStatus int32
 const (
 	// Not known.
 	CallStatus_CALL_STATUS_UNSPECIFIED CallStatus = 0
-	// Accepted, waiting for dialing capacity.
+	// Accepted, waiting to be dialed: for dialing capacity, for a redial
+	// (next_attempt_at) or for the campaign's opening hours.
 	CallStatus_CALL_STATUS_QUEUED CallStatus = 1
 	// A leg is being dialed.
 	CallStatus_CALL_STATUS_DIALING CallStatus = 2
@@ -493,8 +494,36 @@ type Call struct {
 	// before the account's notification emails are reminded of it, in
 	// seconds (the click-to-call campaign's reminder timeout). 0: no reminder.
 	ReminderTimeoutS int32 `protobuf:"varint,21,opt,name=reminder_timeout_s,json=reminderTimeoutS,proto3" json:"reminder_timeout_s,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Which leg reaches the visitor of a click-to-call banner (the
+	// click-to-call spec's "user"): LEG_ROLE_FIRST when the visitor is called
+	// first, LEG_ROLE_SECOND when the company is. Unset for other calls.
+	VisitorLeg LegRole `protobuf:"varint,22,opt,name=visitor_leg,json=visitorLeg,proto3,enum=ringback.origination.v1.LegRole" json:"visitor_leg,omitempty"`
+	// The attempt in progress (or the last one), from 1. A click-to-call call
+	// whose visitor could not be reached is dialed again, up to max_attempts.
+	Attempt int32 `protobuf:"varint,23,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// Most attempts the call may take: 1 plus the campaign's redials.
+	MaxAttempts int32 `protobuf:"varint,24,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// While the call waits (status QUEUED) for a redial or for the campaign's
+	// opening hours: when its next attempt starts. Unset otherwise.
+	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,25,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
+	// The attempts that failed before the current one, oldest first.
+	Attempts []*CallAttempt `protobuf:"bytes,26,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// A campaign call's outcome as the click-to-call spec names it, once the
+	// call has ended: "COMPLETED", "FAILED CALLING TO USER", "FAILED CALLING
+	// TO COMPANY" (failure_reason says why) or "CANCELED". Empty while the
+	// call is live and for calls outside campaigns.
+	Outcome string `protobuf:"bytes,27,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// The failed call this call calls back (the company's one-click callback
+	// from its failed calls). Empty otherwise.
+	CallbackOf string `protobuf:"bytes,28,opt,name=callback_of,json=callbackOf,proto3" json:"callback_of,omitempty"`
+	// What the account is charged for the call if it completes (the
+	// campaign's price per completed call), in micro-units of price_currency.
+	// 0: nothing beyond the legs' cost.
+	PriceMicros int64 `protobuf:"varint,29,opt,name=price_micros,json=priceMicros,proto3" json:"price_micros,omitempty"`
+	// ISO 4217 currency of price_micros.
+	PriceCurrency string `protobuf:"bytes,30,opt,name=price_currency,json=priceCurrency,proto3" json:"price_currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Call) Reset() {
@@ -674,6 +703,280 @@ func (x *Call) GetReminderTimeoutS() int32 {
 	return 0
 }
 
+func (x *Call) GetVisitorLeg() LegRole {
+	if x != nil {
+		return x.VisitorLeg
+	}
+	return LegRole_LEG_ROLE_UNSPECIFIED
+}
+
+func (x *Call) GetAttempt() int32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Call) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *Call) GetNextAttemptAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptAt
+	}
+	return nil
+}
+
+func (x *Call) GetAttempts() []*CallAttempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *Call) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *Call) GetCallbackOf() string {
+	if x != nil {
+		return x.CallbackOf
+	}
+	return ""
+}
+
+func (x *Call) GetPriceMicros() int64 {
+	if x != nil {
+		return x.PriceMicros
+	}
+	return 0
+}
+
+func (x *Call) GetPriceCurrency() string {
+	if x != nil {
+		return x.PriceCurrency
+	}
+	return ""
+}
+
+// One failed attempt of a call that was redialed.
+type CallAttempt struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which attempt, from 1.
+	Number int32 `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	// The leg that failed.
+	FailedLeg LegRole `protobuf:"varint,2,opt,name=failed_leg,json=failedLeg,proto3,enum=ringback.origination.v1.LegRole" json:"failed_leg,omitempty"`
+	// Why it failed.
+	FailureReason FailureReason `protobuf:"varint,3,opt,name=failure_reason,json=failureReason,proto3,enum=ringback.origination.v1.FailureReason" json:"failure_reason,omitempty"`
+	// FreeSWITCH hangup cause of the failed leg, e.g. USER_BUSY.
+	HangupCause string `protobuf:"bytes,4,opt,name=hangup_cause,json=hangupCause,proto3" json:"hangup_cause,omitempty"`
+	// Final SIP status of the failed leg when known (e.g. 486).
+	SipStatus int32 `protobuf:"varint,5,opt,name=sip_status,json=sipStatus,proto3" json:"sip_status,omitempty"`
+	// When the attempt started dialing.
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// When the attempt ended.
+	EndedAt       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallAttempt) Reset() {
+	*x = CallAttempt{}
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallAttempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallAttempt) ProtoMessage() {}
+
+func (x *CallAttempt) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallAttempt.ProtoReflect.Descriptor instead.
+func (*CallAttempt) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CallAttempt) GetNumber() int32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *CallAttempt) GetFailedLeg() LegRole {
+	if x != nil {
+		return x.FailedLeg
+	}
+	return LegRole_LEG_ROLE_UNSPECIFIED
+}
+
+func (x *CallAttempt) GetFailureReason() FailureReason {
+	if x != nil {
+		return x.FailureReason
+	}
+	return FailureReason_FAILURE_REASON_UNSPECIFIED
+}
+
+func (x *CallAttempt) GetHangupCause() string {
+	if x != nil {
+		return x.HangupCause
+	}
+	return ""
+}
+
+func (x *CallAttempt) GetSipStatus() int32 {
+	if x != nil {
+		return x.SipStatus
+	}
+	return 0
+}
+
+func (x *CallAttempt) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *CallAttempt) GetEndedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndedAt
+	}
+	return nil
+}
+
+// One channel a leg tried before the one it has now: an operator who did
+// not answer while the company's endpoints were rung in order, or one who
+// lost the race when they were all rung at once.
+type LegTry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint rung.
+	EndpointId string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// Its name.
+	EndpointName string `protobuf:"bytes,2,opt,name=endpoint_name,json=endpointName,proto3" json:"endpoint_name,omitempty"`
+	// What was dialed.
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	// FreeSWITCH channel UUID of the try.
+	Uuid string `protobuf:"bytes,4,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	// How the try ended, e.g. NO_ANSWER, USER_BUSY, LOSE_RACE.
+	HangupCause string `protobuf:"bytes,5,opt,name=hangup_cause,json=hangupCause,proto3" json:"hangup_cause,omitempty"`
+	// Final SIP status when known.
+	SipStatus int32 `protobuf:"varint,6,opt,name=sip_status,json=sipStatus,proto3" json:"sip_status,omitempty"`
+	// When it started dialing.
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// When it ended.
+	EndedAt       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LegTry) Reset() {
+	*x = LegTry{}
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LegTry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LegTry) ProtoMessage() {}
+
+func (x *LegTry) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LegTry.ProtoReflect.Descriptor instead.
+func (*LegTry) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *LegTry) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *LegTry) GetEndpointName() string {
+	if x != nil {
+		return x.EndpointName
+	}
+	return ""
+}
+
+func (x *LegTry) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *LegTry) GetUuid() string {
+	if x != nil {
+		return x.Uuid
+	}
+	return ""
+}
+
+func (x *LegTry) GetHangupCause() string {
+	if x != nil {
+		return x.HangupCause
+	}
+	return ""
+}
+
+func (x *LegTry) GetSipStatus() int32 {
+	if x != nil {
+		return x.SipStatus
+	}
+	return 0
+}
+
+func (x *LegTry) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *LegTry) GetEndedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndedAt
+	}
+	return nil
+}
+
 // One leg of a call: one FreeSWITCH channel to one party.
 type Leg struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -730,14 +1033,17 @@ type Leg struct {
 	EndpointName string `protobuf:"bytes,19,opt,name=endpoint_name,json=endpointName,proto3" json:"endpoint_name,omitempty"`
 	// What was dialed: the E.164 number, or the endpoint's address (its
 	// extension, SIP user or number).
-	Address       string `protobuf:"bytes,20,opt,name=address,proto3" json:"address,omitempty"`
+	Address string `protobuf:"bytes,20,opt,name=address,proto3" json:"address,omitempty"`
+	// The channels this leg tried before its current one (the company side of
+	// a click-to-call campaign hunting over its operators), oldest first.
+	Tries         []*LegTry `protobuf:"bytes,21,rep,name=tries,proto3" json:"tries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Leg) Reset() {
 	*x = Leg{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +1055,7 @@ func (x *Leg) String() string {
 func (*Leg) ProtoMessage() {}
 
 func (x *Leg) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +1068,7 @@ func (x *Leg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leg.ProtoReflect.Descriptor instead.
 func (*Leg) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{1}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Leg) GetRole() LegRole {
@@ -905,6 +1211,13 @@ func (x *Leg) GetAddress() string {
 	return ""
 }
 
+func (x *Leg) GetTries() []*LegTry {
+	if x != nil {
+		return x.Tries
+	}
+	return nil
+}
+
 // Who a leg dials: exactly one of a phone number or an endpoint.
 type PartyRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -921,7 +1234,7 @@ type PartyRef struct {
 
 func (x *PartyRef) Reset() {
 	*x = PartyRef{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -933,7 +1246,7 @@ func (x *PartyRef) String() string {
 func (*PartyRef) ProtoMessage() {}
 
 func (x *PartyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -946,7 +1259,7 @@ func (x *PartyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartyRef.ProtoReflect.Descriptor instead.
 func (*PartyRef) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{2}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PartyRef) GetTarget() isPartyRef_Target {
@@ -996,7 +1309,7 @@ var File_ringback_origination_v1_call_proto protoreflect.FileDescriptor
 
 const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\n" +
-	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\xc9\b\n" +
+	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\xd4\v\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1026,10 +1339,44 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\fhangup_cause\x18\x13 \x01(\tR\vhangupCause\x12\x1f\n" +
 	"\vcampaign_id\x18\x14 \x01(\tR\n" +
 	"campaignId\x12,\n" +
-	"\x12reminder_timeout_s\x18\x15 \x01(\x05R\x10reminderTimeoutS\x1a<\n" +
+	"\x12reminder_timeout_s\x18\x15 \x01(\x05R\x10reminderTimeoutS\x12A\n" +
+	"\vvisitor_leg\x18\x16 \x01(\x0e2 .ringback.origination.v1.LegRoleR\n" +
+	"visitorLeg\x12\x18\n" +
+	"\aattempt\x18\x17 \x01(\x05R\aattempt\x12!\n" +
+	"\fmax_attempts\x18\x18 \x01(\x05R\vmaxAttempts\x12B\n" +
+	"\x0fnext_attempt_at\x18\x19 \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x12@\n" +
+	"\battempts\x18\x1a \x03(\v2$.ringback.origination.v1.CallAttemptR\battempts\x12\x18\n" +
+	"\aoutcome\x18\x1b \x01(\tR\aoutcome\x12\x1f\n" +
+	"\vcallback_of\x18\x1c \x01(\tR\n" +
+	"callbackOf\x12!\n" +
+	"\fprice_micros\x18\x1d \x01(\x03R\vpriceMicros\x12%\n" +
+	"\x0eprice_currency\x18\x1e \x01(\tR\rpriceCurrency\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfa\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe9\x02\n" +
+	"\vCallAttempt\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\x05R\x06number\x12?\n" +
+	"\n" +
+	"failed_leg\x18\x02 \x01(\x0e2 .ringback.origination.v1.LegRoleR\tfailedLeg\x12M\n" +
+	"\x0efailure_reason\x18\x03 \x01(\x0e2&.ringback.origination.v1.FailureReasonR\rfailureReason\x12!\n" +
+	"\fhangup_cause\x18\x04 \x01(\tR\vhangupCause\x12\x1d\n" +
+	"\n" +
+	"sip_status\x18\x05 \x01(\x05R\tsipStatus\x129\n" +
+	"\n" +
+	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x125\n" +
+	"\bended_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\"\xb0\x02\n" +
+	"\x06LegTry\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12#\n" +
+	"\rendpoint_name\x18\x02 \x01(\tR\fendpointName\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x12\n" +
+	"\x04uuid\x18\x04 \x01(\tR\x04uuid\x12!\n" +
+	"\fhangup_cause\x18\x05 \x01(\tR\vhangupCause\x12\x1d\n" +
+	"\n" +
+	"sip_status\x18\x06 \x01(\x05R\tsipStatus\x129\n" +
+	"\n" +
+	"started_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x125\n" +
+	"\bended_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\"\xb1\a\n" +
 	"\x03Leg\x124\n" +
 	"\x04role\x18\x01 \x01(\x0e2 .ringback.origination.v1.LegRoleR\x04role\x127\n" +
 	"\x05party\x18\x02 \x01(\v2!.ringback.origination.v1.PartyRefR\x05party\x12(\n" +
@@ -1056,7 +1403,8 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\n" +
 	"ringing_at\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\tringingAt\x12#\n" +
 	"\rendpoint_name\x18\x13 \x01(\tR\fendpointName\x12\x18\n" +
-	"\aaddress\x18\x14 \x01(\tR\aaddress\"Q\n" +
+	"\aaddress\x18\x14 \x01(\tR\aaddress\x125\n" +
+	"\x05tries\x18\x15 \x03(\v2\x1f.ringback.origination.v1.LegTryR\x05tries\"Q\n" +
 	"\bPartyRef\x12\x18\n" +
 	"\x06number\x18\x01 \x01(\tH\x00R\x06number\x12!\n" +
 	"\vendpoint_id\x18\x02 \x01(\tH\x00R\n" +
@@ -1122,7 +1470,7 @@ func file_ringback_origination_v1_call_proto_rawDescGZIP() []byte {
 }
 
 var file_ringback_origination_v1_call_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_ringback_origination_v1_call_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_ringback_origination_v1_call_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_ringback_origination_v1_call_proto_goTypes = []any{
 	(CallSource)(0),               // 0: ringback.origination.v1.CallSource
 	(CallMode)(0),                 // 1: ringback.origination.v1.CallMode
@@ -1131,12 +1479,14 @@ var file_ringback_origination_v1_call_proto_goTypes = []any{
 	(LegStatus)(0),                // 4: ringback.origination.v1.LegStatus
 	(FailureReason)(0),            // 5: ringback.origination.v1.FailureReason
 	(*Call)(nil),                  // 6: ringback.origination.v1.Call
-	(*Leg)(nil),                   // 7: ringback.origination.v1.Leg
-	(*PartyRef)(nil),              // 8: ringback.origination.v1.PartyRef
-	nil,                           // 9: ringback.origination.v1.Call.VariablesEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*v1.AppliedRate)(nil),        // 11: ringback.rating.v1.AppliedRate
-	(*v1.Direction)(nil),          // 12: ringback.rating.v1.Direction
+	(*CallAttempt)(nil),           // 7: ringback.origination.v1.CallAttempt
+	(*LegTry)(nil),                // 8: ringback.origination.v1.LegTry
+	(*Leg)(nil),                   // 9: ringback.origination.v1.Leg
+	(*PartyRef)(nil),              // 10: ringback.origination.v1.PartyRef
+	nil,                           // 11: ringback.origination.v1.Call.VariablesEntry
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*v1.AppliedRate)(nil),        // 13: ringback.rating.v1.AppliedRate
+	(*v1.Direction)(nil),          // 14: ringback.rating.v1.Direction
 }
 var file_ringback_origination_v1_call_proto_depIdxs = []int32{
 	0,  // 0: ringback.origination.v1.Call.source:type_name -> ringback.origination.v1.CallSource
@@ -1144,27 +1494,37 @@ var file_ringback_origination_v1_call_proto_depIdxs = []int32{
 	2,  // 2: ringback.origination.v1.Call.status:type_name -> ringback.origination.v1.CallStatus
 	3,  // 3: ringback.origination.v1.Call.failed_leg:type_name -> ringback.origination.v1.LegRole
 	5,  // 4: ringback.origination.v1.Call.failure_reason:type_name -> ringback.origination.v1.FailureReason
-	7,  // 5: ringback.origination.v1.Call.first:type_name -> ringback.origination.v1.Leg
-	7,  // 6: ringback.origination.v1.Call.second:type_name -> ringback.origination.v1.Leg
-	9,  // 7: ringback.origination.v1.Call.variables:type_name -> ringback.origination.v1.Call.VariablesEntry
-	10, // 8: ringback.origination.v1.Call.created_at:type_name -> google.protobuf.Timestamp
-	10, // 9: ringback.origination.v1.Call.answered_at:type_name -> google.protobuf.Timestamp
-	10, // 10: ringback.origination.v1.Call.bridged_at:type_name -> google.protobuf.Timestamp
-	10, // 11: ringback.origination.v1.Call.ended_at:type_name -> google.protobuf.Timestamp
-	3,  // 12: ringback.origination.v1.Leg.role:type_name -> ringback.origination.v1.LegRole
-	8,  // 13: ringback.origination.v1.Leg.party:type_name -> ringback.origination.v1.PartyRef
-	4,  // 14: ringback.origination.v1.Leg.status:type_name -> ringback.origination.v1.LegStatus
-	10, // 15: ringback.origination.v1.Leg.started_at:type_name -> google.protobuf.Timestamp
-	10, // 16: ringback.origination.v1.Leg.answered_at:type_name -> google.protobuf.Timestamp
-	10, // 17: ringback.origination.v1.Leg.ended_at:type_name -> google.protobuf.Timestamp
-	11, // 18: ringback.origination.v1.Leg.rate:type_name -> ringback.rating.v1.AppliedRate
-	12, // 19: ringback.origination.v1.Leg.direction:type_name -> ringback.rating.v1.Direction
-	10, // 20: ringback.origination.v1.Leg.ringing_at:type_name -> google.protobuf.Timestamp
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	9,  // 5: ringback.origination.v1.Call.first:type_name -> ringback.origination.v1.Leg
+	9,  // 6: ringback.origination.v1.Call.second:type_name -> ringback.origination.v1.Leg
+	11, // 7: ringback.origination.v1.Call.variables:type_name -> ringback.origination.v1.Call.VariablesEntry
+	12, // 8: ringback.origination.v1.Call.created_at:type_name -> google.protobuf.Timestamp
+	12, // 9: ringback.origination.v1.Call.answered_at:type_name -> google.protobuf.Timestamp
+	12, // 10: ringback.origination.v1.Call.bridged_at:type_name -> google.protobuf.Timestamp
+	12, // 11: ringback.origination.v1.Call.ended_at:type_name -> google.protobuf.Timestamp
+	3,  // 12: ringback.origination.v1.Call.visitor_leg:type_name -> ringback.origination.v1.LegRole
+	12, // 13: ringback.origination.v1.Call.next_attempt_at:type_name -> google.protobuf.Timestamp
+	7,  // 14: ringback.origination.v1.Call.attempts:type_name -> ringback.origination.v1.CallAttempt
+	3,  // 15: ringback.origination.v1.CallAttempt.failed_leg:type_name -> ringback.origination.v1.LegRole
+	5,  // 16: ringback.origination.v1.CallAttempt.failure_reason:type_name -> ringback.origination.v1.FailureReason
+	12, // 17: ringback.origination.v1.CallAttempt.started_at:type_name -> google.protobuf.Timestamp
+	12, // 18: ringback.origination.v1.CallAttempt.ended_at:type_name -> google.protobuf.Timestamp
+	12, // 19: ringback.origination.v1.LegTry.started_at:type_name -> google.protobuf.Timestamp
+	12, // 20: ringback.origination.v1.LegTry.ended_at:type_name -> google.protobuf.Timestamp
+	3,  // 21: ringback.origination.v1.Leg.role:type_name -> ringback.origination.v1.LegRole
+	10, // 22: ringback.origination.v1.Leg.party:type_name -> ringback.origination.v1.PartyRef
+	4,  // 23: ringback.origination.v1.Leg.status:type_name -> ringback.origination.v1.LegStatus
+	12, // 24: ringback.origination.v1.Leg.started_at:type_name -> google.protobuf.Timestamp
+	12, // 25: ringback.origination.v1.Leg.answered_at:type_name -> google.protobuf.Timestamp
+	12, // 26: ringback.origination.v1.Leg.ended_at:type_name -> google.protobuf.Timestamp
+	13, // 27: ringback.origination.v1.Leg.rate:type_name -> ringback.rating.v1.AppliedRate
+	14, // 28: ringback.origination.v1.Leg.direction:type_name -> ringback.rating.v1.Direction
+	12, // 29: ringback.origination.v1.Leg.ringing_at:type_name -> google.protobuf.Timestamp
+	8,  // 30: ringback.origination.v1.Leg.tries:type_name -> ringback.origination.v1.LegTry
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_ringback_origination_v1_call_proto_init() }
@@ -1172,7 +1532,7 @@ func file_ringback_origination_v1_call_proto_init() {
 	if File_ringback_origination_v1_call_proto != nil {
 		return
 	}
-	file_ringback_origination_v1_call_proto_msgTypes[2].OneofWrappers = []any{
+	file_ringback_origination_v1_call_proto_msgTypes[4].OneofWrappers = []any{
 		(*PartyRef_Number)(nil),
 		(*PartyRef_EndpointId)(nil),
 	}
@@ -1182,7 +1542,7 @@ func file_ringback_origination_v1_call_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringback_origination_v1_call_proto_rawDesc), len(file_ringback_origination_v1_call_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
