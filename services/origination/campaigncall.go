@@ -353,6 +353,91 @@ func outcome(c *Call) string {
 	return ""
 }
 
+// await records a waiting call where every instance sees it and wakes it
+// at its time.
+func (e *Engine) await(ctx context.Context, c *Call) {
+	if err := e.store.Wait(ctx, c.ID, c.NextAttemptAt); err != nil {
+		// The timer still wakes it; only a takeover by another instance,
+		// should this one go away, depends on the record.
+		e.log.Warn("record a waiting call", "call_id", c.ID, "err", err)
+	}
+	e.arm(c.ID, c.NextAttemptAt)
+}
+
+func unwaitAction(ctx context.Context, e *Engine, c *Call) error {
+	if err := e.store.Unwait(ctx, c.ID); err != nil {
+		e.log.Warn("unrecord a waiting call", "call_id", c.ID, "err", err)
+	}
+	return nil
+}
+
+// sweepEvery is how often the waiter looks for due waiting calls.
+const sweepEvery = 250 * time.Millisecond
+
+// waiter keeps this instance's heartbeat and wakes waiting calls that are
+// due: its own (a timer lost to a restart) and those of instances that are
+// gone (scaled down, crashed, renamed), which it adopts. A waiting call has
+// no channel on any switch, so any instance may take it over.
+func (e *Engine) waiter() {
+	defer e.wg.Done()
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	var beat time.Time
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-e.stop:
+				return
+			case <-t.C:
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if time.Since(beat) >= e.cfg.HeartbeatTTL/3 {
+			if err := e.store.Heartbeat(ctx, e.cfg.Instance, e.cfg.HeartbeatTTL); err != nil {
+				e.log.Warn("heartbeat", "err", err)
+			} else {
+				beat = time.Now()
+			}
+		}
+		e.sweep(ctx)
+		cancel()
+	}
+}
+
+func (e *Engine) sweep(ctx context.Context) {
+	due, err := e.store.Due(ctx, e.now(), 100)
+	if err != nil {
+		e.log.Warn("list waiting calls", "err", err)
+		return
+	}
+	for _, id := range due {
+		c, err := e.store.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) || (err == nil && (c.Status != StatusQueued || c.NextAttemptAt.IsZero())) {
+			_ = e.store.Unwait(ctx, id) // started or ended meanwhile
+			continue
+		}
+		if err != nil {
+			e.log.Warn("load a waiting call", "call_id", id, "err", err)
+			continue
+		}
+		if c.Owner != e.cfg.Instance {
+			alive, err := e.store.Alive(ctx, c.Owner)
+			if err != nil || alive {
+				continue // its owner wakes it
+			}
+			unlock := e.lock(id)
+			err = e.store.Adopt(ctx, c, e.cfg.Instance)
+			unlock()
+			if err != nil {
+				continue // someone else adopted it first
+			}
+			e.log.Info("adopted a waiting call of an instance that is gone", "call_id", id, "from", c.Owner)
+			e.live.Delete(id)
+		}
+		e.enqueue(SwitchEvent{Name: evStart, CallID: id})
+	}
+}
+
 // arm wakes a waiting call at t (again: the latest time wins).
 func (e *Engine) arm(id string, t time.Time) {
 	select {

@@ -12,21 +12,10 @@ import (
 	"github.com/ringback/ringback/services/internal/ids"
 )
 
-// memEndpoints is the account's endpoints for engine tests (the PostgreSQL
-// store has its own tests).
-type memEndpoints map[string]*Endpoint
-
-func (m memEndpoints) Get(_ context.Context, account, id string) (*Endpoint, error) {
-	if e, ok := m[id]; ok && e.AccountID == account {
-		return e, nil
-	}
-	return nil, fmt.Errorf("%w: %s", ErrUnknownEndpoint, id)
-}
-
 // operators registers one EXTERNAL_NUMBER endpoint per number and returns
 // their party specs.
-func operators(st *stack, account string, numbers ...string) ([]PartySpec, memEndpoints) {
-	eps := memEndpoints{}
+func operators(st *stack, account string, numbers ...string) ([]PartySpec, staticEndpoints) {
+	eps := staticEndpoints{}
 	var out []PartySpec
 	for i, n := range numbers {
 		id := ids.NewV4()
@@ -293,5 +282,42 @@ func TestCampaignCallCanceledWhileWaitingForRedial(t *testing.T) {
 	done := st.waitStatus(c.ID, StatusCanceled, StatusFailed, StatusCompleted)
 	if done.Status != StatusCanceled || done.Outcome != OutcomeCanceled {
 		t.Fatalf("call: %s %q", done.Status, done.Outcome)
+	}
+}
+
+// A call waiting for its time outlives the instance that accepted it:
+// once that instance is gone (its heartbeat expired), another adopts the
+// call and places it.
+func TestCampaignWaitingCallAdoptedWhenItsInstanceIsGone(t *testing.T) {
+	t.Parallel()
+	st := newStack(t)
+	ops, eps := operators(st, "acct-camp", "+15550000001")
+	// Instance A accepts the call, then goes away before it is due.
+	log := st.engine.log
+	a := NewEngine(Config{Instance: "gone-" + ids.NewV4(), HeartbeatTTL: 600 * time.Millisecond}, st.sw, st.store, st.engine.pub, st.engine.locks, DialPlan{Endpoints: eps}, log)
+	time.Sleep(100 * time.Millisecond) // its first heartbeat
+	c, err := a.Create(context.Background(), campaignRequest("+15551230002", ops, func(r *CreateRequest) { r.Campaign.NotBefore = time.Now().Add(time.Second) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	done := st.waitStatus(c.ID, StatusCompleted, StatusFailed)
+	if done.Owner != st.cfg.Instance || done.First.DialedAt.IsZero() {
+		t.Fatalf("owner %s (want %s), dialed %v", done.Owner, st.cfg.Instance, done.First.DialedAt)
+	}
+	// And a waiting call of a live instance is left to it.
+	b := NewEngine(Config{Instance: "alive-" + ids.NewV4(), HeartbeatTTL: time.Minute}, st.sw, st.store, st.engine.pub, st.engine.locks, DialPlan{Endpoints: eps}, log)
+	defer b.Close()
+	time.Sleep(100 * time.Millisecond)
+	c2, err := b.Create(context.Background(), campaignRequest("+15551230002", ops, func(r *CreateRequest) { r.Campaign.NotBefore = time.Now().Add(time.Hour) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.store.Wait(context.Background(), c2.ID, time.Now().Add(-time.Second)); err != nil { // pretend it is due
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if got, _ := st.store.Get(context.Background(), c2.ID); got.Owner != b.cfg.Instance || got.Status != StatusQueued {
+		t.Fatalf("a live instance's waiting call was taken: owner %s status %s", got.Owner, got.Status)
 	}
 }

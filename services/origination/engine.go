@@ -73,6 +73,18 @@ type Store interface {
 	// IndexLeg maps a channel dialed after the call was created (a
 	// redial, an operator rung in turn or at once) to its call.
 	IndexLeg(ctx context.Context, legUUID, callID string) error
+	// Wait records that a call waits, QUEUED, until at (a redial or its
+	// campaign's opening hours); Unwait that it no longer does; Due lists
+	// the waiting calls due by now, whoever drives them.
+	Wait(ctx context.Context, id string, at time.Time) error
+	Unwait(ctx context.Context, id string) error
+	Due(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// Heartbeat says an instance is alive for ttl; Alive asks.
+	Heartbeat(ctx context.Context, instance string, ttl time.Duration) error
+	Alive(ctx context.Context, instance string) (bool, error)
+	// Adopt makes owner drive c (a waiting call whose owner is gone);
+	// ErrConflict if c changed since it was loaded.
+	Adopt(ctx context.Context, c *Call, owner string) error
 }
 
 // Publisher puts events on the bus (JetStream), idempotently per
@@ -169,6 +181,10 @@ type Config struct {
 	MaxRingTimeout     time.Duration // default 120s
 	MaxDuration        time.Duration // cap and default for max_duration_s; default 4h
 	Workers            int           // event workers; events of one call always go to the same one; default 64
+	// HeartbeatTTL is how long this instance counts as alive after its
+	// last heartbeat (sent every third of it); another instance adopts
+	// its waiting calls after that. Default 15s.
+	HeartbeatTTL time.Duration
 }
 
 // Engine drives calls.
@@ -211,6 +227,9 @@ func NewEngine(cfg Config, sw Switch, store Store, pub Publisher, locks Locker, 
 	if cfg.Workers <= 0 {
 		cfg.Workers = 64
 	}
+	if cfg.HeartbeatTTL <= 0 {
+		cfg.HeartbeatTTL = 15 * time.Second
+	}
 	e := &Engine{cfg: cfg, sw: sw, store: store, pub: pub, locks: locks, res: res, log: log, now: time.Now, stop: make(chan struct{})}
 	e.queues = make([]chan SwitchEvent, cfg.Workers)
 	for i := range e.queues {
@@ -218,6 +237,8 @@ func NewEngine(cfg Config, sw Switch, store Store, pub Publisher, locks Locker, 
 		e.wg.Add(1)
 		go e.worker(e.queues[i])
 	}
+	e.wg.Add(1)
+	go e.waiter()
 	return e
 }
 
@@ -383,7 +404,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 	}
 	e.remember(c)
 	if !c.NextAttemptAt.IsZero() {
-		e.arm(c.ID, c.NextAttemptAt)
+		e.await(ctx, c)
 	} else {
 		e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID})
 	}
@@ -547,7 +568,7 @@ func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) erro
 		// evStart is idempotent.
 		if !c.NextAttemptAt.IsZero() {
 			e.flush(ctx, c)
-			e.arm(c.ID, c.NextAttemptAt)
+			e.await(ctx, c)
 			return nil
 		}
 		e.enqueue(SwitchEvent{Name: evStart, CallID: c.ID})
@@ -558,6 +579,25 @@ func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) erro
 		return e.store.Finish(ctx, c)
 	}
 	var acts []action
+	for _, r := range []Role{RoleFirst, RoleSecond} {
+		// Operators rung at once: a fork gone unseen ends as if hung up.
+		l := c.Leg(r)
+		for i := len(l.Forks) - 1; i >= 0; i-- {
+			f := l.Forks[i]
+			if !f.Status.Up() || (!nodeGone && f.Status == LegDialing && e.now().Sub(f.DialedAt) < time.Duration(l.Targets[f.Target].RingTimeoutMS)*time.Millisecond+5*time.Second) {
+				continue
+			}
+			exists := false
+			if !nodeGone {
+				if exists, err = e.sw.Exists(ctx, c.Node, f.UUID); err != nil {
+					return fmt.Errorf("check channel %s: %w", f.UUID, err)
+				}
+			}
+			if !exists {
+				acts = append(acts, e.applyFork(ctx, c, r, i, SwitchEvent{Name: "CHANNEL_HANGUP_COMPLETE", UUID: f.UUID, Cause: "NORMAL_TEMPORARY_FAILURE"})...)
+			}
+		}
+	}
 	for _, r := range []Role{RoleFirst, RoleSecond} {
 		l := c.Leg(r)
 		if !l.Status.Up() {
@@ -582,6 +622,10 @@ func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) erro
 			cause = "NORMAL_CLEARING"
 		}
 		e.log.Warn("leg gone from FreeSWITCH while we were not looking", "call_id", c.ID, "leg_uuid", l.UUID, "node_restarted", nodeGone)
+		if next, ok := e.channelEnded(c, r, cause, 0, e.now().UTC()); ok {
+			acts = append(acts, next...)
+			continue
+		}
 		acts = append(acts, e.legEnded(c, r, cause, 0, e.now().UTC())...)
 	}
 	if c.Ending != "" {
@@ -717,17 +761,19 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		if c.Status != StatusQueued {
 			return nil // already started (a replay after a restart)
 		}
+		var acts []action
 		if !c.NextAttemptAt.IsZero() {
 			if c.NextAttemptAt.Sub(e.now()) > 5*time.Millisecond {
 				return nil // early: its timer is armed
 			}
 			c.NextAttemptAt = time.Time{}
+			acts = append(acts, unwaitAction)
 		}
 		c.AttemptStartedAt = e.now().UTC()
 		if c.Mode == ModeSimultaneous {
-			return []action{e.dial(c, RoleFirst), e.dial(c, RoleSecond)}
+			return append(acts, e.dial(c, RoleFirst), e.dial(c, RoleSecond))
 		}
-		return []action{e.dial(c, RoleFirst)}
+		return append(acts, e.dial(c, RoleFirst))
 	case "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA":
 		if l.Status == LegDialing {
 			l.Status, l.RingingAt = LegRinging, now
@@ -1051,7 +1097,7 @@ func (e *Engine) commit(ctx context.Context, c *Call, acts []action) error {
 	if c.Status == StatusQueued && !c.NextAttemptAt.IsZero() {
 		// Waiting for a redial: the operators are free meanwhile.
 		e.releaseLocks(ctx, c)
-		e.arm(c.ID, c.NextAttemptAt)
+		e.await(ctx, c)
 	}
 	if c.Status.Final() {
 		if err := e.store.Finish(ctx, c); err != nil {

@@ -155,6 +155,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{t: t, sw: &fakeSwitch{failNext: map[string]error{}}, pub: &recorder{}, store: NewRedisStore(testRedis(t))}
+	h.store.WaitingKey = "test:origination:waiting:" + ids.NewV4()
 	eps := staticEndpoints{"agent-7": {ID: "agent-7", Kind: KindRegisteredUser, Address: "1007", CallerIDNumber: "+15550001007", RingTimeoutMS: 15000}}
 	h.e = NewEngine(Config{Instance: "test-" + ids.NewV4()}, h.sw, h.store, h.pub, &memLocker{}, DialPlan{Endpoints: eps},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))

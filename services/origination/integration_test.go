@@ -108,6 +108,7 @@ func newStackScale(t testing.TB, scale float64) *stack {
 	t.Cleanup(cc2.Stop)
 	cc := cachetest.New(t)
 	st.store = NewRedisStore(cc.Redis())
+	st.store.WaitingKey = cc.Key("origination", "waiting") // this test's instances only
 	st.sw = NewESLSwitch(log)
 	st.client, err = esl.Dial(ctx, esl.Config{Addrs: []string{eslAddr}, Password: "ClueCon", Events: Events, Logger: log}, st.sw.Handlers())
 	if err != nil {

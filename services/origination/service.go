@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -156,6 +157,9 @@ func (s *Service) Drain(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// Calls waiting for a redial or for opening hours have no channel:
+		// another instance adopts them once this one is gone.
+		live = slices.DeleteFunc(live, func(c *Call) bool { return c.Status == StatusQueued && !c.NextAttemptAt.IsZero() })
 		if len(live) == 0 {
 			return nil
 		}

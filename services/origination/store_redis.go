@@ -21,11 +21,14 @@ import (
 type RedisStore struct {
 	rdb       redis.UniversalClient
 	Retention time.Duration
+	// WaitingKey is the shared sorted set of waiting calls; every
+	// instance of a deployment must use the same (the default).
+	WaitingKey string
 }
 
 // NewRedisStore wraps a Redis client.
 func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
-	return &RedisStore{rdb: rdb, Retention: 24 * time.Hour}
+	return &RedisStore{rdb: rdb, Retention: 24 * time.Hour, WaitingKey: waitingKey}
 }
 
 func callKey(id string) string             { return "origination:call:" + id }
@@ -113,6 +116,64 @@ func (s *RedisStore) Update(ctx context.Context, c *Call) error {
 		return fmt.Errorf("update call %s: %w", c.ID, ErrNotFound)
 	}
 	return fmt.Errorf("update call %s: %w", c.ID, ErrConflict)
+}
+
+// waitingKey is the sorted set of calls waiting for a redial or for their
+// campaign's opening hours (score: due time, Unix ms), shared by every
+// instance so a waiting call outlives the replica that accepted it.
+const waitingKey = "origination:waiting"
+
+func instanceKey(name string) string { return "origination:instance:" + name }
+
+// Wait implements Store.
+func (s *RedisStore) Wait(ctx context.Context, id string, at time.Time) error {
+	if err := s.rdb.ZAdd(ctx, s.WaitingKey, redis.Z{Score: float64(at.UnixMilli()), Member: id}).Err(); err != nil {
+		return fmt.Errorf("wait call %s: %w", id, err)
+	}
+	return nil
+}
+
+// Unwait implements Store.
+func (s *RedisStore) Unwait(ctx context.Context, id string) error {
+	if err := s.rdb.ZRem(ctx, s.WaitingKey, id).Err(); err != nil {
+		return fmt.Errorf("unwait call %s: %w", id, err)
+	}
+	return nil
+}
+
+// Due implements Store.
+func (s *RedisStore) Due(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	ids, err := s.rdb.ZRangeByScore(ctx, s.WaitingKey, &redis.ZRangeBy{Min: "-inf", Max: fmt.Sprint(now.UnixMilli()), Count: int64(limit)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("due calls: %w", err)
+	}
+	return ids, nil
+}
+
+// Heartbeat implements Store.
+func (s *RedisStore) Heartbeat(ctx context.Context, instance string, ttl time.Duration) error {
+	return s.rdb.Set(ctx, instanceKey(instance), time.Now().UTC().Format(time.RFC3339), ttl).Err()
+}
+
+// Alive implements Store.
+func (s *RedisStore) Alive(ctx context.Context, instance string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, instanceKey(instance)).Result()
+	return n == 1, err
+}
+
+// Adopt implements Store: c (as loaded) changes owner if nobody wrote it
+// since, and moves to the new owner's live set.
+func (s *RedisStore) Adopt(ctx context.Context, c *Call, owner string) error {
+	old := c.Owner
+	c.Owner = owner
+	if err := s.Update(ctx, c); err != nil {
+		c.Owner = old
+		return err
+	}
+	if err := s.rdb.SMove(ctx, liveKey(old), liveKey(owner), c.ID).Err(); err != nil {
+		return fmt.Errorf("adopt call %s: %w", c.ID, err)
+	}
+	return nil
 }
 
 // IndexLeg implements Store: the index lives as long as a call's legs do.
