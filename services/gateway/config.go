@@ -73,6 +73,26 @@ type Config struct {
 	// RequestTimeout (RINGBACK_REQUEST_TIMEOUT, a duration) bounds each REST
 	// or clickToDial request, backend calls included.
 	RequestTimeout time.Duration
+	// BannerSecret (RINGBACK_BANNER_SECRET, at least 32 characters) keys
+	// the HMACs of the public banner's status tokens and challenges; every
+	// replica needs the same one. Empty: a random secret per process
+	// (tokens then fail on other replicas and after a restart).
+	BannerSecret logging.Secret
+	// BannerPowBits (RINGBACK_BANNER_POW_BITS, 8 to 28) is the difficulty
+	// of the banner's proof of work: leading zero bits of SHA-256, so each
+	// more doubles the visitor's work (16: ~65,000 hashes). 0: the default.
+	BannerPowBits int
+	// BannerStreamsPerIP (RINGBACK_BANNER_STREAMS_PER_IP) bounds the call
+	// status streams one client address (IPv6: /64) holds open on a
+	// replica. 0: the default.
+	BannerStreamsPerIP int
+	// BannerStreamMaxAge (RINGBACK_BANNER_STREAM_MAX_AGE, a duration)
+	// bounds a status stream's life (the browser reconnects if the call is
+	// still live). 0: the default.
+	BannerStreamMaxAge time.Duration
+	// DemoCampaign (RINGBACK_DEMO_CAMPAIGN) is the campaign id /demo/banner
+	// shows unless RunOptions.DemoCampaign names one. Empty: no demo page.
+	DemoCampaign string
 }
 
 // Load reads the gateway's configuration through lookup (os.LookupEnv when
@@ -99,6 +119,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			"how long an API key lookup is cached, e.g. 10s"),
 		RequestTimeout: l.Duration("RINGBACK_REQUEST_TIMEOUT", DefaultRequestTimeout,
 			"longest a REST or clickToDial request may take, e.g. 15s"),
+		BannerSecret: l.Secret("RINGBACK_BANNER_SECRET", "",
+			"HMAC key of the click-to-call banner's status tokens and challenges, shared by every replica; empty: random per process"),
+		BannerPowBits: l.Int("RINGBACK_BANNER_POW_BITS", DefaultBannerPowBits,
+			"difficulty of the banner's proof of work, in leading zero bits of SHA-256"),
+		BannerStreamsPerIP: l.Int("RINGBACK_BANNER_STREAMS_PER_IP", DefaultBannerStreamsPerIP,
+			"call status streams one client address may hold open"),
+		BannerStreamMaxAge: l.Duration("RINGBACK_BANNER_STREAM_MAX_AGE", DefaultBannerStreamMaxAge,
+			"longest life of a call status stream, e.g. 2h"),
+		DemoCampaign: l.String("RINGBACK_DEMO_CAMPAIGN", "", "campaign id shown at /demo/banner; empty: none"),
 	}
 	l.Func("RINGBACK_TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is trusted", func(s string) error {
 		p, err := ParsePrefixes(s)
@@ -118,6 +147,13 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	l.Check(c.ImportTimeout > 0, "RINGBACK_IMPORT_TIMEOUT", "must be positive")
 	l.Check(c.AuthCacheTTL <= 5*time.Minute, "RINGBACK_AUTH_CACHE_TTL", "at most 5m: revoked keys must stop working soon")
 	l.Check(c.RequestTimeout > 0, "RINGBACK_REQUEST_TIMEOUT", "must be positive")
+	if s := c.BannerSecret.Reveal(); s != "" && len(s) < 32 {
+		l.Problemf("RINGBACK_BANNER_SECRET", "too short (%d characters): use at least 32 random characters", len(s))
+	}
+	l.Check(c.BannerPowBits >= 8 && c.BannerPowBits <= 28, "RINGBACK_BANNER_POW_BITS", "between 8 and 28")
+	l.Check(c.BannerStreamsPerIP > 0, "RINGBACK_BANNER_STREAMS_PER_IP", "must be positive")
+	l.Check(c.BannerStreamMaxAge > 0, "RINGBACK_BANNER_STREAM_MAX_AGE", "must be positive")
+	l.Check(c.DemoCampaign == "" || validID(c.DemoCampaign), "RINGBACK_DEMO_CAMPAIGN", "not a campaign id")
 	return c, l.Err()
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -26,6 +27,7 @@ import (
 	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
 	webhookv1 "github.com/ringback/ringback/proto/gen/go/ringback/webhook/v1"
 	"github.com/ringback/ringback/proto/gen/openapi"
+	"github.com/ringback/ringback/services/internal/cache"
 	"github.com/ringback/ringback/services/internal/logging"
 	"github.com/ringback/ringback/services/origination"
 	"github.com/ringback/ringback/services/rating"
@@ -72,6 +74,7 @@ type handler struct {
 	limiter   Limiter
 	operator  []byte // operator token; empty: none
 	mux       *http.ServeMux
+	banner    *bannerAPI
 }
 
 // Backends are the services the gateway forwards to.
@@ -79,13 +82,25 @@ type Backends struct {
 	Origination, Rating, CDR, Webhook grpc.ClientConnInterface
 	// Limiter bounds getCdrs requests per account; nil: unbounded.
 	Limiter Limiter
+	// Redis holds the public banner's limits, duplicate keys and used
+	// challenges; nil: the banner refuses calls (503).
+	Redis *cache.Client
+	// Events delivers call events to the visitors' status streams (the
+	// NATS connection); nil: the streams poll origination.
+	Events EventSubscriber
+	// DemoCampaign, if set, names the campaign of /demo/banner (else
+	// Config.DemoCampaign).
+	DemoCampaign func() string
+	// Metrics registers the gateway's own metrics; nil: not exported.
+	Metrics prometheus.Registerer
 }
 
 // NewHandler returns the gateway's public HTTP handler: the REST API of
 // gateway.yaml (CallService and EndpointService forwarded to origination,
 // rating's and cdr's services to them, AccountService served by accounts
 // in-process), the carrier-compatible clickToDial and getCdrs, the CSV
-// routes, /v1/openapi.json and /healthz. accounts authenticates API keys;
+// routes, the public click-to-call banner routes (banner.go),
+// /v1/openapi.json and /healthz. accounts authenticates API keys;
 // cfg gives the operator token, trusted proxies and request timeout.
 func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountServer accountsv1.AccountServiceServer, b Backends) (http.Handler, error) {
 	if log == nil || accounts == nil || accountServer == nil || b.Origination == nil || b.Rating == nil || b.CDR == nil || b.Webhook == nil {
@@ -133,6 +148,9 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 	if err := originationv1.RegisterEndpointServiceHandlerClient(ctx, gw, h.endpoints); err != nil {
 		return nil, fmt.Errorf("gateway: register EndpointService: %w", err)
 	}
+	if err := originationv1.RegisterCampaignServiceHandlerClient(ctx, gw, originationv1.NewCampaignServiceClient(origination)); err != nil {
+		return nil, fmt.Errorf("gateway: register CampaignService: %w", err)
+	}
 	if err := accountsv1.RegisterAccountServiceHandlerServer(ctx, gw, accountServer); err != nil {
 		return nil, fmt.Errorf("gateway: register AccountService: %w", err)
 	}
@@ -164,6 +182,8 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 		return nil, fmt.Errorf("gateway: register NotificationService: %w", err)
 	}
 
+	h.banner = newBannerAPI(cfg, log, b, gw)
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -183,10 +203,14 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 	mux.HandleFunc("GET "+cdrExportPath, h.exportCdrs)
 	mux.HandleFunc("POST "+ratesImportPath, h.importRates)
 	mux.HandleFunc("GET "+ratesExportPath, h.exportRates)
+	h.banner.register(mux) // public: no API key
 	mux.Handle("/", gw)
 	h.mux = mux
 	return h, nil
 }
+
+// drainStreams ends the visitors' status streams (first shutdown stage).
+func (h *handler) drainStreams() { h.banner.closeStreams() }
 
 type bodyLimitKey struct{}
 
@@ -225,6 +249,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isImport(r) {
 		// A carrier's rate deck is tens of megabytes and takes seconds.
 		limit, timeout = h.cfg.MaxImportBytes, h.cfg.ImportTimeout
+	}
+	if isStatusStream(r) {
+		// A visitor's status stream lives as long as the call.
+		timeout = h.banner.maxStreamAge
 	}
 	if r.ContentLength > limit {
 		if isLegacyPath(r.URL.Path) || r.URL.Path == LegacyGetCdrsPath {

@@ -13,6 +13,7 @@ import (
 	accountsv1 "github.com/ringback/ringback/proto/gen/go/ringback/accounts/v1"
 	"github.com/ringback/ringback/services/internal/cache"
 	"github.com/ringback/ringback/services/internal/logging"
+	"github.com/ringback/ringback/services/internal/natsbus"
 	"github.com/ringback/ringback/services/internal/server"
 	"github.com/ringback/ringback/services/internal/store"
 )
@@ -36,6 +37,10 @@ type RunOptions struct {
 	// DevAccountReady receives the development account and its key (to
 	// print them); nil: they are logged.
 	DevAccountReady func(accountID, key string)
+	// DemoCampaign, if set, names the campaign /demo/banner shows (make
+	// run's demo campaign); it wins over RINGBACK_DEMO_CAMPAIGN when it
+	// returns an id.
+	DemoCampaign func() string
 	// Ready, if set, is called once the servers' addresses are bound,
 	// before they serve (tests and cmd/ringback read the addresses).
 	Ready func(*server.Server)
@@ -125,11 +130,25 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		defer rdb.Close()
 		limiter = RedisLimiter{Client: rdb, Limit: cache.Limit{Rate: cfg.GetCdrsPerMinute, Period: time.Minute, Burst: cfg.GetCdrsBurst}}
 	} else {
-		log.Warn("REDIS_URL is not set: getCdrs requests are not rate limited")
+		log.Warn("REDIS_URL is not set: getCdrs requests are not rate limited and the click-to-call banner refuses calls")
+	}
+
+	// The visitors' call status streams follow call events on core NATS.
+	var events EventSubscriber
+	if cfg.Platform.NATSURL != "" {
+		bus, err := natsbus.Connect(startCtx, cfg.Platform.NATSURL, "gateway", log, natsbus.Options{})
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		defer bus.Close()
+		events = bus
+	} else {
+		log.Warn("NATS_URL is not set: the banner's call status streams poll origination")
 	}
 
 	accountServer := NewAccountServer(accounts, log)
-	handler, err := NewHandler(cfg, log, accounts, accountServer, Backends{Origination: orig, Rating: rate, CDR: cdrConn, Webhook: webhookConn, Limiter: limiter})
+	handler, err := NewHandler(cfg, log, accounts, accountServer, Backends{Origination: orig, Rating: rate, CDR: cdrConn, Webhook: webhookConn,
+		Limiter: limiter, Redis: rdb, Events: events, DemoCampaign: opts.DemoCampaign, Metrics: reg})
 	if err != nil {
 		return err
 	}
@@ -146,8 +165,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		return fmt.Errorf("gateway: %w", err)
 	}
 	accountsv1.RegisterAccountServiceServer(srv.GRPC(), accountServer)
+	if d, ok := handler.(interface{ drainStreams() }); ok {
+		srv.OnDrain(d.drainStreams) // the streams would hold the HTTP server's graceful stop
+	}
 	// Redis is not a readiness check: it only holds the getCdrs allowance,
-	// which is not enforced while Redis is away (requests are served).
+	// which is not enforced while Redis is away (requests are served), and
+	// the banner's limits, without which only the banner refuses (503).
 	srv.AddReadiness("postgres", db.Ping)
 	if len(cfg.OperatorToken) == 0 {
 		log.Warn("RINGBACK_OPERATOR_TOKEN is not set: accounts can only be managed with their own keys")

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -56,6 +57,10 @@ type Info struct {
 	DevAccountID  string
 	DevKey        string
 	DevTariffID   string // the development tariff, assigned to the development account
+	// DevCampaignID and DevCampaignKey are the development click-to-call
+	// campaign (its banner is the gateway's /demo/banner).
+	DevCampaignID  string
+	DevCampaignKey string
 }
 
 // Run runs the suite until ctx ends, then shuts every service down in two
@@ -163,6 +168,7 @@ func Run(ctx context.Context, opts Options) error {
 	select {
 	case s := <-cdrReady:
 		info.CDRAt = s.GRPCAddr().String()
+		over["RINGBACK_CDR_ADDR"] = info.CDRAt
 	case err := <-errs:
 		cancel()
 		wg.Wait()
@@ -232,12 +238,15 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	gwReady := make(chan struct{})
+	var demo atomic.Value // the development campaign's id, once created
+	demo.Store("")
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		errs <- gateway.Run(ctx, gwCfg, log.With("component", "gateway"), reg, gateway.RunOptions{
 			DevAccount: opts.DevAccount, DevKey: opts.DevKey,
 			DevAccountReady: func(id, key string) { info.DevAccountID, info.DevKey = id, key },
+			DemoCampaign:    func() string { return demo.Load().(string) },
 			Ready: func(s *server.Server) {
 				info.HTTPURL = "http://" + s.PublicAddr().String()
 				close(gwReady)
@@ -256,6 +265,16 @@ func Run(ctx context.Context, opts Options) error {
 				return fmt.Errorf("development tariff: %w", err)
 			}
 			info.DevTariffID = id
+			cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+			camp, err := EnsureDevCampaign(cctx, info.OriginationAt, info.DevAccountID)
+			ccancel()
+			if err != nil {
+				cancel()
+				wg.Wait()
+				return fmt.Errorf("development campaign: %w", err)
+			}
+			info.DevCampaignID, info.DevCampaignKey = camp.GetId(), camp.GetPublicKey()
+			demo.Store(camp.GetId())
 		}
 		if opts.Ready != nil {
 			opts.Ready(info)

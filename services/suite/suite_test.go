@@ -156,7 +156,7 @@ func (e *e2e) consumeEvents() {
 }
 
 // do sends a request and decodes the JSON answer.
-func (e *e2e) do(t *testing.T, method, path, key, body string) (int, map[string]any) {
+func (e *e2e) do(t testing.TB, method, path, key, body string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, e.info.HTTPURL+path, strings.NewReader(body))
 	if err != nil {
