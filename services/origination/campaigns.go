@@ -268,7 +268,9 @@ var (
 // IDs to E.164, origins to scheme://host[:port], the country upper case).
 // Operators are checked against the account's endpoints.
 func validateCampaign(ctx context.Context, eps Endpoints, account string, c *originationv1.Campaign, maxDuration time.Duration) error {
-	bad := func(format string, a ...any) error { return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...) }
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
+	}
 	if !errNameRe.MatchString(c.GetName()) || len(c.GetName()) > 100 {
 		return bad("name must be 1-100 printable characters")
 	}

@@ -191,20 +191,20 @@ type Direction struct {
 // Call is one request to connect two parties. It is the engine's unit of
 // state: kept in Redis while live and published whole with every event.
 type Call struct {
-	ID               string            `json:"id"`
-	AccountID        string            `json:"account_id"`
-	Source           string            `json:"source"`
-	CampaignID       string            `json:"campaign_id,omitempty"`
-	Mode             Mode              `json:"mode"`
-	Status           Status            `json:"status"`
-	FailedLeg        Role              `json:"failed_leg,omitempty"`
-	FailureReason    FailureReason     `json:"failure_reason,omitempty"`
-	First            Leg               `json:"first"`
-	Second           Leg               `json:"second"`
-	Announcement     string            `json:"announcement,omitempty"`
-	Announced        bool              `json:"announced,omitempty"`
-	MaxDurationS     int               `json:"max_duration_s,omitempty"`
-	ReminderTimeoutS int               `json:"reminder_timeout_s,omitempty"`
+	ID               string        `json:"id"`
+	AccountID        string        `json:"account_id"`
+	Source           string        `json:"source"`
+	CampaignID       string        `json:"campaign_id,omitempty"`
+	Mode             Mode          `json:"mode"`
+	Status           Status        `json:"status"`
+	FailedLeg        Role          `json:"failed_leg,omitempty"`
+	FailureReason    FailureReason `json:"failure_reason,omitempty"`
+	First            Leg           `json:"first"`
+	Second           Leg           `json:"second"`
+	Announcement     string        `json:"announcement,omitempty"`
+	Announced        bool          `json:"announced,omitempty"`
+	MaxDurationS     int           `json:"max_duration_s,omitempty"`
+	ReminderTimeoutS int           `json:"reminder_timeout_s,omitempty"`
 	// VisitorLeg is the leg reaching a banner's visitor (campaign calls).
 	VisitorLeg Role `json:"visitor_leg,omitempty"`
 	// Attempt counts the attempts from 1; a campaign call whose visitor
@@ -218,17 +218,17 @@ type Call struct {
 	AttemptStartedAt time.Time `json:"attempt_started_at,omitzero"`
 	Attempts         []Attempt `json:"attempts,omitempty"`
 	// Outcome is a campaign call's end in the click-to-call spec's words.
-	Outcome       string `json:"outcome,omitempty"`
-	CallbackOf    string `json:"callback_of,omitempty"`
-	PriceMicros   int64  `json:"price_micros,omitempty"`
-	PriceCurrency string `json:"price_currency,omitempty"`
-	Variables        map[string]string `json:"variables,omitempty"`
-	Node             string            `json:"node"`
-	HangupCause      string            `json:"hangup_cause,omitempty"`
-	Owner            string            `json:"owner"`           // origination instance driving it
-	Seq              int64             `json:"seq"`             // last event sequence published
-	Version          int64             `json:"version"`         // optimistic concurrency in the store
-	Locks            []string          `json:"locks,omitempty"` // endpoint IDs held busy by this call
+	Outcome       string            `json:"outcome,omitempty"`
+	CallbackOf    string            `json:"callback_of,omitempty"`
+	PriceMicros   int64             `json:"price_micros,omitempty"`
+	PriceCurrency string            `json:"price_currency,omitempty"`
+	Variables     map[string]string `json:"variables,omitempty"`
+	Node          string            `json:"node"`
+	HangupCause   string            `json:"hangup_cause,omitempty"`
+	Owner         string            `json:"owner"`           // origination instance driving it
+	Seq           int64             `json:"seq"`             // last event sequence published
+	Version       int64             `json:"version"`         // optimistic concurrency in the store
+	Locks         []string          `json:"locks,omitempty"` // endpoint IDs held busy by this call
 	// Ending is the outcome decided while legs are still being torn down;
 	// it becomes Status once no leg is up.
 	Ending Status `json:"ending,omitempty"`
