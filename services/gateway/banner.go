@@ -64,6 +64,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	"github.com/ringback/ringback/services/internal/cache"
@@ -93,6 +94,10 @@ const (
 	// long for the twin's call id, looking every bannerDupPoll.
 	bannerDupWait = 2 * time.Second
 	bannerDupPoll = 50 * time.Millisecond
+	// bannerDupPending bounds how long a request's pending claim lives: a
+	// gateway that dies while placing the call must not block the number
+	// for the whole window.
+	bannerDupPending = 15 * time.Second
 	// dupPending starts the duplicate key's value while its call is placed.
 	dupPending = "pending:"
 	// bannerCallTimeout bounds each GetCall of the public views.
@@ -314,21 +319,42 @@ func (b *bannerAPI) click2call(w http.ResponseWriter, r *http.Request) {
 	if need && !b.challenged(w, r, id, req) {
 		return
 	}
-	// h. A second request for the same number joins the first's call.
+	// h. A second request for the same number joins the first's call
+	// while it is live; once it has ended, a new request is a new call.
 	dupKey := "banner:dup:" + id + ":" + number
 	mine := dupPending + randomHex(8)
-	callID, claimed, err := b.claim(ctx, dupKey, mine, c.dupWindow)
-	switch {
-	case errors.Is(err, errDuplicateInProgress):
-		b.refuse(w, ErrorDetail{Code: ReasonDuplicateInProgress, HTTPStatus: http.StatusConflict,
-			Message: "a call to this number is being placed: wait a moment and look at its status"})
-		return
-	case err != nil:
-		b.unavailable(w, r, "banner duplicate check", err)
-		return
-	case !claimed:
-		b.join(w, r, c, callID)
-		return
+	for tries := 0; ; tries++ {
+		callID, claimed, err := b.claim(ctx, dupKey, mine, min(c.dupWindow, bannerDupPending))
+		if err == nil && !claimed {
+			var call *originationv1.Call
+			call, err = b.fetchCall(ctx, c, callID)
+			if err == nil && !finalStatus(call.GetStatus()) {
+				b.join(w, c, call)
+				return
+			}
+			if err == nil || status.Code(err) == codes.NotFound {
+				claimed, err = b.takeOver(ctx, dupKey, callID, mine)
+				if err == nil && !claimed && tries < 2 {
+					continue // another request took it over first: look again
+				}
+				if err == nil && !claimed {
+					err = errDuplicateInProgress
+				}
+			} else {
+				b.serviceRefusal(w, r, err)
+				return
+			}
+		}
+		switch {
+		case errors.Is(err, errDuplicateInProgress):
+			b.refuse(w, ErrorDetail{Code: ReasonDuplicateInProgress, HTTPStatus: http.StatusConflict,
+				Message: "a call to this number is being placed: wait a moment and look at its status"})
+			return
+		case err != nil:
+			b.unavailable(w, r, "banner duplicate check", err)
+			return
+		}
+		break
 	}
 	placed := false
 	defer func() {
@@ -372,7 +398,7 @@ func (b *bannerAPI) click2call(w http.ResponseWriter, r *http.Request) {
 	}
 	call := res.GetCall()
 	placed = true
-	b.commit(dupKey, mine, call.GetId())
+	b.commit(dupKey, mine, call.GetId(), c.dupWindow)
 	b.metrics.calls.WithLabelValues("placed").Inc()
 	b.log.Info("banner call placed", logging.CallID(call.GetId()), logging.AccountID(c.pc.GetAccountId()), "campaign_id", id)
 	// k.
@@ -619,20 +645,29 @@ func (b *bannerAPI) claim(ctx context.Context, key, mine string, window time.Dur
 	}
 }
 
-// commitScript replaces this request's pending value by the call id,
-// keeping the window's expiry; a key that expired or changed meanwhile is
-// left alone (a SET KEEPTTL on a missing key would never expire).
-var commitScript = redis.NewScript(`
+// swapScript replaces the key's value ARGV[1] by ARGV[2] for ARGV[3] ms;
+// a key that expired or changed meanwhile is left alone.
+var swapScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-	return redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+	return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 end
 return false`)
 
-// commit records the call placed for a claimed duplicate key.
-func (b *bannerAPI) commit(key, mine, callID string) {
+// takeOver claims a duplicate key that holds an ended call's id.
+func (b *bannerAPI) takeOver(ctx context.Context, key, ended, mine string) (bool, error) {
+	err := swapScript.Run(ctx, b.rdb.Redis(), []string{b.rdb.Key(key)}, ended, mine, bannerDupPending.Milliseconds()).Err()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// commit records the call placed for a claimed duplicate key, for the
+// campaign's whole window from now.
+func (b *bannerAPI) commit(key, mine, callID string, window time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := commitScript.Run(ctx, b.rdb.Redis(), []string{b.rdb.Key(key)}, mine, callID).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	if err := swapScript.Run(ctx, b.rdb.Redis(), []string{b.rdb.Key(key)}, mine, callID, window.Milliseconds()).Err(); err != nil && !errors.Is(err, redis.Nil) {
 		b.logFailure("banner: record the call of a duplicate key", err, logging.CallID(callID))
 	}
 }
@@ -649,13 +684,8 @@ func (b *bannerAPI) release(key, mine string) {
 	}
 }
 
-// join answers a duplicate request with the call of the first.
-func (b *bannerAPI) join(w http.ResponseWriter, r *http.Request, c *bannerCampaign, callID string) {
-	call, err := b.fetchCall(r.Context(), c, callID)
-	if err != nil {
-		b.serviceRefusal(w, r, err)
-		return
-	}
+// join answers a duplicate request with the live call of the first.
+func (b *bannerAPI) join(w http.ResponseWriter, c *bannerCampaign, call *originationv1.Call) {
 	b.metrics.calls.WithLabelValues("joined").Inc()
 	b.writeStarted(w, c, call, true)
 }

@@ -743,6 +743,34 @@ func TestBannerDuplicateJoin(t *testing.T) {
 	}
 }
 
+// Once the joined call has ended, a new request for the number is a new
+// call, not the old failure again; its claim then lasts the window.
+func TestBannerDuplicateOfAnEndedCallIsANewCall(t *testing.T) {
+	t.Parallel()
+	e := newBannerEnv(t)
+	c := e.campaign(func(c *originationv1.PublicCampaign) { c.Limits.DuplicateWindowS = 90 })
+	first := e.call(t, c, "+15551230486", shop)
+	e.fake.update(first.Call.ID, func(call *originationv1.Call) {
+		call.Status = originationv1.CallStatus_CALL_STATUS_FAILED
+		call.FailedLeg = originationv1.LegRole_LEG_ROLE_FIRST
+	})
+	again := e.call(t, c, "+15551230486", shop)
+	if again.Joined || again.Call.ID == first.Call.ID {
+		t.Fatalf("a request after the call ended joined it: %+v", again)
+	}
+	if n := len(e.fake.startsFor(c.Id)); n != 2 {
+		t.Fatalf("%d calls placed, want 2", n)
+	}
+	third := e.call(t, c, "+15551230486", shop)
+	if !third.Joined || third.Call.ID != again.Call.ID {
+		t.Fatalf("a duplicate of the live second call: %+v", third)
+	}
+	key := e.rdb.Key("banner", "dup", c.Id, "+15551230486")
+	if ttl, _ := e.rdb.Redis().TTL(t.Context(), key).Result(); ttl <= 80*time.Second {
+		t.Fatalf("the new call's claim expires in %v, want the window", ttl)
+	}
+}
+
 // Concurrent requests for one number place exactly one call, and all
 // answer with it; a twin still in flight after 2 s is 409.
 func TestBannerConcurrentDuplicates(t *testing.T) {
@@ -1171,6 +1199,11 @@ func TestBannerViewStates(t *testing.T) {
 		{"company first, visitor answered", originationv1.CallStatus_CALL_STATUS_ANSWERED, []func(*originationv1.Call){companyFirst, legs(answered, answered)}, StateConnecting, -1},
 		{"dialing, no legs yet", originationv1.CallStatus_CALL_STATUS_DIALING, nil, StateQueued, -1},
 		{"bridged", originationv1.CallStatus_CALL_STATUS_BRIDGED, []func(*originationv1.Call){legs(answered, answered)}, StateConnected, -1},
+		// An attempt ending is not final yet: never back to "queued".
+		{"visitor leg failed, call ending", originationv1.CallStatus_CALL_STATUS_RINGING, []func(*originationv1.Call){legs(failed, pending)}, StateCallingYou, -1},
+		{"visitor hung up before the company", originationv1.CallStatus_CALL_STATUS_ANSWERED, []func(*originationv1.Call){legs(originationv1.LegStatus_LEG_STATUS_HUNGUP, ringing)}, StateConnecting, -1},
+		{"visitor hung up after talking", originationv1.CallStatus_CALL_STATUS_ANSWERED, []func(*originationv1.Call){legs(originationv1.LegStatus_LEG_STATUS_HUNGUP, answered), func(c *originationv1.Call) { c.BridgedAt = timestamppb.New(now) }}, StateConnected, -1},
+		{"company first, company failed, call ending", originationv1.CallStatus_CALL_STATUS_RINGING, []func(*originationv1.Call){companyFirst, legs(failed, pending)}, StateCallingCompany, -1},
 		{"completed", originationv1.CallStatus_CALL_STATUS_COMPLETED, nil, StateEnded, -1},
 		{"canceled", originationv1.CallStatus_CALL_STATUS_CANCELED, nil, StateCanceled, -1},
 		{"visitor failed", originationv1.CallStatus_CALL_STATUS_FAILED, []func(*originationv1.Call){legs(failed, pending), func(c *originationv1.Call) {

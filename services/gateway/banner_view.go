@@ -115,10 +115,21 @@ func callState(c *originationv1.Call) string {
 		return StateCallingYou
 	case originationv1.LegStatus_LEG_STATUS_ANSWERED:
 		return StateConnecting
+	case originationv1.LegStatus_LEG_STATUS_FAILED:
+		// The attempt is ending without the visitor: the next snapshot
+		// says whether it is redialed or failed. Until then the visitor
+		// is still "being called", never back to "queued".
+		return StateCallingYou
+	case originationv1.LegStatus_LEG_STATUS_HUNGUP:
+		if c.GetBridgedAt() != nil {
+			return StateConnected // about to complete
+		}
+		return StateConnecting
 	case originationv1.LegStatus_LEG_STATUS_PENDING, originationv1.LegStatus_LEG_STATUS_UNSPECIFIED:
 		// A leg not created yet counts as pending.
 		switch company.GetStatus() {
-		case originationv1.LegStatus_LEG_STATUS_DIALING, originationv1.LegStatus_LEG_STATUS_RINGING, originationv1.LegStatus_LEG_STATUS_ANSWERED:
+		case originationv1.LegStatus_LEG_STATUS_DIALING, originationv1.LegStatus_LEG_STATUS_RINGING, originationv1.LegStatus_LEG_STATUS_ANSWERED,
+			originationv1.LegStatus_LEG_STATUS_HUNGUP, originationv1.LegStatus_LEG_STATUS_FAILED:
 			return StateCallingCompany
 		}
 	}

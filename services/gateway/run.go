@@ -136,12 +136,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	// The visitors' call status streams follow call events on core NATS.
 	var events EventSubscriber
 	if cfg.Platform.NATSURL != "" {
-		bus, err := natsbus.Connect(startCtx, cfg.Platform.NATSURL, "gateway", log, natsbus.Options{})
+		// The edge serves without NATS: status streams then poll.
+		nctx, ncancel := context.WithTimeout(startCtx, 5*time.Second)
+		bus, err := natsbus.Connect(nctx, cfg.Platform.NATSURL, "gateway", log, natsbus.Options{})
+		ncancel()
 		if err != nil {
-			return fmt.Errorf("gateway: %w", err)
+			log.Warn("NATS is unreachable: the banner's call status streams poll origination until the gateway restarts", logging.Err(err))
+		} else {
+			defer bus.Close()
+			events = bus
 		}
-		defer bus.Close()
-		events = bus
 	} else {
 		log.Warn("NATS_URL is not set: the banner's call status streams poll origination")
 	}
