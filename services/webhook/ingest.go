@@ -186,10 +186,15 @@ func reminderOf(ev *eventsv1.CallEvent, now time.Time) (reminder, bool) {
 	}, true
 }
 
-// partyNumber is the person to call back: the party dialed by number (the
-// visitor of a banner, whose company side is the account's endpoints); the
-// first one when both are numbers.
+// partyNumber is the person to call back: a campaign call's visitor, else
+// the party dialed by number; the first one when both are numbers.
 func partyNumber(c *originationv1.Call) string {
+	switch c.GetVisitorLeg() {
+	case originationv1.LegRole_LEG_ROLE_FIRST:
+		return c.GetFirst().GetParty().GetNumber()
+	case originationv1.LegRole_LEG_ROLE_SECOND:
+		return c.GetSecond().GetParty().GetNumber()
+	}
 	if n := c.GetFirst().GetParty().GetNumber(); n != "" {
 		return n
 	}
