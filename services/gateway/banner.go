@@ -254,21 +254,8 @@ func (b *bannerAPI) click2call(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	// b. Key and state. The CORS headers go on these errors too when the
-	// origin is allowed, so the campaign's own widget can read them.
-	originOK := b.cors(w, r, c)
-	if !b.keyMatches(c, req.Key) {
-		b.refuse(w, ErrorDetail{Code: ReasonInvalidKey, HTTPStatus: http.StatusUnauthorized,
-			Message: "wrong or missing campaign key: copy the banner snippet from the campaign again"})
-		return
-	}
-	if !c.pc.GetEnabled() {
-		b.refuse(w, ErrorDetail{Code: ReasonCampaignDisabled, HTTPStatus: http.StatusForbidden, Message: "this campaign does not take calls"})
-		return
-	}
-	// c. Origin.
-	if !originOK {
-		b.refuseOrigin(w, r)
+	// b. Key and state; c. origin.
+	if !b.admit(w, r, c, req.Key, "wrong or missing campaign key: copy the banner snippet from the campaign again") {
 		return
 	}
 	// d. The visitor's address.
@@ -504,6 +491,25 @@ func (b *bannerAPI) preflight(methods string) http.HandlerFunc {
 	}
 }
 
+// admit checks a request's campaign key, that the campaign takes calls and
+// the page's origin, or answers the refusal. The CORS headers go on the
+// key and state errors too when the origin is allowed, so the campaign's
+// own widget can read them.
+func (b *bannerAPI) admit(w http.ResponseWriter, r *http.Request, c *bannerCampaign, key, wrongKey string) bool {
+	originOK := b.cors(w, r, c)
+	switch {
+	case !b.keyMatches(c, key):
+		b.refuse(w, ErrorDetail{Code: ReasonInvalidKey, HTTPStatus: http.StatusUnauthorized, Message: wrongKey})
+	case !c.pc.GetEnabled():
+		b.refuse(w, ErrorDetail{Code: ReasonCampaignDisabled, HTTPStatus: http.StatusForbidden, Message: "this campaign does not take calls"})
+	case !originOK:
+		b.refuseOrigin(w, r)
+	default:
+		return true
+	}
+	return false
+}
+
 // challenge issues a challenge to a campaign's widget (which may solve one
 // before it is asked, e.g. while the visitor types).
 func (b *bannerAPI) challenge(w http.ResponseWriter, r *http.Request) {
@@ -512,17 +518,7 @@ func (b *bannerAPI) challenge(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		return
 	}
-	originOK := b.cors(w, r, c)
-	if !b.keyMatches(c, r.URL.Query().Get("key")) {
-		b.refuse(w, ErrorDetail{Code: ReasonInvalidKey, HTTPStatus: http.StatusUnauthorized, Message: "wrong or missing campaign key (?key=)"})
-		return
-	}
-	if !c.pc.GetEnabled() {
-		b.refuse(w, ErrorDetail{Code: ReasonCampaignDisabled, HTTPStatus: http.StatusForbidden, Message: "this campaign does not take calls"})
-		return
-	}
-	if !originOK {
-		b.refuseOrigin(w, r)
+	if !b.admit(w, r, c, r.URL.Query().Get("key"), "wrong or missing campaign key (?key=)") {
 		return
 	}
 	ch, err := b.challenger.Issue(r.Context(), id)

@@ -7,12 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/ringback/ringback/services/internal/browsertest"
 	"html/template"
 	"math/bits"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -264,15 +264,6 @@ type script struct {
 	steps     []step
 }
 
-type click2callRequest struct {
-	Number    string `json:"number"`
-	Key       string `json:"key"`
-	Name      string `json:"name"`
-	Consent   string `json:"consent"`
-	Challenge string `json:"challenge"`
-	Nonce     string `json:"nonce"`
-}
-
 type fakeCall struct {
 	number, token string
 	script        script
@@ -290,7 +281,7 @@ type fakeBannerAPI struct {
 	calls      map[string]*fakeCall
 	challenges map[string]bool
 	solved     map[string]bool
-	requests   map[string]click2callRequest // the last one of each number
+	requests   map[string]bannerCallRequest // the last one of each number
 }
 
 func newFakeBannerAPI(t *testing.T) *fakeBannerAPI {
@@ -303,7 +294,7 @@ func newFakeBannerAPI(t *testing.T) *fakeBannerAPI {
 		t.Fatal(err)
 	}
 	f := &fakeBannerAPI{t: t, widget: widget, demo: demo, mux: http.NewServeMux(),
-		calls: map[string]*fakeCall{}, challenges: map[string]bool{}, solved: map[string]bool{}, requests: map[string]click2callRequest{}}
+		calls: map[string]*fakeCall{}, challenges: map[string]bool{}, solved: map[string]bool{}, requests: map[string]bannerCallRequest{}}
 	f.mux.HandleFunc("GET /widget.js", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Write(f.widget)
@@ -399,7 +390,7 @@ func writeAPIError(w http.ResponseWriter, status int, code string, extra map[str
 }
 
 func (f *fakeBannerAPI) click2call(w http.ResponseWriter, r *http.Request) {
-	var req click2callRequest
+	var req bannerCallRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -460,7 +451,7 @@ func (f *fakeBannerAPI) click2call(w http.ResponseWriter, r *http.Request) {
 // verify checks a proof of work the way the gateway does: a challenge it
 // issued, once, and SHA-256(challenge + ":" + nonce) with 8 leading zero
 // bits.
-func (f *fakeBannerAPI) verify(req click2callRequest) bool {
+func (f *fakeBannerAPI) verify(req bannerCallRequest) bool {
 	if req.Challenge == "" {
 		return false
 	}
@@ -561,7 +552,7 @@ func isFinal(state string) bool {
 	return false
 }
 
-func (f *fakeBannerAPI) request(t *testing.T, number string) click2callRequest {
+func (f *fakeBannerAPI) request(t *testing.T, number string) bannerCallRequest {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -592,39 +583,13 @@ func (f *fakeBannerAPI) pollsOf(number string) int {
 
 // --- the browser --------------------------------------------------------------
 
-// chromium finds a Chromium to drive: the browser tests need one.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	t.Fatalf("no chromium, chromium-browser or google-chrome on PATH: run scripts/setup (installs Debian's chromium)")
-	return ""
-}
-
 type browser struct{ ctx context.Context }
 
 // startBrowser starts one headless Chromium for a test; each subtest gets a
 // tab of it. It stops when the test ends.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.NoSandbox, // tests run as root
-		chromedp.WindowSize(1200, 860),
-		chromedp.Flag("lang", "en-US"),
-	)...)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc() // waits for the browser to exit
-	})
-	if err := chromedp.Do(ctx); err != nil { // starts it
-		t.Fatalf("start chromium: %v", err)
-	}
-	return &browser{ctx: ctx}
+	return &browser{ctx: browsertest.Start(t, chromedp.WindowSize(1200, 860))}
 }
 
 // tab is one page of a subtest, with what its console said.

@@ -207,13 +207,7 @@ func (e *Engine) applyFork(ctx context.Context, c *Call, role Role, i int, ev Sw
 	case "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA":
 		if f.Status == LegDialing {
 			f.Status, f.RingingAt = LegRinging, now
-			if l.Status == LegDialing {
-				l.Status, l.RingingAt = LegRinging, now
-				if c.Status == StatusDialing {
-					c.Status = StatusRinging
-				}
-				e.record(c, EventLegRinging, role)
-			}
+			e.legRinging(c, role, now)
 		}
 	case "CHANNEL_ANSWER":
 		if !f.Status.Up() || f.Status == LegAnswered {

@@ -775,13 +775,7 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		}
 		return append(acts, e.dial(c, RoleFirst))
 	case "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA":
-		if l.Status == LegDialing {
-			l.Status, l.RingingAt = LegRinging, now
-			if c.Status == StatusDialing {
-				c.Status = StatusRinging
-			}
-			e.record(c, EventLegRinging, role)
-		}
+		e.legRinging(c, role, now)
 	case "CHANNEL_ANSWER":
 		if !l.Status.Up() || l.Status == LegAnswered {
 			return nil
@@ -859,6 +853,20 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		acts = e.legEnded(c, role, ev.Cause, ev.SIPStatus, now)
 	}
 	return acts
+}
+
+// legRinging marks a dialing leg ringing (its own channel's or a fork's
+// first 180/183).
+func (e *Engine) legRinging(c *Call, role Role, now time.Time) {
+	l := c.Leg(role)
+	if l.Status != LegDialing {
+		return
+	}
+	l.Status, l.RingingAt = LegRinging, now
+	if c.Status == StatusDialing {
+		c.Status = StatusRinging
+	}
+	e.record(c, EventLegRinging, role)
 }
 
 // legEnded records a leg's end and decides what happens to the call.

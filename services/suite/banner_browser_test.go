@@ -3,9 +3,9 @@ package suite
 import (
 	"context"
 	"fmt"
+	"github.com/ringback/ringback/services/internal/browsertest"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +46,6 @@ import (
 // and start() in suite_test.go would need to take it. Until then the demo
 // page subtest follows a call of the development campaign.
 func TestEndToEndBannerBrowser(t *testing.T) {
-	chrome := findChromium(t)
 	e := start(t)
 
 	operator := e.receptionEndpoint(t)
@@ -57,7 +56,7 @@ func TestEndToEndBannerBrowser(t *testing.T) {
 		t.Fatalf("create the campaign: %d %v", code, camp)
 	}
 
-	browserCtx := startChromium(t, chrome)
+	browserCtx := browsertest.Start(t)
 
 	// The two run one after the other: they call the same operator number.
 	t.Run("demo page", func(t *testing.T) {
@@ -177,37 +176,6 @@ func (e *e2e) campaignEvents(campaignID string) string {
 		}
 	}
 	return b.String()
-}
-
-// findChromium finds a Chromium to drive: the browser tests need one.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	t.Fatalf("no chromium, chromium-browser or google-chrome on PATH: run scripts/setup (installs Debian's chromium)")
-	return ""
-}
-
-// startChromium starts a headless Chromium that stops when the test ends.
-func startChromium(t *testing.T, path string) context.Context {
-	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox, // tests run as root
-		chromedp.Flag("lang", "en-US"),
-	)...)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc() // waits for the browser to exit
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
 }
 
 // page is a tab of the browser showing a page with the widget.

@@ -224,20 +224,7 @@ func (e *e2e) createCall(t *testing.T, body string) string {
 // waitFinal polls GET /v1/calls/{id} until the call has ended.
 func (e *e2e) waitFinal(t *testing.T, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		code, out := e.do(t, "GET", "/v1/calls/"+id, e.key, "")
-		if code != 200 {
-			t.Fatalf("GET /v1/calls/%s: %d %v", id, code, out)
-		}
-		switch dig(out, "call", "status") {
-		case "CALL_STATUS_COMPLETED", "CALL_STATUS_FAILED", "CALL_STATUS_CANCELED":
-			return out["call"].(map[string]any)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("call %s did not end", id)
-	return nil
+	return e.waitFinalWith(t, id, e.key)
 }
 
 func (e *e2e) waitStatus(t *testing.T, id, status string) {
