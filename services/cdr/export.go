@@ -105,7 +105,7 @@ func newCSVWriter(b *bytes.Buffer, loc *time.Location, types []*cdrv1.CommentTyp
 // Columns of the export, before the legs' and the comments'.
 var callColumns = []string{"call_id", "status", "source", "campaign_id", "mode", "created_at", "answered_at",
 	"bridged_at", "ended_at", "duration_s", "billsec", "failed_leg", "failure_reason", "hangup_cause", "cost",
-	"access_fee", "currency"}
+	"access_fee", "currency", "outcome", "attempts", "visitor_leg"}
 
 // Columns of each leg, prefixed with first_ and second_.
 var legColumns = []string{"address", "number", "endpoint_id", "endpoint_name", "caller_id_number", "status",
@@ -155,7 +155,8 @@ func (w *csvWriter) record(r *cdrv1.Cdr) {
 		w.time(c.GetCreatedAt()), w.time(c.GetAnsweredAt()), w.time(c.GetBridgedAt()), w.time(c.GetEndedAt()),
 		strconv.Itoa(int(c.GetDurationS())), strconv.Itoa(int(c.GetBillsec())),
 		enumName(c.GetFailedLeg().String(), "LEG_ROLE_"), enumName(c.GetFailureReason().String(), "FAILURE_REASON_"),
-		c.GetHangupCause(), money(r.GetCostMicros()), money(r.GetAccessFeeMicros()), r.GetCurrency())
+		c.GetHangupCause(), money(r.GetCostMicros()), money(r.GetAccessFeeMicros()), r.GetCurrency(),
+		c.GetOutcome(), strconv.Itoa(max(int(c.GetAttempt()), 1)), enumName(c.GetVisitorLeg().String(), "LEG_ROLE_"))
 	for _, l := range []*originationv1.Leg{c.GetFirst(), c.GetSecond()} {
 		rate, dir := l.GetRate(), l.GetDirection()
 		perMin, fee := "", ""

@@ -77,6 +77,14 @@ type tevSpec struct {
 	DurationS, Billsec            int32
 	FirstCost, SecondCost         int64
 	Unrated                       bool // legs without a rate (no currency)
+	// A click-to-call campaign call: the leg reaching the banner's visitor
+	// (unset: none, as calls outside campaigns and records from before
+	// campaigns have), the attempt it ended on (default 1 for campaign
+	// calls; earlier ones failed on the visitor's leg) and the campaign's
+	// price per completed call (in EUR).
+	VisitorLeg  originationv1.LegRole
+	Attempt     int32
+	PriceMicros int64
 }
 
 // tevCall builds the final event of a call as origination publishes it:
@@ -128,6 +136,9 @@ func tevCall(s tevSpec) *eventsv1.CallEvent {
 		CreatedAt: at(0), EndedAt: end, DurationS: s.DurationS, Billsec: s.Billsec, CampaignId: s.Campaign,
 		Variables: map[string]string{"crm_id": "42"},
 	}
+	if s.VisitorLeg != originationv1.LegRole_LEG_ROLE_UNSPECIFIED {
+		tevCampaign(c, s)
+	}
 	typ := eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED
 	switch s.Status {
 	case originationv1.CallStatus_CALL_STATUS_COMPLETED:
@@ -153,8 +164,44 @@ func tevCall(s tevSpec) *eventsv1.CallEvent {
 		second.Status, second.HangupCause, second.SipStatus = originationv1.LegStatus_LEG_STATUS_PENDING, "", 0
 		first.HangupCause, c.HangupCause = "ORIGINATOR_CANCEL", "ORIGINATOR_CANCEL"
 	}
+	if c.GetVisitorLeg() != originationv1.LegRole_LEG_ROLE_UNSPECIFIED {
+		c.Outcome = tevOutcome(c)
+	}
 	return &eventsv1.CallEvent{EventId: ids.NewV7(), Sequence: 12, OccurredAt: end, AccountId: s.Account, CallId: s.ID,
 		Type: typ, Call: c, Node: "node-1"}
+}
+
+// tevCampaign makes c a banner's campaign call as origination does: the
+// visitor's leg, the attempts (the earlier ones failed on the visitor's
+// leg, which is what makes origination redial) and the campaign's price.
+func tevCampaign(c *originationv1.Call, s tevSpec) {
+	c.Source, c.VisitorLeg = originationv1.CallSource_CALL_SOURCE_BANNER, s.VisitorLeg
+	c.Attempt = max(s.Attempt, 1)
+	c.MaxAttempts = c.Attempt
+	for n := int32(1); n < c.Attempt; n++ {
+		c.Attempts = append(c.Attempts, &originationv1.CallAttempt{Number: n, FailedLeg: s.VisitorLeg,
+			FailureReason: originationv1.FailureReason_FAILURE_REASON_NO_ANSWER, HangupCause: "NO_ANSWER", SipStatus: 480,
+			StartedAt: c.GetCreatedAt(), EndedAt: c.GetCreatedAt()})
+	}
+	if s.PriceMicros > 0 {
+		c.PriceMicros, c.PriceCurrency = s.PriceMicros, "EUR"
+	}
+}
+
+// tevOutcome names a campaign call's end as origination does.
+func tevOutcome(c *originationv1.Call) string {
+	switch c.GetStatus() {
+	case originationv1.CallStatus_CALL_STATUS_COMPLETED:
+		return "COMPLETED"
+	case originationv1.CallStatus_CALL_STATUS_FAILED:
+		if c.GetFailedLeg() == c.GetVisitorLeg() {
+			return "FAILED CALLING TO USER"
+		}
+		return "FAILED CALLING TO COMPANY"
+	case originationv1.CallStatus_CALL_STATUS_CANCELED:
+		return "CANCELED"
+	}
+	return ""
 }
 
 // tdbInsert records calls as ingest does: RowFrom on their final events,

@@ -1,6 +1,7 @@
 package cdr
 
 import (
+	"math"
 	"sort"
 	"strconv"
 	"time"
@@ -27,6 +28,13 @@ type Row struct {
 	Currency                                  string
 	Sequence                                  int32
 	Call                                      []byte // originationv1.Call, protobuf
+	// VisitorLeg is the LegRole reaching a campaign's visitor (0 outside
+	// campaigns); Attempts the attempts the call took, at least 1.
+	VisitorLeg, Attempts int16
+	// PriceMicros is the call's price as given, whatever its status: the
+	// statistics bill it for completed calls only, and keeping it lets a
+	// query tell a priced campaign's failed calls from an unpriced one's.
+	PriceMicros int64
 }
 
 // Final reports whether an event ends its call (and so makes a record).
@@ -104,8 +112,16 @@ func RowFrom(ev *eventsv1.CallEvent, raw []byte) (Row, bool) {
 		DurationS: c.GetDurationS(), Billsec: c.GetBillsec(),
 		CostMicros: cost, AccessFeeMicros: fee, Currency: cur,
 		Sequence: int32(ev.GetSequence()), Call: raw,
+		VisitorLeg: int16(c.GetVisitorLeg()), Attempts: attempts(c.GetAttempt()), PriceMicros: c.GetPriceMicros(),
 	}
 	return r, true
+}
+
+// attempts is a call's attempt number as the attempts column holds it:
+// snapshots from before redials have 0, which was one attempt; the column
+// is a smallint, and origination allows far fewer attempts than it holds.
+func attempts(n int32) int16 {
+	return int16(min(max(n, 1), math.MaxInt16))
 }
 
 // Record is the API form of a stored call.

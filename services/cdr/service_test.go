@@ -581,7 +581,7 @@ func TestExportCSV(t *testing.T) {
 	for i, h := range records[0] {
 		col[h] = i
 	}
-	for _, h := range []string{"call_id", "status", "created_at", "cost", "first_number", "second_endpoint_name", "first_route_pattern", "variables", "comment:Outcome:result"} {
+	for _, h := range []string{"call_id", "status", "created_at", "cost", "outcome", "attempts", "visitor_leg", "first_number", "second_endpoint_name", "first_route_pattern", "variables", "comment:Outcome:result"} {
 		if _, ok := col[h]; !ok {
 			t.Fatalf("no column %q in %v", h, records[0])
 		}
@@ -589,6 +589,9 @@ func TestExportCSV(t *testing.T) {
 	top := records[1]
 	if top[col["call_id"]] != newest || top[col["comment:Outcome:result"]] != "no sale | sale" {
 		t.Errorf("newest row: id %s comments %q", top[col["call_id"]], top[col["comment:Outcome:result"]])
+	}
+	if top[col["attempts"]] != "1" || top[col["outcome"]] != "" || top[col["visitor_leg"]] != "" {
+		t.Errorf("a call outside campaigns: attempts %q outcome %q visitor_leg %q", top[col["attempts"]], top[col["outcome"]], top[col["visitor_leg"]])
 	}
 	if v := top[col["variables"]]; !strings.HasPrefix(v, "{") {
 		t.Errorf("variables %q", v)

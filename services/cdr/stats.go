@@ -147,6 +147,13 @@ func periodUnit(p cdrv1.Period) (string, error) {
 
 // statsCols are the figures of a group of records. Groups are split by
 // failure reason too, which tally folds into failures_by_reason.
+//
+// A click-to-call campaign call is one with a visitor leg (visitor_leg <>
+// 0): its failures are the visitor's or the company's as origination names
+// its outcome (FAILED CALLING TO USER when the failed leg is the visitor's,
+// TO COMPANY otherwise), and only its completion is billed its price.
+// Records from before visitor_leg was stored have 0 there, and so count in
+// failed_first and failed_second only, as calls outside campaigns do.
 var statsCols = fmt.Sprintf(`failure_reason, count(*),
     count(*) FILTER (WHERE status = %[1]d),
     count(*) FILTER (WHERE status = %[2]d),
@@ -154,7 +161,11 @@ var statsCols = fmt.Sprintf(`failure_reason, count(*),
     count(*) FILTER (WHERE status = %[2]d AND failed_leg = %[5]d),
     count(*) FILTER (WHERE status = %[3]d),
     sum(duration_s), sum(billsec), coalesce(sum(billsec) FILTER (WHERE status = %[1]d), 0),
-    sum(cost_micros)::bigint, max(currency)`,
+    sum(cost_micros)::bigint, max(currency),
+    count(*) FILTER (WHERE status = %[2]d AND visitor_leg <> 0 AND failed_leg = visitor_leg),
+    count(*) FILTER (WHERE status = %[2]d AND visitor_leg <> 0 AND failed_leg <> visitor_leg),
+    sum(attempts - 1),
+    coalesce(sum(price_micros) FILTER (WHERE status = %[1]d AND visitor_leg <> 0), 0)::bigint`,
 	originationv1.CallStatus_CALL_STATUS_COMPLETED, originationv1.CallStatus_CALL_STATUS_FAILED,
 	originationv1.CallStatus_CALL_STATUS_CANCELED, originationv1.LegRole_LEG_ROLE_FIRST, originationv1.LegRole_LEG_ROLE_SECOND)
 
@@ -170,6 +181,7 @@ type tally struct {
 	durationS, billsec, completedBillsec, costMicros              int64
 	currency                                                      string
 	reasons                                                       map[string]int64
+	failedVisitor, failedCompany, redials, completedPriceMicros   int64
 }
 
 // scanTally reads a row of statsCols after the lead columns.
@@ -179,7 +191,8 @@ func scanTally(rows pgx.Rows, lead ...any) (tally, error) {
 		reason int16
 	)
 	err := rows.Scan(append(lead, &reason, &t.calls, &t.completed, &t.failed, &t.failedFirst, &t.failedSecond, &t.canceled,
-		&t.durationS, &t.billsec, &t.completedBillsec, &t.costMicros, &t.currency)...)
+		&t.durationS, &t.billsec, &t.completedBillsec, &t.costMicros, &t.currency,
+		&t.failedVisitor, &t.failedCompany, &t.redials, &t.completedPriceMicros)...)
 	if err == nil && t.failed > 0 {
 		name := strings.TrimPrefix(originationv1.FailureReason(reason).String(), "FAILURE_REASON_")
 		t.reasons = map[string]int64{name: t.failed}
@@ -198,6 +211,10 @@ func (t *tally) add(o tally) {
 	t.billsec += o.billsec
 	t.completedBillsec += o.completedBillsec
 	t.costMicros += o.costMicros
+	t.failedVisitor += o.failedVisitor
+	t.failedCompany += o.failedCompany
+	t.redials += o.redials
+	t.completedPriceMicros += o.completedPriceMicros
 	// One currency per account; should they mix, the greatest, as
 	// max(currency) would give.
 	t.currency = max(t.currency, o.currency)
@@ -224,6 +241,8 @@ func (t *tally) stats() *cdrv1.Stats {
 		TotalDurationS: t.durationS, AverageDurationS: ratio(t.durationS, t.calls),
 		TotalBillsec: t.billsec, AverageBillsec: ratio(t.completedBillsec, t.completed),
 		CostMicros: t.costMicros, Currency: t.currency,
+		FailedVisitor: t.failedVisitor, FailedCompany: t.failedCompany, Redials: t.redials,
+		CompletedPriceMicros: t.completedPriceMicros,
 	}
 }
 
@@ -376,6 +395,10 @@ func change(cur, prev *cdrv1.Stats) map[string]float64 {
 	add("failed_first", float64(cur.GetFailedFirst()), float64(prev.GetFailedFirst()))
 	add("failed_second", float64(cur.GetFailedSecond()), float64(prev.GetFailedSecond()))
 	add("canceled", float64(cur.GetCanceled()), float64(prev.GetCanceled()))
+	add("failed_visitor", float64(cur.GetFailedVisitor()), float64(prev.GetFailedVisitor()))
+	add("failed_company", float64(cur.GetFailedCompany()), float64(prev.GetFailedCompany()))
+	add("redials", float64(cur.GetRedials()), float64(prev.GetRedials()))
+	add("completed_price_micros", float64(cur.GetCompletedPriceMicros()), float64(prev.GetCompletedPriceMicros()))
 	add("answer_rate", cur.GetAnswerRate(), prev.GetAnswerRate())
 	add("total_duration_s", float64(cur.GetTotalDurationS()), float64(prev.GetTotalDurationS()))
 	add("average_duration_s", cur.GetAverageDurationS(), prev.GetAverageDurationS())

@@ -3,8 +3,10 @@ package cdr
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -12,6 +14,8 @@ import (
 
 	cdrv1 "github.com/ringback/ringback/proto/gen/go/ringback/cdr/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"github.com/ringback/ringback/services/internal/store"
+	"github.com/ringback/ringback/services/internal/store/storetest"
 )
 
 const (
@@ -451,5 +455,296 @@ func TestStatsStartOfDay(t *testing.T) {
 		if got := startOfDay(utc(tt.at), load(tt.zone)); !got.Equal(utc(tt.want)) {
 			t.Errorf("startOfDay(%s, %s) = %v, want %s", tt.at, tt.zone, got.UTC(), tt.want)
 		}
+	}
+}
+
+// tevOutcomeCalls are acct-a's click-to-call campaign calls of March 2024
+// (UTC) the outcome tests aggregate; camp-v calls its visitors first,
+// camp-k its company first (the visitor is the second leg). Prices in EUR.
+//
+//	v1 03-04 10:00 camp-v visitor FIRST   FAILED    FIRST  BUSY       attempt 3  2.5 EUR  -> user
+//	v2 03-04 11:00 camp-v visitor FIRST   FAILED    SECOND NO_ANSWER  attempt 1  2.5 EUR  -> company
+//	k1 03-04 12:00 camp-k visitor SECOND  FAILED    SECOND BUSY       attempt 1  1 EUR    -> user
+//	k2 03-05 09:00 camp-k visitor SECOND  FAILED    FIRST  NO_ANSWER  attempt 1  1 EUR    -> company
+//	p1 03-05 10:00 camp-v visitor FIRST   COMPLETED                   attempt 1  2.5 EUR  billed
+//	r1 03-05 11:00 camp-k visitor SECOND  COMPLETED                   attempt 3  1 EUR    billed
+//	n1 03-05 12:00 camp-k visitor SECOND  CANCELED                    attempt 2  1 EUR
+//	x1 03-05 13:00 -      (API call)      FAILED    FIRST  BUSY       -> neither
+//	o1 03-05 14:00 camp-v (old record, no visitor leg nor attempt) FAILED SECOND BUSY -> neither
+func tevOutcomeCalls() []tevSpec {
+	const price, priceK = 2_500_000, 1_000_000
+	return []tevSpec{
+		{ID: "v1", Created: utc("2024-03-04T10:00:00Z"), Campaign: "camp-v", VisitorLeg: legFirst, Attempt: 3, PriceMicros: price,
+			Status: sFailed, FailedLeg: legFirst, Reason: rBusy, SecondEndpoint: "op-1"},
+		{ID: "v2", Created: utc("2024-03-04T11:00:00Z"), Campaign: "camp-v", VisitorLeg: legFirst, PriceMicros: price,
+			Status: sFailed, FailedLeg: legSecond, Reason: rNoAnswer, SecondEndpoint: "op-1"},
+		{ID: "k1", Created: utc("2024-03-04T12:00:00Z"), Campaign: "camp-k", VisitorLeg: legSecond, PriceMicros: priceK,
+			Status: sFailed, FailedLeg: legSecond, Reason: rBusy, FirstEndpoint: "op-2"},
+		{ID: "k2", Created: utc("2024-03-05T09:00:00Z"), Campaign: "camp-k", VisitorLeg: legSecond, PriceMicros: priceK,
+			Status: sFailed, FailedLeg: legFirst, Reason: rNoAnswer, FirstEndpoint: "op-2"},
+		{ID: "p1", Created: utc("2024-03-05T10:00:00Z"), Campaign: "camp-v", VisitorLeg: legFirst, PriceMicros: price,
+			Status: sCompleted, SecondEndpoint: "op-1", DurationS: 90, Billsec: 80},
+		{ID: "r1", Created: utc("2024-03-05T11:00:00Z"), Campaign: "camp-k", VisitorLeg: legSecond, Attempt: 3, PriceMicros: priceK,
+			Status: sCompleted, FirstEndpoint: "op-2", DurationS: 60, Billsec: 40},
+		{ID: "n1", Created: utc("2024-03-05T12:00:00Z"), Campaign: "camp-k", VisitorLeg: legSecond, Attempt: 2, PriceMicros: priceK,
+			Status: sCanceled, FirstEndpoint: "op-2"},
+		{ID: "x1", Created: utc("2024-03-05T13:00:00Z"), Status: sFailed, FailedLeg: legFirst, Reason: rBusy},
+		{ID: "o1", Created: utc("2024-03-05T14:00:00Z"), Campaign: "camp-v", Status: sFailed, FailedLeg: legSecond, Reason: rBusy},
+	}
+}
+
+// tevOutcomeTotal is the outcomeDigest of all of tevOutcomeCalls.
+const tevOutcomeTotal = "calls 9 completed 2 failed 6 first/second 3/3 visitor/company 2/2 canceled 1 redials 5 price 3500000"
+
+func outcomeEnv(t *testing.T) *StatisticsServer {
+	st := tdbOpen(t)
+	tdbInsert(t, st, tevOutcomeCalls()...)
+	return &StatisticsServer{Store: st, Now: func() time.Time { return utc("2024-03-05T15:00:00Z") }}
+}
+
+// outcomeDigest is the outcome figures of a Stats: "calls completed
+// failed first/second visitor/company canceled redials price".
+func outcomeDigest(s *cdrv1.Stats) string {
+	return fmt.Sprintf("calls %d completed %d failed %d first/second %d/%d visitor/company %d/%d canceled %d redials %d price %d",
+		s.GetCalls(), s.GetCompleted(), s.GetFailed(), s.GetFailedFirst(), s.GetFailedSecond(),
+		s.GetFailedVisitor(), s.GetFailedCompany(), s.GetCanceled(), s.GetRedials(), s.GetCompletedPriceMicros())
+}
+
+// outcomeRows is "period_start key outcomeDigest" of each row, one a line.
+func outcomeRows(rows []*cdrv1.StatsRow) string {
+	var b strings.Builder
+	for _, r := range rows {
+		start := "-"
+		if r.GetPeriodStart() != nil {
+			start = r.GetPeriodStart().AsTime().Format(time.DateOnly)
+		}
+		fmt.Fprintf(&b, "%s %q %s\n", start, r.GetKey(), outcomeDigest(r.GetStats()))
+	}
+	return b.String()
+}
+
+func TestStatisticsCampaignOutcomes(t *testing.T) {
+	t.Parallel()
+	srv := outcomeEnv(t)
+	ctx := tdbAs("acct-a")
+	// x1 and o1 fail on a leg too, but no leg of theirs is a visitor's:
+	// failed_first/second count them, failed_visitor/company do not.
+	// Only the completed campaign calls are billed (p1 and r1; v1 failed
+	// after two redials and n1 was canceled during its second attempt).
+	const total = tevOutcomeTotal
+	tests := []struct {
+		name    string
+		period  cdrv1.Period
+		groupBy cdrv1.GroupBy
+		rows    string
+	}{
+		{"total", cdrv1.Period_PERIOD_UNSPECIFIED, cdrv1.GroupBy_GROUP_BY_UNSPECIFIED, "- \"\" " + total + "\n"},
+		{"by campaign", cdrv1.Period_PERIOD_UNSPECIFIED, cdrv1.GroupBy_GROUP_BY_CAMPAIGN, `- "" calls 1 completed 0 failed 1 first/second 1/0 visitor/company 0/0 canceled 0 redials 0 price 0
+- "camp-k" calls 4 completed 1 failed 2 first/second 1/1 visitor/company 1/1 canceled 1 redials 3 price 1000000
+- "camp-v" calls 4 completed 1 failed 3 first/second 1/2 visitor/company 1/1 canceled 0 redials 2 price 2500000
+`},
+		{"by day and campaign", cdrv1.Period_PERIOD_DAY, cdrv1.GroupBy_GROUP_BY_CAMPAIGN, `2024-03-04 "camp-k" calls 1 completed 0 failed 1 first/second 0/1 visitor/company 1/0 canceled 0 redials 0 price 0
+2024-03-04 "camp-v" calls 2 completed 0 failed 2 first/second 1/1 visitor/company 1/1 canceled 0 redials 2 price 0
+2024-03-05 "" calls 1 completed 0 failed 1 first/second 1/0 visitor/company 0/0 canceled 0 redials 0 price 0
+2024-03-05 "camp-k" calls 3 completed 1 failed 1 first/second 1/0 visitor/company 0/1 canceled 1 redials 3 price 1000000
+2024-03-05 "camp-v" calls 2 completed 1 failed 1 first/second 0/1 visitor/company 0/0 canceled 0 redials 0 price 2500000
+`},
+		// A call counts for each endpoint of its legs: the operators.
+		{"by endpoint", cdrv1.Period_PERIOD_UNSPECIFIED, cdrv1.GroupBy_GROUP_BY_ENDPOINT, `- "" calls 2 completed 0 failed 2 first/second 1/1 visitor/company 0/0 canceled 0 redials 0 price 0
+- "op-1" calls 3 completed 1 failed 2 first/second 1/1 visitor/company 1/1 canceled 0 redials 2 price 2500000
+- "op-2" calls 4 completed 1 failed 2 first/second 1/1 visitor/company 1/1 canceled 1 redials 3 price 1000000
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := srv.GetStatistics(ctx, &cdrv1.GetStatisticsRequest{Filter: march(nil), Period: tt.period, GroupBy: tt.groupBy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := outcomeRows(resp.GetRows()); got != tt.rows {
+				t.Fatalf("rows:\n%s\nwant:\n%s", got, tt.rows)
+			}
+			if got := outcomeDigest(resp.GetTotal()); got != total {
+				t.Fatalf("total = %s\nwant    %s", got, total)
+			}
+		})
+	}
+
+	// The filter applies: failures on the second leg are the company's
+	// for camp-v, the visitor's for camp-k.
+	resp, err := srv.GetStatistics(ctx, &cdrv1.GetStatisticsRequest{Filter: march(&cdrv1.CdrFilter{FailedLeg: legSecond}),
+		GroupBy: cdrv1.GroupBy_GROUP_BY_CAMPAIGN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `- "camp-k" calls 1 completed 0 failed 1 first/second 0/1 visitor/company 1/0 canceled 0 redials 0 price 0
+- "camp-v" calls 2 completed 0 failed 2 first/second 0/2 visitor/company 0/1 canceled 0 redials 0 price 0
+`
+	if got := outcomeRows(resp.GetRows()); got != want {
+		t.Fatalf("second-leg failures by campaign:\n%s\nwant:\n%s", got, want)
+	}
+
+	// Whole figures of one campaign: the price is apart from the legs'
+	// rated cost and currency (USD, here nothing: no leg cost anything).
+	resp, err = srv.GetStatistics(ctx, &cdrv1.GetStatisticsRequest{Filter: march(&cdrv1.CdrFilter{CampaignId: "camp-k"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProto(t, "camp-k", resp.GetTotal(), &cdrv1.Stats{
+		Calls: 4, Completed: 1, Failed: 2, FailedFirst: 1, FailedSecond: 1, Canceled: 1,
+		FailuresByReason: map[string]int64{"BUSY": 1, "NO_ANSWER": 1}, AnswerRate: 0.25,
+		TotalDurationS: 60, AverageDurationS: 15, TotalBillsec: 40, AverageBillsec: 40, Currency: "USD",
+		FailedVisitor: 1, FailedCompany: 1, Redials: 3, CompletedPriceMicros: 1_000_000,
+	})
+}
+
+func TestStatisticsCampaignOutcomesTodayAndCompare(t *testing.T) {
+	t.Parallel()
+	srv := outcomeEnv(t) // now: 2024-03-05T15:00Z
+	ctx := tdbAs("acct-a")
+
+	today, err := srv.GetTodayStatistics(ctx, &cdrv1.GetTodayStatisticsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := outcomeDigest(today.GetToday()),
+		"calls 6 completed 2 failed 3 first/second 2/1 visitor/company 0/1 canceled 1 redials 3 price 3500000"; got != want {
+		t.Fatalf("today = %s\nwant    %s", got, want)
+	}
+	// Each hour's figures add up to the day's.
+	var sum tally
+	for _, h := range today.GetHours() {
+		s := h.GetStats()
+		sum.add(tally{calls: s.GetCalls(), failedVisitor: s.GetFailedVisitor(), failedCompany: s.GetFailedCompany(),
+			redials: s.GetRedials(), completedPriceMicros: s.GetCompletedPriceMicros()})
+	}
+	if len(today.GetHours()) != 6 || sum.calls != 6 || sum.failedVisitor != 0 || sum.failedCompany != 1 || sum.redials != 3 ||
+		sum.completedPriceMicros != 3_500_000 {
+		t.Fatalf("hours:\n%s", outcomeRows(today.GetHours()))
+	}
+
+	// Current: 03-05; previous: 03-04 (v1, v2, k1).
+	resp, err := srv.CompareStatistics(ctx, &cdrv1.CompareStatisticsRequest{
+		Filter:           &cdrv1.CdrFilter{StartTime: timestamppb.New(utc("2024-03-05T00:00:00Z")), EndTime: timestamppb.New(utc("2024-03-06T00:00:00Z"))},
+		CompareStartTime: timestamppb.New(utc("2024-03-04T00:00:00Z")), CompareEndTime: timestamppb.New(utc("2024-03-05T00:00:00Z")),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := outcomeDigest(resp.GetCurrent()), outcomeDigest(today.GetToday()); got != want {
+		t.Fatalf("current = %s\nwant      %s", got, want)
+	}
+	if got, want := outcomeDigest(resp.GetPrevious()),
+		"calls 3 completed 0 failed 3 first/second 1/2 visitor/company 2/1 canceled 0 redials 2 price 0"; got != want {
+		t.Fatalf("previous = %s\nwant       %s", got, want)
+	}
+	ch := resp.GetChange()
+	for k, v := range map[string]float64{"failed_visitor": -1, "failed_company": 0, "redials": 0.5} {
+		if g, ok := ch[k]; !ok || g != v {
+			t.Fatalf("change[%s] = %v (present %v), want %v; change = %v", k, g, ok, v, ch)
+		}
+	}
+	if _, ok := ch["completed_price_micros"]; ok {
+		t.Fatalf("change has completed_price_micros, which was 0: %v", ch)
+	}
+}
+
+// TestRecordCampaignColumns checks what ingest stores of a campaign call:
+// the price as the call gives it, whatever its status (the statistics bill
+// completed calls only).
+func TestRecordCampaignColumns(t *testing.T) {
+	t.Parallel()
+	st := tdbOpen(t)
+	tdbInsert(t, st, tevOutcomeCalls()...)
+	tests := []struct {
+		id                   string
+		visitorLeg, attempts int16
+		price                int64
+	}{
+		{"v1", 1, 3, 2_500_000},
+		{"k1", 2, 1, 1_000_000},
+		{"r1", 2, 3, 1_000_000},
+		{"n1", 2, 2, 1_000_000},
+		{"x1", 0, 1, 0},
+		{"o1", 0, 1, 0}, // a snapshot without attempt: one attempt
+	}
+	for _, tt := range tests {
+		var leg, att int16
+		var price int64
+		err := st.DB.QueryRow(context.Background(), `SELECT visitor_leg, attempts, price_micros FROM cdr.cdrs WHERE call_id = $1`, tt.id).
+			Scan(&leg, &att, &price)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.id, err)
+		}
+		if leg != tt.visitorLeg || att != tt.attempts || price != tt.price {
+			t.Errorf("%s: visitor_leg %d attempts %d price_micros %d, want %d %d %d", tt.id, leg, att, price, tt.visitorLeg, tt.attempts, tt.price)
+		}
+	}
+}
+
+// TestMigrationCampaignOutcomes applies 0003 over a table that already has
+// records: they keep counting as before (no visitor leg, one attempt, no
+// price), without a backfill.
+func TestMigrationCampaignOutcomes(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := store.Open(ctx, storetest.NewDatabase(t), store.Options{AppName: "cdr-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	before := fstest.MapFS{}
+	for _, name := range []string{"0001_cdr.sql", "0002_cdr_filter_indexes.sql"} {
+		b, err := fs.ReadFile(Migrations(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[name] = &fstest.MapFile{Data: b}
+	}
+	if err := store.Migrate(ctx, pool, "cdr", before); err != nil {
+		t.Fatal(err)
+	}
+	// A failed campaign call recorded by the previous version.
+	_, err = pool.Exec(ctx, `INSERT INTO cdr.cdrs (call_id, account_id, created_at, ended_at, status, source, campaign_id,
+    failed_leg, failure_reason, duration_s, billsec, cost_micros, access_fee_micros, sequence, call)
+VALUES ('old-1', 'acct-a', '2024-03-04T10:00:00Z', '2024-03-04T10:00:20Z', $1, $2, 'camp-v', $3, $4, 20, 0, 0, 0, 12, '\x')`,
+		sFailed, originationv1.CallSource_CALL_SOURCE_BANNER, legFirst, rBusy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx, pool, "cdr", Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	srv := &StatisticsServer{Store: &Store{DB: pool}}
+	resp, err := srv.GetStatistics(tdbAs("acct-a"), &cdrv1.GetStatisticsRequest{Filter: march(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := outcomeDigest(resp.GetTotal()),
+		"calls 1 completed 0 failed 1 first/second 1/0 visitor/company 0/0 canceled 0 redials 0 price 0"; got != want {
+		t.Fatalf("total = %s\nwant    %s", got, want)
+	}
+}
+
+// TestIngestCampaignOutcomes records campaign calls through JetStream, as
+// origination publishes them, and reads their outcome figures back.
+func TestIngestCampaignOutcomes(t *testing.T) {
+	t.Parallel()
+	e := newSvcEnv(t)
+	specs := tevOutcomeCalls()
+	for i := range specs {
+		specs[i].Account = "acct-ingest"
+		e.publish(t, tevCall(specs[i]))
+	}
+	e.waitCount(t, "acct-ingest", int64(len(specs)))
+	srv := &StatisticsServer{Store: e.svc.Store}
+	resp, err := srv.GetStatistics(tdbAs("acct-ingest"), &cdrv1.GetStatisticsRequest{Filter: march(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := outcomeDigest(resp.GetTotal()),
+		tevOutcomeTotal; got != want {
+		t.Fatalf("total = %s\nwant    %s", got, want)
 	}
 }

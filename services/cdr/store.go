@@ -49,8 +49,9 @@ func (s *Store) Insert(ctx context.Context, rows []Row) (int64, error) {
 		fnum, snum, fep, sep, fcc, scc, currency = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		created, answered, bridged, ended        = make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
 		status, source, failedLeg, reason        = make([]int16, n), make([]int16, n), make([]int16, n), make([]int16, n)
+		visitorLeg, attempts                     = make([]int16, n), make([]int16, n)
 		duration, billsec, seq                   = make([]int32, n), make([]int32, n), make([]int32, n)
-		cost, fee                                = make([]int64, n), make([]int64, n)
+		cost, fee, price                         = make([]int64, n), make([]int64, n), make([]int64, n)
 		call                                     = make([][]byte, n)
 	)
 	opt := func(t time.Time) *time.Time {
@@ -65,8 +66,9 @@ func (s *Store) Insert(ctx context.Context, rows []Row) (int64, error) {
 		fnum[i], snum[i], fep[i], sep[i], fcc[i], scc[i], currency[i] = r.FirstNumber, r.SecondNumber, r.FirstEndpoint, r.SecondEndpoint, r.FirstCountry, r.SecondCountry, r.Currency
 		created[i], answered[i], bridged[i], ended[i] = opt(r.CreatedAt), opt(r.AnsweredAt), opt(r.BridgedAt), opt(r.EndedAt)
 		status[i], source[i], failedLeg[i], reason[i] = r.Status, r.Source, r.FailedLeg, r.FailureReason
+		visitorLeg[i], attempts[i] = r.VisitorLeg, max(r.Attempts, 1) // a Row made by hand: one attempt
 		duration[i], billsec[i], seq[i] = r.DurationS, r.Billsec, r.Sequence
-		cost[i], fee[i] = r.CostMicros, r.AccessFeeMicros
+		cost[i], fee[i], price[i] = r.CostMicros, r.AccessFeeMicros, r.PriceMicros
 		call[i] = r.Call
 	}
 	tag, err := s.DB.Exec(ctx, `
@@ -74,12 +76,12 @@ INSERT INTO cdr.cdrs (call_id, account_id, campaign_id, hangup_cause,
     first_number, second_number, first_endpoint, second_endpoint, first_country, second_country, currency,
     created_at, answered_at, bridged_at, ended_at,
     status, source, failed_leg, failure_reason, duration_s, billsec, sequence,
-    cost_micros, access_fee_micros, call)
+    cost_micros, access_fee_micros, call, visitor_leg, attempts, price_micros)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
     $12::timestamptz[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[],
     $16::smallint[], $17::smallint[], $18::smallint[], $19::smallint[], $20::integer[], $21::integer[], $22::integer[],
-    $23::bigint[], $24::bigint[], $25::bytea[])
+    $23::bigint[], $24::bigint[], $25::bytea[], $26::smallint[], $27::smallint[], $28::bigint[])
 ON CONFLICT (call_id) DO UPDATE SET
     campaign_id = excluded.campaign_id, hangup_cause = excluded.hangup_cause,
     first_number = excluded.first_number, second_number = excluded.second_number,
@@ -89,10 +91,12 @@ ON CONFLICT (call_id) DO UPDATE SET
     ended_at = excluded.ended_at, status = excluded.status, source = excluded.source, failed_leg = excluded.failed_leg,
     failure_reason = excluded.failure_reason, duration_s = excluded.duration_s, billsec = excluded.billsec,
     sequence = excluded.sequence, cost_micros = excluded.cost_micros, access_fee_micros = excluded.access_fee_micros,
-    call = excluded.call, recorded_at = now()
+    call = excluded.call, visitor_leg = excluded.visitor_leg, attempts = excluded.attempts,
+    price_micros = excluded.price_micros, recorded_at = now()
 WHERE cdrs.sequence < excluded.sequence AND cdrs.account_id = excluded.account_id`,
 		callID, account, campaign, cause, fnum, snum, fep, sep, fcc, scc, currency,
-		created, answered, bridged, ended, status, source, failedLeg, reason, duration, billsec, seq, cost, fee, call)
+		created, answered, bridged, ended, status, source, failedLeg, reason, duration, billsec, seq, cost, fee, call,
+		visitorLeg, attempts, price)
 	if err != nil {
 		return 0, fmt.Errorf("insert %d records: %w", len(rows), err)
 	}

@@ -146,9 +146,11 @@ type Stats struct {
 	Completed int64 `protobuf:"varint,2,opt,name=completed,proto3" json:"completed,omitempty"`
 	// Calls that failed.
 	Failed int64 `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
-	// Failed calls whose first leg (the click-to-call spec's user) failed.
+	// Failed calls whose first leg failed. In a click-to-call campaign whose
+	// visitor is called first that is the visitor; see failed_visitor for the
+	// spec's "failed calling to user" whichever leg the visitor is.
 	FailedFirst int64 `protobuf:"varint,4,opt,name=failed_first,json=failedFirst,proto3" json:"failed_first,omitempty"`
-	// Failed calls whose second leg (the company) failed.
+	// Failed calls whose second leg failed.
 	FailedSecond int64 `protobuf:"varint,5,opt,name=failed_second,json=failedSecond,proto3" json:"failed_second,omitempty"`
 	// Calls canceled through the API.
 	Canceled int64 `protobuf:"varint,6,opt,name=canceled,proto3" json:"canceled,omitempty"`
@@ -168,9 +170,28 @@ type Stats struct {
 	// Total cost in micro-units of currency.
 	CostMicros int64 `protobuf:"varint,13,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
 	// Currency of cost_micros; empty when nothing was rated.
-	Currency      string `protobuf:"bytes,14,opt,name=currency,proto3" json:"currency,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Currency string `protobuf:"bytes,14,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Failed click-to-call campaign calls whose failed leg is the one that
+	// reaches the banner's visitor (the call's visitor_leg): the spec's
+	// "FAILED CALLING TO USER", whether the visitor was called first or
+	// second. Calls without a visitor leg (outside campaigns) count in
+	// failed_first or failed_second only.
+	FailedVisitor int64 `protobuf:"varint,15,opt,name=failed_visitor,json=failedVisitor,proto3" json:"failed_visitor,omitempty"`
+	// Failed click-to-call campaign calls whose failed leg is the company's
+	// (the leg that is not visitor_leg): the spec's "FAILED CALLING TO
+	// COMPANY". failed_visitor + failed_company is the failed campaign calls.
+	FailedCompany int64 `protobuf:"varint,16,opt,name=failed_company,json=failedCompany,proto3" json:"failed_company,omitempty"`
+	// Redials: over the calls, the attempts each took beyond the first (a
+	// campaign call whose visitor could not be reached is dialed again; its
+	// one record counts attempt - 1). 0 outside campaigns.
+	Redials int64 `protobuf:"varint,17,opt,name=redials,proto3" json:"redials,omitempty"`
+	// What the click-to-call invoices bill: the sum of price_micros (the
+	// campaign's price per completed call) of the COMPLETED campaign calls, in
+	// micro-units of the campaigns' price_currency (not of currency, which is
+	// the legs' rating currency). Failed and canceled calls are not billed.
+	CompletedPriceMicros int64 `protobuf:"varint,18,opt,name=completed_price_micros,json=completedPriceMicros,proto3" json:"completed_price_micros,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Stats) Reset() {
@@ -299,6 +320,34 @@ func (x *Stats) GetCurrency() string {
 		return x.Currency
 	}
 	return ""
+}
+
+func (x *Stats) GetFailedVisitor() int64 {
+	if x != nil {
+		return x.FailedVisitor
+	}
+	return 0
+}
+
+func (x *Stats) GetFailedCompany() int64 {
+	if x != nil {
+		return x.FailedCompany
+	}
+	return 0
+}
+
+func (x *Stats) GetRedials() int64 {
+	if x != nil {
+		return x.Redials
+	}
+	return 0
+}
+
+func (x *Stats) GetCompletedPriceMicros() int64 {
+	if x != nil {
+		return x.CompletedPriceMicros
+	}
+	return 0
 }
 
 // One row of statistics.
@@ -738,7 +787,7 @@ var File_ringback_cdr_v1_statistics_proto protoreflect.FileDescriptor
 
 const file_ringback_cdr_v1_statistics_proto_rawDesc = "" +
 	"\n" +
-	" ringback/cdr/v1/statistics.proto\x12\x0fringback.cdr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19ringback/cdr/v1/cdr.proto\"\xdc\x04\n" +
+	" ringback/cdr/v1/statistics.proto\x12\x0fringback.cdr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19ringback/cdr/v1/cdr.proto\"\xfa\x05\n" +
 	"\x05Stats\x12\x14\n" +
 	"\x05calls\x18\x01 \x01(\x03R\x05calls\x12\x1c\n" +
 	"\tcompleted\x18\x02 \x01(\x03R\tcompleted\x12\x16\n" +
@@ -756,7 +805,11 @@ const file_ringback_cdr_v1_statistics_proto_rawDesc = "" +
 	"\x0faverage_billsec\x18\f \x01(\x01R\x0eaverageBillsec\x12\x1f\n" +
 	"\vcost_micros\x18\r \x01(\x03R\n" +
 	"costMicros\x12\x1a\n" +
-	"\bcurrency\x18\x0e \x01(\tR\bcurrency\x1aC\n" +
+	"\bcurrency\x18\x0e \x01(\tR\bcurrency\x12%\n" +
+	"\x0efailed_visitor\x18\x0f \x01(\x03R\rfailedVisitor\x12%\n" +
+	"\x0efailed_company\x18\x10 \x01(\x03R\rfailedCompany\x12\x18\n" +
+	"\aredials\x18\x11 \x01(\x03R\aredials\x124\n" +
+	"\x16completed_price_micros\x18\x12 \x01(\x03R\x14completedPriceMicros\x1aC\n" +
 	"\x15FailuresByReasonEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x89\x01\n" +
