@@ -61,7 +61,8 @@ fssim:
 ## client, sustained calls through origination with the bare-eslgo baseline,
 ## rating: prefix lookups, Authorize over gRPC, 1M-rate import; cdr: ingest,
 ## queries over 10M records (in a database of their own, filled once); webhook:
-## paced 3,000/s, throughput, a stalled neighbour, the naive baseline).
+## paced 3,000/s, throughput, a stalled neighbour, the naive baseline; banner: abuse
+## refused, POST to originate, switch event to the visitor's stream).
 bench:
 	@scripts/setup >/dev/null
 	cd freeswitch/sim && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
@@ -78,4 +79,8 @@ bench:
 	cd services && $(GO) test -run '^$$' -bench 'ConsumeBatch' -benchtime 100000x -count 3 ./internal/natsbus/
 	cd services && $(GO) test -run '^$$' -bench 'DeliveryPaced|StalledNeighbour' -benchtime 1x -count 3 ./webhook/
 	cd services && $(GO) test -run '^$$' -bench 'DeliveryThroughput' -benchtime 20000x -count 3 ./webhook/
+	cd services && $(GO) test -run '^$$' -bench 'BannerRefuseAbuse' -benchtime 3s -count 3 ./gateway/
+	cd services && $(GO) test -run '^$$' -bench 'BannerSSELatency' -benchtime 2000x -count 3 ./gateway/
+	cd services && $(GO) test -run '^$$' -bench 'BannerPostToOriginate' -benchtime 400x -count 3 ./suite/
+	cd services && $(GO) test -run '^$$' -bench 'BannerSwitchToBrowser' -benchtime 200x -count 3 ./suite/
 	cd services && $(GO) test -run '^$$' -bench 'NaiveDelivery' -benchtime 3000x -count 1 ./webhook/
