@@ -19,6 +19,7 @@ const (
 	DefaultRatingAddr      = "127.0.0.1:50053" // cmd/rating's default
 	DefaultCDRAddr         = "127.0.0.1:50054" // cmd/cdr's default
 	DefaultWebhookAddr     = "127.0.0.1:50055" // cmd/webhook's default
+	DefaultDialerAddr      = "127.0.0.1:50056" // cmd/dialer's default
 	DefaultGetCdrsPerMin   = 30
 	DefaultGetCdrsBurst    = 5
 	DefaultMaxImportBytes  = 256 << 20
@@ -47,6 +48,9 @@ type Config struct {
 	// WebhookAddr (RINGBACK_WEBHOOK_ADDR) is the gRPC target of the webhook
 	// service.
 	WebhookAddr string
+	// DialerAddr (RINGBACK_DIALER_ADDR) is the gRPC target of the dialer
+	// service.
+	DialerAddr string
 	// GetCdrsPerMinute (RINGBACK_GETCDRS_PER_MINUTE) and GetCdrsBurst
 	// (RINGBACK_GETCDRS_BURST) are each account's allowance of
 	// carrier-compatible getCdrs requests, shared by every replica through
@@ -107,6 +111,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		RatingAddr:  l.String("RINGBACK_RATING_ADDR", DefaultRatingAddr, "gRPC target of the rating service"),
 		CDRAddr:     l.String("RINGBACK_CDR_ADDR", DefaultCDRAddr, "gRPC target of the cdr service"),
 		WebhookAddr: l.String("RINGBACK_WEBHOOK_ADDR", DefaultWebhookAddr, "gRPC target of the webhook service"),
+		DialerAddr:  l.String("RINGBACK_DIALER_ADDR", DefaultDialerAddr, "gRPC target of the dialer service"),
 		GetCdrsPerMinute: l.Int("RINGBACK_GETCDRS_PER_MINUTE", DefaultGetCdrsPerMin,
 			"getCdrs requests allowed per account per minute"),
 		GetCdrsBurst: l.Int("RINGBACK_GETCDRS_BURST", DefaultGetCdrsBurst, "getCdrs requests an account may make at once"),

@@ -23,6 +23,7 @@ import (
 
 	accountsv1 "github.com/ringback/ringback/proto/gen/go/ringback/accounts/v1"
 	cdrv1 "github.com/ringback/ringback/proto/gen/go/ringback/cdr/v1"
+	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	ratingv1 "github.com/ringback/ringback/proto/gen/go/ringback/rating/v1"
 	webhookv1 "github.com/ringback/ringback/proto/gen/go/ringback/webhook/v1"
@@ -71,6 +72,7 @@ type handler struct {
 	endpoints originationv1.EndpointServiceClient
 	tariffs   ratingv1.TariffServiceClient
 	cdrs      cdrv1.CdrServiceClient
+	dialer    dialerv1.DialerServiceClient
 	limiter   Limiter
 	operator  []byte // operator token; empty: none
 	mux       *http.ServeMux
@@ -80,6 +82,8 @@ type handler struct {
 // Backends are the services the gateway forwards to.
 type Backends struct {
 	Origination, Rating, CDR, Webhook grpc.ClientConnInterface
+	// Dialer serves /v1/dialer/...; nil: those routes are not served.
+	Dialer grpc.ClientConnInterface
 	// Limiter bounds getCdrs requests per account; nil: unbounded.
 	Limiter Limiter
 	// Redis holds the public banner's limits, duplicate keys and used
@@ -184,6 +188,13 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 
 	h.banner = newBannerAPI(cfg, log, b, gw)
 
+	if b.Dialer != nil {
+		h.dialer = dialerv1.NewDialerServiceClient(b.Dialer)
+		if err := dialerv1.RegisterDialerServiceHandlerClient(ctx, gw, h.dialer); err != nil {
+			return nil, fmt.Errorf("gateway: register DialerService: %w", err)
+		}
+	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -203,6 +214,9 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 	mux.HandleFunc("GET "+cdrExportPath, h.exportCdrs)
 	mux.HandleFunc("POST "+ratesImportPath, h.importRates)
 	mux.HandleFunc("GET "+ratesExportPath, h.exportRates)
+	if h.dialer != nil {
+		mux.HandleFunc("POST "+dialerListsPath, h.importList)
+	}
 	h.banner.register(mux) // public: no API key
 	mux.Handle("/", gw)
 	h.mux = mux
@@ -246,7 +260,7 @@ func tooLargeDetail() ErrorDetail {
 // ServeHTTP bounds the body and the time of every request, then routes it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	limit, timeout := int64(MaxBodyBytes), h.cfg.RequestTimeout
-	if isImport(r) {
+	if isImport(r) || isListImport(r) {
 		// A carrier's rate deck is tens of megabytes and takes seconds.
 		limit, timeout = h.cfg.MaxImportBytes, h.cfg.ImportTimeout
 	}

@@ -29,6 +29,8 @@ type RunOptions struct {
 	CDR grpc.ClientConnInterface
 	// Webhook, likewise, is used instead of dialing cfg.WebhookAddr.
 	Webhook grpc.ClientConnInterface
+	// Dialer, likewise, is used instead of dialing cfg.DialerAddr.
+	Dialer grpc.ClientConnInterface
 	// DevAccount, if set, is created at start unless it exists, with
 	// DevKey as one of its keys (a new key if DevKey is empty): see
 	// AccountStore.EnsureAccount. For `make run` only.
@@ -110,6 +112,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		cdrConn = conn
 	}
 
+	dialerConn := opts.Dialer
+	if dialerConn == nil {
+		conn, err := grpc.NewClient(cfg.DialerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("gateway: dialer %s: %w", cfg.DialerAddr, err)
+		}
+		defer conn.Close()
+		dialerConn = conn
+	}
 	webhookConn := opts.Webhook
 	if webhookConn == nil {
 		conn, err := grpc.NewClient(cfg.WebhookAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -151,7 +162,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 	}
 
 	accountServer := NewAccountServer(accounts, log)
-	handler, err := NewHandler(cfg, log, accounts, accountServer, Backends{Origination: orig, Rating: rate, CDR: cdrConn, Webhook: webhookConn,
+	handler, err := NewHandler(cfg, log, accounts, accountServer, Backends{Origination: orig, Rating: rate, CDR: cdrConn, Webhook: webhookConn, Dialer: dialerConn,
 		Limiter: limiter, Redis: rdb, Events: events, DemoCampaign: opts.DemoCampaign, Metrics: reg})
 	if err != nil {
 		return err

@@ -10,11 +10,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cdrv1 "github.com/ringback/ringback/proto/gen/go/ringback/cdr/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"github.com/ringback/ringback/services/internal/fieldmask"
 )
 
 // CampaignServer is the CampaignService gRPC API.
@@ -121,10 +121,7 @@ func (s *CampaignServer) UpdateCampaign(ctx context.Context, req *originationv1.
 	in := req.GetCampaign()
 	paths := req.GetUpdateMask().GetPaths()
 	if len(paths) == 0 {
-		in.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-			paths = append(paths, string(fd.Name()))
-			return true
-		})
+		paths = fieldmask.Present(in)
 	}
 	out, err := s.Store.Update(ctx, account, in.GetId(), false, func(cur *originationv1.Campaign) error {
 		for _, p := range paths {
@@ -147,26 +144,8 @@ func (s *CampaignServer) UpdateCampaign(ctx context.Context, req *originationv1.
 // copyPath sets the field at a dotted path of dst to src's value (cleared
 // when src does not have it).
 func copyPath(dst, src proto.Message, path string) error {
-	d, sr := dst.ProtoReflect(), src.ProtoReflect()
-	parts := strings.Split(path, ".")
-	for i, name := range parts {
-		fd := d.Descriptor().Fields().ByName(protoreflect.Name(name))
-		if fd == nil {
-			return fmt.Errorf("%w: update_mask: %q is not a campaign field", ErrInvalid, path)
-		}
-		if i == len(parts)-1 {
-			if sr.Has(fd) {
-				d.Set(fd, sr.Get(fd))
-			} else {
-				d.Clear(fd)
-			}
-			return nil
-		}
-		if fd.Message() == nil || fd.IsList() || fd.IsMap() {
-			return fmt.Errorf("%w: update_mask: %q is not a campaign field", ErrInvalid, path)
-		}
-		d = d.Mutable(fd).Message()
-		sr = sr.Get(fd).Message()
+	if err := fieldmask.Copy(dst, src, path); err != nil {
+		return fmt.Errorf("%w: update_mask: %q is not a campaign field", ErrInvalid, path)
 	}
 	return nil
 }

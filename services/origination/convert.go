@@ -103,13 +103,17 @@ func ToProto(c *Call, now time.Time) *originationv1.Call {
 	out := &originationv1.Call{
 		Id: c.ID, AccountId: c.AccountID, Source: sourceToProto[c.Source], CampaignId: c.CampaignID, Mode: mode, Status: statusToProto[c.Status],
 		FailedLeg: roleToProto(c.FailedLeg), FailureReason: reasonToProto[c.FailureReason],
-		First: legToProto(&c.First), Second: legToProto(&c.Second), Announcement: c.Announcement,
+		First: legToProto(&c.First), Announcement: c.Announcement,
 		MaxDurationS: int32(c.MaxDurationS), Variables: c.Variables, ReminderTimeoutS: int32(c.ReminderTimeoutS),
 		CreatedAt: ts(c.CreatedAt), AnsweredAt: ts(c.AnsweredAt), BridgedAt: ts(c.BridgedAt), EndedAt: ts(c.EndedAt),
 		DurationS: int32(c.DurationS(now)), Billsec: int32(c.Billsec(now)), HangupCause: c.HangupCause,
 		VisitorLeg: roleToProto(c.VisitorLeg), Attempt: int32(c.Attempt), MaxAttempts: int32(c.MaxAttempts),
 		NextAttemptAt: ts(c.NextAttemptAt), Outcome: c.Outcome, CallbackOf: c.CallbackOf,
 		PriceMicros: c.PriceMicros, PriceCurrency: c.PriceCurrency,
+	}
+	if !c.AnnouncementOnly {
+		// An announcement-only call has no second party: no second leg.
+		out.Second = legToProto(&c.Second)
 	}
 	for _, a := range c.Attempts {
 		out.Attempts = append(out.Attempts, &originationv1.CallAttempt{Number: int32(a.Number), FailedLeg: roleToProto(a.FailedLeg),

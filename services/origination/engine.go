@@ -126,7 +126,9 @@ type PartySpec struct {
 	RingTimeoutMS  int
 }
 
-// CreateRequest is a new call.
+// CreateRequest is a new call. Second left zero, with an Announcement and
+// no Campaign, makes it announcement-only: First hears the announcement and
+// is hung up.
 type CreateRequest struct {
 	AccountID    string
 	Source       string
@@ -325,9 +327,18 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 	if req.ReminderTimeoutS < 0 || req.ReminderTimeoutS > MaxReminderTimeoutS {
 		return nil, fmt.Errorf("%w: reminder_timeout_s must be between 0 and %d", ErrInvalid, MaxReminderTimeoutS)
 	}
+	// No second party (a campaign's company leg comes from its operators,
+	// not from Second) makes the call announcement-only.
+	single := req.Campaign == nil && req.Second == PartySpec{}
+	switch {
+	case single && req.Announcement == "":
+		return nil, fmt.Errorf("%w: second is required unless the call is announcement-only", ErrInvalid)
+	case single && req.Mode != ModeSequential:
+		return nil, fmt.Errorf("%w: an announcement-only call is sequential", ErrInvalid)
+	}
 	c := &Call{
 		ID: ids.NewV7(), AccountID: req.AccountID, Source: req.Source, Mode: req.Mode, Status: StatusQueued,
-		Announcement: req.Announcement, MaxDurationS: req.MaxDurationS, Variables: req.Variables,
+		Announcement: req.Announcement, AnnouncementOnly: single, MaxDurationS: req.MaxDurationS, Variables: req.Variables,
 		ReminderTimeoutS: req.ReminderTimeoutS, Owner: e.cfg.Instance, CreatedAt: e.now().UTC(), Attempt: 1, MaxAttempts: 1,
 	}
 	var hunt Role
@@ -344,6 +355,9 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		role Role
 		spec PartySpec
 	}{{RoleFirst, req.First}, {RoleSecond, req.Second}} {
+		if p.role == RoleSecond && single {
+			continue
+		}
 		if p.role == hunt {
 			leg, err := e.resolveTargets(ctx, req.AccountID, req.Campaign)
 			if err != nil {
@@ -475,6 +489,10 @@ const evStart = "\x00start"
 // about to be dialed.
 const evRefused = "\x00refused"
 
+// evPlayFailed is the engine's own event for an announcement FreeSWITCH
+// would not play (uuid_broadcast failed).
+const evPlayFailed = "\x00play-failed"
+
 // LiveCalls lists an account's calls that have not ended, oldest first
 // (IDs are time-ordered).
 func (e *Engine) LiveCalls(ctx context.Context, account string) ([]*Call, error) {
@@ -498,7 +516,8 @@ func (e *Engine) Get(ctx context.Context, id string) (*Call, error) {
 }
 
 // Hangup ends a call: CANCELED before the parties were connected,
-// COMPLETED after.
+// COMPLETED after (an announcement-only call: CANCELED until its
+// announcement has played to the end).
 func (e *Engine) Hangup(ctx context.Context, id, cause string) (*Call, error) {
 	if cause == "" {
 		cause = "NORMAL_CLEARING"
@@ -731,6 +750,9 @@ func (c *Call) clone() *Call {
 // locate finds which leg of c the event is about, and which of its forks
 // (-1: the leg's own channel).
 func (ev SwitchEvent) locate(c *Call) (Role, int) {
+	if ev.UUID == "" {
+		return "", -1 // an announcement-only call's absent leg has no UUID either
+	}
 	switch ev.UUID {
 	case c.First.UUID:
 		return RoleFirst, -1
@@ -810,17 +832,44 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		case c.Mode == ModeSequential && role == RoleFirst && c.Announcement != "" && !c.Announced:
 			e.record(c, EventAnnouncementStarted, RoleFirst)
 			acts = append(acts, playAction(c.Announcement))
+			if c.AnnouncementOnly && c.MaxDurationS > 0 {
+				// No bridge will start the clock: the leg's time counts
+				// from its answer.
+				acts = append(acts, maxDurationAction(time.Duration(c.MaxDurationS)*time.Second))
+			}
 		case c.Mode == ModeSequential && role == RoleFirst:
 			acts = append(acts, e.dial(c, RoleSecond))
 		}
 	case "PLAYBACK_STOP":
+		if ev.ChannelDown {
+			// FreeSWITCH stops a playback when its channel hangs up, and
+			// says so with Playback-Status "done" all the same: the party
+			// hung up during the announcement, which did not finish. The
+			// hangup that follows ends the leg.
+			return nil
+		}
 		if role == RoleFirst && c.Announcement != "" && !c.Announced && c.Ending == "" {
 			c.Announced = true
 			e.record(c, EventAnnouncementFinished, RoleFirst)
-			if c.Second.Status == LegPending && c.First.Status == LegAnswered {
+			switch {
+			case c.AnnouncementOnly && l.Status == LegAnswered:
+				// Played to the end: the call has done its job.
+				c.HangupCause = "NORMAL_CLEARING"
+				c.setEnding(StatusCompleted, "", "")
+				acts = append(acts, hangupAction(RoleFirst, "NORMAL_CLEARING"))
+			case c.Second.Status == LegPending && c.First.Status == LegAnswered:
 				acts = append(acts, e.dial(c, RoleSecond))
 			}
 		}
+	case evPlayFailed:
+		if !c.AnnouncementOnly || l.Status != LegAnswered || c.Announced || c.Ending != "" {
+			return nil
+		}
+		// Nothing else would end the leg before its maximum duration: the
+		// party would wait in silence, and pay for it.
+		c.HangupCause = "NORMAL_TEMPORARY_FAILURE"
+		c.setEnding(StatusFailed, RoleFirst, ReasonInternal)
+		acts = append(acts, hangupAction(RoleFirst, "NORMAL_TEMPORARY_FAILURE"))
 	case "CHANNEL_BRIDGE":
 		if c.BridgedAt.IsZero() && c.Ending == "" {
 			c.BridgedAt = now
@@ -911,7 +960,9 @@ func (e *Engine) legEndedWith(c *Call, role Role, cause string, sip int, now tim
 			// Answered, then cut because the balance could not pay for it.
 			c.setEnding(StatusFailed, role, ReasonNotAuthorized)
 		default:
-			// Answered, then gone before the other party was connected.
+			// Answered, then gone before the other party was connected
+			// (an announcement-only call: before its announcement ended,
+			// so the party did not hear it all).
 			c.setEnding(StatusFailed, role, ReasonCanceled)
 		}
 	}
@@ -1053,7 +1104,11 @@ func hangupAction(role Role, cause string) action {
 
 func playAction(path string) action {
 	return func(ctx context.Context, e *Engine, c *Call) error {
-		return e.sw.Play(ctx, c.Node, c.First.UUID, path)
+		err := e.sw.Play(ctx, c.Node, c.First.UUID, path)
+		if err != nil && c.AnnouncementOnly {
+			go e.HandleEvent(SwitchEvent{Node: c.Node, Name: evPlayFailed, UUID: c.First.UUID, CallID: c.ID, At: e.now().UTC()})
+		}
+		return err
 	}
 }
 

@@ -89,7 +89,7 @@ func (s *ESLSwitch) Handlers() esl.Handlers {
 func switchEvent(ev esl.Event) (SwitchEvent, bool) {
 	se := SwitchEvent{
 		Node: ev.Node, Name: ev.Name, UUID: ev.UniqueID(), CallID: ev.Var("ringback_call_id"), Leg: ev.Var("ringback_leg"),
-		Cause: ev.Get("Hangup-Cause"),
+		Cause: ev.Get("Hangup-Cause"), ChannelDown: ev.Get("Answer-State") == "hangup",
 	}
 	if se.CallID == "" {
 		return se, false // not one of ours

@@ -1,7 +1,9 @@
 // Package origination places and controls two-leg calls on FreeSWITCH: it
 // dials each leg parked, plays announcements, bridges the parties, enforces
-// the maximum duration and turns every change into an event. All decisions
-// live here; FreeSWITCH is only asked to dial, play, bridge and hang up.
+// the maximum duration and turns every change into an event. A call may
+// also have one party, who only hears an announcement (the dialer's
+// broadcasts). All decisions live here; FreeSWITCH is only asked to dial,
+// play, bridge and hang up.
 package origination
 
 import (
@@ -188,8 +190,13 @@ type Direction struct {
 	Valid       bool     `json:"valid,omitempty"`
 }
 
-// Call is one request to connect two parties. It is the engine's unit of
-// state: kept in Redis while live and published whole with every event.
+// Call is one request to connect two parties, or to play one party an
+// announcement. It is the engine's unit of state: kept in Redis while live
+// and published whole with every event.
+//
+// An AnnouncementOnly call has one party: First hears the announcement and
+// is hung up when it ends. Its Second is the zero Leg (no role, no channel,
+// never up and never pending), and the API shows no second leg.
 type Call struct {
 	ID               string        `json:"id"`
 	AccountID        string        `json:"account_id"`
@@ -203,6 +210,7 @@ type Call struct {
 	Second           Leg           `json:"second"`
 	Announcement     string        `json:"announcement,omitempty"`
 	Announced        bool          `json:"announced,omitempty"`
+	AnnouncementOnly bool          `json:"announcement_only,omitempty"` // one party: see Call
 	MaxDurationS     int           `json:"max_duration_s,omitempty"`
 	ReminderTimeoutS int           `json:"reminder_timeout_s,omitempty"`
 	// VisitorLeg is the leg reaching a banner's visitor (campaign calls).
@@ -267,16 +275,24 @@ func (c *Call) DurationS(now time.Time) int {
 	return int(end.Sub(c.CreatedAt) / time.Second)
 }
 
-// Billsec is how long the parties were connected, in whole seconds.
+// Billsec is how long the parties were connected, in whole seconds: from
+// the bridge to the end. An announcement-only call has no bridge; its
+// billsec is its one leg's, from the answer to the end, whether the
+// announcement played to the end or not: that is the time the leg is
+// charged for.
 func (c *Call) Billsec(now time.Time) int {
-	if c.BridgedAt.IsZero() {
+	start := c.BridgedAt
+	if c.AnnouncementOnly {
+		start = c.First.AnsweredAt
+	}
+	if start.IsZero() {
 		return 0
 	}
 	end := c.EndedAt
 	if end.IsZero() {
 		end = now
 	}
-	return int(end.Sub(c.BridgedAt) / time.Second)
+	return int(end.Sub(start) / time.Second)
 }
 
 // NormalizeNumber validates a phone number and returns it in E.164 form

@@ -64,7 +64,13 @@ func (s *RedisStore) Create(ctx context.Context, c *Call) error {
 		return fmt.Errorf("encode call %s: %w", c.ID, err)
 	}
 	ttl := int((s.Retention + time.Duration(c.MaxDurationS)*time.Second) / time.Second)
-	keys := []string{callKey(c.ID), liveKey(c.Owner), accountLiveKey(c.AccountID), legKey(c.First.UUID), legKey(c.Second.UUID)}
+	second := c.Second.UUID
+	if second == "" {
+		// An announcement-only call has no second leg: index the first
+		// twice rather than map the empty UUID to this call.
+		second = c.First.UUID
+	}
+	keys := []string{callKey(c.ID), liveKey(c.Owner), accountLiveKey(c.AccountID), legKey(c.First.UUID), legKey(second)}
 	ok, err := createScript.Run(ctx, s.rdb, keys, data, c.Version, c.ID, ttl).Int()
 	if err != nil {
 		return fmt.Errorf("create call %s: %w", c.ID, err)

@@ -51,5 +51,9 @@ type SwitchEvent struct {
 	Cause     string // Hangup-Cause, or the cause of a failed BACKGROUND_JOB
 	SIPStatus int    // variable_sip_term_status
 	JobOK     bool   // BACKGROUND_JOB said +OK
-	At        time.Time
+	// ChannelDown: the channel was hanging up when the event fired
+	// (Answer-State: hangup), e.g. the PLAYBACK_STOP of a playback cut
+	// short by the party's hangup.
+	ChannelDown bool
+	At          time.Time
 }

@@ -42,7 +42,7 @@ func startBannerBench(b *testing.B, scale float64, events ...string) *bannerBenc
 		"DATABASE_URL": storetest.NewDatabase(b), "RINGBACK_HTTP_ADDR": "127.0.0.1:0",
 		"RINGBACK_INSTANCE": "bench-" + ids.NewV4(), "RINGBACK_LOG_LEVEL": "error", "RINGBACK_OPERATOR_TOKEN": operatorToken,
 	}
-	for _, s := range []string{"ORIGINATION", "GATEWAY", "RATING", "CDR", "WEBHOOK"} {
+	for _, s := range []string{"ORIGINATION", "GATEWAY", "RATING", "CDR", "WEBHOOK", "DIALER"} {
 		env["RINGBACK_"+s+"_ADMIN_ADDR"], env["RINGBACK_"+s+"_GRPC_ADDR"] = "127.0.0.1:0", "localhost:0"
 	}
 	ready, done := make(chan Info, 1), make(chan error, 1)

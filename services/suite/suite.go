@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringback/ringback/freeswitch/sim"
 	"github.com/ringback/ringback/services/cdr"
+	"github.com/ringback/ringback/services/dialer"
 	"github.com/ringback/ringback/services/gateway"
 	"github.com/ringback/ringback/services/internal/server"
 	"github.com/ringback/ringback/services/origination"
@@ -51,6 +52,7 @@ type Info struct {
 	RatingAt      string // rating's gRPC address
 	CDRAt         string // cdr's gRPC address
 	WebhookAt     string // the webhook service's gRPC address
+	DialerAt      string // the dialer's gRPC address
 	NATSURL       string
 	ESLAddr       string
 	SimControlURL string // "" when a real FreeSWITCH is used
@@ -121,7 +123,7 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	errs := make(chan error, 5)
+	errs := make(chan error, 6)
 	var wg sync.WaitGroup
 
 	// rating first: origination authorizes every leg with it.
@@ -225,12 +227,36 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	info.OriginationAt = origSrv.GRPCAddr().String()
 
+	// dialer: outbound campaigns, placed through origination.
+	dialerReady := make(chan *server.Server, 1)
+	dialerLookup := overlay(lookup, over, map[string]string{
+		"RINGBACK_ADMIN_ADDR":       envOr(lookup, "RINGBACK_DIALER_ADMIN_ADDR", "127.0.0.1:9096"),
+		"RINGBACK_GRPC_ADDR":        envOr(lookup, "RINGBACK_DIALER_GRPC_ADDR", "127.0.0.1:50056"),
+		"RINGBACK_ORIGINATION_ADDR": info.OriginationAt,
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- dialer.Run(ctx, dialerLookup, log.With("component", "dialer"), dialer.RunOptions{
+			Registry: reg, Ready: func(s *server.Server) { dialerReady <- s },
+		})
+	}()
+	select {
+	case s := <-dialerReady:
+		info.DialerAt = s.GRPCAddr().String()
+	case err := <-errs:
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("dialer: %w", err)
+	}
+
 	gwCfg, err := gateway.Load(overlay(lookup, over, map[string]string{
 		"RINGBACK_ADMIN_ADDR":       envOr(lookup, "RINGBACK_GATEWAY_ADMIN_ADDR", "127.0.0.1:9090"),
 		"RINGBACK_GRPC_ADDR":        envOr(lookup, "RINGBACK_GATEWAY_GRPC_ADDR", "127.0.0.1:50050"),
 		"RINGBACK_ORIGINATION_ADDR": info.OriginationAt,
 		"RINGBACK_CDR_ADDR":         info.CDRAt,
 		"RINGBACK_WEBHOOK_ADDR":     info.WebhookAt,
+		"RINGBACK_DIALER_ADDR":      info.DialerAt,
 	}))
 	if err != nil {
 		cancel()

@@ -75,6 +75,8 @@ func start(t *testing.T) *e2e {
 		"RINGBACK_CDR_GRPC_ADDR":          "localhost:0",
 		"RINGBACK_WEBHOOK_ADMIN_ADDR":     "127.0.0.1:0",
 		"RINGBACK_WEBHOOK_GRPC_ADDR":      "localhost:0",
+		"RINGBACK_DIALER_ADMIN_ADDR":      "127.0.0.1:0",
+		"RINGBACK_DIALER_GRPC_ADDR":       "localhost:0",
 		// Retries in a test's time; the production schedule is 0s,5s,5m,...
 		"RINGBACK_WEBHOOK_RETRY_SCHEDULE": "0s,300ms,600ms,1s,2s",
 		"RINGBACK_INSTANCE":               "e2e-" + fmt.Sprint(time.Now().UnixNano()),

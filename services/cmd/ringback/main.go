@@ -51,6 +51,8 @@ func run(ctx context.Context) error {
 			}
 			fmt.Printf("  records of ended calls: curl -s -H 'Authorization: Bearer %s' %s/v1/cdrs\n", i.DevKey, i.HTTPURL)
 			fmt.Printf("  webhooks (loopback allowed, emails to the log): curl -s -H 'Authorization: Bearer %s' -d '{\"url\":\"http://127.0.0.1:9999/hook\",\"format\":\"WEBHOOK_FORMAT_CARRIER\"}' %s/v1/webhooks\n", i.DevKey, i.HTTPURL)
+			fmt.Printf("  click-to-call banner: %s/demo/banner (campaign %s, public key %s)\n", i.HTTPURL, i.DevCampaignID, i.DevCampaignKey)
+			fmt.Printf("  outbound dialer: curl -s -H 'Authorization: Bearer %s' -d '{\"name\":\"first\",\"default_country\":\"BR\"}' %s/v1/dialer/campaigns\n", i.DevKey, i.HTTPURL)
 			fmt.Printf("  try: curl -s -H 'Authorization: Bearer %s' -d '{\"first\":{\"number\":\"+15551230001\"},\"second\":{\"number\":\"+15551230002\"}}' %s/v1/calls\n\n", i.DevKey, i.HTTPURL)
 		},
 	})

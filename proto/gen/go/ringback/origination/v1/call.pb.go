@@ -458,14 +458,20 @@ type Call struct {
 	// announcement.
 	First *Leg `protobuf:"bytes,8,opt,name=first,proto3" json:"first,omitempty"`
 	// The second party: dialed once the first one has answered (and the
-	// announcement has played) in sequential mode.
+	// announcement has played) in sequential mode. Unset for an
+	// announcement-only call, which has no second party.
 	Second *Leg `protobuf:"bytes,9,opt,name=second,proto3" json:"second,omitempty"`
 	// Sound file or URL played to the first party after it answers and before
-	// the second party is dialed. Empty: no announcement.
+	// the second party is dialed. Empty: no announcement. In an
+	// announcement-only call (no `second`), the first party is hung up
+	// (NORMAL_CLEARING) once it has played to the end, and the call is
+	// COMPLETED; if the party hangs up before the end, the call is FAILED with
+	// failed_leg FIRST and failure_reason CANCELED (they did not hear it all).
 	Announcement string `protobuf:"bytes,10,opt,name=announcement,proto3" json:"announcement,omitempty"`
 	// Longest the bridged conversation may last, in seconds; the call is hung
-	// up when it is reached. 0: no limit beyond the account's (rating may set a
-	// lower one from the prepaid balance).
+	// up when it is reached. For an announcement-only call, the longest the
+	// first leg may last from its answer. 0: no limit beyond the account's
+	// (rating may set a lower one from the prepaid balance).
 	MaxDurationS int32 `protobuf:"varint,11,opt,name=max_duration_s,json=maxDurationS,proto3" json:"max_duration_s,omitempty"`
 	// The caller's custom variables, carried unchanged to every event and
 	// webhook of the call (e.g. a CRM ticket id).
@@ -482,7 +488,10 @@ type Call struct {
 	// while the call is live).
 	DurationS int32 `protobuf:"varint,17,opt,name=duration_s,json=durationS,proto3" json:"duration_s,omitempty"`
 	// Billable seconds: the length of the bridged part of the call, from
-	// bridged_at to ended_at. 0 if the legs were never bridged.
+	// bridged_at to ended_at. 0 if the legs were never bridged. For an
+	// announcement-only call, which has no bridge: the first leg's billsec,
+	// from its answer to its end, whether or not the announcement played to
+	// the end (that leg's time is what is charged).
 	Billsec int32 `protobuf:"varint,18,opt,name=billsec,proto3" json:"billsec,omitempty"`
 	// FreeSWITCH hangup cause that ended the call, e.g. NORMAL_CLEARING,
 	// USER_BUSY, NO_ANSWER. Empty while live.

@@ -138,21 +138,27 @@ func (*PartySpec_Number) isPartySpec_Target() {}
 
 func (*PartySpec_EndpointId) isPartySpec_Target() {}
 
-// Asks for a call between two parties.
+// Asks for a call between two parties, or for an announcement-only call:
+// one party who, once they answer, hears the announcement and is hung up.
 type CreateCallRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The first party: dialed first in sequential mode and the one that hears
 	// the announcement. Required.
 	First *PartySpec `protobuf:"bytes,1,opt,name=first,proto3" json:"first,omitempty"`
-	// The second party. Required.
+	// The second party. Required unless the call is announcement-only: unset
+	// (or empty) with an announcement, the call has one party; unset without
+	// one is INVALID_ARGUMENT. An announcement-only call is sequential, and
+	// its Call has no `second`; see Call.announcement for how it ends.
 	Second *PartySpec `protobuf:"bytes,2,opt,name=second,proto3" json:"second,omitempty"`
 	// How the legs are dialed. Unset: sequential.
 	Mode CallMode `protobuf:"varint,3,opt,name=mode,proto3,enum=ringback.origination.v1.CallMode" json:"mode,omitempty"`
 	// Sound file or URL played to the first party after it answers, before
-	// the second party is dialed. Empty: none.
+	// the second party is dialed (or, in an announcement-only call, before
+	// the party is hung up). Empty: none.
 	Announcement string `protobuf:"bytes,4,opt,name=announcement,proto3" json:"announcement,omitempty"`
-	// Longest the bridged conversation may last, in seconds. 0: no limit
-	// beyond the account's.
+	// Longest the bridged conversation may last, in seconds; for an
+	// announcement-only call, the longest its leg may last from the answer.
+	// 0: no limit beyond the account's.
 	MaxDurationS int32 `protobuf:"varint,5,opt,name=max_duration_s,json=maxDurationS,proto3" json:"max_duration_s,omitempty"`
 	// Custom variables carried unchanged to every event and webhook of the
 	// call.

@@ -1,0 +1,151 @@
+// Package dialer runs outbound campaigns over recipient lists: it imports
+// the lists (CSV), keeps the do-not-call lists, and its engine dials each
+// campaign's records through origination within the campaign's concurrency
+// cap, attempts, retry intervals, the recipients' calling hours and
+// schedules, rotating each record's numbers; the outcome of every attempt
+// comes back from the call events on NATS. Several replicas run the same
+// campaigns: a record being dialed is leased in PostgreSQL by one of them.
+package dialer
+
+import (
+	"embed"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+
+	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
+	"github.com/ringback/ringback/services/internal/phone"
+)
+
+// Migrations are the dialer's PostgreSQL schema, applied at start with
+// store.Migrate(ctx, pool, "dialer", Migrations()).
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the migration files.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return sub
+}
+
+// Record statuses, the automated dialing spec's names (the records.status
+// column and the reports).
+const (
+	StatusReady       = "ready"       // waiting to be dialed (first time, a retry, its hours or schedule)
+	StatusRunning     = "running"     // being dialed
+	StatusTalking     = "talking"     // answered and connected
+	StatusAnswered    = "answered"    // reached: final
+	StatusBusy        = "busy"        // busy on the last attempt
+	StatusNoAnswer    = "noanswer"    // rang out on the last attempt
+	StatusFailed      = "failed"      // could not be reached (congestion, no route, refused by rating, ...)
+	StatusAnsMachine  = "answmachine" // an answering machine answered
+	StatusDNC         = "dnc"         // every number is on a do-not-call list: never dialed
+	StatusExpired     = "expired"     // the campaign's end came first
+	StatusCancel      = "cancel"      // the attempt was hung up by a cancellation
+	StatusRescheduled = "rescheduled" // scheduled for later, the campaign cancelled first
+)
+
+// Live reports whether a record status means a call is in progress.
+func Live(status string) bool { return status == StatusRunning || status == StatusTalking }
+
+// Defaults of a campaign's settings.
+const (
+	DefaultMaxConcurrent = 10
+	DefaultDialAttempts  = 1
+	MaxDialAttempts      = 20
+	DefaultDialTimeout   = 30 * time.Second
+	DefaultBusyRetry     = 300 * time.Second
+	DefaultNoAnswerRetry = 900 * time.Second
+	DefaultCongestRetry  = 120 * time.Second
+	DefaultMachineRetry  = 3600 * time.Second
+	DefaultFailedRetry   = 600 * time.Second
+	// DefaultAnnouncement is what a recipient hears when the campaign says
+	// neither an announcement nor an endpoint (FreeSWITCH's stock sounds).
+	DefaultAnnouncement = "ivr/ivr-thank_you_for_calling.wav"
+)
+
+// DefaultCallingHours is every day 08:00-21:00 in the recipient's time.
+func DefaultCallingHours() *dialerv1.CallingHours {
+	return &dialerv1.CallingHours{Windows: []*dialerv1.CallingWindow{{Days: []int32{0, 1, 2, 3, 4, 5, 6}, Start: "08:00", End: "21:00"}}}
+}
+
+// Settings are a campaign's settings with the defaults applied, as the
+// engine uses them.
+type Settings struct {
+	CallerIDNumber, CallerIDName string
+	DefaultCountry               string
+	MaxConcurrent                int
+	DialAttempts                 int
+	DialTimeout                  time.Duration
+	Retry                        map[string]time.Duration // by record status of the failed attempt
+	Announcement, EndpointID     string
+	Hours                        *dialerv1.CallingHours
+	Start, End                   time.Time // zero: none
+}
+
+// SettingsOf applies the defaults to a campaign.
+func SettingsOf(c *dialerv1.Campaign) Settings {
+	s := Settings{
+		CallerIDNumber: c.GetCallerIdNumber(), CallerIDName: c.GetCallerIdName(), DefaultCountry: c.GetDefaultCountry(),
+		MaxConcurrent: int(c.GetMaxConcurrentCalls()), DialAttempts: int(c.GetDialAttempts()),
+		DialTimeout:  time.Duration(c.GetDialTimeoutMs()) * time.Millisecond,
+		Announcement: c.GetOnAnswer().GetAnnouncement(), EndpointID: c.GetOnAnswer().GetEndpointId(),
+		Hours: c.GetCallingHours(),
+	}
+	if s.MaxConcurrent <= 0 {
+		s.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if s.DialAttempts <= 0 {
+		s.DialAttempts = DefaultDialAttempts
+	}
+	if s.DialTimeout <= 0 {
+		s.DialTimeout = DefaultDialTimeout
+	}
+	if s.Announcement == "" && s.EndpointID == "" {
+		s.Announcement = DefaultAnnouncement
+	}
+	if s.Hours == nil || len(s.Hours.GetWindows()) == 0 {
+		s.Hours = DefaultCallingHours()
+	}
+	ri := c.GetRetryIntervals()
+	pick := func(v int32, def time.Duration) time.Duration {
+		if v > 0 {
+			return time.Duration(v) * time.Second
+		}
+		return def
+	}
+	s.Retry = map[string]time.Duration{
+		StatusBusy: pick(ri.GetBusyS(), DefaultBusyRetry), StatusNoAnswer: pick(ri.GetNoAnswerS(), DefaultNoAnswerRetry),
+		StatusAnsMachine: pick(ri.GetMachineS(), DefaultMachineRetry), StatusFailed: pick(ri.GetFailedS(), DefaultFailedRetry),
+		"congestion": pick(ri.GetCongestionS(), DefaultCongestRetry),
+	}
+	if t := c.GetStartTime(); t != nil {
+		s.Start = t.AsTime()
+	}
+	if t := c.GetEndTime(); t != nil {
+		s.End = t.AsTime()
+	}
+	return s
+}
+
+// Normalize returns a number in E.164: as it is when it starts with + or
+// 00 (any country code, so rating decides what it can reach), else read
+// as a national number of country (ISO 3166-1 alpha-2).
+func Normalize(number, country string) (string, error) {
+	n := strings.TrimSpace(number)
+	if strings.HasPrefix(n, "+") || strings.HasPrefix(n, "00") || country == "" {
+		return phone.E164(n)
+	}
+	p, err := phonenumbers.Parse(n, country)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a phone number of %s: %v", number, country, err)
+	}
+	return phone.E164(phonenumbers.Format(p, phonenumbers.E164))
+}

@@ -1,0 +1,98 @@
+package dialer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
+	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"github.com/ringback/ringback/services/internal/config"
+	"github.com/ringback/ringback/services/internal/platform"
+	"github.com/ringback/ringback/services/internal/server"
+	"github.com/ringback/ringback/services/internal/store"
+)
+
+// Config is the dialer's own configuration.
+type Config struct {
+	// OriginationAddr is origination's gRPC target (RINGBACK_ORIGINATION_ADDR):
+	// every call is placed there.
+	OriginationAddr string
+	// Instance names this replica for the records it leases
+	// (RINGBACK_INSTANCE; default the hostname, the pod name).
+	Instance string
+	// Tick is how often the engine looks for records to dial
+	// (RINGBACK_DIALER_TICK).
+	Tick time.Duration
+	// Lease is how long a replica holds a record it dials without renewing
+	// it (RINGBACK_DIALER_LEASE): another replica takes over the records of
+	// one that died after at most this long.
+	Lease time.Duration
+}
+
+// LoadConfig reads the dialer's configuration.
+func LoadConfig(l *config.Loader) Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "dialer"
+	}
+	return Config{
+		OriginationAddr: l.String("RINGBACK_ORIGINATION_ADDR", "127.0.0.1:50051", "origination's gRPC target; every call is placed there"),
+		Instance:        l.String("RINGBACK_INSTANCE", host, "this replica's stable name (the pod name)"),
+		Tick:            l.Duration("RINGBACK_DIALER_TICK", 200*time.Millisecond, "how often the engine looks for records to dial"),
+		Lease:           l.Duration("RINGBACK_DIALER_LEASE", 10*time.Second, "how long a replica holds a record it dials without renewing it"),
+	}
+}
+
+// RunOptions are what a binary may add to Run.
+type RunOptions struct {
+	// Ready, if set, is called once the servers are bound.
+	Ready func(*server.Server)
+	// Registry is the process's Prometheus registry; nil: a new one.
+	Registry *prometheus.Registry
+}
+
+// Run is the dialer service until ctx ends.
+func Run(ctx context.Context, lookup func(string) (string, bool), log *slog.Logger, opts RunOptions) error {
+	l := config.NewLoader(lookup)
+	pcfg := config.LoadPlatform(l, config.PlatformDefaults{AdminAddr: "127.0.0.1:9096", GRPCAddr: "127.0.0.1:50056"})
+	cfg := LoadConfig(l)
+	if err := l.Err(); err != nil {
+		return err
+	}
+	log.Info("starting", "config", pcfg, "origination", cfg.OriginationAddr, "instance", cfg.Instance)
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	p, err := platform.Open(startCtx, "dialer", pcfg, platform.Needs{Postgres: true, NATS: true}, log, opts.Registry)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if err := store.Migrate(startCtx, p.DB, "dialer", Migrations()); err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(cfg.OriginationAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("origination %s: %w", cfg.OriginationAddr, err)
+	}
+	defer conn.Close()
+	calls := originationv1.NewCallServiceClient(conn)
+	svc, err := startService(ctx, cfg, p, calls, originationv1.NewEndpointServiceClient(conn), log)
+	if err != nil {
+		return err
+	}
+	dialerv1.RegisterDialerServiceServer(p.Server.GRPC(), svc.api)
+	if opts.Ready != nil {
+		opts.Ready(p.Server)
+	}
+	return p.Server.Run(ctx, func(dctx context.Context) error {
+		svc.stop(dctx)
+		return nil
+	})
+}
