@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,10 @@ type Config struct {
 	// it (RINGBACK_DIALER_LEASE): another replica takes over the records of
 	// one that died after at most this long.
 	Lease time.Duration
+	// DefaultHours are the calling hours, every day in the recipient's
+	// time, of campaigns that set none (RINGBACK_DIALER_DEFAULT_HOURS,
+	// "08:00-21:00").
+	DefaultHours *dialerv1.CallingHours
 }
 
 // LoadConfig reads the dialer's configuration.
@@ -47,7 +52,17 @@ func LoadConfig(l *config.Loader) Config {
 		Instance:        l.String("RINGBACK_INSTANCE", host, "this replica's stable name (the pod name)"),
 		Tick:            l.Duration("RINGBACK_DIALER_TICK", 200*time.Millisecond, "how often the engine looks for records to dial"),
 		Lease:           l.Duration("RINGBACK_DIALER_LEASE", 10*time.Second, "how long a replica holds a record it dials without renewing it"),
+		DefaultHours:    defaultHours(l),
 	}
+}
+
+// defaultHours reads RINGBACK_DIALER_DEFAULT_HOURS, "HH:MM-HH:MM".
+func defaultHours(l *config.Loader) *dialerv1.CallingHours {
+	v := l.String("RINGBACK_DIALER_DEFAULT_HOURS", "08:00-21:00", "calling hours (every day, the recipient's time) of campaigns that set none")
+	start, end, ok := strings.Cut(v, "-")
+	ok = ok && hhmmRe.MatchString(start) && hhmmRe.MatchString(end) && start < end && start != "24:00"
+	l.Check(ok, "RINGBACK_DIALER_DEFAULT_HOURS", "want HH:MM-HH:MM, e.g. 08:00-21:00")
+	return &dialerv1.CallingHours{Windows: []*dialerv1.CallingWindow{{Days: []int32{0, 1, 2, 3, 4, 5, 6}, Start: start, End: end}}}
 }
 
 // RunOptions are what a binary may add to Run.

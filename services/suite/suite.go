@@ -229,7 +229,12 @@ func Run(ctx context.Context, opts Options) error {
 
 	// dialer: outbound campaigns, placed through origination.
 	dialerReady := make(chan *server.Server, 1)
-	dialerLookup := overlay(lookup, over, map[string]string{
+	// Development: a campaign without calling hours may call at any hour
+	// (trying the dialer must not depend on the time of day where its
+	// numbers are); RINGBACK_DIALER_DEFAULT_HOURS sets it otherwise.
+	dialerLookup := overlay(withDefaults(lookup, map[string]string{
+		"RINGBACK_DIALER_DEFAULT_HOURS": "00:00-24:00",
+	}), over, map[string]string{
 		"RINGBACK_ADMIN_ADDR":       envOr(lookup, "RINGBACK_DIALER_ADMIN_ADDR", "127.0.0.1:9096"),
 		"RINGBACK_GRPC_ADDR":        envOr(lookup, "RINGBACK_DIALER_GRPC_ADDR", "127.0.0.1:50056"),
 		"RINGBACK_ORIGINATION_ADDR": info.OriginationAt,

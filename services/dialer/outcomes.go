@@ -1,0 +1,306 @@
+package dialer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
+	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"github.com/ringback/ringback/services/internal/natsbus"
+)
+
+// OutcomesDurable is the dialer's durable consumer on the CALLS stream,
+// shared by every replica (each event is handled by one of them).
+const OutcomesDurable = "dialer"
+
+// OutcomeSubjects are the call events the outcomes need: the answer of an
+// announcement-only call and the bridge (the recipient is talking), and
+// the three ends.
+var OutcomeSubjects = []string{
+	"calls.*.*.leg_answered", "calls.*.*.call_bridged",
+	"calls.*.*.call_completed", "calls.*.*.call_failed", "calls.*.*.call_canceled",
+}
+
+// ConsumeOutcomes starts handling the call events with HandleEvent on the
+// durable consumer OutcomesDurable (the CALLS stream must exist: see
+// natsbus.EnsureStream). Stop the consumer before the engine's database.
+func (e *Engine) ConsumeOutcomes(ctx context.Context, bus *natsbus.Bus) (*natsbus.Consumer, error) {
+	spec := natsbus.ConsumerSpec{
+		Stream: natsbus.CallsStream, Durable: OutcomesDurable, FilterSubjects: OutcomeSubjects,
+		// An outcome is never given up: while PostgreSQL is down, retry.
+		MaxDeliver: -1,
+		Workers:    e.cfg.OutcomeWorkers,
+	}
+	c, err := bus.Consume(ctx, spec, e.HandleEvent)
+	if err != nil {
+		// NATS before 2.10 has no multi-subject filters: read every call
+		// event and skip the others (HandleEvent looks at the subject first).
+		e.log.Warn("dialer: consumer with several filter subjects refused; reading every call event", "err", err)
+		spec.FilterSubjects = []string{natsbus.CallsSubjects}
+		if c, err = bus.Consume(ctx, spec, e.HandleEvent); err != nil {
+			return nil, fmt.Errorf("outcomes consumer: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// HandleEvent applies one call event to the record its call dials: the
+// bridge (or the answer of an announcement-only call) makes it TALKING, the
+// call's end gives the attempt its outcome. Events of other calls, of an
+// older run or of a superseded try are skipped, and so is an event seen
+// again: every change is guarded by the record's run, try, call and
+// status, so handling is idempotent.
+//
+// Answering machines are not told apart from people yet: every answered
+// call is ANSWERED. The ANSWMACHINE status (and its retry interval) comes
+// with the BLAST work's answering-machine detection (AMD).
+func (e *Engine) HandleEvent(ctx context.Context, m natsbus.Msg) error {
+	typ := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	switch typ {
+	case "leg_answered", "call_bridged", "call_completed", "call_failed", "call_canceled":
+	default:
+		return nil // a server without multi-filter consumers sends every event
+	}
+	ev := &eventsv1.CallEvent{}
+	if err := proto.Unmarshal(m.Data, ev); err != nil || ev.GetCall() == nil {
+		// Retrying cannot fix it.
+		e.log.Error("dialer: dropping undecodable call event", "subject", m.Subject, "msg_id", m.MsgID, "err", err)
+		return nil
+	}
+	c := ev.GetCall()
+	switch ev.GetType() {
+	case eventsv1.EventType_EVENT_TYPE_LEG_ANSWERED:
+		// Only an announcement-only call is talking at its answer; a call
+		// with an endpoint is when it is bridged.
+		if ev.GetLeg() != originationv1.LegRole_LEG_ROLE_FIRST || c.GetSecond() != nil {
+			return nil
+		}
+		return e.talking(ctx, c)
+	case eventsv1.EventType_EVENT_TYPE_CALL_BRIDGED:
+		return e.talking(ctx, c)
+	case eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED, eventsv1.EventType_EVENT_TYPE_CALL_FAILED, eventsv1.EventType_EVENT_TYPE_CALL_CANCELED:
+		return e.applyCall(ctx, c)
+	}
+	return nil
+}
+
+// callRef is what a call's variables say about the try it is.
+type callRef struct {
+	record   int64
+	campaign string
+	run, try int
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// refOf reads a call's try from its variables. Only a call the dialer
+// placed counts: the source is set by internal callers only, whereas an
+// API client could name any variable.
+func refOf(c *originationv1.Call) (callRef, bool) {
+	if c.GetSource() != originationv1.CallSource_CALL_SOURCE_DIALER || c.GetId() == "" {
+		return callRef{}, false
+	}
+	v := c.GetVariables()
+	rec, err1 := strconv.ParseInt(v[VarRecord], 10, 64)
+	run, err2 := strconv.Atoi(v[VarRun])
+	try, err3 := strconv.Atoi(v[VarTry])
+	if err1 != nil || err2 != nil || err3 != nil || !uuidPattern.MatchString(v[VarCampaign]) {
+		return callRef{}, false
+	}
+	return callRef{record: rec, campaign: v[VarCampaign], run: run, try: try}, true
+}
+
+// talking marks the record of a connected call TALKING.
+func (e *Engine) talking(ctx context.Context, c *originationv1.Call) error {
+	ref, ok := refOf(c)
+	if !ok {
+		return nil
+	}
+	_, err := e.db.Exec(ctx, `UPDATE dialer.records r SET status = 'talking', call_id = $5,
+			last_attempt_at = CASE WHEN r.call_id = '' THEN $6 ELSE r.last_attempt_at END
+		FROM dialer.campaigns c
+		WHERE r.id = $1 AND r.campaign_id = $2 AND r.run = $3 AND r.tries = $4 AND r.status = 'running' AND r.call_id IN ('', $5)
+			AND c.id = r.campaign_id AND c.account_id = $7`,
+		ref.record, ref.campaign, ref.run, ref.try, c.GetId(), e.now(), c.GetAccountId())
+	if err != nil {
+		return fmt.Errorf("record %d talking: %w", ref.record, err)
+	}
+	return nil
+}
+
+// applyCall gives an ended call's attempt its outcome and, if the record is
+// still on that call, the record its new status. It is how every outcome
+// is applied: from the call events, from an adopted record's call, from
+// reconcile and from CreateCall answering with an ended call.
+func (e *Engine) applyCall(ctx context.Context, c *originationv1.Call) error {
+	ref, ok := refOf(c)
+	if !ok || !finalCall(c.GetStatus()) {
+		return nil
+	}
+	o := outcomeOf(c)
+	now := e.now()
+	ended := now
+	if t := c.GetEndedAt(); t != nil {
+		ended = t.AsTime()
+	}
+	var freed bool
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		var (
+			account, callID, st string
+			run, tries          int
+			raw                 []byte
+			updated             time.Time
+		)
+		err := tx.QueryRow(ctx, `SELECT c.account_id, c.settings, c.updated_at, r.run, r.tries, r.call_id, r.status
+			FROM dialer.records r JOIN dialer.campaigns c ON c.id = r.campaign_id
+			WHERE r.id = $1 AND r.campaign_id = $2 FOR UPDATE OF r`, ref.record, ref.campaign).
+			Scan(&account, &raw, &updated, &run, &tries, &callID, &st)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && account != c.GetAccountId()) {
+			return nil // not one of ours (any more)
+		}
+		if err != nil {
+			return err
+		}
+		// The attempt keeps its outcome whatever became of the record since.
+		if _, err := tx.Exec(ctx, `INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at, ended_at, outcome, hangup_cause, billsec)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (call_id) DO UPDATE SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome,
+				hangup_cause = EXCLUDED.hangup_cause, billsec = EXCLUDED.billsec
+			WHERE dialer.attempts.ended_at IS NULL`,
+			c.GetId(), ref.record, ref.campaign, ref.run, ref.try, c.GetFirst().GetParty().GetNumber(), attemptStart(c, now), ended,
+			o.status, hangupCause(c), c.GetBillsec()); err != nil {
+			return fmt.Errorf("record attempt %s: %w", c.GetId(), err)
+		}
+		if run != ref.run || tries != ref.try || !Live(st) || (callID != "" && callID != c.GetId()) {
+			return nil // an older run or try, or an outcome already applied
+		}
+		s, err := e.settingsOf(ref.campaign, updated, raw)
+		if err != nil {
+			return fmt.Errorf("campaign %s settings: %w", ref.campaign, err)
+		}
+		final, next := o.next(tries, s, now)
+		if _, err := tx.Exec(ctx, `UPDATE dialer.records SET status = $2, final = $3, next_at = CASE WHEN $3 THEN next_at ELSE $4 END,
+				lease_owner = '', lease_until = NULL, call_id = $5, last_duration_s = $6,
+				last_attempt_at = CASE WHEN call_id = '' THEN $7 ELSE last_attempt_at END
+			WHERE id = $1`, ref.record, o.status, final, next, c.GetId(), c.GetBillsec(), now); err != nil {
+			return fmt.Errorf("record %d outcome: %w", ref.record, err)
+		}
+		freed = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if freed {
+		e.Wake() // a slot of the campaign is free
+	}
+	return nil
+}
+
+// attemptStart is when a call was placed, by origination's clock (the
+// attempt's row). The record's last_attempt_at is on the engine's clock,
+// which reconcile compares it with.
+func attemptStart(c *originationv1.Call, now time.Time) time.Time {
+	if t := c.GetCreatedAt(); t != nil {
+		return t.AsTime()
+	}
+	return now
+}
+
+// hangupCause is the cause that ended the call: the failed leg's when one
+// failed, else the call's.
+func hangupCause(c *originationv1.Call) string {
+	switch c.GetFailedLeg() {
+	case originationv1.LegRole_LEG_ROLE_FIRST:
+		if hc := c.GetFirst().GetHangupCause(); hc != "" {
+			return hc
+		}
+	case originationv1.LegRole_LEG_ROLE_SECOND:
+		if hc := c.GetSecond().GetHangupCause(); hc != "" {
+			return hc
+		}
+	}
+	return c.GetHangupCause()
+}
+
+// outcome is what an ended call means for its record.
+type outcome struct {
+	status string // the attempt's and the record's status
+	// retry names the Settings.Retry interval before the next attempt;
+	// "" means the record is final whatever attempts are left.
+	retry string
+}
+
+// retryNow is the retry of an attempt a cancellation cut: at once, and
+// whatever attempts are left.
+const retryNow = "now"
+
+// outcomeOf maps an ended call to its outcome:
+//
+//   - COMPLETED: the recipient was reached: ANSWERED, final.
+//   - FAILED on the recipient's leg: BUSY and NO_ANSWER are retried after
+//     their intervals; CONGESTION, UNAVAILABLE and INTERNAL are FAILED,
+//     retried after the congestion interval; NO_ROUTE, REJECTED and
+//     NOT_AUTHORIZED are FAILED and final (the number is wrong or refused:
+//     calling it again cannot help). CANCELED there means the recipient
+//     answered and hung up before being connected (or before an
+//     announcement-only call's announcement ended): they were reached and
+//     chose to leave, so ANSWERED, final, rather than calling them again.
+//   - FAILED on the endpoint's leg (the recipient answered, no agent took
+//     the call): FAILED, retried after the failed interval, since the
+//     recipient was never served.
+//   - CANCELED (hung up through the API before it was connected, as a
+//     campaign cancelled with its calls): CANCEL, never final: the
+//     recipient did nothing, so the record is dialed again at once if the
+//     campaign runs (a new run starts every record over anyway). The
+//     cancelled try does not count against dial_attempts, but keeps its
+//     number (a try's idempotency key names one call): the record's tries
+//     may then exceed dial_attempts by its cancellations.
+//
+// Any other failure is FAILED, retried after the failed interval.
+func outcomeOf(c *originationv1.Call) outcome {
+	switch c.GetStatus() {
+	case originationv1.CallStatus_CALL_STATUS_COMPLETED:
+		return outcome{status: StatusAnswered}
+	case originationv1.CallStatus_CALL_STATUS_CANCELED:
+		return outcome{status: StatusCancel, retry: retryNow}
+	}
+	if c.GetFailedLeg() == originationv1.LegRole_LEG_ROLE_SECOND {
+		return outcome{status: StatusFailed, retry: StatusFailed}
+	}
+	switch c.GetFailureReason() {
+	case originationv1.FailureReason_FAILURE_REASON_BUSY:
+		return outcome{status: StatusBusy, retry: StatusBusy}
+	case originationv1.FailureReason_FAILURE_REASON_NO_ANSWER:
+		return outcome{status: StatusNoAnswer, retry: StatusNoAnswer}
+	case originationv1.FailureReason_FAILURE_REASON_CONGESTION, originationv1.FailureReason_FAILURE_REASON_UNAVAILABLE,
+		originationv1.FailureReason_FAILURE_REASON_INTERNAL:
+		return outcome{status: StatusFailed, retry: "congestion"}
+	case originationv1.FailureReason_FAILURE_REASON_NO_ROUTE, originationv1.FailureReason_FAILURE_REASON_REJECTED,
+		originationv1.FailureReason_FAILURE_REASON_NOT_AUTHORIZED:
+		return outcome{status: StatusFailed}
+	case originationv1.FailureReason_FAILURE_REASON_CANCELED:
+		return outcome{status: StatusAnswered}
+	}
+	return outcome{status: StatusFailed, retry: StatusFailed}
+}
+
+// next says whether the record is final after this outcome of its try-th
+// attempt and, if not, when the next attempt is due.
+func (o outcome) next(tries int, s Settings, now time.Time) (final bool, next time.Time) {
+	switch {
+	case o.retry == retryNow:
+		return false, now
+	case o.retry == "" || tries >= s.DialAttempts:
+		return true, now
+	}
+	return false, now.Add(s.Retry[o.retry])
+}

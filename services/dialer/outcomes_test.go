@@ -1,0 +1,264 @@
+package dialer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
+	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
+	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"github.com/ringback/ringback/services/internal/natsbus"
+)
+
+func endedCall(st originationv1.CallStatus, leg originationv1.LegRole, reason originationv1.FailureReason) *originationv1.Call {
+	return &originationv1.Call{Status: st, FailedLeg: leg, FailureReason: reason}
+}
+
+func TestOutcomeOf(t *testing.T) {
+	t.Parallel()
+	const (
+		first  = originationv1.LegRole_LEG_ROLE_FIRST
+		second = originationv1.LegRole_LEG_ROLE_SECOND
+		failed = originationv1.CallStatus_CALL_STATUS_FAILED
+	)
+	tests := []struct {
+		name string
+		call *originationv1.Call
+		want outcome
+	}{
+		{"completed", endedCall(originationv1.CallStatus_CALL_STATUS_COMPLETED, 0, 0), outcome{StatusAnswered, ""}},
+		{"canceled", endedCall(originationv1.CallStatus_CALL_STATUS_CANCELED, 0, originationv1.FailureReason_FAILURE_REASON_CANCELED), outcome{StatusCancel, retryNow}},
+		{"busy", endedCall(failed, first, originationv1.FailureReason_FAILURE_REASON_BUSY), outcome{StatusBusy, StatusBusy}},
+		{"no answer", endedCall(failed, first, originationv1.FailureReason_FAILURE_REASON_NO_ANSWER), outcome{StatusNoAnswer, StatusNoAnswer}},
+		{"congestion", endedCall(failed, first, originationv1.FailureReason_FAILURE_REASON_CONGESTION), outcome{StatusFailed, "congestion"}},
+		{"unavailable", endedCall(failed, first, originationv1.FailureReason_FAILURE_REASON_UNAVAILABLE), outcome{StatusFailed, "congestion"}},
+		{"internal", endedCall(failed, first, originationv1.FailureReason_FAILURE_REASON_INTERNAL), outcome{StatusFailed, "congestion"}},
+		{"no route", endedCall(failed, first, originationv1.FailureReason_FAILURE_REASON_NO_ROUTE), outcome{StatusFailed, ""}},
+		{"rejected", endedCall(failed, first, originationv1.FailureReason_FAILURE_REASON_REJECTED), outcome{StatusFailed, ""}},
+		{"not authorized", endedCall(failed, first, originationv1.FailureReason_FAILURE_REASON_NOT_AUTHORIZED), outcome{StatusFailed, ""}},
+		{"answered, gone before connected", endedCall(failed, first, originationv1.FailureReason_FAILURE_REASON_CANCELED), outcome{StatusAnswered, ""}},
+		{"agent did not answer", endedCall(failed, second, originationv1.FailureReason_FAILURE_REASON_NO_ANSWER), outcome{StatusFailed, StatusFailed}},
+		{"agent refused", endedCall(failed, second, originationv1.FailureReason_FAILURE_REASON_REJECTED), outcome{StatusFailed, StatusFailed}},
+		{"unknown reason", endedCall(failed, first, 0), outcome{StatusFailed, StatusFailed}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := outcomeOf(tc.call); got != tc.want {
+				t.Errorf("outcomeOf = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestOutcomeNext(t *testing.T) {
+	t.Parallel()
+	s := SettingsOf(&dialerv1.Campaign{DialAttempts: 3, RetryIntervals: &dialerv1.RetryIntervals{BusyS: 30}})
+	now := engBase
+	tests := []struct {
+		o     outcome
+		tries int
+		final bool
+		next  time.Time
+	}{
+		{outcome{StatusBusy, StatusBusy}, 1, false, now.Add(30 * time.Second)},
+		{outcome{StatusBusy, StatusBusy}, 3, true, now},
+		{outcome{StatusNoAnswer, StatusNoAnswer}, 2, false, now.Add(DefaultNoAnswerRetry)},
+		{outcome{StatusFailed, "congestion"}, 1, false, now.Add(DefaultCongestRetry)},
+		{outcome{StatusFailed, StatusFailed}, 1, false, now.Add(DefaultFailedRetry)},
+		{outcome{StatusCancel, retryNow}, 2, false, now},
+		{outcome{StatusCancel, retryNow}, 3, false, now},
+		{outcome{StatusAnswered, ""}, 1, true, now},
+	}
+	for _, tc := range tests {
+		final, next := tc.o.next(tc.tries, s, now)
+		if final != tc.final || !next.Equal(tc.next) {
+			t.Errorf("%+v after try %d: final %v next %v, want %v %v", tc.o, tc.tries, final, next, tc.final, tc.next)
+		}
+	}
+}
+
+// outcomeFixture is a campaign with one record dialed (running, try 1)
+// and an engine that only handles events.
+type outcomeFixture struct {
+	h        *engHarness
+	e        *Engine
+	campaign string
+	record   int64
+	now      time.Time
+}
+
+func newOutcomeFixture(t *testing.T, c *dialerv1.Campaign) *outcomeFixture {
+	t.Helper()
+	h := newEngHarness(t)
+	now := engBase.Add(time.Minute)
+	campaign := h.engCampaign(t, c, dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+	record := h.engList(t, campaign, engRecord{numbers: []string{"+34911111111", "+34922222222"}})[0]
+	if _, err := h.db.Exec(context.Background(), `UPDATE dialer.records SET status = 'running', tries = 1, lease_owner = 'a', lease_until = $2 WHERE id = $1`,
+		record, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(EngineConfig{Instance: "a", Now: func() time.Time { return now }}, h.db, h.calls, engLogger())
+	return &outcomeFixture{h: h, e: e, campaign: campaign, record: record, now: now}
+}
+
+// call is a call of the fixture's record, try try.
+func (f *outcomeFixture) call(id string, try int, st originationv1.CallStatus) *originationv1.Call {
+	return &originationv1.Call{
+		Id: id, AccountId: engAccount, Source: originationv1.CallSource_CALL_SOURCE_DIALER, Status: st,
+		First:     &originationv1.Leg{Party: &originationv1.PartyRef{Target: &originationv1.PartyRef_Number{Number: "+34911111111"}}},
+		Second:    &originationv1.Leg{Party: &originationv1.PartyRef{Target: &originationv1.PartyRef_EndpointId{EndpointId: "ep-1"}}},
+		Variables: map[string]string{VarCampaign: f.campaign, VarRecord: fmt.Sprint(f.record), VarRun: "1", VarTry: fmt.Sprint(try), "Name": "n0"},
+		CreatedAt: timestamppb.New(f.now.Add(-time.Minute)), EndedAt: timestamppb.New(f.now),
+	}
+}
+
+// deliver hands the event to HandleEvent as the consumer would.
+func (f *outcomeFixture) deliver(t *testing.T, typ eventsv1.EventType, leg originationv1.LegRole, c *originationv1.Call) {
+	t.Helper()
+	ev := &eventsv1.CallEvent{EventId: c.GetId() + "." + typ.String(), AccountId: c.GetAccountId(), CallId: c.GetId(), Type: typ, Call: c, Leg: leg, Variables: c.GetVariables()}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := fmt.Sprintf("calls.%s.%s.%s", c.GetAccountId(), c.GetId(), strings.ToLower(strings.TrimPrefix(typ.String(), "EVENT_TYPE_")))
+	if err := f.e.HandleEvent(context.Background(), natsbus.Msg{Subject: subject, Data: data, MsgID: ev.GetEventId(), Delivered: 1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOutcomeHandleEventIdempotent(t *testing.T) {
+	t.Parallel()
+	f := newOutcomeFixture(t, &dialerv1.Campaign{DialAttempts: 2})
+	const (
+		bridged   = eventsv1.EventType_EVENT_TYPE_CALL_BRIDGED
+		completed = eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED
+	)
+	want := func(what string, st string, final bool, callID string) {
+		t.Helper()
+		r := f.h.record(t, f.record)
+		if r.status != st || r.final != final || r.callID != callID {
+			t.Fatalf("%s: record %+v, want %s final=%v call %q", what, r, st, final, callID)
+		}
+	}
+
+	// Not the dialer's calls, or not this try's: nothing changes.
+	api := f.call("call-api", 1, originationv1.CallStatus_CALL_STATUS_BRIDGED)
+	api.Source = originationv1.CallSource_CALL_SOURCE_API
+	f.deliver(t, bridged, 0, api)
+	other := f.call("call-other", 1, originationv1.CallStatus_CALL_STATUS_BRIDGED)
+	other.AccountId = "acc-someone-else"
+	f.deliver(t, bridged, 0, other)
+	f.deliver(t, bridged, 0, f.call("call-old-try", 0, originationv1.CallStatus_CALL_STATUS_BRIDGED))
+	oldRun := f.call("call-old-run", 1, originationv1.CallStatus_CALL_STATUS_BRIDGED)
+	oldRun.Variables[VarRun] = "0"
+	f.deliver(t, bridged, 0, oldRun)
+	// The recipient's answer of a call with an endpoint is not talking yet.
+	f.deliver(t, eventsv1.EventType_EVENT_TYPE_LEG_ANSWERED, originationv1.LegRole_LEG_ROLE_FIRST, f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_ANSWERED))
+	want("foreign events", StatusRunning, false, "")
+
+	// The events come before the engine recorded its call.
+	f.deliver(t, bridged, 0, f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_BRIDGED))
+	want("bridged", StatusTalking, false, "call-1")
+	f.deliver(t, bridged, 0, f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_BRIDGED))
+	want("bridged again", StatusTalking, false, "call-1")
+	// Another call claiming the same try does not take the record.
+	f.deliver(t, completed, 0, f.call("call-2", 1, originationv1.CallStatus_CALL_STATUS_COMPLETED))
+	want("another call of the try", StatusTalking, false, "call-1")
+
+	done := f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_COMPLETED)
+	done.Billsec, done.HangupCause = 17, "NORMAL_CLEARING"
+	f.deliver(t, completed, 0, done)
+	want("completed", StatusAnswered, true, "call-1")
+	again := proto.Clone(done).(*originationv1.Call)
+	again.Billsec = 99
+	f.deliver(t, completed, 0, again)
+	f.deliver(t, bridged, 0, f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_BRIDGED))
+	want("completed again, bridged late", StatusAnswered, true, "call-1")
+
+	r := f.h.record(t, f.record)
+	if r.duration != 17 || r.owner != "" || r.tries != 1 {
+		t.Errorf("record %+v, want 17 s, no lease, 1 try", r)
+	}
+	var found bool
+	for _, a := range f.h.attempts(t, f.record) {
+		if a.callID != "call-1" {
+			continue
+		}
+		found = true
+		if a.outcome != StatusAnswered || a.billsec != 17 || !a.ended || a.number != "+34911111111" || a.n != 1 || a.cause != "NORMAL_CLEARING" {
+			t.Errorf("attempt %+v", a)
+		}
+	}
+	if !found {
+		t.Error("no attempt recorded for call-1")
+	}
+
+	// The engine recording its call after the outcome changes nothing.
+	c := engineCampaign{id: f.campaign, account: engAccount, run: 1, s: SettingsOf(&dialerv1.Campaign{})}
+	if err := f.e.recordAttempt(context.Background(), c, claimedRecord{id: f.record, tries: 1}, "+34911111111", "call-1", f.now); err != nil {
+		t.Fatal(err)
+	}
+	want("recorded late", StatusAnswered, true, "call-1")
+
+	// Undecodable and unwanted messages are dropped, not retried.
+	for _, m := range []natsbus.Msg{
+		{Subject: "calls.a.b.call_completed", Data: []byte("not a protobuf")},
+		{Subject: "calls.a.b.leg_ringing", Data: []byte("whatever")},
+	} {
+		if err := f.e.HandleEvent(context.Background(), m); err != nil {
+			t.Errorf("%s: %v", m.Subject, err)
+		}
+	}
+}
+
+func TestOutcomeRetryAndStaleTry(t *testing.T) {
+	t.Parallel()
+	f := newOutcomeFixture(t, &dialerv1.Campaign{DialAttempts: 3, RetryIntervals: &dialerv1.RetryIntervals{BusyS: 120}})
+	busy := f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_FAILED)
+	busy.FailedLeg, busy.FailureReason = originationv1.LegRole_LEG_ROLE_FIRST, originationv1.FailureReason_FAILURE_REASON_BUSY
+	busy.First.HangupCause = "USER_BUSY"
+	f.deliver(t, eventsv1.EventType_EVENT_TYPE_CALL_FAILED, originationv1.LegRole_LEG_ROLE_FIRST, busy)
+	r := f.h.record(t, f.record)
+	if r.status != StatusBusy || r.final || !r.nextAt.Equal(f.now.Add(120*time.Second)) || r.owner != "" {
+		t.Fatalf("record %+v, want busy, not final, due in 120 s", r)
+	}
+	if as := f.h.attempts(t, f.record); len(as) != 1 || as[0].cause != "USER_BUSY" || as[0].outcome != StatusBusy {
+		t.Fatalf("attempts %+v", as)
+	}
+
+	// The next try is being dialed: a late copy of the first try's end, or
+	// an event of the first try, leaves it alone.
+	if _, err := f.h.db.Exec(context.Background(), `UPDATE dialer.records SET status = 'running', tries = 2, call_id = 'call-2' WHERE id = $1`, f.record); err != nil {
+		t.Fatal(err)
+	}
+	f.deliver(t, eventsv1.EventType_EVENT_TYPE_CALL_FAILED, originationv1.LegRole_LEG_ROLE_FIRST, busy)
+	f.deliver(t, eventsv1.EventType_EVENT_TYPE_CALL_BRIDGED, 0, f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_BRIDGED))
+	if r := f.h.record(t, f.record); r.status != StatusRunning || r.tries != 2 || r.callID != "call-2" {
+		t.Fatalf("record %+v, want still running try 2", r)
+	}
+}
+
+func TestOutcomeAnnouncementOnlyAnswer(t *testing.T) {
+	t.Parallel()
+	f := newOutcomeFixture(t, &dialerv1.Campaign{OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav"}})
+	c := f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_ANSWERED)
+	c.Second = nil
+	f.deliver(t, eventsv1.EventType_EVENT_TYPE_LEG_ANSWERED, originationv1.LegRole_LEG_ROLE_FIRST, c)
+	if r := f.h.record(t, f.record); r.status != StatusTalking || r.callID != "call-1" {
+		t.Fatalf("record %+v, want talking", r)
+	}
+	// Hung up before the announcement ended: reached all the same.
+	c = proto.Clone(c).(*originationv1.Call)
+	c.Status, c.FailedLeg, c.FailureReason = originationv1.CallStatus_CALL_STATUS_FAILED, originationv1.LegRole_LEG_ROLE_FIRST, originationv1.FailureReason_FAILURE_REASON_CANCELED
+	f.deliver(t, eventsv1.EventType_EVENT_TYPE_CALL_FAILED, originationv1.LegRole_LEG_ROLE_FIRST, c)
+	if r := f.h.record(t, f.record); r.status != StatusAnswered || !r.final {
+		t.Fatalf("record %+v, want answered", r)
+	}
+}
