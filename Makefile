@@ -5,7 +5,7 @@ GO ?= go
 
 .PHONY: run test lint build bench conformance fssim generate generate-check setup
 
-## run: the whole suite in one process (simulator, in-process NATS, rating, cdr, webhook,
+## run: the whole suite in one process (simulator, in-process NATS, rating, cdr, webhook, dialer,
 ## origination, gateway on http://127.0.0.1:8080) after scripts/setup; prints
 ## the dev account's API key (RINGBACK_DEV_API_KEY picks it); the dev account
 ## is rated with docs/examples/tariff.csv.
