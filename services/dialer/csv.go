@@ -21,15 +21,16 @@ import (
 //	2132458767|2145602412,Henry Case,0023
 //	1140637865|1156984628|1146120456,Peter Riviera,0156
 //
-// The first line names the columns. The first column holds the record's
-// numbers separated by "|", tried in that order and then round again; each
-// is normalized to E.164 with the campaign's default country (Normalize;
-// a campaign without one takes numbers written with + and their country
-// code only).
-// The other columns are the record's fields, by name (they travel with the
-// call as variables), except a column named exactly "*Schedule*", which
-// holds UNIX_TIMESTAMP:EXTENSION (e.g. 1298635200:1101; the extension may
-// be empty): the record is not dialed before then.
+// The first line names the columns (kept as the list's columns). The
+// first column holds the record's numbers separated by "|", tried in that
+// order and then round again; each is normalized to E.164 with the
+// campaign's default country (Normalize; a campaign without one takes
+// numbers written with + and their country code only). The other columns
+// are the record's fields, by name (they travel with the call as
+// variables), except a column named exactly "*Schedule*", which holds
+// UNIX_TIMESTAMP:EXTENSION (e.g. 1298635200:1101; the extension may be
+// empty; an empty cell is no schedule): the record is not dialed before
+// then.
 //
 // The file is read as it arrives, one row at a time: memory does not grow
 // with its size. Fields are separated by commas and quoted per RFC 4180

@@ -26,11 +26,17 @@ import (
 // The file is parsed while it arrives and its good rows are streamed into
 // dialer.records by a single COPY, in a transaction that also marks the
 // list READY: a list's records appear all at once, with the list, or not
-// at all. The list itself is created (IMPORTING) before the rows, so an
-// import in progress can be seen. Three goroutines share the work, on
-// the 2 cores of a small box: the stream's reader, the parser (numbers'
-// normalization is the costliest part of it), and pgx encoding the COPY,
-// while PostgreSQL writes the rows and their indexes.
+// at all (a broken stream leaves a FAILED list without records). The list
+// itself is created (IMPORTING) before the rows, so an import in progress
+// can be seen. The work is pipelined: the stream's reader feeds a pipe;
+// the parser scans rows and checks them on GOMAXPROCS goroutines, keeping
+// the file's order (normalizing numbers with phonenumbers, ~9 µs each, is
+// most of the import's CPU); pgx encodes the COPY on a goroutine of its
+// own while PostgreSQL writes the rows and their indexes. On a 2-core box
+// a 1,000,000-row list takes about 25 s (BenchmarkImportList1M).
+//
+// A list whose importing process died stays IMPORTING, without records
+// (its transaction never committed); the engine does not see it.
 
 // Errors of list imports.
 var (
