@@ -62,7 +62,8 @@ fssim:
 ## rating: prefix lookups, Authorize over gRPC, 1M-rate import; cdr: ingest,
 ## queries over 10M records (in a database of their own, filled once); webhook:
 ## paced 3,000/s, throughput, a stalled neighbour, the naive baseline; banner: abuse
-## refused, POST to originate, switch event to the visitor's stream).
+## refused, POST to originate, switch event to the visitor's stream; dialer: a 1M-row
+## list import, the engine's dial rate).
 bench:
 	@scripts/setup >/dev/null
 	cd freeswitch/sim && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
@@ -83,4 +84,6 @@ bench:
 	cd services && $(GO) test -run '^$$' -bench 'BannerSSELatency' -benchtime 2000x -count 3 ./gateway/
 	cd services && $(GO) test -run '^$$' -bench 'BannerPostToOriginate' -benchtime 400x -count 3 ./suite/
 	cd services && $(GO) test -run '^$$' -bench 'BannerSwitchToBrowser' -benchtime 200x -count 3 ./suite/
+	cd services && $(GO) test -run '^$$' -bench 'ImportList1M' -benchtime 1x -count 3 -timeout 30m ./dialer/
+	cd services && $(GO) test -run '^$$' -bench 'EngineCampaign' -benchtime 3x -count 3 ./dialer/
 	cd services && $(GO) test -run '^$$' -bench 'NaiveDelivery' -benchtime 3000x -count 1 ./webhook/

@@ -50,6 +50,7 @@ type e2e struct {
 	info Info
 	key  string
 	mail *mailtest.Server // where the suite's emails go
+	db   string           // the suite's database URL (for more replicas, and to look inside)
 
 	mu     sync.Mutex
 	events map[string][]*eventsv1.CallEvent
@@ -59,11 +60,12 @@ func start(t *testing.T) *e2e {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	mails := mailtest.Start(t, mailtest.Options{})
+	db := storetest.NewDatabase(t)
 	env := map[string]string{
 		"RINGBACK_SMTP_ADDR":              mails.Addr(),
 		"RINGBACK_SMTP_TLS":               "none",
 		"RINGBACK_REMINDER_INTERVAL":      "200ms",
-		"DATABASE_URL":                    storetest.NewDatabase(t),
+		"DATABASE_URL":                    db,
 		"RINGBACK_HTTP_ADDR":              "127.0.0.1:0",
 		"RINGBACK_ORIGINATION_ADMIN_ADDR": "127.0.0.1:0",
 		"RINGBACK_ORIGINATION_GRPC_ADDR":  "localhost:0",
@@ -77,6 +79,9 @@ func start(t *testing.T) *e2e {
 		"RINGBACK_WEBHOOK_GRPC_ADDR":      "localhost:0",
 		"RINGBACK_DIALER_ADMIN_ADDR":      "127.0.0.1:0",
 		"RINGBACK_DIALER_GRPC_ADDR":       "localhost:0",
+		// A dead replica's records are adopted within seconds, not 10 s
+		// (TestDialerReplicaSIGKILL's replicas use the same lease).
+		"RINGBACK_DIALER_LEASE": "3s",
 		// Retries in a test's time; the production schedule is 0s,5s,5m,...
 		"RINGBACK_WEBHOOK_RETRY_SCHEDULE": "0s,300ms,600ms,1s,2s",
 		"RINGBACK_INSTANCE":               "e2e-" + fmt.Sprint(time.Now().UnixNano()),
@@ -102,7 +107,7 @@ func start(t *testing.T) *e2e {
 			Ready: func(i Info) { ready <- i },
 		})
 	}()
-	e := &e2e{t: t, mail: mails, events: map[string][]*eventsv1.CallEvent{}}
+	e := &e2e{t: t, mail: mails, db: db, events: map[string][]*eventsv1.CallEvent{}}
 	select {
 	case e.info = <-ready:
 	case err := <-done:
