@@ -105,6 +105,9 @@ func (t *Tariff) MemoryBytes() int {
 type Book struct {
 	mu      sync.Mutex // serializes writers
 	tariffs atomic.Pointer[map[string]*Tariff]
+	// gone are the versions of the tariffs removed (under mu): a reload
+	// that read an older version before the removal must not put it back.
+	gone map[string]int64
 }
 
 // NewBook returns an empty book.
@@ -129,6 +132,12 @@ func (b *Book) Put(t *Tariff) {
 	if cur, ok := old[t.ID]; ok && cur.Version > t.Version {
 		return
 	}
+	if v, ok := b.gone[t.ID]; ok {
+		if t.Version < v {
+			return
+		}
+		delete(b.gone, t.ID)
+	}
 	m := maps.Clone(old)
 	m[t.ID] = t
 	b.tariffs.Store(&m)
@@ -139,9 +148,14 @@ func (b *Book) Remove(id string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := *b.tariffs.Load()
-	if _, ok := old[id]; !ok {
+	cur, ok := old[id]
+	if !ok {
 		return
 	}
+	if b.gone == nil {
+		b.gone = map[string]int64{}
+	}
+	b.gone[id] = cur.Version
 	m := maps.Clone(old)
 	delete(m, id)
 	b.tariffs.Store(&m)

@@ -707,7 +707,18 @@ func TestTariffMissedByAReplicaIsLoadedOnUse(t *testing.T) {
 	e := newEnv(t, ServiceConfig{})
 	id := e.tariff(t, "retail", testTariff)
 	e.assign(t, "acct", id, ratingv1.BillingMode_BILLING_MODE_POSTPAID)
-	e.svc.Rater.book.Remove(id) // as if the notifications never came
+	// The notifications of the tariff's creation and of its rates load it
+	// here; once its rates are in, drop it as if they never came (a load
+	// of the creation still in flight cannot put the empty version back).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, ok := e.svc.Rater.book.Get(id).Lookup("34911234567", time.Now()); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tariff's rates never reached the book")
+		}
+	}
+	e.svc.Rater.book.Remove(id)
 	resp, err := ratingv1.NewRatingServiceClient(e.conn).Authorize(context.Background(), &ratingv1.AuthorizeRequest{AccountId: "acct", Number: "+34911234567"})
 	if err != nil || resp.GetRate().GetDestination() != "Madrid" {
 		t.Fatalf("authorize with the tariff missing from memory: %v %v", resp, err)
