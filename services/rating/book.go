@@ -105,8 +105,9 @@ func (t *Tariff) MemoryBytes() int {
 type Book struct {
 	mu      sync.Mutex // serializes writers
 	tariffs atomic.Pointer[map[string]*Tariff]
-	// gone are the versions of the tariffs removed (under mu): a reload
-	// that read an older version before the removal must not put it back.
+	// gone holds, for each tariff removed (under mu), the lowest version a
+	// reload may put back: a reload that read the tariff before it was
+	// deleted must not bring it back.
 	gone map[string]int64
 }
 
@@ -132,8 +133,8 @@ func (b *Book) Put(t *Tariff) {
 	if cur, ok := old[t.ID]; ok && cur.Version > t.Version {
 		return
 	}
-	if v, ok := b.gone[t.ID]; ok {
-		if t.Version < v {
+	if low, ok := b.gone[t.ID]; ok {
+		if t.Version < low {
 			return
 		}
 		delete(b.gone, t.ID)
@@ -143,8 +144,13 @@ func (b *Book) Put(t *Tariff) {
 	b.tariffs.Store(&m)
 }
 
-// Remove drops a tariff.
-func (b *Book) Remove(id string) {
+// Remove drops a deleted tariff: no reload of the version held, or of an
+// older one, puts it back.
+func (b *Book) Remove(id string) { b.drop(id, 1) }
+
+// drop removes a tariff; reloads of versions below the one held plus
+// above are refused.
+func (b *Book) drop(id string, above int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := *b.tariffs.Load()
@@ -155,7 +161,7 @@ func (b *Book) Remove(id string) {
 	if b.gone == nil {
 		b.gone = map[string]int64{}
 	}
-	b.gone[id] = cur.Version
+	b.gone[id] = cur.Version + above
 	m := maps.Clone(old)
 	delete(m, id)
 	b.tariffs.Store(&m)

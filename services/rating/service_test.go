@@ -718,7 +718,7 @@ func TestTariffMissedByAReplicaIsLoadedOnUse(t *testing.T) {
 			t.Fatal("the tariff's rates never reached the book")
 		}
 	}
-	e.svc.Rater.book.Remove(id)
+	e.svc.Rater.book.forget(id)
 	resp, err := ratingv1.NewRatingServiceClient(e.conn).Authorize(context.Background(), &ratingv1.AuthorizeRequest{AccountId: "acct", Number: "+34911234567"})
 	if err != nil || resp.GetRate().GetDestination() != "Madrid" {
 		t.Fatalf("authorize with the tariff missing from memory: %v %v", resp, err)
