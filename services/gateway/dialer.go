@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -34,10 +32,7 @@ func (h *handler) importList(w http.ResponseWriter, r *http.Request) {
 			Message: "recipient lists belong to an account: use one of its API keys"})
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/csv") && !strings.HasPrefix(ct, "text/plain") &&
-		!strings.HasPrefix(ct, "application/octet-stream") {
-		writeError(w, ErrorDetail{Code: ReasonInvalidArgument, HTTPStatus: http.StatusUnsupportedMediaType,
-			Message: "send the list as the body with Content-Type: text/csv"})
+	if !csvUpload(w, r, "the list") {
 		return
 	}
 	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(r.Context(), metadata.Pairs(AccountHeader, p.AccountID)))
@@ -47,38 +42,18 @@ func (h *handler) importList(w http.ResponseWriter, r *http.Request) {
 		h.serviceFailure(w, r, err)
 		return
 	}
-	first := &dialerv1.ImportListRequest{CampaignId: r.PathValue("id"), Name: r.URL.Query().Get("name"), AccountCode: r.URL.Query().Get("accountCode")}
-	buf := make([]byte, 256<<10)
-	var readErr error
-	for {
-		n, rerr := r.Body.Read(buf)
-		if n > 0 || first != nil {
-			msg := &dialerv1.ImportListRequest{Chunk: append([]byte(nil), buf[:n]...)}
-			if first != nil {
-				msg.CampaignId, msg.Name, msg.AccountCode, first = first.CampaignId, first.Name, first.AccountCode, nil
-			}
-			if err := stream.Send(msg); err != nil {
-				break // the server ended the stream: CloseAndRecv says why
-			}
+	q := r.URL.Query()
+	if err := streamBody(r, func(chunk []byte, first bool) error {
+		msg := &dialerv1.ImportListRequest{Chunk: chunk}
+		if first {
+			msg.CampaignId, msg.Name, msg.AccountCode = r.PathValue("id"), q.Get("name"), q.Get("accountCode")
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			readErr = rerr
-			break
-		}
-	}
-	if readErr != nil {
+		return stream.Send(msg)
+	}); err != nil {
 		// Cancelling the stream (not closing it) makes the dialer drop the
 		// partial list rather than keep half a file as if it were whole.
 		cancel()
-		if bodyTooLarge(r) {
-			writeError(w, ErrorDetail{Code: ReasonRequestTooLarge, HTTPStatus: http.StatusRequestEntityTooLarge,
-				Message: fmt.Sprintf("the file is larger than %d bytes", h.cfg.MaxImportBytes)})
-		} else {
-			writeError(w, ErrorDetail{Code: ReasonInvalidArgument, HTTPStatus: http.StatusBadRequest, Message: "cannot read the body: " + readErr.Error()})
-		}
+		h.bodyReadFailed(w, r, err)
 		return
 	}
 	resp, err := stream.CloseAndRecv()

@@ -63,10 +63,7 @@ func (h *handler) importRates(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ErrorDetail{Code: ReasonInvalidArgument, HTTPStatus: http.StatusBadRequest, Message: "mode is replace or merge"})
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "text/csv") && !strings.HasPrefix(ct, "text/plain") &&
-		!strings.HasPrefix(ct, "application/octet-stream") {
-		writeError(w, ErrorDetail{Code: ReasonInvalidArgument, HTTPStatus: http.StatusUnsupportedMediaType,
-			Message: "send the rates as the body with Content-Type: text/csv"})
+	if !csvUpload(w, r, "the rates") {
 		return
 	}
 	ctx := metadata.NewOutgoingContext(r.Context(), metadata.Pairs(RoleHeader, "operator"))
@@ -75,35 +72,14 @@ func (h *handler) importRates(w http.ResponseWriter, r *http.Request) {
 		h.serviceFailure(w, r, err)
 		return
 	}
-	first := &ratingv1.ImportRatesRequest{TariffId: r.PathValue("id"), Mode: mode}
-	buf := make([]byte, 256<<10)
-	sendErr := func() error {
-		for {
-			n, rerr := r.Body.Read(buf)
-			if n > 0 || first != nil {
-				msg := &ratingv1.ImportRatesRequest{Chunk: append([]byte(nil), buf[:n]...)}
-				if first != nil {
-					msg.TariffId, msg.Mode, first = first.TariffId, first.Mode, nil
-				}
-				if err := stream.Send(msg); err != nil {
-					return nil // the server ended the stream: CloseAndRecv says why
-				}
-			}
-			if rerr == io.EOF {
-				return nil
-			}
-			if rerr != nil {
-				return rerr
-			}
+	if err := streamBody(r, func(chunk []byte, first bool) error {
+		msg := &ratingv1.ImportRatesRequest{Chunk: chunk}
+		if first {
+			msg.TariffId, msg.Mode = r.PathValue("id"), mode
 		}
-	}()
-	if sendErr != nil {
-		if bodyTooLarge(r) {
-			writeError(w, ErrorDetail{Code: ReasonRequestTooLarge, HTTPStatus: http.StatusRequestEntityTooLarge,
-				Message: fmt.Sprintf("the file is larger than %d bytes", h.cfg.MaxImportBytes)})
-		} else {
-			writeError(w, ErrorDetail{Code: ReasonInvalidArgument, HTTPStatus: http.StatusBadRequest, Message: "cannot read the body: " + sendErr.Error()})
-		}
+		return stream.Send(msg)
+	}); err != nil {
+		h.bodyReadFailed(w, r, err)
 		return
 	}
 	resp, err := stream.CloseAndRecv()
