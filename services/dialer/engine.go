@@ -203,6 +203,7 @@ func (e *Engine) now() time.Time { return e.cfg.Now() }
 func (e *Engine) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { e.keepLeases(ctx) })
+	wg.Go(func() { e.sweepImports(ctx) })
 	t := time.NewTicker(e.cfg.Tick)
 	defer t.Stop()
 	for {

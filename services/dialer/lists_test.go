@@ -492,3 +492,38 @@ func TestImportListStreamError(t *testing.T) {
 	})
 	wantStatus(t, err, codes.InvalidArgument, "INVALID_HEADER")
 }
+
+// A list an import left IMPORTING (its process died before the commit that
+// makes it READY with its rows) is marked FAILED once stale; a recent one,
+// which may still be loading, is left alone.
+func TestSweepStaleImports(t *testing.T) {
+	t.Parallel()
+	s := apiServer(t)
+	ctx := asAccount("acct-sweep")
+	c, err := s.CreateCampaign(ctx, &dialerv1.CreateCampaignRequest{Campaign: &dialerv1.Campaign{Name: "Sweep"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, age := range []string{"2 hours", "1 minute"} {
+		if _, err := s.DB.Exec(context.Background(), `INSERT INTO dialer.lists (id, campaign_id, account_id, name, status, created_at)
+			VALUES (gen_random_uuid(), $1, 'acct-sweep', $2::text, $3, now() - $2::text::interval)`,
+			c.GetCampaign().GetId(), age, int16(dialerv1.ListStatus_LIST_STATUS_IMPORTING)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := SweepStaleImports(context.Background(), s.DB, time.Now().Add(-StaleImport))
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d (%v), want 1", n, err)
+	}
+	lists, err := s.ListLists(ctx, &dialerv1.ListListsRequest{CampaignId: c.GetCampaign().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]dialerv1.ListStatus{}
+	for _, l := range lists.GetLists() {
+		got[l.GetName()] = l.GetStatus()
+	}
+	if got["2 hours"] != dialerv1.ListStatus_LIST_STATUS_FAILED || got["1 minute"] != dialerv1.ListStatus_LIST_STATUS_IMPORTING {
+		t.Fatalf("lists after the sweep: %v", got)
+	}
+}
