@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -54,6 +55,8 @@ type EngineConfig struct {
 	// DefaultHours are the calling hours of campaigns that set none
 	// (nil: DefaultCallingHours, every day 08:00-21:00).
 	DefaultHours *dialerv1.CallingHours
+	// Registerer receives the engine's metrics (nil: not exported).
+	Registerer prometheus.Registerer
 	// Now is the campaigns' clock: calling hours, retry intervals, start
 	// and end times, leases (default time.Now). Back-offs from origination's
 	// errors run on the real clock.
@@ -131,6 +134,7 @@ type Engine struct {
 	wake  chan struct{}
 	dials sync.WaitGroup
 	slots chan struct{} // bounds the dials in flight
+	m     *metrics
 
 	mu        sync.Mutex
 	settings  map[string]cachedSettings // by campaign id
@@ -177,6 +181,7 @@ func NewEngine(cfg EngineConfig, db *pgxpool.Pool, calls originationv1.CallServi
 	return &Engine{
 		cfg: cfg, db: db, calls: calls, log: log.With("instance", cfg.Instance),
 		dir:       direction.NewResolver(0),
+		m:         newMetrics(cfg.Registerer),
 		wake:      make(chan struct{}, 1),
 		slots:     make(chan struct{}, maxDials),
 		settings:  map[string]cachedSettings{},
@@ -488,6 +493,7 @@ func (e *Engine) dial(ctx context.Context, c engineCampaign, r claimedRecord, bl
 	e.originationAnswered()
 	call := resp.GetCall()
 	log = log.With("call_id", call.GetId())
+	e.m.dials.WithLabelValues("placed").Inc()
 	if err := e.recordAttempt(ctx, c, r, number, call.GetId(), now); err != nil {
 		// The call is made: its events record it (HandleEvent fills in
 		// what is missing), and reconcile finds it if they do not.
@@ -582,6 +588,7 @@ func (e *Engine) recordAttempt(ctx context.Context, c engineCampaign, r claimedR
 
 // refused deals with a CreateCall error.
 func (e *Engine) refused(ctx context.Context, log *slog.Logger, c engineCampaign, r claimedRecord, number, key string, scheduled bool, err error) {
+	e.m.dials.WithLabelValues("refused").Inc()
 	st := status.Convert(err)
 	reason := errorReason(st)
 	log = log.With("code", st.Code().String(), "reason", reason, "err", st.Message())
@@ -676,6 +683,7 @@ func (e *Engine) settle(ctx context.Context, log *slog.Logger, c engineCampaign,
 		log.Error("dialer: update record", "status", st, "err", err)
 		return
 	}
+	e.m.dials.WithLabelValues(st).Inc()
 	log.Debug("dialer: record settled without a call", "status", st, "final", final, "next_at", next)
 	e.Wake()
 }
@@ -683,6 +691,7 @@ func (e *Engine) settle(ctx context.Context, log *slog.Logger, c engineCampaign,
 // release gives a claimed record back, ready with its try undone, due at
 // next (zero: as it was).
 func (e *Engine) release(ctx context.Context, log *slog.Logger, c engineCampaign, r claimedRecord, next time.Time) {
+	e.m.dials.WithLabelValues("returned").Inc()
 	var nextAt *time.Time
 	if !next.IsZero() {
 		nextAt = &next

@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -1284,5 +1286,39 @@ func TestEngineEndpointBusyWaits(t *testing.T) {
 	}
 	if d := time.Since(start); d < endpointBusyHoldOff {
 		t.Errorf("dialed again after %v, before the hold-off", d)
+	}
+}
+
+// The engine's metrics count what it did: calls placed, records settled
+// without a call, and the outcomes.
+func TestEngineMetrics(t *testing.T) {
+	t.Parallel()
+	h := newEngHarness(t)
+	campaign := h.engCampaign(t, &dialerv1.Campaign{DialAttempts: 1}, dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+	answered, busy, optedOut := "+34911500001", "+34911500002", "+34911500003"
+	h.fake.setScript(answered, "answer")
+	h.fake.setScript(busy, "busy")
+	if _, err := h.db.Exec(context.Background(), `INSERT INTO dialer.dnc (account_id, scope, number) VALUES ($1, '', $2)`, engAccount, optedOut); err != nil {
+		t.Fatal(err)
+	}
+	ids := h.engList(t, campaign, engRecord{numbers: []string{answered}}, engRecord{numbers: []string{busy}}, engRecord{numbers: []string{optedOut}})
+	reg := prometheus.NewRegistry()
+	e := h.start(t, "m", func(c *EngineConfig) { c.Registerer = reg })
+	for _, id := range ids {
+		h.waitRecord(t, id, "final", func(r engRecordRow) bool { return r.final })
+	}
+	for _, c := range []struct {
+		got  prometheus.Collector
+		want float64
+	}{
+		{e.m.dials.WithLabelValues("placed"), 2}, {e.m.dials.WithLabelValues(StatusDNC), 1},
+		{e.m.outcomes.WithLabelValues(StatusAnswered), 1}, {e.m.outcomes.WithLabelValues(StatusBusy), 1},
+	} {
+		if got := testutil.ToFloat64(c.got); got != c.want {
+			t.Errorf("%v = %v, want %v", c.got, got, c.want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "ringback_dialer_dials_total", "ringback_dialer_outcomes_total"); err != nil || n != 4 {
+		t.Fatalf("exported series %d (%v), want 4", n, err)
 	}
 }

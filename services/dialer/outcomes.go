@@ -196,6 +196,9 @@ func (e *Engine) applyCall(ctx context.Context, c *originationv1.Call) error {
 		freed = true
 		return nil
 	})
+	if err == nil && freed {
+		e.m.outcomes.WithLabelValues(o.status).Inc()
+	}
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ type service struct {
 func startService(ctx context.Context, cfg Config, p *platform.Platform, calls originationv1.CallServiceClient,
 	endpoints originationv1.EndpointServiceClient, log *slog.Logger) (*service, error) {
 	engine := NewEngine(EngineConfig{Instance: cfg.Instance, Tick: cfg.Tick, Lease: cfg.Lease, Endpoints: endpoints,
-		DefaultHours: cfg.DefaultHours}, p.DB, calls, log)
+		DefaultHours: cfg.DefaultHours, Registerer: p.Registry}, p.DB, calls, log)
 	// The dialer may start before anything created the stream it reads.
 	if err := p.Bus.EnsureStream(ctx, natsbus.Calls(0)); err != nil {
 		return nil, fmt.Errorf("calls stream: %w", err)
