@@ -58,13 +58,15 @@ func TestAllowRefusedRequestsCostNothing(t *testing.T) {
 	t.Parallel()
 	c := cachetest.New(t)
 	ctx := t.Context()
-	l := cache.Limit{Rate: 10, Period: time.Second, Burst: 1}
-	const interval = 100 * time.Millisecond
+	// An interval long enough that the 20 refusals below all fall inside
+	// it on a loaded machine (at 100 ms, 11 round trips once took longer).
+	l := cache.Limit{Rate: 1, Period: 2 * time.Second, Burst: 1}
+	const interval = 2 * time.Second
 
 	if r, err := c.Allow(ctx, "account:1", l); err != nil || !r.Allowed {
 		t.Fatalf("first request: %+v, %v", r, err)
 	}
-	// Had the refusals each taken an interval, the last would wait ~2s.
+	// Had the refusals each taken an interval, the last would wait ~40s.
 	var last cache.Result
 	for i := range 20 {
 		r, err := c.Allow(ctx, "account:1", l)

@@ -52,7 +52,9 @@ func (r *batchRecorder) recorded() (batches [][]Msg, msgs []Msg) {
 // waitFor waits until n messages were delivered, in any number of batches.
 func (r *batchRecorder) waitFor(t *testing.T, n int) (batches [][]Msg, msgs []Msg) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
+	// Longer than any handler of these tests holds a batch (15 s at most,
+	// on a loaded machine), so a slow run is not taken for a lost message.
+	deadline := time.After(30 * time.Second)
 	for {
 		batches, msgs := r.recorded()
 		if len(msgs) >= n {
