@@ -170,6 +170,17 @@ func (cc *campaignCache) get(ctx context.Context, id string) (*bannerCampaign, e
 		return e.c, nil
 	}
 	ch := cc.group.DoChan(id, func() (any, error) {
+		// A flight that ended between this caller's look and its DoChan
+		// has stored the answer: use it rather than ask again.
+		cc.mu.Lock()
+		e, ok := cc.entries[id]
+		cc.mu.Unlock()
+		if ok && cc.now().Before(e.expires) {
+			if e.c == nil {
+				return nil, errCampaignNotFound
+			}
+			return e.c, nil
+		}
 		// Not the first caller's context: the others wait for the same
 		// answer and must not fail because that one left.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bannerLookupTime)

@@ -474,7 +474,9 @@ func TestConsumeBatchHandlesBatchesConcurrently(t *testing.T) {
 				return nil
 			})
 			consumeBatch(t, b, BatchSpec{
-				ConsumerSpec: ConsumerSpec{Durable: "cdr"},
+				// A short AckWait: under heavy load a pulled message was
+				// once only seen again at its redelivery (30 s by default).
+				ConsumerSpec: ConsumerSpec{Durable: "cdr", AckWait: 3 * time.Second},
 				MaxBatch:     1,
 				Concurrency:  concurrency,
 			}, r.handle)
