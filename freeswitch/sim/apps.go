@@ -104,9 +104,6 @@ func (c *Channel) route(exten, context string) ([]app, bool) {
 	c.prof.context = context
 	c.vars.set("transfer_history", strconv.FormatInt(s.clock.Now().Unix(), 10)+":"+newUUID()+":bl_xfer:"+exten+"/"+context+"/XML")
 	c.setRunning("CS_ROUTING")
-	for _, d := range dialplanDefaults {
-		c.vars.setDefault(d.Name, d.Value)
-	}
 	apps, ok := dialplanLookup(context, exten)
 	if !ok {
 		return nil, false
@@ -178,6 +175,10 @@ func (c *Channel) runApp(name, arg string) appResult {
 		}
 		c.hangup(cause)
 		s.mu.Unlock()
+	case "unset":
+		s.mu.Lock()
+		c.vars.unset(strings.TrimSpace(arg))
+		s.mu.Unlock()
 	case "set", "export":
 		k, v, _ := strings.Cut(arg, "=")
 		s.mu.Lock()
@@ -218,6 +219,10 @@ func (c *Channel) runApp(name, arg string) appResult {
 		return c.amd()
 	case "avmd_start":
 		return c.avmdStart()
+	case "avmd_stop":
+		s.mu.Lock()
+		c.avmdOn = false
+		s.mu.Unlock()
 	case "socket":
 		return c.socketApp(arg)
 	default:
@@ -242,6 +247,11 @@ func (c *Channel) park() appResult {
 			s.mu.Unlock()
 			return appResult{}
 		}
+		// switch_ivr_park dequeues the digits it gets and, with no input
+		// callback, drops them: a digit pressed while parked is not read by
+		// the next play_and_get_digits (capture 24: the 1 and 9 pressed
+		// before the sendmsg are not in pagd_digits).
+		c.dtmf = c.dtmf[:0]
 		if len(c.queue) > 0 {
 			m := c.queue[0]
 			c.queue = c.queue[1:]
@@ -267,6 +277,7 @@ func (c *Channel) park() appResult {
 		s.mu.Unlock()
 		select {
 		case <-c.wake:
+		case <-c.dtmfWake:
 		case <-c.hungup:
 		}
 	}
@@ -302,15 +313,38 @@ func (c *Channel) executeMessage(m message) {
 // transfer/bridge messages (left queued for park); with breakable, also by
 // uuid_break.
 func (c *Channel) wait(d time.Duration, breakable bool) appResult {
+	res, _, _ := c.waitFor(d, breakable, false)
+	return res
+}
+
+// waitFor is wait that, with digits, also ends at the first DTMF digit
+// queued (one queued before the wait included), which it consumes and
+// returns.
+func (c *Channel) waitFor(d time.Duration, breakable, digits bool) (appResult, byte, bool) {
 	s := c.sim
 	t := time.NewTimer(s.clock.Real(d))
 	defer t.Stop()
+	var dtmfWake chan struct{}
+	if digits {
+		dtmfWake = c.dtmfWake
+	}
 	for {
+		if digits {
+			s.mu.Lock()
+			if len(c.dtmf) > 0 {
+				dg := c.dtmf[0]
+				c.dtmf = c.dtmf[1:]
+				s.mu.Unlock()
+				return appResult{response: "break"}, dg, true
+			}
+			s.mu.Unlock()
+		}
 		select {
 		case <-t.C:
-			return appResult{}
+			return appResult{}, 0, false
 		case <-c.hungup:
-			return appResult{response: "break"}
+			return appResult{response: "break"}, 0, false
+		case <-dtmfWake:
 		case <-c.wake:
 			s.mu.Lock()
 			for i, m := range c.queue {
@@ -318,15 +352,15 @@ func (c *Channel) wait(d time.Duration, breakable bool) appResult {
 				case m.kind == msgBreak && breakable:
 					c.queue = append(c.queue[:i], c.queue[i+1:]...)
 					s.mu.Unlock()
-					return appResult{response: "break"}
+					return appResult{response: "break"}, 0, false
 				case m.kind == msgTransfer:
 					c.queue = append(c.queue[:i], c.queue[i+1:]...)
 					s.mu.Unlock()
-					return appResult{response: "break", transfer: &m}
+					return appResult{response: "break", transfer: &m}, 0, false
 				case m.kind == msgBridge:
 					c.queue = append(c.queue[:i], c.queue[i+1:]...)
 					s.mu.Unlock()
-					return appResult{response: "break", bridge: m.peer, passive: m.lock}
+					return appResult{response: "break", bridge: m.peer, passive: m.lock}, 0, false
 				}
 			}
 			s.mu.Unlock()
@@ -380,11 +414,19 @@ func playbackFileType(path string) string {
 
 // playback plays a file: PLAYBACK_START, wait, PLAYBACK_STOP.
 func (c *Channel) playback(path string) appResult {
+	res, _, _ := c.playbackWith(path, false)
+	return res
+}
+
+// playbackWith is playback that, with digits, stops at the first DTMF
+// digit and returns it, as switch_ivr_play_file does given an input buffer
+// (switch_ivr_read's prompt): the digit is the first one read.
+func (c *Channel) playbackWith(path string, digits bool) (appResult, byte, bool) {
 	s := c.sim
 	s.mu.Lock()
 	if !c.ready() {
 		s.mu.Unlock()
-		return appResult{response: "FILE NOT FOUND"}
+		return appResult{response: "FILE NOT FOUND"}, 0, false
 	}
 	if !c.media {
 		c.preAnswer()
@@ -396,7 +438,7 @@ func (c *Channel) playback(path string) appResult {
 	if forever {
 		d = 1<<62 - 1
 	}
-	res := c.wait(d, true)
+	res, dg, got := c.waitFor(d, true, digits)
 	status := "done"
 	if res.response == "break" {
 		status = "break"
@@ -406,7 +448,7 @@ func (c *Channel) playback(path string) appResult {
 	c.emit("PLAYBACK_STOP", nil, []event.Header{h("Playback-File-Type", typ), h("Playback-File-Path", path), h("Playback-Status", status)})
 	s.mu.Unlock()
 	res.response = "FILE PLAYED"
-	return res
+	return res, dg, got
 }
 
 // bridgeApp is mod_dptools' bridge: originate the B-leg with this channel as
@@ -568,88 +610,186 @@ func (c *Channel) runUUIDBridge(b *Channel) {
 	s.mu.Unlock()
 }
 
-// playAndGetDigits implements play_and_get_digits <min> <max> <tries>
-// <timeout ms> <terminators> <file> <invalid file> <var> <regexp>
-// [<digit timeout ms>] [<transfer on failure>].
+// readStatus is switch_ivr_read's outcome.
+type readStatus int
+
+const (
+	readSuccess  readStatus = iota // enough digits, or a terminator
+	readTimeout                    // no further digit in time
+	readTooSmall                   // fewer than the minimum
+	readFailed                     // hung up, or a transfer took the channel elsewhere
+)
+
+// playAndGetDigits is mod_dptools' play_and_get_digits <min> <max> <tries>
+// <timeout ms> <terminators> <prompt> <invalid> <var> <regexp> [<digit
+// timeout ms>] [<transfer on failure>], as switch_play_and_get_digits runs
+// it: each try reads (switch_ivr_read); a try whose digits match the regexp
+// ends the application; any other plays <invalid>. Digits that do not match
+// clear <var> and go to <var>_invalid. read_result is the last try's:
+// success, timeout (the digit timeout ended a read that may still have had
+// enough digits) or failure (too few, e.g. none).
 func (c *Channel) playAndGetDigits(arg string) appResult {
-	f := strings.Fields(arg)
-	if len(f) < 9 {
+	s := c.sim
+	f := strings.SplitN(strings.TrimSpace(arg), " ", 11)
+	if len(f) == 0 || f[0] == "" {
 		return appResult{}
 	}
-	minD, _ := strconv.Atoi(f[0])
-	maxD, _ := strconv.Atoi(f[1])
-	tries, _ := strconv.Atoi(f[2])
-	timeoutMS, _ := strconv.Atoi(f[3])
-	terms, file, varName := f[4], f[5], f[7]
-	re, err := regexp.Compile(f[8])
-	if err != nil {
-		re = regexp.MustCompile(`.*`)
+	get := func(i int) string {
+		if i < len(f) {
+			return f[i]
+		}
+		return ""
 	}
-	digitTimeout := timeoutMS
-	if len(f) > 9 {
-		digitTimeout, _ = strconv.Atoi(f[9])
+	atoi := func(i int) int { n, _ := strconv.Atoi(get(i)); return n }
+	minD, maxD, tries, timeoutMS := max(atoi(0), 0), atoi(1), atoi(2), 1000
+	if len(f) > 3 {
+		timeoutMS = atoi(3)
 	}
-	s := c.sim
-	for try := 0; try < max(tries, 1); try++ {
-		if res := c.playback(file); res.transfer != nil || res.bridge != nil {
+	terms, prompt, invalid, varName, reText := get(4), get(5), get(6), get(7), get(8)
+	digitTimeoutMS, onFailure := atoi(9), get(10)
+	maxD = max(maxD, minD)
+	timeoutMS = max(timeoutMS, 1000)
+	if terms == "" {
+		terms = "#"
+	}
+	if digitTimeoutMS == 0 {
+		digitTimeoutMS = timeoutMS
+	}
+	// An expression that does not compile matches nothing, as
+	// switch_regex_match fails.
+	re, reErr := regexp.Compile(reText)
+	if reText != "" && varName != "" {
+		s.mu.Lock()
+		c.vars.unset(varName + "_invalid")
+		s.mu.Unlock()
+	}
+	for ; tries > 0; tries-- {
+		s.mu.Lock()
+		ok := c.ready()
+		s.mu.Unlock()
+		if !ok {
+			break
+		}
+		digits, term, st, res := c.readDigits(minD, maxD, prompt, varName, time.Duration(timeoutMS)*time.Millisecond,
+			terms, time.Duration(digitTimeoutMS)*time.Millisecond)
+		if res.transfer != nil || res.bridge != nil {
 			return res
 		}
-		var got []byte
-		term := ""
-		wait := timeoutMS
-		for len(got) < maxD {
-			d, ok := c.nextDigit(time.Duration(wait) * time.Millisecond)
-			if !ok {
+		if st == readTimeout && len(digits) >= minD {
+			st = readSuccess
+		}
+		if minD == 0 && digits == "" && term != "" {
+			return appResult{}
+		}
+		if st == readSuccess && digits != "" {
+			if reText == "" {
+				return appResult{}
+			}
+			if reErr == nil && re.MatchString(digits) {
+				return appResult{}
+			}
+			s.mu.Lock()
+			if varName != "" {
+				c.vars.unset(varName)
+				c.vars.set(varName+"_invalid", digits)
+			}
+			s.mu.Unlock()
+		}
+		s.mu.Lock()
+		ok = c.ready()
+		s.mu.Unlock()
+		if !ok {
+			break
+		}
+		if invalid != "" {
+			if res := c.playback(invalid); res.transfer != nil || res.bridge != nil {
+				return res
+			}
+		}
+	}
+	if onFailure != "" {
+		t := strings.Fields(onFailure)
+		m := message{kind: msgTransfer, exten: t[0]}
+		if len(t) > 2 {
+			m.context = t[2]
+		}
+		return appResult{transfer: &m}
+	}
+	return appResult{}
+}
+
+// readDigits is one try of switch_ivr_read: it clears read_result and the
+// variable, plays the prompt (a digit stops it and is the first read),
+// collects up to maxD digits, and sets read_result,
+// read_terminator_used and the variable.
+func (c *Channel) readDigits(minD, maxD int, prompt, varName string, timeout time.Duration, terms string, digitTimeout time.Duration) (string, string, readStatus, appResult) {
+	s := c.sim
+	s.mu.Lock()
+	c.vars.unset("read_result")
+	if varName != "" {
+		c.vars.unset(varName)
+	}
+	s.mu.Unlock()
+	var buf []byte
+	st := readSuccess
+	if prompt != "" && !strings.EqualFold(prompt, "silence") {
+		res, d, got := c.playbackWith(prompt, true)
+		if res.transfer != nil || res.bridge != nil {
+			return "", "", readFailed, res
+		}
+		if got {
+			buf = append(buf, d)
+		}
+	}
+	term := ""
+	if (minD > 0 && len(buf) < minD) || len(buf) < maxD {
+		wait := timeout
+		if len(buf) > 0 {
+			wait = digitTimeout
+		}
+		for len(buf) < maxD {
+			res, d, got := c.waitFor(wait, false, true)
+			if res.transfer != nil || res.bridge != nil {
+				return "", "", readFailed, res
+			}
+			if !got {
+				st = readTimeout
+				if res.response == "break" {
+					st = readFailed // hung up
+				}
 				break
 			}
 			if strings.IndexByte(terms, d) >= 0 {
 				term = string(d)
 				break
 			}
-			got = append(got, d)
+			buf = append(buf, d)
 			wait = digitTimeout
 		}
-		s.mu.Lock()
-		if !c.ready() {
-			s.mu.Unlock()
-			return appResult{}
-		}
-		digits := string(got)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if term != "" {
 		c.vars.set("read_terminator_used", term)
-		if len(got) >= minD && re.MatchString(digits) {
-			c.vars.set(varName, digits)
-			c.vars.set("read_result", "success")
-			s.mu.Unlock()
-			return appResult{}
-		}
+	}
+	if minD > 0 && len(buf) < minD {
+		st = readTooSmall
+	}
+	switch st {
+	case readSuccess:
+		c.vars.set("read_result", "success")
+	case readTimeout:
+		c.vars.set("read_result", "timeout")
+	default:
 		c.vars.set("read_result", "failure")
-		s.mu.Unlock()
 	}
-	return appResult{}
-}
-
-// nextDigit waits for one DTMF digit from the far end.
-func (c *Channel) nextDigit(timeout time.Duration) (byte, bool) {
-	s := c.sim
-	t := time.NewTimer(s.clock.Real(timeout))
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		if len(c.dtmf) > 0 {
-			d := c.dtmf[0]
-			c.dtmf = c.dtmf[1:]
-			s.mu.Unlock()
-			return d, true
-		}
-		s.mu.Unlock()
-		select {
-		case <-c.dtmfWake:
-		case <-t.C:
-			return 0, false
-		case <-c.hungup:
-			return 0, false
-		}
+	if maxD == 1 && len(buf) == 1 && strings.IndexByte(terms, buf[0]) >= 0 {
+		buf = nil // a lone terminator read as the prompt's digit
 	}
+	if varName != "" && len(buf) > 0 {
+		c.vars.set(varName, string(buf))
+	}
+	return string(buf), term, st, appResult{}
 }
 
 // amd is mod_amd's answering-machine detection: it listens to the greeting
@@ -677,18 +817,23 @@ func (c *Channel) amd() appResult {
 	return appResult{}
 }
 
-// avmdStart is mod_avmd: on a machine, a CUSTOM avmd::beep event fires
-// when the greeting's beep is heard.
+// avmdStart is mod_avmd: on a machine, when the greeting's beep is heard, a
+// CUSTOM avmd::beep event fires and the channel's execute_on_avmd_beep
+// runs (unless avmd_stop came first).
 func (c *Channel) avmdStart() appResult {
 	s := c.sim
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	c.avmdOn = true
 	o := c.outcome
 	if o.Kind != scenario.Machine {
 		return appResult{}
 	}
 	elapsed := time.Duration(s.micro()-c.prof.answered) * time.Microsecond
 	c.addTimer(max(o.MachineGreeting-elapsed, 0), func() {
+		if !c.avmdOn {
+			return
+		}
 		c.vars.set("avmd_detect", "TRUE")
 		s.bus.fire("CUSTOM", "avmd::beep", func(e *eventBuilder) {
 			e.file, e.fn, e.line = "mod_avmd.c", "avmd_fire_event", 1340
@@ -698,8 +843,39 @@ func (c *Channel) avmdStart() appResult {
 				h("Detection-start-time", strconv.FormatInt(s.micro(), 10)), h("Detection-stop-time", strconv.FormatInt(s.micro(), 10)))
 			e.headers = c.eventData("CUSTOM", e.headers)
 		})
+		if v, ok := c.vars.get("execute_on_avmd_beep"); ok {
+			c.executeOn(v)
+		}
 	})
 	return appResult{}
+}
+
+// executeOn runs an execute_on_* variable's value, "app arg", "app:arg" or
+// "app::arg", as switch_channel_execute_on_value does; the simulator queues
+// it to the session thread as the asynchronous "::" form does (a
+// synchronous run from a media thread is not simulated). A transfer breaks
+// the application running (sleep, playback) as the queued transfer does.
+// Callers hold s.mu.
+func (c *Channel) executeOn(value string) {
+	app, arg := value, ""
+	if i := strings.Index(value, "::"); i >= 0 && !strings.ContainsAny(value[:i], " :") {
+		app, arg = value[:i], value[i+2:]
+	} else if i := strings.IndexAny(value, " :"); i >= 0 {
+		app, arg = value[:i], value[i+1:]
+	}
+	if app == "transfer" {
+		f := strings.Fields(arg)
+		if len(f) == 0 {
+			return
+		}
+		m := message{kind: msgTransfer, exten: f[0]}
+		if len(f) > 2 {
+			m.context = f[2]
+		}
+		c.push(m)
+		return
+	}
+	c.push(message{kind: msgExecute, app: app, arg: arg})
 }
 
 // parseSchedHangup reads the sched_hangup application's "+<secs> [cause]".
@@ -740,26 +916,42 @@ var dialplan = map[string]map[string][]app{
 		"6003": {{"ring_ready", ""}, {"park", ""}},
 		"6006": {{"answer", ""}, {"playback", "tone_stream://%(300,200,600);loops=2"}, {"park", ""}},
 	},
+	// ringback is freeswitch/conf/dialplan/ringback.xml, action for action.
+	// Its conditions on ${module_exists(mod_amd)} and
+	// ${module_exists(mod_avmd)} take the branch of a switch with both
+	// modules loaded (the simulator simulates amd and avmd_start).
 	"ringback": {
 		"announce":         {{"answer", ""}, {"playback", "${ringback_announcement}"}, {"park", ""}},
 		"park":             {{"park", ""}},
 		"agent_conference": {{"answer", ""}, {"conference", "${ringback_conference}@ringback_agent"}},
-		"ivr_digits": {{"answer", ""}, {"play_and_get_digits", "${ringback_digits_min} ${ringback_digits_max} ${ringback_digits_tries} ${ringback_digits_timeout} ${ringback_digits_terminators} ${ringback_digits_prompt} ${ringback_digits_invalid} ringback_digits ${ringback_digits_regex}"},
-			{"park", ""}},
-		"amd":            {{"answer", ""}, {"amd", ""}, {"park", ""}},
-		"voicemail_drop": {{"answer", ""}, {"avmd_start", ""}, {"sleep", "${ringback_beep_wait_ms}"}, {"playback", "${ringback_message}"}, {"hangup", ""}},
+		"ivr_digits": {{"answer", ""}, {"play_and_get_digits", "${ringback_pagd_min} ${ringback_pagd_max} ${ringback_pagd_tries} " +
+			"${ringback_pagd_timeout_ms} ${ringback_pagd_terminators} ${ringback_pagd_prompt} ${ringback_pagd_invalid} " +
+			"${ringback_pagd_var} ${ringback_pagd_regexp} ${ringback_pagd_digit_timeout_ms}"}, {"park", ""}},
+		"amd": {{"answer", ""}, {"amd", ""}, {"park", ""}},
+		"voicemail_drop": {{"answer", ""}, {"set", "execute_on_avmd_beep=transfer::voicemail_drop_play XML ringback"},
+			{"avmd_start", ""}, {"sleep", "${ringback_beep_timeout_ms}"}, {"transfer", "voicemail_drop_play XML ringback"}},
+		"voicemail_drop_play": {{"unset", "execute_on_avmd_beep"}, {"avmd_stop", ""}, {"playback", "${ringback_message}"},
+			{"hangup", "NORMAL_CLEARING"}},
 	},
 }
 
-// dialplanDefaults are the channel variables the ringback context falls
-// back to, as the XML dialplan's conditions do.
+// dialplanDefaults are ringback.xml's X-PRE-PROCESS "set" lines: global
+// variables, which ${var} falls back to when the channel has no such
+// variable. They are not channel variables: events do not show them.
 var dialplanDefaults = vars{
-	{Name: "ringback_digits_min", Value: "1"}, {Name: "ringback_digits_max", Value: "1"},
-	{Name: "ringback_digits_tries", Value: "3"}, {Name: "ringback_digits_timeout", Value: "5000"},
-	{Name: "ringback_digits_terminators", Value: "#"}, {Name: "ringback_digits_prompt", Value: "silence_stream://250"},
-	{Name: "ringback_digits_invalid", Value: "silence_stream://250"}, {Name: "ringback_digits_regex", Value: `\d+`},
-	{Name: "ringback_beep_wait_ms", Value: "0"}, {Name: "ringback_announcement", Value: "silence_stream://1000"},
-	{Name: "ringback_message", Value: "silence_stream://1000"},
+	{Name: "ringback_announcement", Value: "silence_stream://500"},
+	{Name: "ringback_message", Value: "silence_stream://500"},
+	{Name: "ringback_beep_timeout_ms", Value: "30000"},
+	{Name: "ringback_pagd_min", Value: "1"},
+	{Name: "ringback_pagd_max", Value: "1"},
+	{Name: "ringback_pagd_tries", Value: "3"},
+	{Name: "ringback_pagd_timeout_ms", Value: "5000"},
+	{Name: "ringback_pagd_terminators", Value: "#"},
+	{Name: "ringback_pagd_prompt", Value: "silence_stream://250"},
+	{Name: "ringback_pagd_invalid", Value: "silence_stream://250"},
+	{Name: "ringback_pagd_var", Value: "pagd_digits"},
+	{Name: "ringback_pagd_regexp", Value: `\d+`},
+	{Name: "ringback_pagd_digit_timeout_ms", Value: "3000"},
 }
 
 func dialplanLookup(context, exten string) ([]app, bool) {

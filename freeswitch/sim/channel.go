@@ -236,6 +236,8 @@ type Channel struct {
 	loopPeer *Channel
 
 	lastApp, lastArg string // the last application started (the app log)
+
+	avmdOn bool // mod_avmd listens for a beep (avmd_start until avmd_stop)
 }
 
 // micro returns the simulated now in µs.

@@ -437,13 +437,14 @@ func (s *Sim) globalVar(name string) (string, bool) { return s.globals.get(name)
 
 // initialGlobals are the global variables a (re)started switch has.
 func (s *Sim) initialGlobals() vars {
-	return vars{
+	g := vars{
 		{Name: "hostname", Value: s.cfg.Hostname},
 		{Name: "local_ip_v4", Value: "127.0.0.1"},
 		{Name: "domain", Value: "127.0.0.1"},
 		{Name: "default_password", Value: "1234"},
 		{Name: "core_uuid", Value: s.hs.coreUUID},
 	}
+	return append(g, dialplanDefaults...)
 }
 
 // channel looks up a live channel. Callers hold s.mu.

@@ -121,6 +121,25 @@ func TestAnnouncementOnlyEnds(t *testing.T) {
 				"LEG_HANGUP(first)", "CALL_FAILED(first)"},
 		},
 		{
+			// The party hung up while the answer was being handled: the
+			// playback is refused, and that reply overtakes the channel's
+			// CHANNEL_HANGUP_COMPLETE. The party left; nothing failed.
+			name: "party gone before the announcement could start",
+			run: func(h *harness, c *Call) {
+				h.sw.mu.Lock()
+				h.sw.failNext["play "] = errors.New("-ERR invalid uuid")
+				h.sw.gone = map[string]bool{c.First.UUID: true}
+				h.sw.mu.Unlock()
+				h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+				h.waitCmd("play ")
+				h.noCmd("hangup")
+				h.event(c, RoleFirst, "CHANNEL_HANGUP_COMPLETE", "NORMAL_CLEARING", 200)
+			},
+			wantStatus: StatusFailed, wantLeg: RoleFirst, wantReason: ReasonCanceled,
+			wantEvents: []string{"CALL_QUEUED", "CALL_DIALING(first)", "LEG_ANSWERED(first)", "ANNOUNCEMENT_STARTED(first)",
+				"LEG_HANGUP(first)", "CALL_FAILED(first)"},
+		},
+		{
 			name: "FreeSWITCH restarted during the announcement",
 			run: func(h *harness, c *Call) {
 				h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)

@@ -14,6 +14,8 @@ const (
 	ReasonCanceled      FailureReason = "CANCELED"
 	ReasonNotAuthorized FailureReason = "NOT_AUTHORIZED"
 	ReasonInternal      FailureReason = "INTERNAL"
+	// ReasonMachine: an answering machine answered (machine detection on).
+	ReasonMachine FailureReason = "MACHINE"
 )
 
 // ReasonForCause maps a FreeSWITCH hangup cause of a leg that never

@@ -33,7 +33,15 @@ var (
 		ReasonCongestion: originationv1.FailureReason_FAILURE_REASON_CONGESTION, ReasonUnavailable: originationv1.FailureReason_FAILURE_REASON_UNAVAILABLE,
 		ReasonNoRoute: originationv1.FailureReason_FAILURE_REASON_NO_ROUTE, ReasonRejected: originationv1.FailureReason_FAILURE_REASON_REJECTED,
 		ReasonCanceled: originationv1.FailureReason_FAILURE_REASON_CANCELED, ReasonNotAuthorized: originationv1.FailureReason_FAILURE_REASON_NOT_AUTHORIZED,
-		ReasonInternal: originationv1.FailureReason_FAILURE_REASON_INTERNAL,
+		ReasonInternal: originationv1.FailureReason_FAILURE_REASON_INTERNAL, ReasonMachine: originationv1.FailureReason_FAILURE_REASON_MACHINE,
+	}
+	menuActionToProto = map[MenuAction]originationv1.MenuAction{
+		MenuConnect: originationv1.MenuAction_MENU_ACTION_CONNECT, MenuOptOut: originationv1.MenuAction_MENU_ACTION_OPT_OUT,
+		MenuEnd: originationv1.MenuAction_MENU_ACTION_END,
+	}
+	menuActionFromProto = map[originationv1.MenuAction]MenuAction{
+		originationv1.MenuAction_MENU_ACTION_CONNECT: MenuConnect, originationv1.MenuAction_MENU_ACTION_OPT_OUT: MenuOptOut,
+		originationv1.MenuAction_MENU_ACTION_END: MenuEnd,
 	}
 	sourceToProto = map[string]originationv1.CallSource{
 		"API": originationv1.CallSource_CALL_SOURCE_API, "BANNER": originationv1.CallSource_CALL_SOURCE_BANNER,
@@ -49,6 +57,8 @@ var (
 		EventCallCanceled: eventsv1.EventType_EVENT_TYPE_CALL_CANCELED, EventAnnouncementStarted: eventsv1.EventType_EVENT_TYPE_ANNOUNCEMENT_STARTED,
 		EventAnnouncementFinished: eventsv1.EventType_EVENT_TYPE_ANNOUNCEMENT_FINISHED,
 		EventCallRedialScheduled:  eventsv1.EventType_EVENT_TYPE_CALL_REDIAL_SCHEDULED,
+		EventMenuChoice:           eventsv1.EventType_EVENT_TYPE_MENU_CHOICE,
+		EventMachineDetected:      eventsv1.EventType_EVENT_TYPE_MACHINE_DETECTED,
 	}
 )
 
@@ -110,6 +120,8 @@ func ToProto(c *Call, now time.Time) *originationv1.Call {
 		VisitorLeg: roleToProto(c.VisitorLeg), Attempt: int32(c.Attempt), MaxAttempts: int32(c.MaxAttempts),
 		NextAttemptAt: ts(c.NextAttemptAt), Outcome: c.Outcome, CallbackOf: c.CallbackOf,
 		PriceMicros: c.PriceMicros, PriceCurrency: c.PriceCurrency,
+		Digits: c.Digits, MenuChoice: menuActionToProto[c.MenuChoice], MachineResult: c.MachineResult,
+		MachineMessageLeft: c.MachineMessageLeft,
 	}
 	if !c.AnnouncementOnly {
 		// An announcement-only call has no second party: no second leg.

@@ -34,6 +34,8 @@ const (
 	EventCallFailed           EventType = "CALL_FAILED"
 	EventCallCanceled         EventType = "CALL_CANCELED"
 	EventCallRedialScheduled  EventType = "CALL_REDIAL_SCHEDULED"
+	EventMenuChoice           EventType = "MENU_CHOICE"
+	EventMachineDetected      EventType = "MACHINE_DETECTED"
 )
 
 // Pending is an event recorded with the state change that caused it and
@@ -144,6 +146,12 @@ type CreateRequest struct {
 	ReminderTimeoutS int
 	// Campaign, when set, makes this a click-to-call campaign call.
 	Campaign *CampaignCall
+	// Menu makes the announcement a menu's prompt (sequential calls); a
+	// second party is then dialed only on a CONNECT option.
+	Menu *Menu
+	// MachineDetection runs answering-machine detection on the first
+	// party's answer (sequential calls).
+	MachineDetection MachineDetection
 }
 
 // CampaignCall is what a click-to-call campaign adds to a call.
@@ -327,6 +335,10 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 	if req.ReminderTimeoutS < 0 || req.ReminderTimeoutS > MaxReminderTimeoutS {
 		return nil, fmt.Errorf("%w: reminder_timeout_s must be between 0 and %d", ErrInvalid, MaxReminderTimeoutS)
 	}
+	req.Menu = req.Menu.clone() // validateBlast fills its defaults
+	if err := validateBlast(&req); err != nil {
+		return nil, err
+	}
 	// No second party (a campaign's company leg comes from its operators,
 	// not from Second) makes the call announcement-only.
 	single := req.Campaign == nil && req.Second == PartySpec{}
@@ -340,6 +352,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		ID: ids.NewV7(), AccountID: req.AccountID, Source: req.Source, Mode: req.Mode, Status: StatusQueued,
 		Announcement: req.Announcement, AnnouncementOnly: single, MaxDurationS: req.MaxDurationS, Variables: req.Variables,
 		ReminderTimeoutS: req.ReminderTimeoutS, Owner: e.cfg.Instance, CreatedAt: e.now().UTC(), Attempt: 1, MaxAttempts: 1,
+		Menu: req.Menu, MachineDetection: req.MachineDetection.Enabled, MachineMessage: req.MachineDetection.Message,
 	}
 	var hunt Role
 	if cc := req.Campaign; cc != nil {
@@ -493,6 +506,10 @@ const evRefused = "\x00refused"
 // would not play (uuid_broadcast failed).
 const evPlayFailed = "\x00play-failed"
 
+// evMediaFailed is the engine's own event for a leg FreeSWITCH would not
+// send to a ringback extension; its Application is the MediaStep.
+const evMediaFailed = "\x00media-failed"
+
 // LiveCalls lists an account's calls that have not ended, oldest first
 // (IDs are time-ordered).
 func (e *Engine) LiveCalls(ctx context.Context, account string) ([]*Call, error) {
@@ -634,6 +651,13 @@ func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) erro
 			}
 		}
 		if exists {
+			if r == RoleFirst && c.Media != "" && l.Status == LegAnswered {
+				more, err := e.resumeMedia(ctx, c)
+				if err != nil {
+					return err
+				}
+				acts = append(acts, more...)
+			}
 			continue
 		}
 		cause := "NORMAL_TEMPORARY_FAILURE"
@@ -743,6 +767,7 @@ func (c *Call) clone() *Call {
 	cp.Attempts = slices.Clone(c.Attempts)
 	cp.First.Forks, cp.First.Tries = slices.Clone(c.First.Forks), slices.Clone(c.First.Tries)
 	cp.Second.Forks, cp.Second.Tries = slices.Clone(c.Second.Forks), slices.Clone(c.Second.Tries)
+	cp.Menu = c.Menu.clone()
 	cp.outbox = nil
 	return &cp
 }
@@ -829,18 +854,31 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		switch {
 		case c.First.Status == LegAnswered && c.Second.Status == LegAnswered:
 			acts = append(acts, bridgeAction)
-		case c.Mode == ModeSequential && role == RoleFirst && c.Announcement != "" && !c.Announced:
-			e.record(c, EventAnnouncementStarted, RoleFirst)
-			acts = append(acts, playAction(c.Announcement))
+		case c.Mode == ModeSequential && role == RoleFirst:
+			// Machine detection, the menu, the announcement or the
+			// second party.
+			acts = append(acts, e.firstAnswered(c)...)
 			if c.AnnouncementOnly && c.MaxDurationS > 0 {
 				// No bridge will start the clock: the leg's time counts
 				// from its answer.
 				acts = append(acts, maxDurationAction(time.Duration(c.MaxDurationS)*time.Second))
 			}
-		case c.Mode == ModeSequential && role == RoleFirst:
-			acts = append(acts, e.dial(c, RoleSecond))
 		}
 	case "PLAYBACK_STOP":
+		if c.Media == MediaVoicemail && role == RoleFirst {
+			// voicemail_drop plays one file, the message, and hangs up. A
+			// playback stopped by the machine's own hangup fires from a
+			// channel already hanging up.
+			if !ev.ChannelDown {
+				c.MachineMessageLeft = true
+			}
+			return nil
+		}
+		if c.Menu != nil {
+			// The menu's prompt plays inside play_and_get_digits; its end
+			// is the application's.
+			return nil
+		}
 		if ev.ChannelDown {
 			// FreeSWITCH stops a playback when its channel hangs up, and
 			// says so with Playback-Status "done" all the same: the party
@@ -870,6 +908,12 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		c.HangupCause = "NORMAL_TEMPORARY_FAILURE"
 		c.setEnding(StatusFailed, RoleFirst, ReasonInternal)
 		acts = append(acts, hangupAction(RoleFirst, "NORMAL_TEMPORARY_FAILURE"))
+	case "CHANNEL_EXECUTE_COMPLETE":
+		if role == RoleFirst {
+			acts = e.mediaEvent(c, ev)
+		}
+	case evMediaFailed:
+		acts = e.mediaFailed(c, ev)
 	case "CHANNEL_BRIDGE":
 		if c.BridgedAt.IsZero() && c.Ending == "" {
 			c.BridgedAt = now
@@ -1106,6 +1150,13 @@ func playAction(path string) action {
 	return func(ctx context.Context, e *Engine, c *Call) error {
 		err := e.sw.Play(ctx, c.Node, c.First.UUID, path)
 		if err != nil && c.AnnouncementOnly {
+			// A channel that hung up while its answer was being handled
+			// refuses the playback too, and the reply can overtake its
+			// CHANNEL_HANGUP_COMPLETE: that party left, which its hangup
+			// event says. Only a live channel that would not play failed.
+			if up, xerr := e.sw.Exists(ctx, c.Node, c.First.UUID); xerr == nil && !up {
+				return err
+			}
 			go e.HandleEvent(SwitchEvent{Node: c.Node, Name: evPlayFailed, UUID: c.First.UUID, CallID: c.ID, At: e.now().UTC()})
 		}
 		return err

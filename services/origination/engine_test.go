@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -21,7 +22,9 @@ import (
 type fakeSwitch struct {
 	mu       sync.Mutex
 	cmds     []string
-	failNext map[string]error // command prefix -> error
+	failNext map[string]error             // command prefix -> error
+	vars     map[string]map[string]string // channel variables Vars answers with
+	gone     map[string]bool              // channels Exists says are gone
 }
 
 func (f *fakeSwitch) add(cmd string) error {
@@ -53,7 +56,36 @@ func (f *fakeSwitch) Play(_ context.Context, _, uuid, path string) error {
 func (f *fakeSwitch) HangupAfter(_ context.Context, _, uuid string, d time.Duration, cause string) error {
 	return f.add(fmt.Sprintf("sched_hangup %s %s %s", uuid, d, cause))
 }
-func (f *fakeSwitch) Exists(context.Context, string, string) (bool, error) { return true, nil }
+func (f *fakeSwitch) Exists(_ context.Context, _, uuid string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.gone[uuid], nil
+}
+func (f *fakeSwitch) SetVars(_ context.Context, _, uuid string, vars map[string]string) error {
+	if len(vars) == 0 {
+		return nil
+	}
+	var kv []string
+	for k, v := range vars {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return f.add("setvars " + uuid + " " + strings.Join(kv, ";"))
+}
+func (f *fakeSwitch) Transfer(_ context.Context, _, uuid, ext string) error {
+	return f.add("transfer " + uuid + " " + ext)
+}
+
+// Vars answers from f.vars (uuid -> name -> value).
+func (f *fakeSwitch) Vars(_ context.Context, _, uuid string, names ...string) (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for _, n := range names {
+		out[n] = f.vars[uuid][n]
+	}
+	return out, nil
+}
 
 func (f *fakeSwitch) commands() []string {
 	f.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,9 +15,13 @@ import (
 )
 
 // Events origination subscribes to on every FreeSWITCH node.
+// CHANNEL_EXECUTE_COMPLETE ends the ringback extensions (machine
+// detection, menus); switchEvent keeps only the completions that do.
+// CHANNEL_PARK would do as well, but it fires after every answer, carrying
+// every variable of the channel, just when a call is busiest.
 var Events = []string{
 	"CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER", "CHANNEL_BRIDGE",
-	"CHANNEL_HANGUP_COMPLETE", "PLAYBACK_STOP",
+	"CHANNEL_HANGUP_COMPLETE", "PLAYBACK_STOP", "CHANNEL_EXECUTE_COMPLETE",
 }
 
 // ESLSwitch is the Switch over the event-socket client: commands go out as
@@ -94,6 +99,20 @@ func switchEvent(ev esl.Event) (SwitchEvent, bool) {
 	if se.CallID == "" {
 		return se, false // not one of ours
 	}
+	if ev.Name == "CHANNEL_EXECUTE_COMPLETE" {
+		// Every application of every leg completes; few end an extension
+		// the engine waits for: amd, play_and_get_digits, and the amd
+		// extension's "set amd_cause=..." when mod_amd is not loaded (it
+		// sets the result itself, then parks).
+		se.Application = ev.Get("Application")
+		switch {
+		case se.Application == appAMD, se.Application == appMenu:
+		case se.Application == "set" && strings.HasPrefix(ev.Get("Application-Data"), "amd_cause="):
+		default:
+			return se, false
+		}
+		se.AMDResult, se.Digits, se.ReadResult = ev.Var("amd_result"), ev.Var(varDigits), ev.Var("read_result")
+	}
 	if v := ev.Var("sip_term_status"); v != "" {
 		se.SIPStatus, _ = strconv.Atoi(v)
 	}
@@ -161,7 +180,10 @@ func (s *ESLSwitch) Originate(ctx context.Context, node string, o OriginateLeg) 
 
 func (s *ESLSwitch) api(ctx context.Context, node, cmd string) (string, error) {
 	out, err := s.Client.API(ctx, node, cmd)
-	if err != nil {
+	switch {
+	case errors.Is(err, esl.ErrConnectionLost), errors.Is(err, esl.ErrNotConnected), errors.Is(err, esl.ErrClosed):
+		return "", fmt.Errorf("%s: %w: %w", strings.Fields(cmd)[0], ErrSwitchUnreachable, err)
+	case err != nil:
 		return "", fmt.Errorf("%s: %w", strings.Fields(cmd)[0], err)
 	}
 	return out, nil
@@ -193,6 +215,50 @@ func (s *ESLSwitch) Play(ctx context.Context, node, uuid, path string) error {
 func (s *ESLSwitch) HangupAfter(ctx context.Context, node, uuid string, after time.Duration, cause string) error {
 	_, err := s.api(ctx, node, fmt.Sprintf("sched_hangup +%d %s %s", int(after/time.Second), uuid, cause))
 	return err
+}
+
+// SetVars implements Switch.
+func (s *ESLSwitch) SetVars(ctx context.Context, node, uuid string, vars map[string]string) error {
+	if len(vars) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	list := make([]string, 0, len(vars))
+	for _, k := range names {
+		v := vars[k]
+		if k == "" || strings.ContainsAny(k, "=; \t\r\n") || strings.ContainsAny(v, "; \t\r\n") {
+			return fmt.Errorf("uuid_setvar_multi %s: variable %q=%q cannot be passed", uuid, k, v)
+		}
+		list = append(list, k+"="+v)
+	}
+	_, err := s.api(ctx, node, "uuid_setvar_multi "+uuid+" "+strings.Join(list, ";"))
+	return err
+}
+
+// Transfer implements Switch.
+func (s *ESLSwitch) Transfer(ctx context.Context, node, uuid, ext string) error {
+	_, err := s.api(ctx, node, "uuid_transfer "+uuid+" "+ext+" XML ringback")
+	return err
+}
+
+// Vars implements Switch.
+func (s *ESLSwitch) Vars(ctx context.Context, node, uuid string, names ...string) (map[string]string, error) {
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		v, err := s.api(ctx, node, "uuid_getvar "+uuid+" "+n)
+		if err != nil {
+			return nil, err
+		}
+		if v == "_undef_" {
+			v = ""
+		}
+		out[n] = v
+	}
+	return out, nil
 }
 
 // Exists implements Switch.

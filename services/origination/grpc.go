@@ -103,6 +103,18 @@ func partyFromProto(p *originationv1.PartySpec) PartySpec {
 		CallerIDName: p.GetCallerIdName(), RingTimeoutMS: int(p.GetRingTimeoutMs())}
 }
 
+func menuFromProto(m *originationv1.Menu) *Menu {
+	if m == nil {
+		return nil
+	}
+	out := &Menu{Tries: int(m.GetTries()), TimeoutMS: int(m.GetTimeoutMs()), Invalid: m.GetInvalid()}
+	for _, o := range m.GetOptions() {
+		// An unknown action stays "" and is refused by validation.
+		out.Options = append(out.Options, MenuOption{Digit: o.GetDigit(), Action: menuActionFromProto[o.GetAction()]})
+	}
+	return out
+}
+
 // CreateCall validates and starts a call; it answers at once with the call
 // (its ID is returned even though the call is only dialing).
 func (s *CallServer) CreateCall(ctx context.Context, req *originationv1.CreateCallRequest) (*originationv1.CreateCallResponse, error) {
@@ -141,7 +153,8 @@ func (s *CallServer) CreateCall(ctx context.Context, req *originationv1.CreateCa
 		AccountID: account, Source: sourceFromContext(ctx), Mode: mode,
 		First: partyFromProto(req.GetFirst()), Second: partyFromProto(req.GetSecond()),
 		Announcement: req.GetAnnouncement(), MaxDurationS: int(req.GetMaxDurationS()), Variables: req.GetVariables(),
-		ReminderTimeoutS: int(req.GetReminderTimeoutS()),
+		ReminderTimeoutS: int(req.GetReminderTimeoutS()), Menu: menuFromProto(req.GetMenu()),
+		MachineDetection: MachineDetection{Enabled: req.GetMachineDetection().GetEnabled(), Message: req.GetMachineDetection().GetMessage()},
 	})
 	if err != nil {
 		return nil, s.fail("CreateCall", err)

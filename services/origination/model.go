@@ -2,8 +2,10 @@
 // dials each leg parked, plays announcements, bridges the parties, enforces
 // the maximum duration and turns every change into an event. A call may
 // also have one party, who only hears an announcement (the dialer's
-// broadcasts). All decisions live here; FreeSWITCH is only asked to dial,
-// play, bridge and hang up.
+// broadcasts) or a menu of digits to press, and answering machines may be
+// detected on the first party's answer. All decisions live here;
+// FreeSWITCH is only asked to dial, play, bridge, hang up and run one
+// extension of the ringback dialplan context at a time.
 package origination
 
 import (
@@ -211,8 +213,24 @@ type Call struct {
 	Announcement     string        `json:"announcement,omitempty"`
 	Announced        bool          `json:"announced,omitempty"`
 	AnnouncementOnly bool          `json:"announcement_only,omitempty"` // one party: see Call
-	MaxDurationS     int           `json:"max_duration_s,omitempty"`
-	ReminderTimeoutS int           `json:"reminder_timeout_s,omitempty"`
+	// Menu, when set, makes the announcement a menu's prompt (see Menu);
+	// Digits and MenuChoice are what the party chose.
+	Menu       *Menu      `json:"menu,omitempty"`
+	Digits     string     `json:"digits,omitempty"`
+	MenuChoice MenuAction `json:"menu_choice,omitempty"`
+	// MachineDetection runs mod_amd on the first party's answer;
+	// MachineResult is its amd_result. MachineMessage is left on a machine
+	// after its beep; MachineMessageLeft says it played to the end.
+	MachineDetection   bool   `json:"machine_detection,omitempty"`
+	MachineMessage     string `json:"machine_message,omitempty"`
+	MachineResult      string `json:"machine_result,omitempty"`
+	MachineMessageLeft bool   `json:"machine_message_left,omitempty"`
+	// Media is what the first leg is doing in the ringback dialplan
+	// context, where FreeSWITCH rather than the engine drives it for a
+	// while; empty when it is parked under the engine's control.
+	Media            MediaStep `json:"media,omitempty"`
+	MaxDurationS     int       `json:"max_duration_s,omitempty"`
+	ReminderTimeoutS int       `json:"reminder_timeout_s,omitempty"`
 	// VisitorLeg is the leg reaching a banner's visitor (campaign calls).
 	VisitorLeg Role `json:"visitor_leg,omitempty"`
 	// Attempt counts the attempts from 1; a campaign call whose visitor

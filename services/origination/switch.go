@@ -2,8 +2,15 @@ package origination
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrSwitchUnreachable wraps a command's error when FreeSWITCH could not
+// be asked or its answer was lost with the connection: the command may or
+// may not have run, and the reconciliation that follows the reconnection
+// (Engine.Recover) finds out from the legs.
+var ErrSwitchUnreachable = errors.New("FreeSWITCH unreachable")
 
 // Switch is what origination needs from FreeSWITCH. It is declared here, by
 // its consumer, so the engine can be driven by the event-socket client in
@@ -27,6 +34,16 @@ type Switch interface {
 	HangupAfter(ctx context.Context, node, uuid string, after time.Duration, cause string) error
 	// Exists reports whether a leg is still up (reconciliation).
 	Exists(ctx context.Context, node, uuid string) (bool, error)
+	// SetVars sets channel variables of a leg at once (uuid_setvar_multi),
+	// the inputs of a ringback dialplan extension. Values must not contain
+	// ";" or spaces; nil or empty sets nothing.
+	SetVars(ctx context.Context, node, uuid string, vars map[string]string) error
+	// Transfer sends a leg to an extension of the ringback dialplan
+	// context (uuid_transfer <uuid> <ext> XML ringback).
+	Transfer(ctx context.Context, node, uuid, ext string) error
+	// Vars reads channel variables of a leg (uuid_getvar); a variable the
+	// channel does not have is "".
+	Vars(ctx context.Context, node, uuid string, names ...string) (map[string]string, error)
 }
 
 // OriginateLeg is one leg to dial, parked on answer.
@@ -55,5 +72,14 @@ type SwitchEvent struct {
 	// (Answer-State: hangup), e.g. the PLAYBACK_STOP of a playback cut
 	// short by the party's hangup.
 	ChannelDown bool
-	At          time.Time
+	// Application is the dialplan application of a
+	// CHANNEL_EXECUTE_COMPLETE (amd, play_and_get_digits, set).
+	Application string
+	// What the ringback extensions leave in channel variables, as the
+	// event carries them: amd_result (HUMAN, MACHINE, NOTSURE), the menu's
+	// digit (ringback_digits) and read_result.
+	AMDResult  string
+	Digits     string
+	ReadResult string
+	At         time.Time
 }

@@ -87,7 +87,17 @@ func TestSendmsgPlayAndGetDigits(t *testing.T) {
 		if !regexp.MustCompile(`^\d{2,5}$`).MatchString(done.Get("variable_pagd_digits")) {
 			t.Errorf("pagd_digits %q does not match \\d{2,5}", done.Get("variable_pagd_digits"))
 		}
-	case "failure", "timeout":
+	case "timeout":
+		// switch_ivr_read: the digit timeout ended the read (no #). With at
+		// least the minimum, switch_play_and_get_digits still takes the
+		// digits (a timeout with enough digits is a success) but
+		// read_result keeps the read's "timeout".
+		if during.Len() >= 2 {
+			wantHeader(t, done, "variable_pagd_digits", during.String())
+		} else if done.Get("variable_pagd_digits") != "" {
+			t.Errorf("read_result timeout with %q pressed, yet pagd_digits = %q", during.String(), done.Get("variable_pagd_digits"))
+		}
+	case "failure":
 		if during.Len() >= 2 {
 			t.Errorf("read_result %s although %q was pressed during the application", rr, during.String())
 		}
@@ -145,4 +155,44 @@ func TestHeartbeatThenReSchedule(t *testing.T) {
 	wantUint(t, rs, "Task-ID")
 	wantUint(t, rs, "Task-Runtime")
 	wantHeader(t, rs, "Event-Calling-Function", "switch_scheduler_execute")
+}
+
+// The ringback dialplan's ivr_digits extension (freeswitch/conf/dialplan/
+// ringback.xml), driven as origination drives it: uuid_setvar_multi with
+// the ringback_pagd_* inputs, then uuid_transfer ... ivr_digits XML
+// ringback. The inputs not set fall back to the pre-processor globals
+// (digit timeout 3000). play_and_get_digits's CHANNEL_EXECUTE_COMPLETE
+// carries the channel variables (switch_core_session_exec sets extended
+// data on it): the variable named by ringback_pagd_var and read_result. The
+// 0095 far end presses 1 one second after the answer, during the wait for
+// a digit.
+func TestRingbackIVRDigits(t *testing.T) {
+	tg := newTarget(t)
+	c := tg.Login()
+	subscribe(t, c, "event json CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_PARK CHANNEL_HANGUP_COMPLETE")
+	uid := newUUID()
+	okUUID(t, "originate", c.API("originate {origination_uuid="+uid+"}"+carrier(numDTMF)+" &park"))
+	wantBody(t, "uuid_setvar_multi", c.API("uuid_setvar_multi "+uid+" ringback_pagd_tries=1;ringback_pagd_timeout_ms=8000;"+
+		"ringback_pagd_terminators=none;ringback_pagd_prompt=silence_stream://250;ringback_pagd_var=ringback_digits;"+
+		"ringback_pagd_regexp=^[19*#]$"), "+OK\n")
+	wantBody(t, "uuid_transfer", c.API("uuid_transfer "+uid+" ivr_digits XML ringback"), "+OK\n")
+	ex := c.WaitEvent("CHANNEL_EXECUTE play_and_get_digits", func(e *Event) bool {
+		return e.Name() == "CHANNEL_EXECUTE" && e.UID() == uid && e.Get("Application") == "play_and_get_digits"
+	})
+	// The extension's argument order, with the globals' defaults for what
+	// was not set.
+	wantHeader(t, ex, "Application-Data", "1 1 1 8000 none silence_stream://250 silence_stream://250 ringback_digits ^[19*#]$ 3000")
+	done := c.WaitEvent("CHANNEL_EXECUTE_COMPLETE play_and_get_digits", func(e *Event) bool {
+		return e.Name() == "CHANNEL_EXECUTE_COMPLETE" && e.UID() == uid && e.Get("Application") == "play_and_get_digits"
+	})
+	wantHeader(t, done, "variable_ringback_digits", "1")
+	wantHeader(t, done, "variable_read_result", "success")
+	// The globals are not channel variables.
+	wantNoHeader(t, done, "variable_ringback_pagd_min")
+	// Then the extension parks the leg again.
+	c.WaitEvent("CHANNEL_PARK after ivr_digits", func(e *Event) bool {
+		return e.Name() == "CHANNEL_PARK" && e.UID() == uid && e.Index() > done.Index()
+	})
+	wantBody(t, "uuid_kill", c.API("uuid_kill "+uid), "+OK\n")
+	hangupComplete(c, uid)
 }

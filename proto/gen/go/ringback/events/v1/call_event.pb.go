@@ -58,6 +58,13 @@ const (
 	// call will be dialed again at call.next_attempt_at (the campaign's
 	// redial); call.attempts holds the failed attempt. Not final.
 	EventType_EVENT_TYPE_CALL_REDIAL_SCHEDULED EventType = 13
+	// The first party chose a menu option: call.digits and call.menu_choice
+	// say which (after ANNOUNCEMENT_FINISHED, which ends the menu). Not sent
+	// when no option was chosen.
+	EventType_EVENT_TYPE_MENU_CHOICE EventType = 14
+	// Answering-machine detection decided: call.machine_result (HUMAN,
+	// MACHINE or NOTSURE).
+	EventType_EVENT_TYPE_MACHINE_DETECTED EventType = 15
 )
 
 // Enum value maps for EventType.
@@ -77,6 +84,8 @@ var (
 		11: "EVENT_TYPE_ANNOUNCEMENT_STARTED",
 		12: "EVENT_TYPE_ANNOUNCEMENT_FINISHED",
 		13: "EVENT_TYPE_CALL_REDIAL_SCHEDULED",
+		14: "EVENT_TYPE_MENU_CHOICE",
+		15: "EVENT_TYPE_MACHINE_DETECTED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -93,6 +102,8 @@ var (
 		"EVENT_TYPE_ANNOUNCEMENT_STARTED":  11,
 		"EVENT_TYPE_ANNOUNCEMENT_FINISHED": 12,
 		"EVENT_TYPE_CALL_REDIAL_SCHEDULED": 13,
+		"EVENT_TYPE_MENU_CHOICE":           14,
+		"EVENT_TYPE_MACHINE_DETECTED":      15,
 	}
 )
 
@@ -288,7 +299,7 @@ const file_ringback_events_v1_call_event_proto_rawDesc = "" +
 	" \x01(\tR\x04node\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xb7\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xf4\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16EVENT_TYPE_CALL_QUEUED\x10\x01\x12\x1b\n" +
@@ -304,7 +315,9 @@ const file_ringback_events_v1_call_event_proto_rawDesc = "" +
 	"\x12#\n" +
 	"\x1fEVENT_TYPE_ANNOUNCEMENT_STARTED\x10\v\x12$\n" +
 	" EVENT_TYPE_ANNOUNCEMENT_FINISHED\x10\f\x12$\n" +
-	" EVENT_TYPE_CALL_REDIAL_SCHEDULED\x10\rBGZEgithub.com/ringback/ringback/proto/gen/go/ringback/events/v1;eventsv1b\x06proto3"
+	" EVENT_TYPE_CALL_REDIAL_SCHEDULED\x10\r\x12\x1a\n" +
+	"\x16EVENT_TYPE_MENU_CHOICE\x10\x0e\x12\x1f\n" +
+	"\x1bEVENT_TYPE_MACHINE_DETECTED\x10\x0fBGZEgithub.com/ringback/ringback/proto/gen/go/ringback/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_ringback_events_v1_call_event_proto_rawDescOnce sync.Once

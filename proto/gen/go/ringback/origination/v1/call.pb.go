@@ -23,6 +23,65 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// What a menu option does.
+type MenuAction int32
+
+const (
+	// No option (nothing chosen).
+	MenuAction_MENU_ACTION_UNSPECIFIED MenuAction = 0
+	// Dial the second party and bridge the two (requires `second`; the
+	// second party is dialed only then).
+	MenuAction_MENU_ACTION_CONNECT MenuAction = 1
+	// The party asks not to be called again: the call ends COMPLETED; the
+	// caller (e.g. the dialer) adds the number to its do-not-call list.
+	MenuAction_MENU_ACTION_OPT_OUT MenuAction = 2
+	// The call ends COMPLETED.
+	MenuAction_MENU_ACTION_END MenuAction = 3
+)
+
+// Enum value maps for MenuAction.
+var (
+	MenuAction_name = map[int32]string{
+		0: "MENU_ACTION_UNSPECIFIED",
+		1: "MENU_ACTION_CONNECT",
+		2: "MENU_ACTION_OPT_OUT",
+		3: "MENU_ACTION_END",
+	}
+	MenuAction_value = map[string]int32{
+		"MENU_ACTION_UNSPECIFIED": 0,
+		"MENU_ACTION_CONNECT":     1,
+		"MENU_ACTION_OPT_OUT":     2,
+		"MENU_ACTION_END":         3,
+	}
+)
+
+func (x MenuAction) Enum() *MenuAction {
+	p := new(MenuAction)
+	*p = x
+	return p
+}
+
+func (x MenuAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MenuAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_ringback_origination_v1_call_proto_enumTypes[0].Descriptor()
+}
+
+func (MenuAction) Type() protoreflect.EnumType {
+	return &file_ringback_origination_v1_call_proto_enumTypes[0]
+}
+
+func (x MenuAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MenuAction.Descriptor instead.
+func (MenuAction) EnumDescriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{0}
+}
+
 // What asked for a call.
 type CallSource int32
 
@@ -72,11 +131,11 @@ func (x CallSource) String() string {
 }
 
 func (CallSource) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_origination_v1_call_proto_enumTypes[0].Descriptor()
+	return file_ringback_origination_v1_call_proto_enumTypes[1].Descriptor()
 }
 
 func (CallSource) Type() protoreflect.EnumType {
-	return &file_ringback_origination_v1_call_proto_enumTypes[0]
+	return &file_ringback_origination_v1_call_proto_enumTypes[1]
 }
 
 func (x CallSource) Number() protoreflect.EnumNumber {
@@ -85,7 +144,7 @@ func (x CallSource) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallSource.Descriptor instead.
 func (CallSource) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{0}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{1}
 }
 
 // How the two legs are dialed.
@@ -128,11 +187,11 @@ func (x CallMode) String() string {
 }
 
 func (CallMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_origination_v1_call_proto_enumTypes[1].Descriptor()
+	return file_ringback_origination_v1_call_proto_enumTypes[2].Descriptor()
 }
 
 func (CallMode) Type() protoreflect.EnumType {
-	return &file_ringback_origination_v1_call_proto_enumTypes[1]
+	return &file_ringback_origination_v1_call_proto_enumTypes[2]
 }
 
 func (x CallMode) Number() protoreflect.EnumNumber {
@@ -141,7 +200,7 @@ func (x CallMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallMode.Descriptor instead.
 func (CallMode) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{1}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{2}
 }
 
 // Where a call is in its life. QUEUED -> DIALING -> RINGING -> ANSWERED ->
@@ -209,11 +268,11 @@ func (x CallStatus) String() string {
 }
 
 func (CallStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_origination_v1_call_proto_enumTypes[2].Descriptor()
+	return file_ringback_origination_v1_call_proto_enumTypes[3].Descriptor()
 }
 
 func (CallStatus) Type() protoreflect.EnumType {
-	return &file_ringback_origination_v1_call_proto_enumTypes[2]
+	return &file_ringback_origination_v1_call_proto_enumTypes[3]
 }
 
 func (x CallStatus) Number() protoreflect.EnumNumber {
@@ -222,7 +281,7 @@ func (x CallStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallStatus.Descriptor instead.
 func (CallStatus) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{2}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{3}
 }
 
 // Which side of a call a leg is.
@@ -262,11 +321,11 @@ func (x LegRole) String() string {
 }
 
 func (LegRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_origination_v1_call_proto_enumTypes[3].Descriptor()
+	return file_ringback_origination_v1_call_proto_enumTypes[4].Descriptor()
 }
 
 func (LegRole) Type() protoreflect.EnumType {
-	return &file_ringback_origination_v1_call_proto_enumTypes[3]
+	return &file_ringback_origination_v1_call_proto_enumTypes[4]
 }
 
 func (x LegRole) Number() protoreflect.EnumNumber {
@@ -275,7 +334,7 @@ func (x LegRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LegRole.Descriptor instead.
 func (LegRole) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{3}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{4}
 }
 
 // Where a leg is in its life.
@@ -331,11 +390,11 @@ func (x LegStatus) String() string {
 }
 
 func (LegStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_origination_v1_call_proto_enumTypes[4].Descriptor()
+	return file_ringback_origination_v1_call_proto_enumTypes[5].Descriptor()
 }
 
 func (LegStatus) Type() protoreflect.EnumType {
-	return &file_ringback_origination_v1_call_proto_enumTypes[4]
+	return &file_ringback_origination_v1_call_proto_enumTypes[5]
 }
 
 func (x LegStatus) Number() protoreflect.EnumNumber {
@@ -344,7 +403,7 @@ func (x LegStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LegStatus.Descriptor instead.
 func (LegStatus) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{4}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{5}
 }
 
 // Why a call failed, mapped from the failing leg's hangup cause.
@@ -374,21 +433,24 @@ const (
 	FailureReason_FAILURE_REASON_NOT_AUTHORIZED FailureReason = 8
 	// Ringback or FreeSWITCH failed (e.g. the switch was lost mid-call).
 	FailureReason_FAILURE_REASON_INTERNAL FailureReason = 9
+	// An answering machine answered (machine detection on).
+	FailureReason_FAILURE_REASON_MACHINE FailureReason = 10
 )
 
 // Enum value maps for FailureReason.
 var (
 	FailureReason_name = map[int32]string{
-		0: "FAILURE_REASON_UNSPECIFIED",
-		1: "FAILURE_REASON_BUSY",
-		2: "FAILURE_REASON_NO_ANSWER",
-		3: "FAILURE_REASON_CONGESTION",
-		4: "FAILURE_REASON_UNAVAILABLE",
-		5: "FAILURE_REASON_NO_ROUTE",
-		6: "FAILURE_REASON_REJECTED",
-		7: "FAILURE_REASON_CANCELED",
-		8: "FAILURE_REASON_NOT_AUTHORIZED",
-		9: "FAILURE_REASON_INTERNAL",
+		0:  "FAILURE_REASON_UNSPECIFIED",
+		1:  "FAILURE_REASON_BUSY",
+		2:  "FAILURE_REASON_NO_ANSWER",
+		3:  "FAILURE_REASON_CONGESTION",
+		4:  "FAILURE_REASON_UNAVAILABLE",
+		5:  "FAILURE_REASON_NO_ROUTE",
+		6:  "FAILURE_REASON_REJECTED",
+		7:  "FAILURE_REASON_CANCELED",
+		8:  "FAILURE_REASON_NOT_AUTHORIZED",
+		9:  "FAILURE_REASON_INTERNAL",
+		10: "FAILURE_REASON_MACHINE",
 	}
 	FailureReason_value = map[string]int32{
 		"FAILURE_REASON_UNSPECIFIED":    0,
@@ -401,6 +463,7 @@ var (
 		"FAILURE_REASON_CANCELED":       7,
 		"FAILURE_REASON_NOT_AUTHORIZED": 8,
 		"FAILURE_REASON_INTERNAL":       9,
+		"FAILURE_REASON_MACHINE":        10,
 	}
 )
 
@@ -415,11 +478,11 @@ func (x FailureReason) String() string {
 }
 
 func (FailureReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_origination_v1_call_proto_enumTypes[5].Descriptor()
+	return file_ringback_origination_v1_call_proto_enumTypes[6].Descriptor()
 }
 
 func (FailureReason) Type() protoreflect.EnumType {
-	return &file_ringback_origination_v1_call_proto_enumTypes[5]
+	return &file_ringback_origination_v1_call_proto_enumTypes[6]
 }
 
 func (x FailureReason) Number() protoreflect.EnumNumber {
@@ -428,7 +491,7 @@ func (x FailureReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FailureReason.Descriptor instead.
 func (FailureReason) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{5}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{6}
 }
 
 // A call: one request to connect two parties (or one party to an
@@ -531,8 +594,22 @@ type Call struct {
 	PriceMicros int64 `protobuf:"varint,29,opt,name=price_micros,json=priceMicros,proto3" json:"price_micros,omitempty"`
 	// ISO 4217 currency of price_micros.
 	PriceCurrency string `protobuf:"bytes,30,opt,name=price_currency,json=priceCurrency,proto3" json:"price_currency,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// What the first party pressed in the menu: one of the menu's option
+	// digits, or "" if they pressed none (or no option) before the menu's
+	// tries ran out, or the call had no menu.
+	Digits string `protobuf:"bytes,31,opt,name=digits,proto3" json:"digits,omitempty"`
+	// The menu option the party took (the option of `digits`);
+	// MENU_ACTION_UNSPECIFIED if none.
+	MenuChoice MenuAction `protobuf:"varint,32,opt,name=menu_choice,json=menuChoice,proto3,enum=ringback.origination.v1.MenuAction" json:"menu_choice,omitempty"`
+	// What answering-machine detection decided on the first party's answer:
+	// "HUMAN", "MACHINE" or "NOTSURE" (FreeSWITCH's amd_result). Empty
+	// without detection, or before it ended.
+	MachineResult string `protobuf:"bytes,33,opt,name=machine_result,json=machineResult,proto3" json:"machine_result,omitempty"`
+	// A machine answered and the detection's message was played to it after
+	// its beep, to the end.
+	MachineMessageLeft bool `protobuf:"varint,34,opt,name=machine_message_left,json=machineMessageLeft,proto3" json:"machine_message_left,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Call) Reset() {
@@ -775,6 +852,231 @@ func (x *Call) GetPriceCurrency() string {
 	return ""
 }
 
+func (x *Call) GetDigits() string {
+	if x != nil {
+		return x.Digits
+	}
+	return ""
+}
+
+func (x *Call) GetMenuChoice() MenuAction {
+	if x != nil {
+		return x.MenuChoice
+	}
+	return MenuAction_MENU_ACTION_UNSPECIFIED
+}
+
+func (x *Call) GetMachineResult() string {
+	if x != nil {
+		return x.MachineResult
+	}
+	return ""
+}
+
+func (x *Call) GetMachineMessageLeft() bool {
+	if x != nil {
+		return x.MachineMessageLeft
+	}
+	return false
+}
+
+// Answering-machine detection on the first party of a sequential call. When
+// a machine answers, the call ends FAILED with failed_leg FIRST and
+// failure_reason MACHINE (the leg answered: it is billed as any answered
+// leg). A human, or a call the detector is not sure of, goes on as without
+// detection. Detection listens for up to 5 seconds of the greeting.
+type MachineDetection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Detect. Without it the other fields are refused.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// File or URL left on the machine after its beep (a voicemail drop);
+	// the call ends once it has played. Empty: a machine is hung up at once.
+	// As announcement, without ";".
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MachineDetection) Reset() {
+	*x = MachineDetection{}
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MachineDetection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MachineDetection) ProtoMessage() {}
+
+func (x *MachineDetection) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MachineDetection.ProtoReflect.Descriptor instead.
+func (*MachineDetection) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *MachineDetection) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *MachineDetection) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// A menu played to the first party of a sequential call: the call's
+// announcement is its prompt, and the party presses one digit. What the
+// party chose is in Call.digits and Call.menu_choice. Pressing no option
+// within the tries ends the call COMPLETED (the party heard the prompt);
+// hanging up before choosing ends it FAILED with failure_reason CANCELED.
+type Menu struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The options, one per digit. At least one.
+	Options []*MenuOption `protobuf:"bytes,1,rep,name=options,proto3" json:"options,omitempty"`
+	// How many times the prompt is played while no option is pressed. 0: 3;
+	// at most 5.
+	Tries int32 `protobuf:"varint,2,opt,name=tries,proto3" json:"tries,omitempty"`
+	// How long to wait for a digit after the prompt, in milliseconds. 0:
+	// 5000; 1000 to 30000.
+	TimeoutMs int32 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// File or URL played after a try that did not choose an option (a digit
+	// that is no option, or none in time). Empty: nothing (a quarter second
+	// of silence). As announcement, without ";".
+	Invalid       string `protobuf:"bytes,4,opt,name=invalid,proto3" json:"invalid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Menu) Reset() {
+	*x = Menu{}
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Menu) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Menu) ProtoMessage() {}
+
+func (x *Menu) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Menu.ProtoReflect.Descriptor instead.
+func (*Menu) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Menu) GetOptions() []*MenuOption {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *Menu) GetTries() int32 {
+	if x != nil {
+		return x.Tries
+	}
+	return 0
+}
+
+func (x *Menu) GetTimeoutMs() int32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *Menu) GetInvalid() string {
+	if x != nil {
+		return x.Invalid
+	}
+	return ""
+}
+
+// One option of a menu.
+type MenuOption struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key: one of 0-9, "*" and "#", each used once in a menu.
+	Digit string `protobuf:"bytes,1,opt,name=digit,proto3" json:"digit,omitempty"`
+	// What pressing it does.
+	Action        MenuAction `protobuf:"varint,2,opt,name=action,proto3,enum=ringback.origination.v1.MenuAction" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MenuOption) Reset() {
+	*x = MenuOption{}
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MenuOption) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MenuOption) ProtoMessage() {}
+
+func (x *MenuOption) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MenuOption.ProtoReflect.Descriptor instead.
+func (*MenuOption) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MenuOption) GetDigit() string {
+	if x != nil {
+		return x.Digit
+	}
+	return ""
+}
+
+func (x *MenuOption) GetAction() MenuAction {
+	if x != nil {
+		return x.Action
+	}
+	return MenuAction_MENU_ACTION_UNSPECIFIED
+}
+
 // One failed attempt of a call that was redialed.
 type CallAttempt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -798,7 +1100,7 @@ type CallAttempt struct {
 
 func (x *CallAttempt) Reset() {
 	*x = CallAttempt{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +1112,7 @@ func (x *CallAttempt) String() string {
 func (*CallAttempt) ProtoMessage() {}
 
 func (x *CallAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +1125,7 @@ func (x *CallAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallAttempt.ProtoReflect.Descriptor instead.
 func (*CallAttempt) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{1}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CallAttempt) GetNumber() int32 {
@@ -902,7 +1204,7 @@ type LegTry struct {
 
 func (x *LegTry) Reset() {
 	*x = LegTry{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1216,7 @@ func (x *LegTry) String() string {
 func (*LegTry) ProtoMessage() {}
 
 func (x *LegTry) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1229,7 @@ func (x *LegTry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegTry.ProtoReflect.Descriptor instead.
 func (*LegTry) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{2}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LegTry) GetEndpointId() string {
@@ -1052,7 +1354,7 @@ type Leg struct {
 
 func (x *Leg) Reset() {
 	*x = Leg{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1366,7 @@ func (x *Leg) String() string {
 func (*Leg) ProtoMessage() {}
 
 func (x *Leg) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1379,7 @@ func (x *Leg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leg.ProtoReflect.Descriptor instead.
 func (*Leg) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{3}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Leg) GetRole() LegRole {
@@ -1243,7 +1545,7 @@ type PartyRef struct {
 
 func (x *PartyRef) Reset() {
 	*x = PartyRef{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1557,7 @@ func (x *PartyRef) String() string {
 func (*PartyRef) ProtoMessage() {}
 
 func (x *PartyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1570,7 @@ func (x *PartyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartyRef.ProtoReflect.Descriptor instead.
 func (*PartyRef) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{4}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PartyRef) GetTarget() isPartyRef_Target {
@@ -1318,7 +1620,7 @@ var File_ringback_origination_v1_call_proto protoreflect.FileDescriptor
 
 const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\n" +
-	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\xd4\v\n" +
+	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\x8b\r\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1359,10 +1661,28 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\vcallback_of\x18\x1c \x01(\tR\n" +
 	"callbackOf\x12!\n" +
 	"\fprice_micros\x18\x1d \x01(\x03R\vpriceMicros\x12%\n" +
-	"\x0eprice_currency\x18\x1e \x01(\tR\rpriceCurrency\x1a<\n" +
+	"\x0eprice_currency\x18\x1e \x01(\tR\rpriceCurrency\x12\x16\n" +
+	"\x06digits\x18\x1f \x01(\tR\x06digits\x12D\n" +
+	"\vmenu_choice\x18  \x01(\x0e2#.ringback.origination.v1.MenuActionR\n" +
+	"menuChoice\x12%\n" +
+	"\x0emachine_result\x18! \x01(\tR\rmachineResult\x120\n" +
+	"\x14machine_message_left\x18\" \x01(\bR\x12machineMessageLeft\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe9\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
+	"\x10MachineDetection\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x94\x01\n" +
+	"\x04Menu\x12=\n" +
+	"\aoptions\x18\x01 \x03(\v2#.ringback.origination.v1.MenuOptionR\aoptions\x12\x14\n" +
+	"\x05tries\x18\x02 \x01(\x05R\x05tries\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x05R\ttimeoutMs\x12\x18\n" +
+	"\ainvalid\x18\x04 \x01(\tR\ainvalid\"_\n" +
+	"\n" +
+	"MenuOption\x12\x14\n" +
+	"\x05digit\x18\x01 \x01(\tR\x05digit\x12;\n" +
+	"\x06action\x18\x02 \x01(\x0e2#.ringback.origination.v1.MenuActionR\x06action\"\xe9\x02\n" +
 	"\vCallAttempt\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12?\n" +
 	"\n" +
@@ -1418,7 +1738,13 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\x06number\x18\x01 \x01(\tH\x00R\x06number\x12!\n" +
 	"\vendpoint_id\x18\x02 \x01(\tH\x00R\n" +
 	"endpointIdB\b\n" +
-	"\x06target*\xae\x01\n" +
+	"\x06target*p\n" +
+	"\n" +
+	"MenuAction\x12\x1b\n" +
+	"\x17MENU_ACTION_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13MENU_ACTION_CONNECT\x10\x01\x12\x17\n" +
+	"\x13MENU_ACTION_OPT_OUT\x10\x02\x12\x13\n" +
+	"\x0fMENU_ACTION_END\x10\x03*\xae\x01\n" +
 	"\n" +
 	"CallSource\x12\x1b\n" +
 	"\x17CALL_SOURCE_UNSPECIFIED\x10\x00\x12\x13\n" +
@@ -1453,7 +1779,7 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\x12LEG_STATUS_RINGING\x10\x03\x12\x17\n" +
 	"\x13LEG_STATUS_ANSWERED\x10\x04\x12\x15\n" +
 	"\x11LEG_STATUS_HUNGUP\x10\x05\x12\x15\n" +
-	"\x11LEG_STATUS_FAILED\x10\x06*\xbc\x02\n" +
+	"\x11LEG_STATUS_FAILED\x10\x06*\xd8\x02\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13FAILURE_REASON_BUSY\x10\x01\x12\x1c\n" +
@@ -1464,7 +1790,9 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\x17FAILURE_REASON_REJECTED\x10\x06\x12\x1b\n" +
 	"\x17FAILURE_REASON_CANCELED\x10\a\x12!\n" +
 	"\x1dFAILURE_REASON_NOT_AUTHORIZED\x10\b\x12\x1b\n" +
-	"\x17FAILURE_REASON_INTERNAL\x10\tBQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
+	"\x17FAILURE_REASON_INTERNAL\x10\t\x12\x1a\n" +
+	"\x16FAILURE_REASON_MACHINE\x10\n" +
+	"BQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
 
 var (
 	file_ringback_origination_v1_call_proto_rawDescOnce sync.Once
@@ -1478,62 +1806,69 @@ func file_ringback_origination_v1_call_proto_rawDescGZIP() []byte {
 	return file_ringback_origination_v1_call_proto_rawDescData
 }
 
-var file_ringback_origination_v1_call_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_ringback_origination_v1_call_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_ringback_origination_v1_call_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_ringback_origination_v1_call_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_ringback_origination_v1_call_proto_goTypes = []any{
-	(CallSource)(0),               // 0: ringback.origination.v1.CallSource
-	(CallMode)(0),                 // 1: ringback.origination.v1.CallMode
-	(CallStatus)(0),               // 2: ringback.origination.v1.CallStatus
-	(LegRole)(0),                  // 3: ringback.origination.v1.LegRole
-	(LegStatus)(0),                // 4: ringback.origination.v1.LegStatus
-	(FailureReason)(0),            // 5: ringback.origination.v1.FailureReason
-	(*Call)(nil),                  // 6: ringback.origination.v1.Call
-	(*CallAttempt)(nil),           // 7: ringback.origination.v1.CallAttempt
-	(*LegTry)(nil),                // 8: ringback.origination.v1.LegTry
-	(*Leg)(nil),                   // 9: ringback.origination.v1.Leg
-	(*PartyRef)(nil),              // 10: ringback.origination.v1.PartyRef
-	nil,                           // 11: ringback.origination.v1.Call.VariablesEntry
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*v1.AppliedRate)(nil),        // 13: ringback.rating.v1.AppliedRate
-	(*v1.Direction)(nil),          // 14: ringback.rating.v1.Direction
+	(MenuAction)(0),               // 0: ringback.origination.v1.MenuAction
+	(CallSource)(0),               // 1: ringback.origination.v1.CallSource
+	(CallMode)(0),                 // 2: ringback.origination.v1.CallMode
+	(CallStatus)(0),               // 3: ringback.origination.v1.CallStatus
+	(LegRole)(0),                  // 4: ringback.origination.v1.LegRole
+	(LegStatus)(0),                // 5: ringback.origination.v1.LegStatus
+	(FailureReason)(0),            // 6: ringback.origination.v1.FailureReason
+	(*Call)(nil),                  // 7: ringback.origination.v1.Call
+	(*MachineDetection)(nil),      // 8: ringback.origination.v1.MachineDetection
+	(*Menu)(nil),                  // 9: ringback.origination.v1.Menu
+	(*MenuOption)(nil),            // 10: ringback.origination.v1.MenuOption
+	(*CallAttempt)(nil),           // 11: ringback.origination.v1.CallAttempt
+	(*LegTry)(nil),                // 12: ringback.origination.v1.LegTry
+	(*Leg)(nil),                   // 13: ringback.origination.v1.Leg
+	(*PartyRef)(nil),              // 14: ringback.origination.v1.PartyRef
+	nil,                           // 15: ringback.origination.v1.Call.VariablesEntry
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*v1.AppliedRate)(nil),        // 17: ringback.rating.v1.AppliedRate
+	(*v1.Direction)(nil),          // 18: ringback.rating.v1.Direction
 }
 var file_ringback_origination_v1_call_proto_depIdxs = []int32{
-	0,  // 0: ringback.origination.v1.Call.source:type_name -> ringback.origination.v1.CallSource
-	1,  // 1: ringback.origination.v1.Call.mode:type_name -> ringback.origination.v1.CallMode
-	2,  // 2: ringback.origination.v1.Call.status:type_name -> ringback.origination.v1.CallStatus
-	3,  // 3: ringback.origination.v1.Call.failed_leg:type_name -> ringback.origination.v1.LegRole
-	5,  // 4: ringback.origination.v1.Call.failure_reason:type_name -> ringback.origination.v1.FailureReason
-	9,  // 5: ringback.origination.v1.Call.first:type_name -> ringback.origination.v1.Leg
-	9,  // 6: ringback.origination.v1.Call.second:type_name -> ringback.origination.v1.Leg
-	11, // 7: ringback.origination.v1.Call.variables:type_name -> ringback.origination.v1.Call.VariablesEntry
-	12, // 8: ringback.origination.v1.Call.created_at:type_name -> google.protobuf.Timestamp
-	12, // 9: ringback.origination.v1.Call.answered_at:type_name -> google.protobuf.Timestamp
-	12, // 10: ringback.origination.v1.Call.bridged_at:type_name -> google.protobuf.Timestamp
-	12, // 11: ringback.origination.v1.Call.ended_at:type_name -> google.protobuf.Timestamp
-	3,  // 12: ringback.origination.v1.Call.visitor_leg:type_name -> ringback.origination.v1.LegRole
-	12, // 13: ringback.origination.v1.Call.next_attempt_at:type_name -> google.protobuf.Timestamp
-	7,  // 14: ringback.origination.v1.Call.attempts:type_name -> ringback.origination.v1.CallAttempt
-	3,  // 15: ringback.origination.v1.CallAttempt.failed_leg:type_name -> ringback.origination.v1.LegRole
-	5,  // 16: ringback.origination.v1.CallAttempt.failure_reason:type_name -> ringback.origination.v1.FailureReason
-	12, // 17: ringback.origination.v1.CallAttempt.started_at:type_name -> google.protobuf.Timestamp
-	12, // 18: ringback.origination.v1.CallAttempt.ended_at:type_name -> google.protobuf.Timestamp
-	12, // 19: ringback.origination.v1.LegTry.started_at:type_name -> google.protobuf.Timestamp
-	12, // 20: ringback.origination.v1.LegTry.ended_at:type_name -> google.protobuf.Timestamp
-	3,  // 21: ringback.origination.v1.Leg.role:type_name -> ringback.origination.v1.LegRole
-	10, // 22: ringback.origination.v1.Leg.party:type_name -> ringback.origination.v1.PartyRef
-	4,  // 23: ringback.origination.v1.Leg.status:type_name -> ringback.origination.v1.LegStatus
-	12, // 24: ringback.origination.v1.Leg.started_at:type_name -> google.protobuf.Timestamp
-	12, // 25: ringback.origination.v1.Leg.answered_at:type_name -> google.protobuf.Timestamp
-	12, // 26: ringback.origination.v1.Leg.ended_at:type_name -> google.protobuf.Timestamp
-	13, // 27: ringback.origination.v1.Leg.rate:type_name -> ringback.rating.v1.AppliedRate
-	14, // 28: ringback.origination.v1.Leg.direction:type_name -> ringback.rating.v1.Direction
-	12, // 29: ringback.origination.v1.Leg.ringing_at:type_name -> google.protobuf.Timestamp
-	8,  // 30: ringback.origination.v1.Leg.tries:type_name -> ringback.origination.v1.LegTry
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	1,  // 0: ringback.origination.v1.Call.source:type_name -> ringback.origination.v1.CallSource
+	2,  // 1: ringback.origination.v1.Call.mode:type_name -> ringback.origination.v1.CallMode
+	3,  // 2: ringback.origination.v1.Call.status:type_name -> ringback.origination.v1.CallStatus
+	4,  // 3: ringback.origination.v1.Call.failed_leg:type_name -> ringback.origination.v1.LegRole
+	6,  // 4: ringback.origination.v1.Call.failure_reason:type_name -> ringback.origination.v1.FailureReason
+	13, // 5: ringback.origination.v1.Call.first:type_name -> ringback.origination.v1.Leg
+	13, // 6: ringback.origination.v1.Call.second:type_name -> ringback.origination.v1.Leg
+	15, // 7: ringback.origination.v1.Call.variables:type_name -> ringback.origination.v1.Call.VariablesEntry
+	16, // 8: ringback.origination.v1.Call.created_at:type_name -> google.protobuf.Timestamp
+	16, // 9: ringback.origination.v1.Call.answered_at:type_name -> google.protobuf.Timestamp
+	16, // 10: ringback.origination.v1.Call.bridged_at:type_name -> google.protobuf.Timestamp
+	16, // 11: ringback.origination.v1.Call.ended_at:type_name -> google.protobuf.Timestamp
+	4,  // 12: ringback.origination.v1.Call.visitor_leg:type_name -> ringback.origination.v1.LegRole
+	16, // 13: ringback.origination.v1.Call.next_attempt_at:type_name -> google.protobuf.Timestamp
+	11, // 14: ringback.origination.v1.Call.attempts:type_name -> ringback.origination.v1.CallAttempt
+	0,  // 15: ringback.origination.v1.Call.menu_choice:type_name -> ringback.origination.v1.MenuAction
+	10, // 16: ringback.origination.v1.Menu.options:type_name -> ringback.origination.v1.MenuOption
+	0,  // 17: ringback.origination.v1.MenuOption.action:type_name -> ringback.origination.v1.MenuAction
+	4,  // 18: ringback.origination.v1.CallAttempt.failed_leg:type_name -> ringback.origination.v1.LegRole
+	6,  // 19: ringback.origination.v1.CallAttempt.failure_reason:type_name -> ringback.origination.v1.FailureReason
+	16, // 20: ringback.origination.v1.CallAttempt.started_at:type_name -> google.protobuf.Timestamp
+	16, // 21: ringback.origination.v1.CallAttempt.ended_at:type_name -> google.protobuf.Timestamp
+	16, // 22: ringback.origination.v1.LegTry.started_at:type_name -> google.protobuf.Timestamp
+	16, // 23: ringback.origination.v1.LegTry.ended_at:type_name -> google.protobuf.Timestamp
+	4,  // 24: ringback.origination.v1.Leg.role:type_name -> ringback.origination.v1.LegRole
+	14, // 25: ringback.origination.v1.Leg.party:type_name -> ringback.origination.v1.PartyRef
+	5,  // 26: ringback.origination.v1.Leg.status:type_name -> ringback.origination.v1.LegStatus
+	16, // 27: ringback.origination.v1.Leg.started_at:type_name -> google.protobuf.Timestamp
+	16, // 28: ringback.origination.v1.Leg.answered_at:type_name -> google.protobuf.Timestamp
+	16, // 29: ringback.origination.v1.Leg.ended_at:type_name -> google.protobuf.Timestamp
+	17, // 30: ringback.origination.v1.Leg.rate:type_name -> ringback.rating.v1.AppliedRate
+	18, // 31: ringback.origination.v1.Leg.direction:type_name -> ringback.rating.v1.Direction
+	16, // 32: ringback.origination.v1.Leg.ringing_at:type_name -> google.protobuf.Timestamp
+	12, // 33: ringback.origination.v1.Leg.tries:type_name -> ringback.origination.v1.LegTry
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_ringback_origination_v1_call_proto_init() }
@@ -1541,7 +1876,7 @@ func file_ringback_origination_v1_call_proto_init() {
 	if File_ringback_origination_v1_call_proto != nil {
 		return
 	}
-	file_ringback_origination_v1_call_proto_msgTypes[4].OneofWrappers = []any{
+	file_ringback_origination_v1_call_proto_msgTypes[7].OneofWrappers = []any{
 		(*PartyRef_Number)(nil),
 		(*PartyRef_EndpointId)(nil),
 	}
@@ -1550,8 +1885,8 @@ func file_ringback_origination_v1_call_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringback_origination_v1_call_proto_rawDesc), len(file_ringback_origination_v1_call_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   6,
+			NumEnums:      7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -148,7 +148,9 @@ type CreateCallRequest struct {
 	// The second party. Required unless the call is announcement-only: unset
 	// (or empty) with an announcement, the call has one party; unset without
 	// one is INVALID_ARGUMENT. An announcement-only call is sequential, and
-	// its Call has no `second`; see Call.announcement for how it ends.
+	// its Call has no `second`; see Call.announcement for how it ends. With
+	// a menu, set if and only if the menu has a CONNECT option: the second
+	// party is dialed only when the first presses it.
 	Second *PartySpec `protobuf:"bytes,2,opt,name=second,proto3" json:"second,omitempty"`
 	// How the legs are dialed. Unset: sequential.
 	Mode CallMode `protobuf:"varint,3,opt,name=mode,proto3,enum=ringback.origination.v1.CallMode" json:"mode,omitempty"`
@@ -171,8 +173,14 @@ type CreateCallRequest struct {
 	// many seconds unless the party has been called back (reached by a later
 	// call) by then. 0: no reminder. At most 604800 (7 days).
 	ReminderTimeoutS int32 `protobuf:"varint,8,opt,name=reminder_timeout_s,json=reminderTimeoutS,proto3" json:"reminder_timeout_s,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Answering-machine detection on the first party's answer (before the
+	// announcement or menu). Unset: none.
+	MachineDetection *MachineDetection `protobuf:"bytes,9,opt,name=machine_detection,json=machineDetection,proto3" json:"machine_detection,omitempty"`
+	// Options the first party may press while hearing the announcement (a
+	// BLAST). Requires an announcement (the menu's prompt). Unset: none.
+	Menu          *Menu `protobuf:"bytes,10,opt,name=menu,proto3" json:"menu,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateCallRequest) Reset() {
@@ -259,6 +267,20 @@ func (x *CreateCallRequest) GetReminderTimeoutS() int32 {
 		return x.ReminderTimeoutS
 	}
 	return 0
+}
+
+func (x *CreateCallRequest) GetMachineDetection() *MachineDetection {
+	if x != nil {
+		return x.MachineDetection
+	}
+	return nil
+}
+
+func (x *CreateCallRequest) GetMenu() *Menu {
+	if x != nil {
+		return x.Menu
+	}
+	return nil
 }
 
 // The call just created.
@@ -623,7 +645,7 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"\x10caller_id_number\x18\x03 \x01(\tR\x0ecallerIdNumber\x12$\n" +
 	"\x0ecaller_id_name\x18\x04 \x01(\tR\fcallerIdName\x12&\n" +
 	"\x0fring_timeout_ms\x18\x05 \x01(\x05R\rringTimeoutMsB\b\n" +
-	"\x06target\"\xf8\x03\n" +
+	"\x06target\"\x83\x05\n" +
 	"\x11CreateCallRequest\x128\n" +
 	"\x05first\x18\x01 \x01(\v2\".ringback.origination.v1.PartySpecR\x05first\x12:\n" +
 	"\x06second\x18\x02 \x01(\v2\".ringback.origination.v1.PartySpecR\x06second\x125\n" +
@@ -632,7 +654,10 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"\x0emax_duration_s\x18\x05 \x01(\x05R\fmaxDurationS\x12W\n" +
 	"\tvariables\x18\x06 \x03(\v29.ringback.origination.v1.CreateCallRequest.VariablesEntryR\tvariables\x12'\n" +
 	"\x0fidempotency_key\x18\a \x01(\tR\x0eidempotencyKey\x12,\n" +
-	"\x12reminder_timeout_s\x18\b \x01(\x05R\x10reminderTimeoutS\x1a<\n" +
+	"\x12reminder_timeout_s\x18\b \x01(\x05R\x10reminderTimeoutS\x12V\n" +
+	"\x11machine_detection\x18\t \x01(\v2).ringback.origination.v1.MachineDetectionR\x10machineDetection\x121\n" +
+	"\x04menu\x18\n" +
+	" \x01(\v2\x1d.ringback.origination.v1.MenuR\x04menu\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
@@ -687,30 +712,34 @@ var file_ringback_origination_v1_call_service_proto_goTypes = []any{
 	(*HangupCallResponse)(nil),    // 8: ringback.origination.v1.HangupCallResponse
 	nil,                           // 9: ringback.origination.v1.CreateCallRequest.VariablesEntry
 	(CallMode)(0),                 // 10: ringback.origination.v1.CallMode
-	(*Call)(nil),                  // 11: ringback.origination.v1.Call
+	(*MachineDetection)(nil),      // 11: ringback.origination.v1.MachineDetection
+	(*Menu)(nil),                  // 12: ringback.origination.v1.Menu
+	(*Call)(nil),                  // 13: ringback.origination.v1.Call
 }
 var file_ringback_origination_v1_call_service_proto_depIdxs = []int32{
 	0,  // 0: ringback.origination.v1.CreateCallRequest.first:type_name -> ringback.origination.v1.PartySpec
 	0,  // 1: ringback.origination.v1.CreateCallRequest.second:type_name -> ringback.origination.v1.PartySpec
 	10, // 2: ringback.origination.v1.CreateCallRequest.mode:type_name -> ringback.origination.v1.CallMode
 	9,  // 3: ringback.origination.v1.CreateCallRequest.variables:type_name -> ringback.origination.v1.CreateCallRequest.VariablesEntry
-	11, // 4: ringback.origination.v1.CreateCallResponse.call:type_name -> ringback.origination.v1.Call
-	11, // 5: ringback.origination.v1.GetCallResponse.call:type_name -> ringback.origination.v1.Call
-	11, // 6: ringback.origination.v1.ListLiveCallsResponse.calls:type_name -> ringback.origination.v1.Call
-	11, // 7: ringback.origination.v1.HangupCallResponse.call:type_name -> ringback.origination.v1.Call
-	1,  // 8: ringback.origination.v1.CallService.CreateCall:input_type -> ringback.origination.v1.CreateCallRequest
-	3,  // 9: ringback.origination.v1.CallService.GetCall:input_type -> ringback.origination.v1.GetCallRequest
-	5,  // 10: ringback.origination.v1.CallService.ListLiveCalls:input_type -> ringback.origination.v1.ListLiveCallsRequest
-	7,  // 11: ringback.origination.v1.CallService.HangupCall:input_type -> ringback.origination.v1.HangupCallRequest
-	2,  // 12: ringback.origination.v1.CallService.CreateCall:output_type -> ringback.origination.v1.CreateCallResponse
-	4,  // 13: ringback.origination.v1.CallService.GetCall:output_type -> ringback.origination.v1.GetCallResponse
-	6,  // 14: ringback.origination.v1.CallService.ListLiveCalls:output_type -> ringback.origination.v1.ListLiveCallsResponse
-	8,  // 15: ringback.origination.v1.CallService.HangupCall:output_type -> ringback.origination.v1.HangupCallResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	11, // 4: ringback.origination.v1.CreateCallRequest.machine_detection:type_name -> ringback.origination.v1.MachineDetection
+	12, // 5: ringback.origination.v1.CreateCallRequest.menu:type_name -> ringback.origination.v1.Menu
+	13, // 6: ringback.origination.v1.CreateCallResponse.call:type_name -> ringback.origination.v1.Call
+	13, // 7: ringback.origination.v1.GetCallResponse.call:type_name -> ringback.origination.v1.Call
+	13, // 8: ringback.origination.v1.ListLiveCallsResponse.calls:type_name -> ringback.origination.v1.Call
+	13, // 9: ringback.origination.v1.HangupCallResponse.call:type_name -> ringback.origination.v1.Call
+	1,  // 10: ringback.origination.v1.CallService.CreateCall:input_type -> ringback.origination.v1.CreateCallRequest
+	3,  // 11: ringback.origination.v1.CallService.GetCall:input_type -> ringback.origination.v1.GetCallRequest
+	5,  // 12: ringback.origination.v1.CallService.ListLiveCalls:input_type -> ringback.origination.v1.ListLiveCallsRequest
+	7,  // 13: ringback.origination.v1.CallService.HangupCall:input_type -> ringback.origination.v1.HangupCallRequest
+	2,  // 14: ringback.origination.v1.CallService.CreateCall:output_type -> ringback.origination.v1.CreateCallResponse
+	4,  // 15: ringback.origination.v1.CallService.GetCall:output_type -> ringback.origination.v1.GetCallResponse
+	6,  // 16: ringback.origination.v1.CallService.ListLiveCalls:output_type -> ringback.origination.v1.ListLiveCallsResponse
+	8,  // 17: ringback.origination.v1.CallService.HangupCall:output_type -> ringback.origination.v1.HangupCallResponse
+	14, // [14:18] is the sub-list for method output_type
+	10, // [10:14] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ringback_origination_v1_call_service_proto_init() }
