@@ -13,6 +13,7 @@ import (
 
 	cdrv1 "github.com/ringback/ringback/proto/gen/go/ringback/cdr/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
+	"github.com/ringback/ringback/services/internal/csvsafe"
 	"github.com/ringback/ringback/services/rating/tariffcsv"
 )
 
@@ -128,7 +129,7 @@ func (w *csvWriter) header() {
 			cols = append(cols, "comment:"+t.GetName()+":"+f.GetName())
 		}
 	}
-	_ = w.Write(sanitizeAll(cols))
+	_ = w.Write(csvsafe.Cells(cols))
 }
 
 func (w *csvWriter) time(t *timestamppb.Timestamp) string {
@@ -151,7 +152,7 @@ func (w *csvWriter) record(r *cdrv1.Cdr) {
 	c := r.GetCall()
 	row := w.row[:0]
 	row = append(row, c.GetId(), enumName(c.GetStatus().String(), "CALL_STATUS_"), enumName(c.GetSource().String(), "CALL_SOURCE_"),
-		sanitize(c.GetCampaignId()), enumName(c.GetMode().String(), "CALL_MODE_"),
+		csvsafe.Cell(c.GetCampaignId()), enumName(c.GetMode().String(), "CALL_MODE_"),
 		w.time(c.GetCreatedAt()), w.time(c.GetAnsweredAt()), w.time(c.GetBridgedAt()), w.time(c.GetEndedAt()),
 		strconv.Itoa(int(c.GetDurationS())), strconv.Itoa(int(c.GetBillsec())),
 		enumName(c.GetFailedLeg().String(), "LEG_ROLE_"), enumName(c.GetFailureReason().String(), "FAILURE_REASON_"),
@@ -167,11 +168,11 @@ func (w *csvWriter) record(r *cdrv1.Cdr) {
 		if s := l.GetSipStatus(); s != 0 {
 			sip = strconv.Itoa(int(s))
 		}
-		row = append(row, sanitize(l.GetAddress()), legNumber(l), l.GetParty().GetEndpointId(), sanitize(l.GetEndpointName()),
+		row = append(row, csvsafe.Cell(l.GetAddress()), legNumber(l), l.GetParty().GetEndpointId(), csvsafe.Cell(l.GetEndpointName()),
 			l.GetCallerIdNumber(), enumName(l.GetStatus().String(), "LEG_STATUS_"), l.GetHangupCause(), sip,
 			w.time(l.GetStartedAt()), w.time(l.GetRingingAt()), w.time(l.GetAnsweredAt()), w.time(l.GetEndedAt()),
 			strconv.Itoa(int(l.GetBillsec())), money(l.GetCostMicros()), perMin, fee,
-			rate.GetPrefix(), sanitize(rate.GetDestination()), dir.GetCountry(), sanitize(dir.GetRegion()), sanitize(dir.GetCarrier()),
+			rate.GetPrefix(), csvsafe.Cell(rate.GetDestination()), dir.GetCountry(), csvsafe.Cell(dir.GetRegion()), csvsafe.Cell(dir.GetCarrier()),
 			enumName(dir.GetLineType().String(), "LINE_TYPE_"))
 	}
 	vars := ""
@@ -179,10 +180,10 @@ func (w *csvWriter) record(r *cdrv1.Cdr) {
 		b, _ := json.Marshal(c.GetVariables()) // keys sorted: stable output
 		vars = string(b)
 	}
-	row = append(row, sanitize(vars))
+	row = append(row, csvsafe.Cell(vars))
 	for _, t := range w.types {
 		for _, f := range t.GetFields() {
-			row = append(row, sanitize(commentValues(r.GetComments(), t.GetId(), f.GetName())))
+			row = append(row, csvsafe.Cell(commentValues(r.GetComments(), t.GetId(), f.GetName())))
 		}
 	}
 	w.row = row
@@ -211,25 +212,4 @@ func commentValues(cs []*cdrv1.Comment, typeID, field string) string {
 		}
 	}
 	return strings.Join(vals, " | ")
-}
-
-// sanitize defuses spreadsheet formulas in free text (CSV injection): a
-// cell starting with =, +, -, @, tab or carriage return gets a leading
-// apostrophe, unless it is a number ("-2.5", or "+525512345678": phone
-// numbers stay as they are).
-func sanitize(s string) string {
-	if s == "" || !strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return s
-	}
-	if _, err := strconv.ParseFloat(s, 64); err == nil && !strings.ContainsAny(s, "eEnNiI") {
-		return s
-	}
-	return "'" + s
-}
-
-func sanitizeAll(ss []string) []string {
-	for i, s := range ss {
-		ss[i] = sanitize(s)
-	}
-	return ss
 }

@@ -624,17 +624,6 @@ func mustLoc(t testing.TB, name string) *time.Location {
 	return l
 }
 
-func TestSanitize(t *testing.T) {
-	for in, want := range map[string]string{
-		"=1+2": "'=1+2", "@SUM(A1)": "'@SUM(A1)", "+525512345678": "+525512345678", "-2.5": "-2.5",
-		"-1+1": "'-1+1", "plain": "plain", "": "", "+inf": "'+inf", "\tx": "'\tx",
-	} {
-		if got := sanitize(in); got != want {
-			t.Errorf("sanitize(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // decodeFinal reads what proto.Unmarshal reads, and stores the call's own
 // bytes; what it cannot take as is it decodes whole; garbage is an error.
 func TestDecodeFinal(t *testing.T) {

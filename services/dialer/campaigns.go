@@ -154,6 +154,9 @@ func (s *Server) validate(ctx context.Context, account string, c *dialerv1.Campa
 	if a := c.GetOnAnswer().GetAnnouncement(); a != "" && !announcementRe.MatchString(a) {
 		return bad("on_answer.announcement must be a file path or URL without spaces (at most 512 characters)")
 	}
+	if err := validateBlast(c.GetOnAnswer()); err != nil {
+		return err
+	}
 	if ep := c.GetOnAnswer().GetEndpointId(); ep != "" {
 		if !uuidRe.MatchString(ep) {
 			return bad("on_answer.endpoint_id: %q is not an endpoint id", ep)
@@ -185,6 +188,58 @@ func (s *Server) validate(ctx context.Context, account string, c *dialerv1.Campa
 	}
 	if st, en := c.GetStartTime(), c.GetEndTime(); st != nil && en != nil && !en.AsTime().After(st.AsTime()) {
 		return bad("end_time must be after start_time")
+	}
+	return nil
+}
+
+// validateBlast checks a campaign's BLAST options and machine detection.
+func validateBlast(a *dialerv1.OnAnswer) error {
+	bad := func(format string, args ...any) error {
+		return ErrInvalidArgument.WithMsg(fmt.Sprintf(format, args...))
+	}
+	if opts := a.GetOptions(); len(opts) > 0 {
+		if a.GetAnnouncement() == "" {
+			return bad("on_answer.options need an announcement (their prompt)")
+		}
+		seen := map[string]bool{}
+		for _, o := range opts {
+			d := o.GetDigit()
+			if len(d) != 1 || !strings.Contains("0123456789*#", d) {
+				return bad("on_answer.options: digit %q is not one of 0-9, * and #", d)
+			}
+			if seen[d] {
+				return bad("on_answer.options: digit %s is used twice", d)
+			}
+			seen[d] = true
+			switch o.GetAction() {
+			case dialerv1.BlastAction_BLAST_ACTION_CONNECT:
+				if a.GetEndpointId() == "" {
+					return bad("on_answer.options: digit %s connects, which needs on_answer.endpoint_id", d)
+				}
+			case dialerv1.BlastAction_BLAST_ACTION_OPT_OUT, dialerv1.BlastAction_BLAST_ACTION_END:
+			default:
+				return bad("on_answer.options: digit %s needs an action (CONNECT, OPT_OUT or END)", d)
+			}
+		}
+	} else if a.GetOptionTries() != 0 || a.GetOptionTimeoutMs() != 0 {
+		return bad("on_answer.option_tries and option_timeout_ms need options")
+	}
+	if t := a.GetOptionTries(); t < 0 || t > 5 {
+		return bad("on_answer.option_tries must be between 0 (3) and 5")
+	}
+	if t := a.GetOptionTimeoutMs(); t != 0 && (t < 1000 || t > 30000) {
+		return bad("on_answer.option_timeout_ms must be 0 (5000) or between 1000 and 30000")
+	}
+	if m := a.GetMachineMessage(); m != "" {
+		if !a.GetDetectMachine() {
+			return bad("on_answer.machine_message needs detect_machine")
+		}
+		if !announcementRe.MatchString(m) || strings.Contains(m, ";") {
+			return bad("on_answer.machine_message must be a file path or URL without spaces or ';' (at most 512 characters)")
+		}
+	}
+	if len(a.GetOptions()) > 0 && strings.Contains(a.GetAnnouncement(), ";") {
+		return bad("on_answer.announcement of a campaign with options must not contain ';'")
 	}
 	return nil
 }
@@ -511,12 +566,22 @@ func (s *Server) GetReport(ctx context.Context, req *dialerv1.GetReportRequest) 
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.get(ctx, account, req.GetId())
+	resp, err := s.report(ctx, account, req.GetId())
 	if err != nil {
 		return nil, grpcError(s.Log, "GetReport", err)
 	}
+	return resp, nil
+}
+
+// report computes one of the account's campaigns' statistics: GetReport's
+// answer, also the ExportReport's file.
+func (s *Server) report(ctx context.Context, account, id string) (*dialerv1.GetReportResponse, error) {
+	r, err := s.get(ctx, account, id)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.fillProgress(ctx, r); err != nil {
-		return nil, grpcError(s.Log, "GetReport", err)
+		return nil, fmt.Errorf("count campaign %s: %w", id, err)
 	}
 	resp := &dialerv1.GetReportResponse{Campaign: r.c, Total: r.c.GetProgress().GetRecords()}
 	group := func(sel string) ([]*dialerv1.ReportRow, error) {
@@ -546,7 +611,7 @@ func (s *Server) GetReport(ctx context.Context, req *dialerv1.GetReportRequest) 
 		}
 	}
 	if err != nil {
-		return nil, grpcError(s.Log, "GetReport", err)
+		return nil, fmt.Errorf("group campaign %s's records: %w", id, err)
 	}
 	return resp, nil
 }

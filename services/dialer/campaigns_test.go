@@ -181,12 +181,35 @@ func TestDialerCampaignValidationAndIsolation(t *testing.T) {
 		"dates":          {Name: "x", StartTime: tsOf(time.Now().Add(time.Hour)), EndTime: tsOf(time.Now())},
 		"dial string":    {Name: "x", CallerIdName: "a,b"},
 		"max concurrent": {Name: "x", MaxConcurrentCalls: -1},
+		"options without announcement": {Name: "x", OnAnswer: &dialerv1.OnAnswer{Options: []*dialerv1.BlastOption{
+			{Digit: "9", Action: dialerv1.BlastAction_BLAST_ACTION_OPT_OUT}}}},
+		"option digit": {Name: "x", OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav", Options: []*dialerv1.BlastOption{
+			{Digit: "12", Action: dialerv1.BlastAction_BLAST_ACTION_END}}}},
+		"option twice": {Name: "x", OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav", Options: []*dialerv1.BlastOption{
+			{Digit: "9", Action: dialerv1.BlastAction_BLAST_ACTION_END}, {Digit: "9", Action: dialerv1.BlastAction_BLAST_ACTION_OPT_OUT}}}},
+		"option action": {Name: "x", OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav", Options: []*dialerv1.BlastOption{{Digit: "1"}}}},
+		"connect without endpoint": {Name: "x", OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav", Options: []*dialerv1.BlastOption{
+			{Digit: "1", Action: dialerv1.BlastAction_BLAST_ACTION_CONNECT}}}},
+		"option tries": {Name: "x", OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav", OptionTries: 6, Options: []*dialerv1.BlastOption{
+			{Digit: "9", Action: dialerv1.BlastAction_BLAST_ACTION_OPT_OUT}}}},
+		"option timeout": {Name: "x", OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav", OptionTimeoutMs: 500, Options: []*dialerv1.BlastOption{
+			{Digit: "9", Action: dialerv1.BlastAction_BLAST_ACTION_OPT_OUT}}}},
+		"tries without options":     {Name: "x", OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav", OptionTries: 2}},
+		"message without detection": {Name: "x", OnAnswer: &dialerv1.OnAnswer{MachineMessage: "m.wav"}},
+		"bad machine message":       {Name: "x", OnAnswer: &dialerv1.OnAnswer{DetectMachine: true, MachineMessage: "a;b.wav"}},
 	} {
 		if _, err := s.CreateCampaign(ctx, &dialerv1.CreateCampaignRequest{Campaign: c}); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else {
 			wantStatus(t, err, codes.InvalidArgument, "INVALID_ARGUMENT")
 		}
+	}
+	blast := &dialerv1.Campaign{Name: "Blast", OnAnswer: &dialerv1.OnAnswer{Announcement: "/audio/offer.wav", OptionTries: 2, OptionTimeoutMs: 3000,
+		DetectMachine: true, MachineMessage: "/audio/sorry.wav", Options: []*dialerv1.BlastOption{
+			{Digit: "9", Action: dialerv1.BlastAction_BLAST_ACTION_OPT_OUT}, {Digit: "#", Action: dialerv1.BlastAction_BLAST_ACTION_END}}}}
+	if b, err := s.CreateCampaign(asAccount("acct-blast"), &dialerv1.CreateCampaignRequest{Campaign: blast}); err != nil || len(b.GetCampaign().GetOnAnswer().GetOptions()) != 2 ||
+		b.GetCampaign().GetOnAnswer().GetMachineMessage() != "/audio/sorry.wav" {
+		t.Fatalf("a BLAST campaign: %v %v", b, err)
 	}
 	ok := &dialerv1.Campaign{Name: "Fine", CallingHours: &dialerv1.CallingHours{Windows: []*dialerv1.CallingWindow{{Days: []int32{1, 2, 3, 4, 5}, Start: "09:00", End: "24:00"}}}}
 	c, err := s.CreateCampaign(ctx, &dialerv1.CreateCampaignRequest{Campaign: ok})

@@ -86,6 +86,8 @@ const (
 	minBackoff, maxBackoff = 500 * time.Millisecond, 30 * time.Second
 	// recoverBatch is the most expired leases looked at per round.
 	recoverBatch = 100
+	// wakeGap is the least time between two ticks a wake-up starts.
+	wakeGap = 10 * time.Millisecond
 	// maxFieldVars leaves room among origination's 64 variables for the
 	// engine's four.
 	maxFieldVars = 60
@@ -146,8 +148,8 @@ type Engine struct {
 }
 
 type cachedSettings struct {
-	updated time.Time
-	s       Settings
+	run int
+	s   Settings
 }
 
 type endpointDir struct {
@@ -212,6 +214,7 @@ func (e *Engine) Run(ctx context.Context) {
 	t := time.NewTicker(e.cfg.Tick)
 	defer t.Stop()
 	for {
+		began := time.Now()
 		e.tick(ctx)
 		select {
 		case <-ctx.Done():
@@ -220,6 +223,15 @@ func (e *Engine) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-e.wake:
+			// Wake-ups (one per ended call) are gathered for a moment, so
+			// that a busy campaign's slots are claimed in batches rather
+			// than one statement per freed slot.
+			if d := wakeGap - time.Since(began); d > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
+				}
+			}
 		}
 	}
 }
@@ -258,19 +270,18 @@ func (e *Engine) tick(ctx context.Context) {
 
 // running returns the RUNNING campaigns with their settings.
 func (e *Engine) running(ctx context.Context) ([]engineCampaign, error) {
-	rows, err := e.db.Query(ctx, `SELECT id::text, account_id, settings, run, updated_at FROM dialer.campaigns WHERE status = $1`,
+	rows, err := e.db.Query(ctx, `SELECT id::text, account_id, settings, run FROM dialer.campaigns WHERE status = $1`,
 		int16(dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING))
 	if err != nil {
 		return nil, err
 	}
 	var out []engineCampaign
 	var (
-		c       engineCampaign
-		raw     []byte
-		updated time.Time
+		c   engineCampaign
+		raw []byte
 	)
-	_, err = pgx.ForEachRow(rows, []any{&c.id, &c.account, &raw, &c.run, &updated}, func() error {
-		s, err := e.settingsOf(c.id, updated, raw)
+	_, err = pgx.ForEachRow(rows, []any{&c.id, &c.account, &raw, &c.run}, func() error {
+		s, err := e.settingsOf(c.id, c.run, raw)
 		if err != nil {
 			e.log.Error("dialer: campaign settings do not parse; skipped", "campaign_id", c.id, "err", err)
 			return nil
@@ -298,12 +309,14 @@ func (e *Engine) running(ctx context.Context) ([]engineCampaign, error) {
 	return out, nil
 }
 
-// settingsOf parses a campaign's settings, once per version of them.
-func (e *Engine) settingsOf(id string, updated time.Time, raw []byte) (Settings, error) {
+// settingsOf parses a campaign's settings, once per run: they cannot
+// change during one (a campaign is edited only while CREATED or FINISHED,
+// and starting it again begins a new run).
+func (e *Engine) settingsOf(id string, run int, raw []byte) (Settings, error) {
 	e.mu.Lock()
 	cs, ok := e.settings[id]
 	e.mu.Unlock()
-	if ok && cs.updated.Equal(updated) {
+	if ok && cs.run == run {
 		return cs.s, nil
 	}
 	c := &dialerv1.Campaign{}
@@ -315,9 +328,35 @@ func (e *Engine) settingsOf(id string, updated time.Time, raw []byte) (Settings,
 	}
 	s := SettingsOf(c)
 	e.mu.Lock()
-	e.settings[id] = cachedSettings{updated: updated, s: s}
+	e.settings[id] = cachedSettings{run: run, s: s}
 	e.mu.Unlock()
 	return s, nil
+}
+
+// runSettings are a campaign's settings for an outcome of its run: from the
+// cache when that run's are there, else read. ok is false when the
+// campaign is gone or on another run (the outcome's record is not live in
+// it any more).
+func (e *Engine) runSettings(ctx context.Context, id string, run int) (s Settings, ok bool, err error) {
+	e.mu.Lock()
+	cs, cached := e.settings[id]
+	e.mu.Unlock()
+	if cached && cs.run == run {
+		return cs.s, true, nil
+	}
+	var (
+		raw []byte
+		cur int
+	)
+	err = e.db.QueryRow(ctx, `SELECT settings, run FROM dialer.campaigns WHERE id = $1`, id).Scan(&raw, &cur)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && cur != run) {
+		return Settings{}, false, nil
+	}
+	if err != nil {
+		return Settings{}, false, err
+	}
+	s, err = e.settingsOf(id, run, raw)
+	return s, err == nil, err
 }
 
 // step does one campaign's tick: expire it past its end, else claim and
@@ -334,18 +373,19 @@ func (e *Engine) step(ctx context.Context, c engineCampaign) {
 	if e.heldOff(c.id) {
 		return
 	}
-	recs, locked, err := e.claim(ctx, c, now)
+	recs, live, err := e.claim(ctx, c, now)
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
 			e.log.Error("dialer: claim records", "campaign_id", c.id, "err", err)
 		}
 		return
-	case !locked:
-		return // another replica is at it this tick
-	case len(recs) == 0:
+	case len(recs) == 0 && live == 0:
+		// Nothing due and nothing being dialed: perhaps nothing is left.
 		e.finishIfDone(ctx, c, now)
 		return
+	case len(recs) == 0:
+		return // every slot is taken, or what is left is not due yet
 	}
 	// Dials outlive a shutdown's cancellation so that what they did is
 	// recorded; each is bounded by RPCTimeout.
@@ -375,57 +415,66 @@ func (e *Engine) step(ctx context.Context, c engineCampaign) {
 	}
 }
 
-// claim leases up to the campaign's free slots of due records, under the
-// campaign's advisory lock: the count of live records and the claim are
-// one step across replicas. locked is false when another replica holds it.
-func (e *Engine) claim(ctx context.Context, c engineCampaign, now time.Time) (recs []claimedRecord, locked bool, err error) {
-	err = pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))`, "dialer.campaign:"+c.id).Scan(&locked); err != nil {
-			return fmt.Errorf("lock campaign: %w", err)
-		}
-		if !locked {
-			return nil
-		}
-		var live int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM dialer.records WHERE campaign_id = $1 AND status IN ('running', 'talking')`,
-			c.id).Scan(&live); err != nil {
-			return fmt.Errorf("count live records: %w", err)
-		}
-		free := c.s.MaxConcurrent - live
-		if free <= 0 {
-			return nil
-		}
-		rows, err := tx.Query(ctx, `UPDATE dialer.records r SET status = 'running', tries = r.tries + 1, run = $2,
+// claim leases up to the campaign's free slots of due records: the
+// campaign's free slots are counted and filled in one statement, under the
+// campaign's advisory lock, so that replicas never exceed the cap
+// together. live is how many of its records were being dialed before.
+//
+// One round trip: the lock (waited for: another replica's claim is one
+// short statement) and the claim go as one pipelined batch, which runs as
+// one implicit transaction; the claim statement takes its snapshot after
+// the lock is held, so it sees every claim committed before.
+func (e *Engine) claim(ctx context.Context, c engineCampaign, now time.Time) (recs []claimedRecord, live int, err error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "dialer.campaign:"+c.id)
+	b.Queue(`WITH live AS (
+			SELECT count(*) AS n FROM dialer.records WHERE campaign_id = $1 AND status IN ('running', 'talking')),
+		claimed AS (
+			UPDATE dialer.records r SET status = 'running', tries = r.tries + 1, run = $2,
 				lease_owner = $3, lease_until = $4, call_id = ''
 			FROM (SELECT id FROM dialer.records
 				WHERE campaign_id = $1 AND NOT final AND status NOT IN ('running', 'talking') AND next_at <= $5
 					AND list_id IN (SELECT id FROM dialer.lists WHERE campaign_id = $1 AND active AND status = $6)
-				ORDER BY next_at, id LIMIT $7 FOR UPDATE SKIP LOCKED) due
+				ORDER BY next_at, id LIMIT greatest($7 - (SELECT n FROM live), 0) FOR UPDATE SKIP LOCKED) due
 			WHERE r.id = due.id
-			RETURNING r.id, r.numbers, r.fields, r.schedule_ext, r.tries`,
-			c.id, c.run, e.cfg.Instance, now.Add(e.cfg.Lease), now, int16(dialerv1.ListStatus_LIST_STATUS_READY), free)
-		if err != nil {
-			return fmt.Errorf("claim records: %w", err)
+			RETURNING r.id, r.numbers, r.fields, r.schedule_ext, r.tries)
+		SELECT id, numbers, fields, schedule_ext, tries, (SELECT n FROM live) FROM claimed
+		UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, (SELECT n FROM live)`,
+		c.id, c.run, e.cfg.Instance, now.Add(e.cfg.Lease), now, int16(dialerv1.ListStatus_LIST_STATUS_READY), c.s.MaxConcurrent)
+	br := e.db.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, 0, fmt.Errorf("lock campaign: %w", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, 0, fmt.Errorf("claim records: %w", err)
+	}
+	var (
+		id      *int64
+		numbers []string
+		fields  []byte
+		ext     *string
+		tries   *int
+		liveNow int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &numbers, &fields, &ext, &tries, &liveNow}, func() error {
+		live = int(liveNow)
+		if id == nil {
+			return nil // the row that carries live alone
 		}
-		var (
-			r      claimedRecord
-			fields []byte
-		)
-		_, err = pgx.ForEachRow(rows, []any{&r.id, &r.numbers, &fields, &r.scheduleExt, &r.tries}, func() error {
-			r.fields = nil
-			if len(fields) > 0 {
-				_ = json.Unmarshal(fields, &r.fields) // a field map that does not parse only loses the variables
-			}
-			recs = append(recs, r)
-			r.numbers = nil // the next row's scan must not reuse it
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("claim records: %w", err)
+		r := claimedRecord{id: *id, numbers: numbers, scheduleExt: *ext, tries: *tries}
+		if len(fields) > 0 {
+			_ = json.Unmarshal(fields, &r.fields) // a field map that does not parse only loses the variables
 		}
+		recs = append(recs, r)
+		numbers = nil // the next row's scan must not reuse it
 		return nil
 	})
-	return recs, locked, err
+	if err != nil {
+		return nil, 0, fmt.Errorf("claim records: %w", err)
+	}
+	return recs, live, br.Close()
 }
 
 // dial checks a claimed record and calls its recipient; blocked are the
@@ -473,16 +522,9 @@ func (e *Engine) dial(ctx context.Context, c engineCampaign, r claimedRecord, bl
 		return
 	}
 	key := attemptKey(r.id, c.run, r.tries)
-	req := &originationv1.CreateCallRequest{
-		First: &originationv1.PartySpec{Target: &originationv1.PartySpec_Number{Number: number},
-			CallerIdNumber: c.s.CallerIDNumber, CallerIdName: c.s.CallerIDName, RingTimeoutMs: int32(c.s.DialTimeout / time.Millisecond)},
-		Announcement:   c.s.Announcement,
-		Variables:      callVariables(r.fields, c.id, r.id, c.run, r.tries),
-		IdempotencyKey: key,
-	}
-	if endpoint != "" {
-		req.Second = &originationv1.PartySpec{Target: &originationv1.PartySpec_EndpointId{EndpointId: endpoint}}
-	}
+	req := callRequest(c.s, number, endpoint)
+	req.Variables = callVariables(r.fields, c.id, r.id, c.run, r.tries)
+	req.IdempotencyKey = key
 	rctx, cancel := context.WithTimeout(e.outgoing(ctx, c.account), e.cfg.RPCTimeout)
 	resp, err := e.calls.CreateCall(rctx, req)
 	cancel()
@@ -507,6 +549,40 @@ func (e *Engine) dial(ctx context.Context, c engineCampaign, r claimedRecord, bl
 			log.Error("dialer: apply the outcome of an ended call", "err", err)
 		}
 	}
+}
+
+// callRequest is the call of one attempt at number: the announcement, then
+// the endpoint (empty: none); with BLAST options, the announcement is a
+// menu whose CONNECT options call the endpoint, and without a CONNECT
+// option no endpoint is called.
+func callRequest(s Settings, number, endpoint string) *originationv1.CreateCallRequest {
+	req := &originationv1.CreateCallRequest{
+		First: &originationv1.PartySpec{Target: &originationv1.PartySpec_Number{Number: number},
+			CallerIdNumber: s.CallerIDNumber, CallerIdName: s.CallerIDName, RingTimeoutMs: int32(s.DialTimeout / time.Millisecond)},
+		Announcement: s.Announcement,
+	}
+	connects := len(s.Options) == 0
+	if len(s.Options) > 0 {
+		m := &originationv1.Menu{Tries: int32(s.OptionTries), TimeoutMs: int32(s.OptionTimeout / time.Millisecond)}
+		for _, o := range s.Options {
+			act := originationv1.MenuAction_MENU_ACTION_END
+			switch o.GetAction() {
+			case dialerv1.BlastAction_BLAST_ACTION_CONNECT:
+				act, connects = originationv1.MenuAction_MENU_ACTION_CONNECT, true
+			case dialerv1.BlastAction_BLAST_ACTION_OPT_OUT:
+				act = originationv1.MenuAction_MENU_ACTION_OPT_OUT
+			}
+			m.Options = append(m.Options, &originationv1.MenuOption{Digit: o.GetDigit(), Action: act})
+		}
+		req.Menu = m
+	}
+	if endpoint != "" && connects {
+		req.Second = &originationv1.PartySpec{Target: &originationv1.PartySpec_EndpointId{EndpointId: endpoint}}
+	}
+	if s.DetectMachine {
+		req.MachineDetection = &originationv1.MachineDetection{Enabled: true, Message: s.MachineMessage}
+	}
+	return req
 }
 
 // attemptKey is CreateCall's idempotency key for one try of a record.

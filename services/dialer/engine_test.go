@@ -370,6 +370,7 @@ type fakeDial struct {
 
 type fakeCall struct {
 	call    *originationv1.Call
+	req     *originationv1.CreateCallRequest
 	seq     uint32
 	release chan string // a held call's end: "complete", "fail", "silent"
 }
@@ -514,7 +515,7 @@ func (f *fakeOrigination) CreateCall(ctx context.Context, req *originationv1.Cre
 		c.Second = &originationv1.Leg{Role: originationv1.LegRole_LEG_ROLE_SECOND,
 			Party: &originationv1.PartyRef{Target: &originationv1.PartyRef_EndpointId{EndpointId: ep}}, Status: originationv1.LegStatus_LEG_STATUS_PENDING}
 	}
-	fc := &fakeCall{call: c}
+	fc := &fakeCall{call: c, req: req}
 	if behavior == "hold" {
 		fc.release = make(chan string, 1)
 	}
@@ -582,6 +583,37 @@ func (f *fakeOrigination) play(fc *fakeCall, behavior string) {
 			c.Status, c.FailedLeg, c.FailureReason, c.HangupCause = originationv1.CallStatus_CALL_STATUS_FAILED, originationv1.LegRole_LEG_ROLE_SECOND,
 				originationv1.FailureReason_FAILURE_REASON_NO_ANSWER, "NO_ANSWER"
 		}, true)
+	case "machine":
+		// Machine detection on: origination hangs up a machine (after its
+		// message, if any) and fails the call.
+		f.answer(fc, false)
+		f.end(fc, func(c *originationv1.Call) {
+			c.Status, c.FailedLeg, c.FailureReason, c.HangupCause = originationv1.CallStatus_CALL_STATUS_FAILED, originationv1.LegRole_LEG_ROLE_FIRST,
+				originationv1.FailureReason_FAILURE_REASON_MACHINE, "NORMAL_CLEARING"
+			c.MachineResult, c.MachineMessageLeft = "MACHINE", fc.req.GetMachineDetection().GetMessage() != ""
+			c.First.Status = originationv1.LegStatus_LEG_STATUS_HUNGUP
+		}, true)
+	case "press:1", "press:2", "press:9", "press:":
+		// A BLAST's menu: the recipient presses the digit (or none), which
+		// does what the request's menu says.
+		digit := strings.TrimPrefix(behavior, "press:")
+		choice := originationv1.MenuAction_MENU_ACTION_UNSPECIFIED
+		for _, o := range fc.req.GetMenu().GetOptions() {
+			if o.GetDigit() == digit {
+				choice = o.GetAction()
+			}
+		}
+		if choice == originationv1.MenuAction_MENU_ACTION_UNSPECIFIED {
+			digit = ""
+		}
+		f.answer(fc, false)
+		f.mu.Lock()
+		fc.call.Digits, fc.call.MenuChoice = digit, choice
+		f.mu.Unlock()
+		if choice == originationv1.MenuAction_MENU_ACTION_CONNECT && fc.call.GetSecond() != nil {
+			f.answer(fc, true)
+		}
+		f.complete(fc, true)
 	case "hold":
 		f.answer(fc, true)
 		select {
@@ -1320,5 +1352,102 @@ func TestEngineMetrics(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg, "ringback_dialer_dials_total", "ringback_dialer_outcomes_total"); err != nil || n != 4 {
 		t.Fatalf("exported series %d (%v), want 4", n, err)
+	}
+}
+
+// A BLAST: the announcement is a menu whose options the request carries;
+// the digit pressed is the record's tag, 9 puts the number on the
+// account's do-not-call list (so another campaign never dials it), 1
+// connects to the endpoint.
+func TestEngineBlastOptions(t *testing.T) {
+	t.Parallel()
+	h := newEngHarness(t)
+	onAnswer := &dialerv1.OnAnswer{Announcement: "/audio/offer.wav", EndpointId: "ep-agents", OptionTries: 2, OptionTimeoutMs: 4000,
+		Options: []*dialerv1.BlastOption{
+			{Digit: "1", Action: dialerv1.BlastAction_BLAST_ACTION_CONNECT},
+			{Digit: "9", Action: dialerv1.BlastAction_BLAST_ACTION_OPT_OUT},
+			{Digit: "2", Action: dialerv1.BlastAction_BLAST_ACTION_END},
+		}}
+	campaign := h.engCampaign(t, &dialerv1.Campaign{OnAnswer: onAnswer}, dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+	agent, optOut, end, silent := "+34918000001", "+34918000009", "+34918000002", "+34918000000"
+	h.fake.setScript(agent, "press:1")
+	h.fake.setScript(optOut, "press:9")
+	h.fake.setScript(end, "press:2")
+	h.fake.setScript(silent, "press:")
+	ids := h.engList(t, campaign, engRecord{numbers: []string{agent}}, engRecord{numbers: []string{optOut}},
+		engRecord{numbers: []string{end}}, engRecord{numbers: []string{silent}})
+	h.start(t, "a", nil)
+	h.waitStatus(t, campaign, dialerv1.CampaignStatus_CAMPAIGN_STATUS_FINISHED)
+	for i, want := range [][]string{{"1"}, {"9"}, {"2"}, {}} {
+		r := h.record(t, ids[i])
+		var tags []string
+		if err := h.db.QueryRow(context.Background(), `SELECT tags FROM dialer.records WHERE id = $1`, ids[i]).Scan(&tags); err != nil {
+			t.Fatal(err)
+		}
+		if r.status != StatusAnswered || !r.final || !slices.Equal(tags, want) {
+			t.Errorf("record %d: %+v tags %v, want answered with tags %v", i, r, tags, want)
+		}
+	}
+	d := h.fake.dialed()
+	if len(d) != 4 {
+		t.Fatalf("%d calls, want 4", len(d))
+	}
+	req := d[0].req
+	m := req.GetMenu()
+	if req.GetAnnouncement() != "/audio/offer.wav" || req.GetSecond().GetEndpointId() != "ep-agents" || m.GetTries() != 2 || m.GetTimeoutMs() != 4000 ||
+		len(m.GetOptions()) != 3 || m.GetOptions()[0].GetAction() != originationv1.MenuAction_MENU_ACTION_CONNECT ||
+		m.GetOptions()[1].GetAction() != originationv1.MenuAction_MENU_ACTION_OPT_OUT || m.GetOptions()[2].GetAction() != originationv1.MenuAction_MENU_ACTION_END {
+		t.Errorf("CreateCall %v", req)
+	}
+	// The opt-out is on the account's list, and only it.
+	var blocked []string
+	rows, err := h.db.Query(context.Background(), `SELECT number FROM dialer.dnc WHERE account_id = $1 AND scope = '' ORDER BY number`, engAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blocked, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || !slices.Equal(blocked, []string{optOut}) {
+		t.Fatalf("account's do-not-call list %v (%v), want [%s]", blocked, err, optOut)
+	}
+	// Another campaign of the account never dials it.
+	other := h.engCampaign(t, &dialerv1.Campaign{}, dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+	again := h.engList(t, other, engRecord{numbers: []string{optOut}})[0]
+	r := h.waitRecord(t, again, "final", func(r engRecordRow) bool { return r.final })
+	if r.status != StatusDNC || len(h.fake.dialedNumbers(again)) != 0 {
+		t.Errorf("opted-out number in another campaign: %+v, dialed %v", r, h.fake.dialedNumbers(again))
+	}
+	// Without a CONNECT option, the endpoint is never called.
+	plain := proto.Clone(onAnswer).(*dialerv1.OnAnswer)
+	plain.Options = plain.Options[1:]
+	if req := callRequest(SettingsOf(&dialerv1.Campaign{OnAnswer: plain}), "+34918000003", "ep-agents"); req.GetSecond() != nil || len(req.GetMenu().GetOptions()) != 2 {
+		t.Errorf("CreateCall without CONNECT: %v", req)
+	}
+}
+
+// Machine detection: a machine is ANSWMACHINE and retried after the
+// machine interval; the request asks for detection and the message.
+func TestEngineAnsweringMachine(t *testing.T) {
+	t.Parallel()
+	h := newEngHarness(t)
+	campaign := h.engCampaign(t, &dialerv1.Campaign{DialAttempts: 2, RetryIntervals: &dialerv1.RetryIntervals{MachineS: 600},
+		OnAnswer: &dialerv1.OnAnswer{Announcement: "/audio/offer.wav", DetectMachine: true, MachineMessage: "/audio/sorry.wav"}},
+		dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+	n := "+34919000666"
+	h.fake.setScript(n, "machine", "answer")
+	id := h.engList(t, campaign, engRecord{numbers: []string{n}})[0]
+	h.start(t, "a", nil)
+	r := h.waitRecord(t, id, "machine", func(r engRecordRow) bool { return r.status == StatusAnsMachine })
+	if now := h.clock.Now(); r.final || r.tries != 1 || r.nextAt.Before(now.Add(590*time.Second)) || r.nextAt.After(now.Add(600*time.Second)) {
+		t.Errorf("record %+v, want answmachine, retried at +600 s", r)
+	}
+	if a := h.attempts(t, id); len(a) != 1 || a[0].outcome != StatusAnsMachine {
+		t.Errorf("attempts %+v", a)
+	}
+	if d := h.fake.dialed(); len(d) != 1 || !d[0].req.GetMachineDetection().GetEnabled() || d[0].req.GetMachineDetection().GetMessage() != "/audio/sorry.wav" {
+		t.Fatalf("CreateCall %v", d)
+	}
+	h.clock.Advance(601 * time.Second)
+	r = h.waitRecord(t, id, "answered", func(r engRecordRow) bool { return r.final })
+	if r.status != StatusAnswered || r.tries != 2 {
+		t.Errorf("record %+v, want answered at the second try", r)
 	}
 }

@@ -86,8 +86,17 @@ type Settings struct {
 	DialTimeout                  time.Duration
 	Retry                        map[string]time.Duration // by record status of the failed attempt
 	Announcement, EndpointID     string
-	Hours                        *dialerv1.CallingHours
-	Start, End                   time.Time // zero: none
+	// A BLAST's options (none: a plain announcement), how often the
+	// announcement is played while none is pressed, and how long a digit
+	// is waited for after it.
+	Options       []*dialerv1.BlastOption
+	OptionTries   int
+	OptionTimeout time.Duration
+	// Answering-machine detection, and the message left after the beep.
+	DetectMachine  bool
+	MachineMessage string
+	Hours          *dialerv1.CallingHours
+	Start, End     time.Time // zero: none
 }
 
 // SettingsOf applies the defaults to a campaign.
@@ -97,7 +106,11 @@ func SettingsOf(c *dialerv1.Campaign) Settings {
 		MaxConcurrent: int(c.GetMaxConcurrentCalls()), DialAttempts: int(c.GetDialAttempts()),
 		DialTimeout:  time.Duration(c.GetDialTimeoutMs()) * time.Millisecond,
 		Announcement: c.GetOnAnswer().GetAnnouncement(), EndpointID: c.GetOnAnswer().GetEndpointId(),
-		Hours: c.GetCallingHours(),
+		Options: c.GetOnAnswer().GetOptions(), OptionTries: int(c.GetOnAnswer().GetOptionTries()),
+		OptionTimeout:  time.Duration(c.GetOnAnswer().GetOptionTimeoutMs()) * time.Millisecond,
+		DetectMachine:  c.GetOnAnswer().GetDetectMachine(),
+		MachineMessage: c.GetOnAnswer().GetMachineMessage(),
+		Hours:          c.GetCallingHours(),
 	}
 	if s.MaxConcurrent <= 0 {
 		s.MaxConcurrent = DefaultMaxConcurrent

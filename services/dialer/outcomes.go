@@ -2,14 +2,12 @@ package dialer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
@@ -59,9 +57,9 @@ func (e *Engine) ConsumeOutcomes(ctx context.Context, bus *natsbus.Bus) (*natsbu
 // again: every change is guarded by the record's run, try, call and
 // status, so handling is idempotent.
 //
-// Answering machines are not told apart from people yet: every answered
-// call is ANSWERED. The ANSWMACHINE status (and its retry interval) comes
-// with the BLAST work's answering-machine detection (AMD).
+// With machine detection on, origination ends a call a machine answered
+// FAILED with reason MACHINE: ANSWMACHINE. Without it, every answered call
+// is ANSWERED.
 func (e *Engine) HandleEvent(ctx context.Context, m natsbus.Msg) error {
 	typ := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	switch typ {
@@ -151,58 +149,52 @@ func (e *Engine) applyCall(ctx context.Context, c *originationv1.Call) error {
 	if t := c.GetEndedAt(); t != nil {
 		ended = t.AsTime()
 	}
+	// The record's new status needs the run's settings (its retry
+	// intervals and attempts); a run's settings never change, so they are
+	// usually cached.
+	s, current, err := e.runSettings(ctx, ref.campaign, ref.run)
+	if err != nil {
+		return fmt.Errorf("campaign %s settings: %w", ref.campaign, err)
+	}
+	final, next := o.next(ref.try, s, now)
+	// One statement: the attempt keeps its outcome whatever became of the
+	// record since, and the record takes it only while it is still on this
+	// run, try and call (an outcome applied twice changes nothing). Both
+	// only for a record of the call's campaign and account. The digit the
+	// recipient pressed in a BLAST's menu becomes a tag of the record, and
+	// an opt-out puts the number on the account's do-not-call list (the
+	// person asked: whichever run or try it was).
 	var freed bool
-	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
-		var (
-			account, callID, st string
-			run, tries          int
-			raw                 []byte
-			updated             time.Time
-		)
-		err := tx.QueryRow(ctx, `SELECT c.account_id, c.settings, c.updated_at, r.run, r.tries, r.call_id, r.status
-			FROM dialer.records r JOIN dialer.campaigns c ON c.id = r.campaign_id
-			WHERE r.id = $1 AND r.campaign_id = $2 FOR UPDATE OF r`, ref.record, ref.campaign).
-			Scan(&account, &raw, &updated, &run, &tries, &callID, &st)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && account != c.GetAccountId()) {
-			return nil // not one of ours (any more)
-		}
-		if err != nil {
-			return err
-		}
-		// The attempt keeps its outcome whatever became of the record since.
-		if _, err := tx.Exec(ctx, `INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at, ended_at, outcome, hangup_cause, billsec)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+	err = e.db.QueryRow(ctx, `WITH rec AS (
+			SELECT r.id FROM dialer.records r JOIN dialer.campaigns c ON c.id = r.campaign_id
+			WHERE r.id = $2 AND r.campaign_id = $3 AND c.account_id = $15),
+		attempt AS (
+			INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at, ended_at, outcome, hangup_cause, billsec)
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM rec
 			ON CONFLICT (call_id) DO UPDATE SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome,
 				hangup_cause = EXCLUDED.hangup_cause, billsec = EXCLUDED.billsec
-			WHERE dialer.attempts.ended_at IS NULL`,
-			c.GetId(), ref.record, ref.campaign, ref.run, ref.try, c.GetFirst().GetParty().GetNumber(), attemptStart(c, now), ended,
-			o.status, hangupCause(c), c.GetBillsec()); err != nil {
-			return fmt.Errorf("record attempt %s: %w", c.GetId(), err)
-		}
-		if run != ref.run || tries != ref.try || !Live(st) || (callID != "" && callID != c.GetId()) {
-			return nil // an older run or try, or an outcome already applied
-		}
-		s, err := e.settingsOf(ref.campaign, updated, raw)
-		if err != nil {
-			return fmt.Errorf("campaign %s settings: %w", ref.campaign, err)
-		}
-		final, next := o.next(tries, s, now)
-		if _, err := tx.Exec(ctx, `UPDATE dialer.records SET status = $2, final = $3, next_at = CASE WHEN $3 THEN next_at ELSE $4 END,
-				lease_owner = '', lease_until = NULL, call_id = $5, last_duration_s = $6,
-				last_attempt_at = CASE WHEN call_id = '' THEN $7 ELSE last_attempt_at END
-			WHERE id = $1`, ref.record, o.status, final, next, c.GetId(), c.GetBillsec(), now); err != nil {
-			return fmt.Errorf("record %d outcome: %w", ref.record, err)
-		}
-		freed = true
-		return nil
-	})
-	if err == nil && freed {
-		e.m.outcomes.WithLabelValues(o.status).Inc()
-	}
+			WHERE dialer.attempts.ended_at IS NULL),
+		upd AS (
+			UPDATE dialer.records r SET status = $9, final = $12, next_at = CASE WHEN $12 THEN r.next_at ELSE $13 END,
+				lease_owner = '', lease_until = NULL, call_id = $1, last_duration_s = $11,
+				last_attempt_at = CASE WHEN r.call_id = '' THEN $14 ELSE r.last_attempt_at END,
+				tags = CASE WHEN $17 = '' OR $17 = ANY(r.tags) THEN r.tags ELSE array_append(r.tags, $17) END
+			FROM rec
+			WHERE r.id = rec.id AND $16 AND r.run = $4 AND r.tries = $5 AND r.status IN ('running', 'talking') AND r.call_id IN ('', $1)
+			RETURNING 1),
+		optout AS (
+			INSERT INTO dialer.dnc (account_id, scope, number, reason)
+			SELECT $15, '', $6, 'opted out: pressed ' || $17 || ' in campaign ' || $3 FROM rec WHERE $18 AND $6 <> ''
+			ON CONFLICT DO NOTHING)
+		SELECT EXISTS (SELECT 1 FROM upd)`,
+		c.GetId(), ref.record, ref.campaign, ref.run, ref.try, c.GetFirst().GetParty().GetNumber(), attemptStart(c, now), ended,
+		o.status, hangupCause(c), c.GetBillsec(), final, next, now, c.GetAccountId(), current,
+		c.GetDigits(), c.GetMenuChoice() == originationv1.MenuAction_MENU_ACTION_OPT_OUT).Scan(&freed)
 	if err != nil {
-		return err
+		return fmt.Errorf("record %d outcome of call %s: %w", ref.record, c.GetId(), err)
 	}
 	if freed {
+		e.m.outcomes.WithLabelValues(o.status).Inc()
 		e.Wake() // a slot of the campaign is free
 	}
 	return nil
@@ -257,6 +249,8 @@ const retryNow = "now"
 //     answered and hung up before being connected (or before an
 //     announcement-only call's announcement ended): they were reached and
 //     chose to leave, so ANSWERED, final, rather than calling them again.
+//   - FAILED with reason MACHINE (machine detection on): ANSWMACHINE,
+//     retried after the machine interval.
 //   - FAILED on the endpoint's leg (the recipient answered, no agent took
 //     the call): FAILED, retried after the failed interval, since the
 //     recipient was never served.
@@ -292,6 +286,8 @@ func outcomeOf(c *originationv1.Call) outcome {
 		return outcome{status: StatusFailed}
 	case originationv1.FailureReason_FAILURE_REASON_CANCELED:
 		return outcome{status: StatusAnswered}
+	case originationv1.FailureReason_FAILURE_REASON_MACHINE:
+		return outcome{status: StatusAnsMachine, retry: StatusAnsMachine}
 	}
 	return outcome{status: StatusFailed, retry: StatusFailed}
 }

@@ -20,6 +20,10 @@ type service struct {
 
 func startService(ctx context.Context, cfg Config, p *platform.Platform, calls originationv1.CallServiceClient,
 	endpoints originationv1.EndpointServiceClient, log *slog.Logger) (*service, error) {
+	if !cfg.Engine {
+		log.Info("dialer: API replica; the engine runs elsewhere")
+		return &service{api: &Server{DB: p.DB, Calls: calls, Endpoints: endpoints, Log: log}, stop: func(context.Context) {}}, nil
+	}
 	engine := NewEngine(EngineConfig{Instance: cfg.Instance, Tick: cfg.Tick, Lease: cfg.Lease, Endpoints: endpoints,
 		DefaultHours: cfg.DefaultHours, Registerer: p.Registry}, p.DB, calls, log)
 	// The dialer may start before anything created the stream it reads.

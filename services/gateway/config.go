@@ -58,7 +58,8 @@ type Config struct {
 	GetCdrsPerMinute int
 	GetCdrsBurst     int
 	// MaxImportBytes (RINGBACK_MAX_IMPORT_BYTES) bounds an uploaded tariff
-	// CSV; ImportTimeout (RINGBACK_IMPORT_TIMEOUT) its whole import.
+	// CSV; ImportTimeout (RINGBACK_IMPORT_TIMEOUT) its whole import, and
+	// the download of a dialer campaign's CSV reports.
 	MaxImportBytes int64
 	ImportTimeout  time.Duration
 	// OperatorToken (RINGBACK_OPERATOR_TOKEN) authenticates the

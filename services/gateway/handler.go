@@ -216,6 +216,8 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 	mux.HandleFunc("GET "+ratesExportPath, h.exportRates)
 	if h.dialer != nil {
 		mux.HandleFunc("POST "+dialerListsPath, h.importList)
+		mux.HandleFunc("GET "+dialerRecordsExportPath, h.exportDialerRecords)
+		mux.HandleFunc("GET "+dialerReportExportPath, h.exportDialerReport)
 	}
 	h.banner.register(mux) // public: no API key
 	mux.Handle("/", gw)
@@ -263,6 +265,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isImport(r) || isListImport(r) {
 		// A carrier's rate deck is tens of megabytes and takes seconds.
 		limit, timeout = h.cfg.MaxImportBytes, h.cfg.ImportTimeout
+	}
+	if isDialerExport(r) {
+		// A campaign's report may have a million rows (over 100 MiB of
+		// CSV): its download has the import's time, not a request's.
+		timeout = h.cfg.ImportTimeout
 	}
 	if isStatusStream(r) {
 		// A visitor's status stream lives as long as the call.

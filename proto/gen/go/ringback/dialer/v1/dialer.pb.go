@@ -88,6 +88,63 @@ func (CampaignStatus) EnumDescriptor() ([]byte, []int) {
 	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{0}
 }
 
+// What a BLAST option does.
+type BlastAction int32
+
+const (
+	// Not set (refused).
+	BlastAction_BLAST_ACTION_UNSPECIFIED BlastAction = 0
+	// Connect the recipient to the campaign's endpoint.
+	BlastAction_BLAST_ACTION_CONNECT BlastAction = 1
+	// Put the number on the account's do-not-call list and end the call.
+	BlastAction_BLAST_ACTION_OPT_OUT BlastAction = 2
+	// End the call (the digit is still recorded as a tag).
+	BlastAction_BLAST_ACTION_END BlastAction = 3
+)
+
+// Enum value maps for BlastAction.
+var (
+	BlastAction_name = map[int32]string{
+		0: "BLAST_ACTION_UNSPECIFIED",
+		1: "BLAST_ACTION_CONNECT",
+		2: "BLAST_ACTION_OPT_OUT",
+		3: "BLAST_ACTION_END",
+	}
+	BlastAction_value = map[string]int32{
+		"BLAST_ACTION_UNSPECIFIED": 0,
+		"BLAST_ACTION_CONNECT":     1,
+		"BLAST_ACTION_OPT_OUT":     2,
+		"BLAST_ACTION_END":         3,
+	}
+)
+
+func (x BlastAction) Enum() *BlastAction {
+	p := new(BlastAction)
+	*p = x
+	return p
+}
+
+func (x BlastAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BlastAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_ringback_dialer_v1_dialer_proto_enumTypes[1].Descriptor()
+}
+
+func (BlastAction) Type() protoreflect.EnumType {
+	return &file_ringback_dialer_v1_dialer_proto_enumTypes[1]
+}
+
+func (x BlastAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BlastAction.Descriptor instead.
+func (BlastAction) EnumDescriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{1}
+}
+
 // Where a list's import is.
 type ListStatus int32
 
@@ -129,11 +186,11 @@ func (x ListStatus) String() string {
 }
 
 func (ListStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_dialer_v1_dialer_proto_enumTypes[1].Descriptor()
+	return file_ringback_dialer_v1_dialer_proto_enumTypes[2].Descriptor()
 }
 
 func (ListStatus) Type() protoreflect.EnumType {
-	return &file_ringback_dialer_v1_dialer_proto_enumTypes[1]
+	return &file_ringback_dialer_v1_dialer_proto_enumTypes[2]
 }
 
 func (x ListStatus) Number() protoreflect.EnumNumber {
@@ -142,7 +199,7 @@ func (x ListStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ListStatus.Descriptor instead.
 func (ListStatus) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{1}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{2}
 }
 
 // An outbound campaign.
@@ -459,10 +516,29 @@ type OnAnswer struct {
 	// Alone (no endpoint): the call ends when it finishes (a BLAST).
 	Announcement string `protobuf:"bytes,1,opt,name=announcement,proto3" json:"announcement,omitempty"`
 	// Then connected to this endpoint of the account (an agent's phone or an
-	// extension). Empty: announcement only.
-	EndpointId    string `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// extension). Empty: announcement only. With options, the endpoint is
+	// only called when the recipient presses a CONNECT option.
+	EndpointId string `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// A BLAST's options: digits the recipient may press while hearing the
+	// announcement (e.g. 1: talk to an agent, 9: do not call me again).
+	// The digits pressed are the record's tags. Requires an announcement; a
+	// CONNECT option requires endpoint_id. Empty: no options.
+	Options []*BlastOption `protobuf:"bytes,3,rep,name=options,proto3" json:"options,omitempty"`
+	// How many times the announcement is played while no option is pressed.
+	// 0: 3; at most 5.
+	OptionTries int32 `protobuf:"varint,4,opt,name=option_tries,json=optionTries,proto3" json:"option_tries,omitempty"`
+	// How long to wait for a digit after the announcement, in milliseconds.
+	// 0: 5000; 1000 to 30000.
+	OptionTimeoutMs int32 `protobuf:"varint,5,opt,name=option_timeout_ms,json=optionTimeoutMs,proto3" json:"option_timeout_ms,omitempty"`
+	// Detect answering machines: a machine answer ends the attempt
+	// ANSWMACHINE (retried after retry_intervals.machine_s while attempts are
+	// left) and never gets the announcement or the endpoint.
+	DetectMachine bool `protobuf:"varint,6,opt,name=detect_machine,json=detectMachine,proto3" json:"detect_machine,omitempty"`
+	// With detect_machine, left on the machine after its beep (a file or
+	// URL). Empty: a machine is hung up at once.
+	MachineMessage string `protobuf:"bytes,7,opt,name=machine_message,json=machineMessage,proto3" json:"machine_message,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OnAnswer) Reset() {
@@ -509,6 +585,96 @@ func (x *OnAnswer) GetEndpointId() string {
 	return ""
 }
 
+func (x *OnAnswer) GetOptions() []*BlastOption {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *OnAnswer) GetOptionTries() int32 {
+	if x != nil {
+		return x.OptionTries
+	}
+	return 0
+}
+
+func (x *OnAnswer) GetOptionTimeoutMs() int32 {
+	if x != nil {
+		return x.OptionTimeoutMs
+	}
+	return 0
+}
+
+func (x *OnAnswer) GetDetectMachine() bool {
+	if x != nil {
+		return x.DetectMachine
+	}
+	return false
+}
+
+func (x *OnAnswer) GetMachineMessage() string {
+	if x != nil {
+		return x.MachineMessage
+	}
+	return ""
+}
+
+// One option of a BLAST announcement.
+type BlastOption struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The digit: 0-9, * or #.
+	Digit string `protobuf:"bytes,1,opt,name=digit,proto3" json:"digit,omitempty"`
+	// What pressing it does.
+	Action        BlastAction `protobuf:"varint,2,opt,name=action,proto3,enum=ringback.dialer.v1.BlastAction" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlastOption) Reset() {
+	*x = BlastOption{}
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlastOption) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlastOption) ProtoMessage() {}
+
+func (x *BlastOption) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlastOption.ProtoReflect.Descriptor instead.
+func (*BlastOption) Descriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BlastOption) GetDigit() string {
+	if x != nil {
+		return x.Digit
+	}
+	return ""
+}
+
+func (x *BlastOption) GetAction() BlastAction {
+	if x != nil {
+		return x.Action
+	}
+	return BlastAction_BLAST_ACTION_UNSPECIFIED
+}
+
 // Weekly calling windows in the recipient's local time.
 type CallingHours struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -520,7 +686,7 @@ type CallingHours struct {
 
 func (x *CallingHours) Reset() {
 	*x = CallingHours{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[3]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +698,7 @@ func (x *CallingHours) String() string {
 func (*CallingHours) ProtoMessage() {}
 
 func (x *CallingHours) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[3]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +711,7 @@ func (x *CallingHours) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallingHours.ProtoReflect.Descriptor instead.
 func (*CallingHours) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{3}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CallingHours) GetWindows() []*CallingWindow {
@@ -570,7 +736,7 @@ type CallingWindow struct {
 
 func (x *CallingWindow) Reset() {
 	*x = CallingWindow{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +748,7 @@ func (x *CallingWindow) String() string {
 func (*CallingWindow) ProtoMessage() {}
 
 func (x *CallingWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +761,7 @@ func (x *CallingWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallingWindow.ProtoReflect.Descriptor instead.
 func (*CallingWindow) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{4}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CallingWindow) GetDays() []int32 {
@@ -638,7 +804,7 @@ type CampaignProgress struct {
 
 func (x *CampaignProgress) Reset() {
 	*x = CampaignProgress{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +816,7 @@ func (x *CampaignProgress) String() string {
 func (*CampaignProgress) ProtoMessage() {}
 
 func (x *CampaignProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +829,7 @@ func (x *CampaignProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignProgress.ProtoReflect.Descriptor instead.
 func (*CampaignProgress) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{5}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CampaignProgress) GetRecords() int64 {
@@ -730,7 +896,7 @@ type RecipientList struct {
 
 func (x *RecipientList) Reset() {
 	*x = RecipientList{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +908,7 @@ func (x *RecipientList) String() string {
 func (*RecipientList) ProtoMessage() {}
 
 func (x *RecipientList) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +921,7 @@ func (x *RecipientList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientList.ProtoReflect.Descriptor instead.
 func (*RecipientList) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{6}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RecipientList) GetId() string {
@@ -839,7 +1005,7 @@ type CreateCampaignRequest struct {
 
 func (x *CreateCampaignRequest) Reset() {
 	*x = CreateCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1017,7 @@ func (x *CreateCampaignRequest) String() string {
 func (*CreateCampaignRequest) ProtoMessage() {}
 
 func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1030,7 @@ func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{7}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateCampaignRequest) GetCampaign() *Campaign {
@@ -885,7 +1051,7 @@ type CreateCampaignResponse struct {
 
 func (x *CreateCampaignResponse) Reset() {
 	*x = CreateCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1063,7 @@ func (x *CreateCampaignResponse) String() string {
 func (*CreateCampaignResponse) ProtoMessage() {}
 
 func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1076,7 @@ func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CreateCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{8}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateCampaignResponse) GetCampaign() *Campaign {
@@ -931,7 +1097,7 @@ type GetCampaignRequest struct {
 
 func (x *GetCampaignRequest) Reset() {
 	*x = GetCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1109,7 @@ func (x *GetCampaignRequest) String() string {
 func (*GetCampaignRequest) ProtoMessage() {}
 
 func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1122,7 @@ func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{9}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetCampaignRequest) GetId() string {
@@ -977,7 +1143,7 @@ type GetCampaignResponse struct {
 
 func (x *GetCampaignResponse) Reset() {
 	*x = GetCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1155,7 @@ func (x *GetCampaignResponse) String() string {
 func (*GetCampaignResponse) ProtoMessage() {}
 
 func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1168,7 @@ func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignResponse.ProtoReflect.Descriptor instead.
 func (*GetCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{10}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetCampaignResponse) GetCampaign() *Campaign {
@@ -1027,7 +1193,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1205,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1218,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{11}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListCampaignsRequest) GetStatus() CampaignStatus {
@@ -1089,7 +1255,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1267,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1280,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{12}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -1144,7 +1310,7 @@ type UpdateCampaignRequest struct {
 
 func (x *UpdateCampaignRequest) Reset() {
 	*x = UpdateCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1322,7 @@ func (x *UpdateCampaignRequest) String() string {
 func (*UpdateCampaignRequest) ProtoMessage() {}
 
 func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1335,7 @@ func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{13}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateCampaignRequest) GetCampaign() *Campaign {
@@ -1197,7 +1363,7 @@ type UpdateCampaignResponse struct {
 
 func (x *UpdateCampaignResponse) Reset() {
 	*x = UpdateCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1375,7 @@ func (x *UpdateCampaignResponse) String() string {
 func (*UpdateCampaignResponse) ProtoMessage() {}
 
 func (x *UpdateCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1388,7 @@ func (x *UpdateCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{14}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateCampaignResponse) GetCampaign() *Campaign {
@@ -1243,7 +1409,7 @@ type DeleteCampaignRequest struct {
 
 func (x *DeleteCampaignRequest) Reset() {
 	*x = DeleteCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1421,7 @@ func (x *DeleteCampaignRequest) String() string {
 func (*DeleteCampaignRequest) ProtoMessage() {}
 
 func (x *DeleteCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1434,7 @@ func (x *DeleteCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCampaignRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{15}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteCampaignRequest) GetId() string {
@@ -1287,7 +1453,7 @@ type DeleteCampaignResponse struct {
 
 func (x *DeleteCampaignResponse) Reset() {
 	*x = DeleteCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1465,7 @@ func (x *DeleteCampaignResponse) String() string {
 func (*DeleteCampaignResponse) ProtoMessage() {}
 
 func (x *DeleteCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1478,7 @@ func (x *DeleteCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCampaignResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{16}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{17}
 }
 
 // Asks to start a campaign.
@@ -1326,7 +1492,7 @@ type StartCampaignRequest struct {
 
 func (x *StartCampaignRequest) Reset() {
 	*x = StartCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1504,7 @@ func (x *StartCampaignRequest) String() string {
 func (*StartCampaignRequest) ProtoMessage() {}
 
 func (x *StartCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1517,7 @@ func (x *StartCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartCampaignRequest.ProtoReflect.Descriptor instead.
 func (*StartCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{17}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StartCampaignRequest) GetId() string {
@@ -1372,7 +1538,7 @@ type StartCampaignResponse struct {
 
 func (x *StartCampaignResponse) Reset() {
 	*x = StartCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1550,7 @@ func (x *StartCampaignResponse) String() string {
 func (*StartCampaignResponse) ProtoMessage() {}
 
 func (x *StartCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1563,7 @@ func (x *StartCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartCampaignResponse.ProtoReflect.Descriptor instead.
 func (*StartCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{18}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StartCampaignResponse) GetCampaign() *Campaign {
@@ -1418,7 +1584,7 @@ type PauseCampaignRequest struct {
 
 func (x *PauseCampaignRequest) Reset() {
 	*x = PauseCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1596,7 @@ func (x *PauseCampaignRequest) String() string {
 func (*PauseCampaignRequest) ProtoMessage() {}
 
 func (x *PauseCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1609,7 @@ func (x *PauseCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseCampaignRequest.ProtoReflect.Descriptor instead.
 func (*PauseCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{19}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PauseCampaignRequest) GetId() string {
@@ -1464,7 +1630,7 @@ type PauseCampaignResponse struct {
 
 func (x *PauseCampaignResponse) Reset() {
 	*x = PauseCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1642,7 @@ func (x *PauseCampaignResponse) String() string {
 func (*PauseCampaignResponse) ProtoMessage() {}
 
 func (x *PauseCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1655,7 @@ func (x *PauseCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseCampaignResponse.ProtoReflect.Descriptor instead.
 func (*PauseCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{20}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PauseCampaignResponse) GetCampaign() *Campaign {
@@ -1510,7 +1676,7 @@ type ResumeCampaignRequest struct {
 
 func (x *ResumeCampaignRequest) Reset() {
 	*x = ResumeCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1688,7 @@ func (x *ResumeCampaignRequest) String() string {
 func (*ResumeCampaignRequest) ProtoMessage() {}
 
 func (x *ResumeCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1701,7 @@ func (x *ResumeCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeCampaignRequest.ProtoReflect.Descriptor instead.
 func (*ResumeCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{21}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResumeCampaignRequest) GetId() string {
@@ -1556,7 +1722,7 @@ type ResumeCampaignResponse struct {
 
 func (x *ResumeCampaignResponse) Reset() {
 	*x = ResumeCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1734,7 @@ func (x *ResumeCampaignResponse) String() string {
 func (*ResumeCampaignResponse) ProtoMessage() {}
 
 func (x *ResumeCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1747,7 @@ func (x *ResumeCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeCampaignResponse.ProtoReflect.Descriptor instead.
 func (*ResumeCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{22}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResumeCampaignResponse) GetCampaign() *Campaign {
@@ -1604,7 +1770,7 @@ type CancelCampaignRequest struct {
 
 func (x *CancelCampaignRequest) Reset() {
 	*x = CancelCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1782,7 @@ func (x *CancelCampaignRequest) String() string {
 func (*CancelCampaignRequest) ProtoMessage() {}
 
 func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1795,7 @@ func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CancelCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{23}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelCampaignRequest) GetId() string {
@@ -1657,7 +1823,7 @@ type CancelCampaignResponse struct {
 
 func (x *CancelCampaignResponse) Reset() {
 	*x = CancelCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1835,7 @@ func (x *CancelCampaignResponse) String() string {
 func (*CancelCampaignResponse) ProtoMessage() {}
 
 func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1848,7 @@ func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CancelCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{24}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CancelCampaignResponse) GetCampaign() *Campaign {
@@ -1709,7 +1875,7 @@ type ImportListRequest struct {
 
 func (x *ImportListRequest) Reset() {
 	*x = ImportListRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1887,7 @@ func (x *ImportListRequest) String() string {
 func (*ImportListRequest) ProtoMessage() {}
 
 func (x *ImportListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1900,7 @@ func (x *ImportListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportListRequest.ProtoReflect.Descriptor instead.
 func (*ImportListRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{25}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ImportListRequest) GetCampaignId() string {
@@ -1780,7 +1946,7 @@ type ImportListResponse struct {
 
 func (x *ImportListResponse) Reset() {
 	*x = ImportListResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +1958,7 @@ func (x *ImportListResponse) String() string {
 func (*ImportListResponse) ProtoMessage() {}
 
 func (x *ImportListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +1971,7 @@ func (x *ImportListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportListResponse.ProtoReflect.Descriptor instead.
 func (*ImportListResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{26}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ImportListResponse) GetList() *RecipientList {
@@ -1842,7 +2008,7 @@ type RowError struct {
 
 func (x *RowError) Reset() {
 	*x = RowError{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +2020,7 @@ func (x *RowError) String() string {
 func (*RowError) ProtoMessage() {}
 
 func (x *RowError) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2033,7 @@ func (x *RowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowError.ProtoReflect.Descriptor instead.
 func (*RowError) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{27}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RowError) GetLine() int64 {
@@ -1895,7 +2061,7 @@ type ListListsRequest struct {
 
 func (x *ListListsRequest) Reset() {
 	*x = ListListsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2073,7 @@ func (x *ListListsRequest) String() string {
 func (*ListListsRequest) ProtoMessage() {}
 
 func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2086,7 @@ func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsRequest.ProtoReflect.Descriptor instead.
 func (*ListListsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{28}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListListsRequest) GetCampaignId() string {
@@ -1941,7 +2107,7 @@ type ListListsResponse struct {
 
 func (x *ListListsResponse) Reset() {
 	*x = ListListsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1953,7 +2119,7 @@ func (x *ListListsResponse) String() string {
 func (*ListListsResponse) ProtoMessage() {}
 
 func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1966,7 +2132,7 @@ func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsResponse.ProtoReflect.Descriptor instead.
 func (*ListListsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{29}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListListsResponse) GetLists() []*RecipientList {
@@ -1993,7 +2159,7 @@ type UpdateListRequest struct {
 
 func (x *UpdateListRequest) Reset() {
 	*x = UpdateListRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2005,7 +2171,7 @@ func (x *UpdateListRequest) String() string {
 func (*UpdateListRequest) ProtoMessage() {}
 
 func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2018,7 +2184,7 @@ func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListRequest.ProtoReflect.Descriptor instead.
 func (*UpdateListRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{30}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateListRequest) GetCampaignId() string {
@@ -2060,7 +2226,7 @@ type UpdateListResponse struct {
 
 func (x *UpdateListResponse) Reset() {
 	*x = UpdateListResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2238,7 @@ func (x *UpdateListResponse) String() string {
 func (*UpdateListResponse) ProtoMessage() {}
 
 func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2251,7 @@ func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListResponse.ProtoReflect.Descriptor instead.
 func (*UpdateListResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{31}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateListResponse) GetList() *RecipientList {
@@ -2106,7 +2272,7 @@ type GetReportRequest struct {
 
 func (x *GetReportRequest) Reset() {
 	*x = GetReportRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2284,7 @@ func (x *GetReportRequest) String() string {
 func (*GetReportRequest) ProtoMessage() {}
 
 func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2297,7 @@ func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReportRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{32}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetReportRequest) GetId() string {
@@ -2161,7 +2327,7 @@ type GetReportResponse struct {
 
 func (x *GetReportResponse) Reset() {
 	*x = GetReportResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2339,7 @@ func (x *GetReportResponse) String() string {
 func (*GetReportResponse) ProtoMessage() {}
 
 func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2352,7 @@ func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReportResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{33}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetReportResponse) GetCampaign() *Campaign {
@@ -2239,7 +2405,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2417,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2430,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{34}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReportRow) GetType() string {
@@ -2305,7 +2471,7 @@ type ListRecordsRequest struct {
 
 func (x *ListRecordsRequest) Reset() {
 	*x = ListRecordsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2483,7 @@ func (x *ListRecordsRequest) String() string {
 func (*ListRecordsRequest) ProtoMessage() {}
 
 func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2496,7 @@ func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{35}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListRecordsRequest) GetCampaignId() string {
@@ -2374,7 +2540,7 @@ type ListRecordsResponse struct {
 
 func (x *ListRecordsResponse) Reset() {
 	*x = ListRecordsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2552,7 @@ func (x *ListRecordsResponse) String() string {
 func (*ListRecordsResponse) ProtoMessage() {}
 
 func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2565,7 @@ func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{36}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListRecordsResponse) GetRecords() []*Record {
@@ -2452,7 +2618,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2630,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2643,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{37}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Record) GetId() string {
@@ -2586,7 +2752,7 @@ type AddDoNotCallRequest struct {
 
 func (x *AddDoNotCallRequest) Reset() {
 	*x = AddDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +2764,7 @@ func (x *AddDoNotCallRequest) String() string {
 func (*AddDoNotCallRequest) ProtoMessage() {}
 
 func (x *AddDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +2777,7 @@ func (x *AddDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*AddDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{38}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AddDoNotCallRequest) GetNumbers() []string {
@@ -2646,7 +2812,7 @@ type AddDoNotCallResponse struct {
 
 func (x *AddDoNotCallResponse) Reset() {
 	*x = AddDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2658,7 +2824,7 @@ func (x *AddDoNotCallResponse) String() string {
 func (*AddDoNotCallResponse) ProtoMessage() {}
 
 func (x *AddDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2671,7 +2837,7 @@ func (x *AddDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*AddDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{39}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AddDoNotCallResponse) GetAdded() int64 {
@@ -2694,7 +2860,7 @@ type RemoveDoNotCallRequest struct {
 
 func (x *RemoveDoNotCallRequest) Reset() {
 	*x = RemoveDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2706,7 +2872,7 @@ func (x *RemoveDoNotCallRequest) String() string {
 func (*RemoveDoNotCallRequest) ProtoMessage() {}
 
 func (x *RemoveDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2719,7 +2885,7 @@ func (x *RemoveDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{40}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveDoNotCallRequest) GetNumbers() []string {
@@ -2747,7 +2913,7 @@ type RemoveDoNotCallResponse struct {
 
 func (x *RemoveDoNotCallResponse) Reset() {
 	*x = RemoveDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +2925,7 @@ func (x *RemoveDoNotCallResponse) String() string {
 func (*RemoveDoNotCallResponse) ProtoMessage() {}
 
 func (x *RemoveDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +2938,7 @@ func (x *RemoveDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{41}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RemoveDoNotCallResponse) GetRemoved() int64 {
@@ -2795,7 +2961,7 @@ type CheckDoNotCallRequest struct {
 
 func (x *CheckDoNotCallRequest) Reset() {
 	*x = CheckDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2807,7 +2973,7 @@ func (x *CheckDoNotCallRequest) String() string {
 func (*CheckDoNotCallRequest) ProtoMessage() {}
 
 func (x *CheckDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2820,7 +2986,7 @@ func (x *CheckDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*CheckDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{42}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CheckDoNotCallRequest) GetNumber() string {
@@ -2852,7 +3018,7 @@ type CheckDoNotCallResponse struct {
 
 func (x *CheckDoNotCallResponse) Reset() {
 	*x = CheckDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2864,7 +3030,7 @@ func (x *CheckDoNotCallResponse) String() string {
 func (*CheckDoNotCallResponse) ProtoMessage() {}
 
 func (x *CheckDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2877,7 +3043,7 @@ func (x *CheckDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*CheckDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{43}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CheckDoNotCallResponse) GetNumber() string {
@@ -2916,7 +3082,7 @@ type ListDoNotCallRequest struct {
 
 func (x *ListDoNotCallRequest) Reset() {
 	*x = ListDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +3094,7 @@ func (x *ListDoNotCallRequest) String() string {
 func (*ListDoNotCallRequest) ProtoMessage() {}
 
 func (x *ListDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +3107,7 @@ func (x *ListDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*ListDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{44}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListDoNotCallRequest) GetCampaignId() string {
@@ -2978,7 +3144,7 @@ type ListDoNotCallResponse struct {
 
 func (x *ListDoNotCallResponse) Reset() {
 	*x = ListDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3156,7 @@ func (x *ListDoNotCallResponse) String() string {
 func (*ListDoNotCallResponse) ProtoMessage() {}
 
 func (x *ListDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3169,7 @@ func (x *ListDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*ListDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{45}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListDoNotCallResponse) GetEntries() []*DoNotCallEntry {
@@ -3035,7 +3201,7 @@ type DoNotCallEntry struct {
 
 func (x *DoNotCallEntry) Reset() {
 	*x = DoNotCallEntry{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3047,7 +3213,7 @@ func (x *DoNotCallEntry) String() string {
 func (*DoNotCallEntry) ProtoMessage() {}
 
 func (x *DoNotCallEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3060,7 +3226,7 @@ func (x *DoNotCallEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoNotCallEntry.ProtoReflect.Descriptor instead.
 func (*DoNotCallEntry) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{46}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DoNotCallEntry) GetNumber() string {
@@ -3080,6 +3246,211 @@ func (x *DoNotCallEntry) GetReason() string {
 func (x *DoNotCallEntry) GetCreatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreatedAt
+	}
+	return nil
+}
+
+// Asks for the detailed report of a campaign as CSV.
+type ExportRecordsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the campaign.
+	CampaignId string `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	// Only records in this status (a spec name: ready, running, talking,
+	// answered, busy, noanswer, failed, answmachine, dnc, expired, cancel,
+	// rescheduled). Empty: all.
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// Time zone of the times in the file (IANA name, e.g.
+	// "America/Mexico_City"). Empty: UTC.
+	TimeZone      string `protobuf:"bytes,3,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportRecordsRequest) Reset() {
+	*x = ExportRecordsRequest{}
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRecordsRequest) ProtoMessage() {}
+
+func (x *ExportRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRecordsRequest.ProtoReflect.Descriptor instead.
+func (*ExportRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ExportRecordsRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *ExportRecordsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ExportRecordsRequest) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+// One message of a records export.
+type ExportRecordsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next bytes of the CSV file.
+	Chunk         []byte `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportRecordsResponse) Reset() {
+	*x = ExportRecordsResponse{}
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRecordsResponse) ProtoMessage() {}
+
+func (x *ExportRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRecordsResponse.ProtoReflect.Descriptor instead.
+func (*ExportRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ExportRecordsResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+// Asks for a campaign's statistics as CSV.
+type ExportReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the campaign.
+	CampaignId    string `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportReportRequest) Reset() {
+	*x = ExportReportRequest{}
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportReportRequest) ProtoMessage() {}
+
+func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
+func (*ExportReportRequest) Descriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ExportReportRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+// One message of a report export.
+type ExportReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next bytes of the CSV file.
+	Chunk         []byte `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportReportResponse) Reset() {
+	*x = ExportReportResponse{}
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportReportResponse) ProtoMessage() {}
+
+func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
+func (*ExportReportResponse) Descriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ExportReportResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
 	}
 	return nil
 }
@@ -3121,11 +3492,19 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\vno_answer_s\x18\x02 \x01(\x05R\tnoAnswerS\x12!\n" +
 	"\fcongestion_s\x18\x03 \x01(\x05R\vcongestionS\x12\x1b\n" +
 	"\tmachine_s\x18\x04 \x01(\x05R\bmachineS\x12\x19\n" +
-	"\bfailed_s\x18\x05 \x01(\x05R\afailedS\"O\n" +
+	"\bfailed_s\x18\x05 \x01(\x05R\afailedS\"\xa9\x02\n" +
 	"\bOnAnswer\x12\"\n" +
 	"\fannouncement\x18\x01 \x01(\tR\fannouncement\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
-	"endpointId\"K\n" +
+	"endpointId\x129\n" +
+	"\aoptions\x18\x03 \x03(\v2\x1f.ringback.dialer.v1.BlastOptionR\aoptions\x12!\n" +
+	"\foption_tries\x18\x04 \x01(\x05R\voptionTries\x12*\n" +
+	"\x11option_timeout_ms\x18\x05 \x01(\x05R\x0foptionTimeoutMs\x12%\n" +
+	"\x0edetect_machine\x18\x06 \x01(\bR\rdetectMachine\x12'\n" +
+	"\x0fmachine_message\x18\a \x01(\tR\x0emachineMessage\"\\\n" +
+	"\vBlastOption\x12\x14\n" +
+	"\x05digit\x18\x01 \x01(\tR\x05digit\x127\n" +
+	"\x06action\x18\x02 \x01(\x0e2\x1f.ringback.dialer.v1.BlastActionR\x06action\"K\n" +
 	"\fCallingHours\x12;\n" +
 	"\awindows\x18\x01 \x03(\v2!.ringback.dialer.v1.CallingWindowR\awindows\"K\n" +
 	"\rCallingWindow\x12\x12\n" +
@@ -3300,20 +3679,37 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x129\n" +
 	"\n" +
-	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt*\xc4\x01\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"l\n" +
+	"\x14ExportRecordsRequest\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1b\n" +
+	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\"-\n" +
+	"\x15ExportRecordsResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"6\n" +
+	"\x13ExportReportRequest\x12\x1f\n" +
+	"\vcampaign_id\x18\x01 \x01(\tR\n" +
+	"campaignId\",\n" +
+	"\x14ExportReportResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk*\xc4\x01\n" +
 	"\x0eCampaignStatus\x12\x1f\n" +
 	"\x1bCAMPAIGN_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CAMPAIGN_STATUS_CREATED\x10\x01\x12\x1b\n" +
 	"\x17CAMPAIGN_STATUS_RUNNING\x10\x02\x12\x1a\n" +
 	"\x16CAMPAIGN_STATUS_PAUSED\x10\x03\x12\x1c\n" +
 	"\x18CAMPAIGN_STATUS_FINISHED\x10\x04\x12\x1d\n" +
-	"\x19CAMPAIGN_STATUS_CANCELLED\x10\x05*s\n" +
+	"\x19CAMPAIGN_STATUS_CANCELLED\x10\x05*u\n" +
+	"\vBlastAction\x12\x1c\n" +
+	"\x18BLAST_ACTION_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14BLAST_ACTION_CONNECT\x10\x01\x12\x18\n" +
+	"\x14BLAST_ACTION_OPT_OUT\x10\x02\x12\x14\n" +
+	"\x10BLAST_ACTION_END\x10\x03*s\n" +
 	"\n" +
 	"ListStatus\x12\x1b\n" +
 	"\x17LIST_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15LIST_STATUS_IMPORTING\x10\x01\x12\x15\n" +
 	"\x11LIST_STATUS_READY\x10\x02\x12\x16\n" +
-	"\x12LIST_STATUS_FAILED\x10\x032\x9c\x0e\n" +
+	"\x12LIST_STATUS_FAILED\x10\x032\xe9\x0f\n" +
 	"\rDialerService\x12g\n" +
 	"\x0eCreateCampaign\x12).ringback.dialer.v1.CreateCampaignRequest\x1a*.ringback.dialer.v1.CreateCampaignResponse\x12^\n" +
 	"\vGetCampaign\x12&.ringback.dialer.v1.GetCampaignRequest\x1a'.ringback.dialer.v1.GetCampaignResponse\x12d\n" +
@@ -3334,7 +3730,9 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\fAddDoNotCall\x12'.ringback.dialer.v1.AddDoNotCallRequest\x1a(.ringback.dialer.v1.AddDoNotCallResponse\x12j\n" +
 	"\x0fRemoveDoNotCall\x12*.ringback.dialer.v1.RemoveDoNotCallRequest\x1a+.ringback.dialer.v1.RemoveDoNotCallResponse\x12g\n" +
 	"\x0eCheckDoNotCall\x12).ringback.dialer.v1.CheckDoNotCallRequest\x1a*.ringback.dialer.v1.CheckDoNotCallResponse\x12d\n" +
-	"\rListDoNotCall\x12(.ringback.dialer.v1.ListDoNotCallRequest\x1a).ringback.dialer.v1.ListDoNotCallResponseBGZEgithub.com/ringback/ringback/proto/gen/go/ringback/dialer/v1;dialerv1b\x06proto3"
+	"\rListDoNotCall\x12(.ringback.dialer.v1.ListDoNotCallRequest\x1a).ringback.dialer.v1.ListDoNotCallResponse\x12f\n" +
+	"\rExportRecords\x12(.ringback.dialer.v1.ExportRecordsRequest\x1a).ringback.dialer.v1.ExportRecordsResponse0\x01\x12c\n" +
+	"\fExportReport\x12'.ringback.dialer.v1.ExportReportRequest\x1a(.ringback.dialer.v1.ExportReportResponse0\x01BGZEgithub.com/ringback/ringback/proto/gen/go/ringback/dialer/v1;dialerv1b\x06proto3"
 
 var (
 	file_ringback_dialer_v1_dialer_proto_rawDescOnce sync.Once
@@ -3348,143 +3746,155 @@ func file_ringback_dialer_v1_dialer_proto_rawDescGZIP() []byte {
 	return file_ringback_dialer_v1_dialer_proto_rawDescData
 }
 
-var file_ringback_dialer_v1_dialer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_ringback_dialer_v1_dialer_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_ringback_dialer_v1_dialer_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_ringback_dialer_v1_dialer_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_ringback_dialer_v1_dialer_proto_goTypes = []any{
 	(CampaignStatus)(0),             // 0: ringback.dialer.v1.CampaignStatus
-	(ListStatus)(0),                 // 1: ringback.dialer.v1.ListStatus
-	(*Campaign)(nil),                // 2: ringback.dialer.v1.Campaign
-	(*RetryIntervals)(nil),          // 3: ringback.dialer.v1.RetryIntervals
-	(*OnAnswer)(nil),                // 4: ringback.dialer.v1.OnAnswer
-	(*CallingHours)(nil),            // 5: ringback.dialer.v1.CallingHours
-	(*CallingWindow)(nil),           // 6: ringback.dialer.v1.CallingWindow
-	(*CampaignProgress)(nil),        // 7: ringback.dialer.v1.CampaignProgress
-	(*RecipientList)(nil),           // 8: ringback.dialer.v1.RecipientList
-	(*CreateCampaignRequest)(nil),   // 9: ringback.dialer.v1.CreateCampaignRequest
-	(*CreateCampaignResponse)(nil),  // 10: ringback.dialer.v1.CreateCampaignResponse
-	(*GetCampaignRequest)(nil),      // 11: ringback.dialer.v1.GetCampaignRequest
-	(*GetCampaignResponse)(nil),     // 12: ringback.dialer.v1.GetCampaignResponse
-	(*ListCampaignsRequest)(nil),    // 13: ringback.dialer.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),   // 14: ringback.dialer.v1.ListCampaignsResponse
-	(*UpdateCampaignRequest)(nil),   // 15: ringback.dialer.v1.UpdateCampaignRequest
-	(*UpdateCampaignResponse)(nil),  // 16: ringback.dialer.v1.UpdateCampaignResponse
-	(*DeleteCampaignRequest)(nil),   // 17: ringback.dialer.v1.DeleteCampaignRequest
-	(*DeleteCampaignResponse)(nil),  // 18: ringback.dialer.v1.DeleteCampaignResponse
-	(*StartCampaignRequest)(nil),    // 19: ringback.dialer.v1.StartCampaignRequest
-	(*StartCampaignResponse)(nil),   // 20: ringback.dialer.v1.StartCampaignResponse
-	(*PauseCampaignRequest)(nil),    // 21: ringback.dialer.v1.PauseCampaignRequest
-	(*PauseCampaignResponse)(nil),   // 22: ringback.dialer.v1.PauseCampaignResponse
-	(*ResumeCampaignRequest)(nil),   // 23: ringback.dialer.v1.ResumeCampaignRequest
-	(*ResumeCampaignResponse)(nil),  // 24: ringback.dialer.v1.ResumeCampaignResponse
-	(*CancelCampaignRequest)(nil),   // 25: ringback.dialer.v1.CancelCampaignRequest
-	(*CancelCampaignResponse)(nil),  // 26: ringback.dialer.v1.CancelCampaignResponse
-	(*ImportListRequest)(nil),       // 27: ringback.dialer.v1.ImportListRequest
-	(*ImportListResponse)(nil),      // 28: ringback.dialer.v1.ImportListResponse
-	(*RowError)(nil),                // 29: ringback.dialer.v1.RowError
-	(*ListListsRequest)(nil),        // 30: ringback.dialer.v1.ListListsRequest
-	(*ListListsResponse)(nil),       // 31: ringback.dialer.v1.ListListsResponse
-	(*UpdateListRequest)(nil),       // 32: ringback.dialer.v1.UpdateListRequest
-	(*UpdateListResponse)(nil),      // 33: ringback.dialer.v1.UpdateListResponse
-	(*GetReportRequest)(nil),        // 34: ringback.dialer.v1.GetReportRequest
-	(*GetReportResponse)(nil),       // 35: ringback.dialer.v1.GetReportResponse
-	(*ReportRow)(nil),               // 36: ringback.dialer.v1.ReportRow
-	(*ListRecordsRequest)(nil),      // 37: ringback.dialer.v1.ListRecordsRequest
-	(*ListRecordsResponse)(nil),     // 38: ringback.dialer.v1.ListRecordsResponse
-	(*Record)(nil),                  // 39: ringback.dialer.v1.Record
-	(*AddDoNotCallRequest)(nil),     // 40: ringback.dialer.v1.AddDoNotCallRequest
-	(*AddDoNotCallResponse)(nil),    // 41: ringback.dialer.v1.AddDoNotCallResponse
-	(*RemoveDoNotCallRequest)(nil),  // 42: ringback.dialer.v1.RemoveDoNotCallRequest
-	(*RemoveDoNotCallResponse)(nil), // 43: ringback.dialer.v1.RemoveDoNotCallResponse
-	(*CheckDoNotCallRequest)(nil),   // 44: ringback.dialer.v1.CheckDoNotCallRequest
-	(*CheckDoNotCallResponse)(nil),  // 45: ringback.dialer.v1.CheckDoNotCallResponse
-	(*ListDoNotCallRequest)(nil),    // 46: ringback.dialer.v1.ListDoNotCallRequest
-	(*ListDoNotCallResponse)(nil),   // 47: ringback.dialer.v1.ListDoNotCallResponse
-	(*DoNotCallEntry)(nil),          // 48: ringback.dialer.v1.DoNotCallEntry
-	nil,                             // 49: ringback.dialer.v1.Record.FieldsEntry
-	(*timestamppb.Timestamp)(nil),   // 50: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 51: google.protobuf.FieldMask
+	(BlastAction)(0),                // 1: ringback.dialer.v1.BlastAction
+	(ListStatus)(0),                 // 2: ringback.dialer.v1.ListStatus
+	(*Campaign)(nil),                // 3: ringback.dialer.v1.Campaign
+	(*RetryIntervals)(nil),          // 4: ringback.dialer.v1.RetryIntervals
+	(*OnAnswer)(nil),                // 5: ringback.dialer.v1.OnAnswer
+	(*BlastOption)(nil),             // 6: ringback.dialer.v1.BlastOption
+	(*CallingHours)(nil),            // 7: ringback.dialer.v1.CallingHours
+	(*CallingWindow)(nil),           // 8: ringback.dialer.v1.CallingWindow
+	(*CampaignProgress)(nil),        // 9: ringback.dialer.v1.CampaignProgress
+	(*RecipientList)(nil),           // 10: ringback.dialer.v1.RecipientList
+	(*CreateCampaignRequest)(nil),   // 11: ringback.dialer.v1.CreateCampaignRequest
+	(*CreateCampaignResponse)(nil),  // 12: ringback.dialer.v1.CreateCampaignResponse
+	(*GetCampaignRequest)(nil),      // 13: ringback.dialer.v1.GetCampaignRequest
+	(*GetCampaignResponse)(nil),     // 14: ringback.dialer.v1.GetCampaignResponse
+	(*ListCampaignsRequest)(nil),    // 15: ringback.dialer.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),   // 16: ringback.dialer.v1.ListCampaignsResponse
+	(*UpdateCampaignRequest)(nil),   // 17: ringback.dialer.v1.UpdateCampaignRequest
+	(*UpdateCampaignResponse)(nil),  // 18: ringback.dialer.v1.UpdateCampaignResponse
+	(*DeleteCampaignRequest)(nil),   // 19: ringback.dialer.v1.DeleteCampaignRequest
+	(*DeleteCampaignResponse)(nil),  // 20: ringback.dialer.v1.DeleteCampaignResponse
+	(*StartCampaignRequest)(nil),    // 21: ringback.dialer.v1.StartCampaignRequest
+	(*StartCampaignResponse)(nil),   // 22: ringback.dialer.v1.StartCampaignResponse
+	(*PauseCampaignRequest)(nil),    // 23: ringback.dialer.v1.PauseCampaignRequest
+	(*PauseCampaignResponse)(nil),   // 24: ringback.dialer.v1.PauseCampaignResponse
+	(*ResumeCampaignRequest)(nil),   // 25: ringback.dialer.v1.ResumeCampaignRequest
+	(*ResumeCampaignResponse)(nil),  // 26: ringback.dialer.v1.ResumeCampaignResponse
+	(*CancelCampaignRequest)(nil),   // 27: ringback.dialer.v1.CancelCampaignRequest
+	(*CancelCampaignResponse)(nil),  // 28: ringback.dialer.v1.CancelCampaignResponse
+	(*ImportListRequest)(nil),       // 29: ringback.dialer.v1.ImportListRequest
+	(*ImportListResponse)(nil),      // 30: ringback.dialer.v1.ImportListResponse
+	(*RowError)(nil),                // 31: ringback.dialer.v1.RowError
+	(*ListListsRequest)(nil),        // 32: ringback.dialer.v1.ListListsRequest
+	(*ListListsResponse)(nil),       // 33: ringback.dialer.v1.ListListsResponse
+	(*UpdateListRequest)(nil),       // 34: ringback.dialer.v1.UpdateListRequest
+	(*UpdateListResponse)(nil),      // 35: ringback.dialer.v1.UpdateListResponse
+	(*GetReportRequest)(nil),        // 36: ringback.dialer.v1.GetReportRequest
+	(*GetReportResponse)(nil),       // 37: ringback.dialer.v1.GetReportResponse
+	(*ReportRow)(nil),               // 38: ringback.dialer.v1.ReportRow
+	(*ListRecordsRequest)(nil),      // 39: ringback.dialer.v1.ListRecordsRequest
+	(*ListRecordsResponse)(nil),     // 40: ringback.dialer.v1.ListRecordsResponse
+	(*Record)(nil),                  // 41: ringback.dialer.v1.Record
+	(*AddDoNotCallRequest)(nil),     // 42: ringback.dialer.v1.AddDoNotCallRequest
+	(*AddDoNotCallResponse)(nil),    // 43: ringback.dialer.v1.AddDoNotCallResponse
+	(*RemoveDoNotCallRequest)(nil),  // 44: ringback.dialer.v1.RemoveDoNotCallRequest
+	(*RemoveDoNotCallResponse)(nil), // 45: ringback.dialer.v1.RemoveDoNotCallResponse
+	(*CheckDoNotCallRequest)(nil),   // 46: ringback.dialer.v1.CheckDoNotCallRequest
+	(*CheckDoNotCallResponse)(nil),  // 47: ringback.dialer.v1.CheckDoNotCallResponse
+	(*ListDoNotCallRequest)(nil),    // 48: ringback.dialer.v1.ListDoNotCallRequest
+	(*ListDoNotCallResponse)(nil),   // 49: ringback.dialer.v1.ListDoNotCallResponse
+	(*DoNotCallEntry)(nil),          // 50: ringback.dialer.v1.DoNotCallEntry
+	(*ExportRecordsRequest)(nil),    // 51: ringback.dialer.v1.ExportRecordsRequest
+	(*ExportRecordsResponse)(nil),   // 52: ringback.dialer.v1.ExportRecordsResponse
+	(*ExportReportRequest)(nil),     // 53: ringback.dialer.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),    // 54: ringback.dialer.v1.ExportReportResponse
+	nil,                             // 55: ringback.dialer.v1.Record.FieldsEntry
+	(*timestamppb.Timestamp)(nil),   // 56: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 57: google.protobuf.FieldMask
 }
 var file_ringback_dialer_v1_dialer_proto_depIdxs = []int32{
 	0,  // 0: ringback.dialer.v1.Campaign.status:type_name -> ringback.dialer.v1.CampaignStatus
-	3,  // 1: ringback.dialer.v1.Campaign.retry_intervals:type_name -> ringback.dialer.v1.RetryIntervals
-	4,  // 2: ringback.dialer.v1.Campaign.on_answer:type_name -> ringback.dialer.v1.OnAnswer
-	5,  // 3: ringback.dialer.v1.Campaign.calling_hours:type_name -> ringback.dialer.v1.CallingHours
-	50, // 4: ringback.dialer.v1.Campaign.start_time:type_name -> google.protobuf.Timestamp
-	50, // 5: ringback.dialer.v1.Campaign.end_time:type_name -> google.protobuf.Timestamp
-	7,  // 6: ringback.dialer.v1.Campaign.progress:type_name -> ringback.dialer.v1.CampaignProgress
-	50, // 7: ringback.dialer.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
-	50, // 8: ringback.dialer.v1.Campaign.started_at:type_name -> google.protobuf.Timestamp
-	50, // 9: ringback.dialer.v1.Campaign.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 10: ringback.dialer.v1.CallingHours.windows:type_name -> ringback.dialer.v1.CallingWindow
-	1,  // 11: ringback.dialer.v1.RecipientList.status:type_name -> ringback.dialer.v1.ListStatus
-	50, // 12: ringback.dialer.v1.RecipientList.created_at:type_name -> google.protobuf.Timestamp
-	2,  // 13: ringback.dialer.v1.CreateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
-	2,  // 14: ringback.dialer.v1.CreateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	2,  // 15: ringback.dialer.v1.GetCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	0,  // 16: ringback.dialer.v1.ListCampaignsRequest.status:type_name -> ringback.dialer.v1.CampaignStatus
-	2,  // 17: ringback.dialer.v1.ListCampaignsResponse.campaigns:type_name -> ringback.dialer.v1.Campaign
-	2,  // 18: ringback.dialer.v1.UpdateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
-	51, // 19: ringback.dialer.v1.UpdateCampaignRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 20: ringback.dialer.v1.UpdateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	2,  // 21: ringback.dialer.v1.StartCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	2,  // 22: ringback.dialer.v1.PauseCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	2,  // 23: ringback.dialer.v1.ResumeCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	2,  // 24: ringback.dialer.v1.CancelCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	8,  // 25: ringback.dialer.v1.ImportListResponse.list:type_name -> ringback.dialer.v1.RecipientList
-	29, // 26: ringback.dialer.v1.ImportListResponse.errors:type_name -> ringback.dialer.v1.RowError
-	8,  // 27: ringback.dialer.v1.ListListsResponse.lists:type_name -> ringback.dialer.v1.RecipientList
-	8,  // 28: ringback.dialer.v1.UpdateListResponse.list:type_name -> ringback.dialer.v1.RecipientList
-	2,  // 29: ringback.dialer.v1.GetReportResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	36, // 30: ringback.dialer.v1.GetReportResponse.by_status:type_name -> ringback.dialer.v1.ReportRow
-	36, // 31: ringback.dialer.v1.GetReportResponse.by_attempts:type_name -> ringback.dialer.v1.ReportRow
-	36, // 32: ringback.dialer.v1.GetReportResponse.by_tag:type_name -> ringback.dialer.v1.ReportRow
-	39, // 33: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
-	49, // 34: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
-	50, // 35: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
-	50, // 36: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
-	48, // 37: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
-	50, // 38: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 39: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
-	11, // 40: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
-	13, // 41: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
-	15, // 42: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
-	17, // 43: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
-	19, // 44: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
-	21, // 45: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
-	23, // 46: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
-	25, // 47: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
-	27, // 48: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
-	30, // 49: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
-	32, // 50: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
-	34, // 51: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
-	37, // 52: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
-	40, // 53: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
-	42, // 54: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
-	44, // 55: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
-	46, // 56: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
-	10, // 57: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
-	12, // 58: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
-	14, // 59: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
-	16, // 60: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
-	18, // 61: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
-	20, // 62: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
-	22, // 63: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
-	24, // 64: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
-	26, // 65: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
-	28, // 66: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
-	31, // 67: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
-	33, // 68: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
-	35, // 69: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
-	38, // 70: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
-	41, // 71: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
-	43, // 72: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
-	45, // 73: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
-	47, // 74: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
-	57, // [57:75] is the sub-list for method output_type
-	39, // [39:57] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	4,  // 1: ringback.dialer.v1.Campaign.retry_intervals:type_name -> ringback.dialer.v1.RetryIntervals
+	5,  // 2: ringback.dialer.v1.Campaign.on_answer:type_name -> ringback.dialer.v1.OnAnswer
+	7,  // 3: ringback.dialer.v1.Campaign.calling_hours:type_name -> ringback.dialer.v1.CallingHours
+	56, // 4: ringback.dialer.v1.Campaign.start_time:type_name -> google.protobuf.Timestamp
+	56, // 5: ringback.dialer.v1.Campaign.end_time:type_name -> google.protobuf.Timestamp
+	9,  // 6: ringback.dialer.v1.Campaign.progress:type_name -> ringback.dialer.v1.CampaignProgress
+	56, // 7: ringback.dialer.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
+	56, // 8: ringback.dialer.v1.Campaign.started_at:type_name -> google.protobuf.Timestamp
+	56, // 9: ringback.dialer.v1.Campaign.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 10: ringback.dialer.v1.OnAnswer.options:type_name -> ringback.dialer.v1.BlastOption
+	1,  // 11: ringback.dialer.v1.BlastOption.action:type_name -> ringback.dialer.v1.BlastAction
+	8,  // 12: ringback.dialer.v1.CallingHours.windows:type_name -> ringback.dialer.v1.CallingWindow
+	2,  // 13: ringback.dialer.v1.RecipientList.status:type_name -> ringback.dialer.v1.ListStatus
+	56, // 14: ringback.dialer.v1.RecipientList.created_at:type_name -> google.protobuf.Timestamp
+	3,  // 15: ringback.dialer.v1.CreateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
+	3,  // 16: ringback.dialer.v1.CreateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	3,  // 17: ringback.dialer.v1.GetCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	0,  // 18: ringback.dialer.v1.ListCampaignsRequest.status:type_name -> ringback.dialer.v1.CampaignStatus
+	3,  // 19: ringback.dialer.v1.ListCampaignsResponse.campaigns:type_name -> ringback.dialer.v1.Campaign
+	3,  // 20: ringback.dialer.v1.UpdateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
+	57, // 21: ringback.dialer.v1.UpdateCampaignRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 22: ringback.dialer.v1.UpdateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	3,  // 23: ringback.dialer.v1.StartCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	3,  // 24: ringback.dialer.v1.PauseCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	3,  // 25: ringback.dialer.v1.ResumeCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	3,  // 26: ringback.dialer.v1.CancelCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	10, // 27: ringback.dialer.v1.ImportListResponse.list:type_name -> ringback.dialer.v1.RecipientList
+	31, // 28: ringback.dialer.v1.ImportListResponse.errors:type_name -> ringback.dialer.v1.RowError
+	10, // 29: ringback.dialer.v1.ListListsResponse.lists:type_name -> ringback.dialer.v1.RecipientList
+	10, // 30: ringback.dialer.v1.UpdateListResponse.list:type_name -> ringback.dialer.v1.RecipientList
+	3,  // 31: ringback.dialer.v1.GetReportResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	38, // 32: ringback.dialer.v1.GetReportResponse.by_status:type_name -> ringback.dialer.v1.ReportRow
+	38, // 33: ringback.dialer.v1.GetReportResponse.by_attempts:type_name -> ringback.dialer.v1.ReportRow
+	38, // 34: ringback.dialer.v1.GetReportResponse.by_tag:type_name -> ringback.dialer.v1.ReportRow
+	41, // 35: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
+	55, // 36: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
+	56, // 37: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
+	56, // 38: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
+	50, // 39: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
+	56, // 40: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
+	11, // 41: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
+	13, // 42: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
+	15, // 43: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
+	17, // 44: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
+	19, // 45: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
+	21, // 46: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
+	23, // 47: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
+	25, // 48: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
+	27, // 49: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
+	29, // 50: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
+	32, // 51: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
+	34, // 52: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
+	36, // 53: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
+	39, // 54: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
+	42, // 55: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
+	44, // 56: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
+	46, // 57: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
+	48, // 58: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
+	51, // 59: ringback.dialer.v1.DialerService.ExportRecords:input_type -> ringback.dialer.v1.ExportRecordsRequest
+	53, // 60: ringback.dialer.v1.DialerService.ExportReport:input_type -> ringback.dialer.v1.ExportReportRequest
+	12, // 61: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
+	14, // 62: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
+	16, // 63: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
+	18, // 64: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
+	20, // 65: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
+	22, // 66: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
+	24, // 67: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
+	26, // 68: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
+	28, // 69: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
+	30, // 70: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
+	33, // 71: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
+	35, // 72: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
+	37, // 73: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
+	40, // 74: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
+	43, // 75: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
+	45, // 76: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
+	47, // 77: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
+	49, // 78: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
+	52, // 79: ringback.dialer.v1.DialerService.ExportRecords:output_type -> ringback.dialer.v1.ExportRecordsResponse
+	54, // 80: ringback.dialer.v1.DialerService.ExportReport:output_type -> ringback.dialer.v1.ExportReportResponse
+	61, // [61:81] is the sub-list for method output_type
+	41, // [41:61] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_ringback_dialer_v1_dialer_proto_init() }
@@ -3492,14 +3902,14 @@ func file_ringback_dialer_v1_dialer_proto_init() {
 	if File_ringback_dialer_v1_dialer_proto != nil {
 		return
 	}
-	file_ringback_dialer_v1_dialer_proto_msgTypes[30].OneofWrappers = []any{}
+	file_ringback_dialer_v1_dialer_proto_msgTypes[31].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringback_dialer_v1_dialer_proto_rawDesc), len(file_ringback_dialer_v1_dialer_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   48,
+			NumEnums:      3,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

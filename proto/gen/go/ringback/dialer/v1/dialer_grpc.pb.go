@@ -37,6 +37,8 @@ const (
 	DialerService_RemoveDoNotCall_FullMethodName = "/ringback.dialer.v1.DialerService/RemoveDoNotCall"
 	DialerService_CheckDoNotCall_FullMethodName  = "/ringback.dialer.v1.DialerService/CheckDoNotCall"
 	DialerService_ListDoNotCall_FullMethodName   = "/ringback.dialer.v1.DialerService/ListDoNotCall"
+	DialerService_ExportRecords_FullMethodName   = "/ringback.dialer.v1.DialerService/ExportRecords"
+	DialerService_ExportReport_FullMethodName    = "/ringback.dialer.v1.DialerService/ExportReport"
 )
 
 // DialerServiceClient is the client API for DialerService service.
@@ -90,6 +92,13 @@ type DialerServiceClient interface {
 	CheckDoNotCall(ctx context.Context, in *CheckDoNotCallRequest, opts ...grpc.CallOption) (*CheckDoNotCallResponse, error)
 	// Lists a do-not-call list.
 	ListDoNotCall(ctx context.Context, in *ListDoNotCallRequest, opts ...grpc.CallOption) (*ListDoNotCallResponse, error)
+	// Streams the detailed report (every record ListRecords would list) as a
+	// CSV file, one row per record in id order, the lists' field columns
+	// last.
+	ExportRecords(ctx context.Context, in *ExportRecordsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportRecordsResponse], error)
+	// Streams GetReport's statistics as a CSV file: one row per group of
+	// each kind (status, attempts, tag), then the total.
+	ExportReport(ctx context.Context, in *ExportReportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportReportResponse], error)
 }
 
 type dialerServiceClient struct {
@@ -283,6 +292,44 @@ func (c *dialerServiceClient) ListDoNotCall(ctx context.Context, in *ListDoNotCa
 	return out, nil
 }
 
+func (c *dialerServiceClient) ExportRecords(ctx context.Context, in *ExportRecordsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportRecordsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DialerService_ServiceDesc.Streams[1], DialerService_ExportRecords_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportRecordsRequest, ExportRecordsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DialerService_ExportRecordsClient = grpc.ServerStreamingClient[ExportRecordsResponse]
+
+func (c *dialerServiceClient) ExportReport(ctx context.Context, in *ExportReportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportReportResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DialerService_ServiceDesc.Streams[2], DialerService_ExportReport_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportReportRequest, ExportReportResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DialerService_ExportReportClient = grpc.ServerStreamingClient[ExportReportResponse]
+
 // DialerServiceServer is the server API for DialerService service.
 // All implementations must embed UnimplementedDialerServiceServer
 // for forward compatibility.
@@ -334,6 +381,13 @@ type DialerServiceServer interface {
 	CheckDoNotCall(context.Context, *CheckDoNotCallRequest) (*CheckDoNotCallResponse, error)
 	// Lists a do-not-call list.
 	ListDoNotCall(context.Context, *ListDoNotCallRequest) (*ListDoNotCallResponse, error)
+	// Streams the detailed report (every record ListRecords would list) as a
+	// CSV file, one row per record in id order, the lists' field columns
+	// last.
+	ExportRecords(*ExportRecordsRequest, grpc.ServerStreamingServer[ExportRecordsResponse]) error
+	// Streams GetReport's statistics as a CSV file: one row per group of
+	// each kind (status, attempts, tag), then the total.
+	ExportReport(*ExportReportRequest, grpc.ServerStreamingServer[ExportReportResponse]) error
 	mustEmbedUnimplementedDialerServiceServer()
 }
 
@@ -397,6 +451,12 @@ func (UnimplementedDialerServiceServer) CheckDoNotCall(context.Context, *CheckDo
 }
 func (UnimplementedDialerServiceServer) ListDoNotCall(context.Context, *ListDoNotCallRequest) (*ListDoNotCallResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDoNotCall not implemented")
+}
+func (UnimplementedDialerServiceServer) ExportRecords(*ExportRecordsRequest, grpc.ServerStreamingServer[ExportRecordsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportRecords not implemented")
+}
+func (UnimplementedDialerServiceServer) ExportReport(*ExportReportRequest, grpc.ServerStreamingServer[ExportReportResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportReport not implemented")
 }
 func (UnimplementedDialerServiceServer) mustEmbedUnimplementedDialerServiceServer() {}
 func (UnimplementedDialerServiceServer) testEmbeddedByValue()                       {}
@@ -732,6 +792,28 @@ func _DialerService_ListDoNotCall_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DialerService_ExportRecords_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportRecordsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DialerServiceServer).ExportRecords(m, &grpc.GenericServerStream[ExportRecordsRequest, ExportRecordsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DialerService_ExportRecordsServer = grpc.ServerStreamingServer[ExportRecordsResponse]
+
+func _DialerService_ExportReport_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportReportRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DialerServiceServer).ExportReport(m, &grpc.GenericServerStream[ExportReportRequest, ExportReportResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DialerService_ExportReportServer = grpc.ServerStreamingServer[ExportReportResponse]
+
 // DialerService_ServiceDesc is the grpc.ServiceDesc for DialerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -813,6 +895,16 @@ var DialerService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "ImportList",
 			Handler:       _DialerService_ImportList_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "ExportRecords",
+			Handler:       _DialerService_ExportRecords_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ExportReport",
+			Handler:       _DialerService_ExportReport_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "ringback/dialer/v1/dialer.proto",
