@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -36,29 +38,53 @@ type bannerBench struct {
 	seen map[string]time.Time // event name + " " + call or channel -> arrival
 }
 
-func startBannerBench(b *testing.B, scale float64, events ...string) *bannerBench {
+// startBench runs the whole suite for a benchmark, quietly, on a new
+// database, with the simulator at scale and env over the defaults; it
+// returns the suite's Info and its database URL.
+func startBench(b *testing.B, scale float64, env map[string]string) (Info, string) {
 	ctx, cancel := context.WithCancel(context.Background())
-	env := map[string]string{
-		"DATABASE_URL": storetest.NewDatabase(b), "RINGBACK_HTTP_ADDR": "127.0.0.1:0",
+	db := storetest.NewDatabase(b)
+	all := map[string]string{
+		"DATABASE_URL": db, "RINGBACK_HTTP_ADDR": "127.0.0.1:0",
 		"RINGBACK_INSTANCE": "bench-" + ids.NewV4(), "RINGBACK_LOG_LEVEL": "error", "RINGBACK_OPERATOR_TOKEN": operatorToken,
 	}
 	for _, s := range []string{"ORIGINATION", "GATEWAY", "RATING", "CDR", "WEBHOOK", "DIALER"} {
-		env["RINGBACK_"+s+"_ADMIN_ADDR"], env["RINGBACK_"+s+"_GRPC_ADDR"] = "127.0.0.1:0", "localhost:0"
+		all["RINGBACK_"+s+"_ADMIN_ADDR"], all["RINGBACK_"+s+"_GRPC_ADDR"] = "127.0.0.1:0", "localhost:0"
 	}
+	maps.Copy(all, env)
+	// BENCH_LOG names a file for the suite's warnings and errors.
+	var logTo io.Writer = io.Discard
+	if path := os.Getenv("BENCH_LOG"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = f.Close() })
+		logTo = f
+	}
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ready, done := make(chan Info, 1), make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Lookup: func(n string) (string, bool) { v, ok := env[n]; return v, ok },
+		done <- Run(ctx, Options{Lookup: func(n string) (string, bool) { v, ok := all[n]; return v, ok },
 			SimESLAddr: "127.0.0.1:0", SimControlAddr: "127.0.0.1:0", SimTimeScale: scale,
-			DevAccount: "bench", DevKey: "rb_bench_key_0123456789", Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(i Info) { ready <- i }})
+			DevAccount: "bench", DevKey: "rb_bench_key_0123456789", Log: log, Ready: func(i Info) { ready <- i }})
 	}()
-	bb := &bannerBench{b: b, seen: map[string]time.Time{}, client: &http.Client{Timeout: 30 * time.Second}}
+	var info Info
 	select {
-	case bb.info = <-ready:
+	case info = <-ready:
 	case err := <-done:
 		cancel()
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cancel(); <-done })
+	return info, db
+}
+
+func startBannerBench(b *testing.B, scale float64, events ...string) *bannerBench {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	bb := &bannerBench{b: b, seen: map[string]time.Time{}, client: &http.Client{Timeout: 30 * time.Second}}
+	bb.info, _ = startBench(b, scale, nil)
 	e := &e2e{info: bb.info, key: bb.info.DevKey}
 	code, out := e.do(b, "POST", "/v1/campaigns", bb.info.DevKey, `{"name":"bench","operatorEndpointIds":[`+e.devOperator(b)+`],
 		"challenge":"CHALLENGE_MODE_OFF","limits":{"perIpPerHour":1000000,"perNumberPerDay":1000,"perCampaignPerMinute":1000000}}`)

@@ -2,6 +2,7 @@ package suite
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -19,7 +20,7 @@ const seedList = "TelNumber,FullName,CustomerCode\r\n" +
 // allDay makes a test independent of the hour it runs at.
 const allDay = `"callingHours":{"windows":[{"days":[0,1,2,3,4,5,6],"start":"00:00","end":"24:00"}]}`
 
-func (e *e2e) importList(t *testing.T, key, campaign, csv string) map[string]any {
+func (e *e2e) importList(t testing.TB, key, campaign, csv string) map[string]any {
 	t.Helper()
 	req, _ := http.NewRequest("POST", e.info.HTTPURL+"/v1/dialer/campaigns/"+campaign+"/lists?name=seed", strings.NewReader(csv))
 	req.Header.Set("Authorization", "Bearer "+key)
@@ -145,3 +146,75 @@ func TestEndToEndDialerRetriesAndDNC(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// A BLAST through the suite and the switch: the announcement's options run
+// in FreeSWITCH (play_and_get_digits), machine detection too (mod_amd).
+// The 0095 far end presses 1 (END): tag 1. The 0000 one is pressed 9
+// (OPT_OUT) through the simulator once detection said HUMAN: tag 9 and on
+// the account's do-not-call list. The 0666 one is a machine: answmachine,
+// with no option read.
+func TestEndToEndDialerBlast(t *testing.T) {
+	e := start(t)
+	code, out := e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"Blast","defaultCountry":"US","dialAttempts":1,`+
+		`"onAnswer":{"announcement":"tone_stream://%(20000,0,350)","optionTimeoutMs":5000,"detectMachine":true,`+
+		`"options":[{"digit":"1","action":"BLAST_ACTION_END"},{"digit":"9","action":"BLAST_ACTION_OPT_OUT"}]},`+allDay+`}`)
+	if code != 200 {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	id := dig(out, "campaign", "id")
+	presses, optOut, machine := "+15552000095", "+15552010000", "+15552020666"
+	if imp := e.importList(t, e.key, id, "Phone,Name\n5552000095,Presses one\n5552010000,Opts out\n5552020666,Machine\n"); dig(imp, "list", "records") != "3" {
+		t.Fatalf("import: %v", imp)
+	}
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+id+":start", e.key, `{}`); code != 200 {
+		t.Fatalf("start: %d %v", code, out)
+	}
+	// The opt-out's call: once detection said HUMAN, the menu is playing.
+	var callID string
+	for deadline := time.Now().Add(30 * time.Second); callID == ""; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the opt-out record was never dialed")
+		}
+		_, recs := e.do(t, "GET", "/v1/dialer/campaigns/"+id+"/records", e.key, "")
+		list, _ := recs["records"].([]any)
+		for _, r := range list {
+			if rec := r.(map[string]any); strings.Contains(fmt.Sprint(rec["numbers"]), optOut) {
+				callID = dig(rec, "lastCallId")
+			}
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, c := e.do(t, "GET", "/v1/calls/"+callID, e.key, "")
+		if dig(c, "call", "machineResult") == "HUMAN" {
+			e.simControl(t, "/channels/"+dig(c, "call", "first", "uuid")+"/dtmf", `{"digits":"9"}`)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call %s: detection never said HUMAN: %v", callID, c)
+		}
+	}
+	e.waitCampaign(t, e.key, id, "CAMPAIGN_STATUS_FINISHED", 60*time.Second)
+	_, recs := e.do(t, "GET", "/v1/dialer/campaigns/"+id+"/records", e.key, "")
+	got := map[string]string{}
+	for _, r := range recs["records"].([]any) {
+		rec := r.(map[string]any)
+		got[fmt.Sprint(rec["numbers"])] = dig(rec, "status") + " " + fmt.Sprint(rec["tags"])
+	}
+	want := map[string]string{"[" + presses + "]": "answered [1]", "[" + optOut + "]": "answered [9]", "[" + machine + "]": "answmachine <nil>"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("records %v, want %v", got, want)
+	}
+	if code, out := e.do(t, "GET", "/v1/dialer/do-not-call/"+optOut, e.key, ""); code != 200 || fmt.Sprint(out["blocked"]) != "true" {
+		t.Fatalf("do-not-call check of %s: %d %v", optOut, code, out)
+	}
+	if code, out := e.do(t, "GET", "/v1/dialer/do-not-call/"+presses, e.key, ""); code != 200 || fmt.Sprint(out["blocked"]) == "true" {
+		t.Fatalf("do-not-call check of %s: %d %v", presses, code, out)
+	}
+	// The machine's call: failed MACHINE, never read an option.
+	_, recs = e.do(t, "GET", "/v1/dialer/campaigns/"+id+"/records?status=answmachine", e.key, "")
+	m := recs["records"].([]any)[0].(map[string]any)
+	call := e.waitFinal(t, dig(m, "lastCallId"))
+	if dig(call, "failureReason") != "FAILURE_REASON_MACHINE" || dig(call, "machineResult") != "MACHINE" || dig(call, "digits") != "" {
+		t.Fatalf("machine's call %v", call)
+	}
+}

@@ -56,6 +56,9 @@ func (p *Proc) Alive(t testing.TB) {
 	}
 }
 
+// Pid is the process's id (to read its CPU time in /proc, say).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Kill kills the process with SIGKILL (no chance to drain) and waits for
 // it to end.
 func (p *Proc) Kill() {
