@@ -86,4 +86,6 @@ bench:
 	cd services && $(GO) test -run '^$$' -bench 'BannerSwitchToBrowser' -benchtime 200x -count 3 ./suite/
 	cd services && $(GO) test -run '^$$' -bench 'ImportList1M' -benchtime 1x -count 3 -timeout 30m ./dialer/
 	cd services && $(GO) test -run '^$$' -bench 'EngineCampaign' -benchtime 3x -count 3 ./dialer/
+	cd services && $(GO) test -run '^$$' -bench 'ExportRecords1M' -benchtime 1x -count 3 -timeout 30m ./dialer/
+	cd services && DIALER_BENCH_CAP=500 $(GO) test -run '^$$' -bench 'DialerCampaign' -benchtime 1x -count 1 -timeout 40m ./suite/
 	cd services && $(GO) test -run '^$$' -bench 'NaiveDelivery' -benchtime 3000x -count 1 ./webhook/

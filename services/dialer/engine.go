@@ -49,8 +49,8 @@ type EngineConfig struct {
 	// outcome before origination is asked whether it ended (a lost event, a
 	// call that ended before it was recorded); default 1m.
 	Reconcile time.Duration
-	// OutcomeWorkers is how many call events are handled at once
-	// (default 4).
+	// OutcomeWorkers is how many batches of call events are handled at
+	// once (default 4).
 	OutcomeWorkers int
 	// DefaultHours are the calling hours of campaigns that set none
 	// (nil: DefaultCallingHours, every day 08:00-21:00).
@@ -933,7 +933,14 @@ func (e *Engine) keepLeases(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if _, err := e.db.Exec(ctx, `UPDATE dialer.records SET lease_until = $2 WHERE lease_owner = $1 AND status IN ('running', 'talking')`,
+		// Rows being written meanwhile (an outcome, which ends the lease
+		// anyway) are skipped rather than waited for: waiting on rows
+		// locked in another order is how a renewal would deadlock with a
+		// batch of outcomes. A skipped lease is renewed at the next round,
+		// two before it could expire.
+		if _, err := e.db.Exec(ctx, `UPDATE dialer.records r SET lease_until = $2
+			FROM (SELECT id FROM dialer.records WHERE lease_owner = $1 AND status IN ('running', 'talking') FOR UPDATE SKIP LOCKED) mine
+			WHERE r.id = mine.id`,
 			e.cfg.Instance, e.now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
 			e.log.Error("dialer: renew leases", "err", err)
 		}

@@ -1,13 +1,16 @@
 package dialer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
@@ -27,67 +30,98 @@ var OutcomeSubjects = []string{
 	"calls.*.*.call_completed", "calls.*.*.call_failed", "calls.*.*.call_canceled",
 }
 
-// ConsumeOutcomes starts handling the call events with HandleEvent on the
+// ConsumeOutcomes starts handling the call events with HandleBatch on the
 // durable consumer OutcomesDurable (the CALLS stream must exist: see
 // natsbus.EnsureStream). Stop the consumer before the engine's database.
+//
+// Events come in batches (up to 500, or what arrived within 10 ms): a
+// batch is two statements, whatever its size, so the outcomes keep up
+// with the switch's rate. Batches run OutcomeWorkers at once; two events
+// of one call may then be applied out of order, which the guards on every
+// change make harmless (a TALKING after the end changes nothing).
 func (e *Engine) ConsumeOutcomes(ctx context.Context, bus *natsbus.Bus) (*natsbus.Consumer, error) {
-	spec := natsbus.ConsumerSpec{
-		Stream: natsbus.CallsStream, Durable: OutcomesDurable, FilterSubjects: OutcomeSubjects,
-		// An outcome is never given up: while PostgreSQL is down, retry.
-		MaxDeliver: -1,
-		Workers:    e.cfg.OutcomeWorkers,
+	spec := natsbus.BatchSpec{
+		ConsumerSpec: natsbus.ConsumerSpec{
+			Stream: natsbus.CallsStream, Durable: OutcomesDurable, FilterSubjects: OutcomeSubjects,
+			// An outcome is never given up: while PostgreSQL is down, retry.
+			MaxDeliver: -1,
+		},
+		MaxWait:     10 * time.Millisecond,
+		Concurrency: e.cfg.OutcomeWorkers,
 	}
-	c, err := bus.Consume(ctx, spec, e.HandleEvent)
+	c, err := bus.ConsumeBatch(ctx, spec, e.HandleBatch)
 	if err != nil {
 		// NATS before 2.10 has no multi-subject filters: read every call
-		// event and skip the others (HandleEvent looks at the subject first).
+		// event and skip the others (HandleBatch looks at the subject first).
 		e.log.Warn("dialer: consumer with several filter subjects refused; reading every call event", "err", err)
 		spec.FilterSubjects = []string{natsbus.CallsSubjects}
-		if c, err = bus.Consume(ctx, spec, e.HandleEvent); err != nil {
+		if c, err = bus.ConsumeBatch(ctx, spec, e.HandleBatch); err != nil {
 			return nil, fmt.Errorf("outcomes consumer: %w", err)
 		}
 	}
 	return c, nil
 }
 
-// HandleEvent applies one call event to the record its call dials: the
-// bridge (or the answer of an announcement-only call) makes it TALKING, the
-// call's end gives the attempt its outcome. Events of other calls, of an
-// older run or of a superseded try are skipped, and so is an event seen
-// again: every change is guarded by the record's run, try, call and
-// status, so handling is idempotent.
+// HandleEvent applies one call event (HandleBatch of one).
+func (e *Engine) HandleEvent(ctx context.Context, m natsbus.Msg) error {
+	return e.HandleBatch(ctx, []natsbus.Msg{m})
+}
+
+// HandleBatch applies call events to the records their calls dial: the
+// bridge (or the answer of an announcement-only call) makes a record
+// TALKING, the call's end gives the attempt its outcome. Events of other
+// calls, of an older run or of a superseded try are skipped, and so is an
+// event seen again: every change is guarded by the record's run, try, call
+// and status, so handling is idempotent.
 //
 // With machine detection on, origination ends a call a machine answered
 // FAILED with reason MACHINE: ANSWMACHINE. Without it, every answered call
 // is ANSWERED.
-func (e *Engine) HandleEvent(ctx context.Context, m natsbus.Msg) error {
-	typ := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
-	switch typ {
-	case "leg_answered", "call_bridged", "call_completed", "call_failed", "call_canceled":
-	default:
-		return nil // a server without multi-filter consumers sends every event
-	}
-	ev := &eventsv1.CallEvent{}
-	if err := proto.Unmarshal(m.Data, ev); err != nil || ev.GetCall() == nil {
-		// Retrying cannot fix it.
-		e.log.Error("dialer: dropping undecodable call event", "subject", m.Subject, "msg_id", m.MsgID, "err", err)
-		return nil
-	}
-	c := ev.GetCall()
-	switch ev.GetType() {
-	case eventsv1.EventType_EVENT_TYPE_LEG_ANSWERED:
-		// Only an announcement-only call is talking at its answer; a call
-		// with an endpoint is when it is bridged.
-		if ev.GetLeg() != originationv1.LegRole_LEG_ROLE_FIRST || c.GetSecond() != nil {
-			return nil
+func (e *Engine) HandleBatch(ctx context.Context, msgs []natsbus.Msg) error {
+	var talking, ended []*originationv1.Call
+	for _, m := range msgs {
+		typ := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+		switch typ {
+		case "leg_answered", "call_bridged", "call_completed", "call_failed", "call_canceled":
+		default:
+			continue // a server without multi-filter consumers sends every event
 		}
-		return e.talking(ctx, c)
-	case eventsv1.EventType_EVENT_TYPE_CALL_BRIDGED:
-		return e.talking(ctx, c)
-	case eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED, eventsv1.EventType_EVENT_TYPE_CALL_FAILED, eventsv1.EventType_EVENT_TYPE_CALL_CANCELED:
-		return e.applyCall(ctx, c)
+		ev := &eventsv1.CallEvent{}
+		if err := proto.Unmarshal(m.Data, ev); err != nil || ev.GetCall() == nil {
+			// Retrying cannot fix it.
+			e.log.Error("dialer: dropping undecodable call event", "subject", m.Subject, "msg_id", m.MsgID, "err", err)
+			continue
+		}
+		c := ev.GetCall()
+		switch ev.GetType() {
+		case eventsv1.EventType_EVENT_TYPE_LEG_ANSWERED:
+			// Only an announcement-only call is talking at its answer; a
+			// call with an endpoint is when it is bridged.
+			if ev.GetLeg() == originationv1.LegRole_LEG_ROLE_FIRST && c.GetSecond() == nil {
+				talking = append(talking, c)
+			}
+		case eventsv1.EventType_EVENT_TYPE_CALL_BRIDGED:
+			talking = append(talking, c)
+		case eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED, eventsv1.EventType_EVENT_TYPE_CALL_FAILED, eventsv1.EventType_EVENT_TYPE_CALL_CANCELED:
+			ended = append(ended, c)
+		}
 	}
-	return nil
+	if err := e.talking(ctx, talking); err != nil {
+		return err
+	}
+	return e.applyCalls(ctx, ended)
+}
+
+// byRecord orders calls by the record they dial, the order every batch
+// writes records in, so that two batches at once never wait on each
+// other's rows in a cycle (a deadlock PostgreSQL would break by failing
+// one).
+func byRecord(calls []*originationv1.Call) {
+	slices.SortStableFunc(calls, func(a, b *originationv1.Call) int {
+		x, _ := strconv.ParseInt(a.GetVariables()[VarRecord], 10, 64)
+		y, _ := strconv.ParseInt(b.GetVariables()[VarRecord], 10, 64)
+		return cmp.Compare(x, y)
+	})
 }
 
 // callRef is what a call's variables say about the try it is.
@@ -116,86 +150,138 @@ func refOf(c *originationv1.Call) (callRef, bool) {
 	return callRef{record: rec, campaign: v[VarCampaign], run: run, try: try}, true
 }
 
-// talking marks the record of a connected call TALKING.
-func (e *Engine) talking(ctx context.Context, c *originationv1.Call) error {
-	ref, ok := refOf(c)
-	if !ok {
+// talking marks the records of connected calls TALKING, in one statement.
+func (e *Engine) talking(ctx context.Context, calls []*originationv1.Call) error {
+	byRecord(calls)
+	var (
+		records                  []int64
+		runs, tries              []int32
+		campaigns, ids, accounts []string
+	)
+	for _, c := range calls {
+		ref, ok := refOf(c)
+		if !ok {
+			continue
+		}
+		records, campaigns, runs, tries = append(records, ref.record), append(campaigns, ref.campaign), append(runs, int32(ref.run)), append(tries, int32(ref.try))
+		ids, accounts = append(ids, c.GetId()), append(accounts, c.GetAccountId())
+	}
+	if len(records) == 0 {
 		return nil
 	}
-	_, err := e.db.Exec(ctx, `UPDATE dialer.records r SET status = 'talking', call_id = $5,
-			last_attempt_at = CASE WHEN r.call_id = '' THEN $6 ELSE r.last_attempt_at END
-		FROM dialer.campaigns c
-		WHERE r.id = $1 AND r.campaign_id = $2 AND r.run = $3 AND r.tries = $4 AND r.status = 'running' AND r.call_id IN ('', $5)
-			AND c.id = r.campaign_id AND c.account_id = $7`,
-		ref.record, ref.campaign, ref.run, ref.try, c.GetId(), e.now(), c.GetAccountId())
+	_, err := e.db.Exec(ctx, `UPDATE dialer.records r SET status = 'talking', call_id = u.call_id,
+			last_attempt_at = CASE WHEN r.call_id = '' THEN $7 ELSE r.last_attempt_at END
+		FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::int[], $5::text[], $6::text[]) AS u(record, campaign, run, try, call_id, account),
+			dialer.campaigns c
+		WHERE r.id = u.record AND r.campaign_id = u.campaign AND r.run = u.run AND r.tries = u.try AND r.status = 'running'
+			AND r.call_id IN ('', u.call_id) AND c.id = r.campaign_id AND c.account_id = u.account`,
+		records, campaigns, runs, tries, ids, accounts, e.now())
 	if err != nil {
-		return fmt.Errorf("record %d talking: %w", ref.record, err)
+		return fmt.Errorf("%d records talking: %w", len(records), err)
 	}
 	return nil
 }
 
-// applyCall gives an ended call's attempt its outcome and, if the record is
-// still on that call, the record its new status. It is how every outcome
-// is applied: from the call events, from an adopted record's call, from
-// reconcile and from CreateCall answering with an ended call.
+// applyCall is applyCalls of one call.
 func (e *Engine) applyCall(ctx context.Context, c *originationv1.Call) error {
-	ref, ok := refOf(c)
-	if !ok || !finalCall(c.GetStatus()) {
+	return e.applyCalls(ctx, []*originationv1.Call{c})
+}
+
+// applyCalls gives ended calls' attempts their outcomes and, for each
+// record still on its call, the record its new status. It is how every
+// outcome is applied: from the call events, from an adopted record's call,
+// from reconcile and from CreateCall answering with an ended call.
+//
+// One statement for them all: each attempt keeps its outcome whatever
+// became of the record since, and a record takes it only while it is still
+// on that run, try and call (an outcome applied twice changes nothing);
+// both only for a record of the call's campaign and account. The digit the
+// recipient pressed in a BLAST's menu becomes a tag of the record, and an
+// opt-out puts the number on the account's do-not-call list (the person
+// asked: whichever run or try it was).
+func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) error {
+	now := e.now()
+	var (
+		callIDs, campaigns, numbers, statuses, causes, digits, accounts []string
+		records                                                         []int64
+		runs, tries, billsecs                                           []int32
+		started, ended, next                                            []time.Time
+		finals, current, optOut                                         []bool
+	)
+	byRecord(calls)
+	seen := make(map[string]bool, len(calls))
+	for _, c := range calls {
+		ref, ok := refOf(c)
+		// One row per call: an event delivered twice in a batch must not
+		// touch the attempt twice in one statement.
+		if !ok || !finalCall(c.GetStatus()) || seen[c.GetId()] {
+			continue
+		}
+		seen[c.GetId()] = true
+		// The record's new status needs the run's settings (its retry
+		// intervals and attempts); a run's settings never change, so they
+		// are usually cached.
+		s, cur, err := e.runSettings(ctx, ref.campaign, ref.run)
+		if err != nil {
+			return fmt.Errorf("campaign %s settings: %w", ref.campaign, err)
+		}
+		o := outcomeOf(c)
+		final, nextAt := o.next(ref.try, s, now)
+		end := now
+		if t := c.GetEndedAt(); t != nil {
+			end = t.AsTime()
+		}
+		callIDs, records, campaigns = append(callIDs, c.GetId()), append(records, ref.record), append(campaigns, ref.campaign)
+		runs, tries, numbers = append(runs, int32(ref.run)), append(tries, int32(ref.try)), append(numbers, c.GetFirst().GetParty().GetNumber())
+		started, ended, statuses = append(started, attemptStart(c, now)), append(ended, end), append(statuses, o.status)
+		causes, billsecs, finals, next = append(causes, hangupCause(c)), append(billsecs, c.GetBillsec()), append(finals, final), append(next, nextAt)
+		current, digits, accounts = append(current, cur), append(digits, c.GetDigits()), append(accounts, c.GetAccountId())
+		optOut = append(optOut, c.GetMenuChoice() == originationv1.MenuAction_MENU_ACTION_OPT_OUT)
+	}
+	if len(callIDs) == 0 {
 		return nil
 	}
-	o := outcomeOf(c)
-	now := e.now()
-	ended := now
-	if t := c.GetEndedAt(); t != nil {
-		ended = t.AsTime()
-	}
-	// The record's new status needs the run's settings (its retry
-	// intervals and attempts); a run's settings never change, so they are
-	// usually cached.
-	s, current, err := e.runSettings(ctx, ref.campaign, ref.run)
-	if err != nil {
-		return fmt.Errorf("campaign %s settings: %w", ref.campaign, err)
-	}
-	final, next := o.next(ref.try, s, now)
-	// One statement: the attempt keeps its outcome whatever became of the
-	// record since, and the record takes it only while it is still on this
-	// run, try and call (an outcome applied twice changes nothing). Both
-	// only for a record of the call's campaign and account. The digit the
-	// recipient pressed in a BLAST's menu becomes a tag of the record, and
-	// an opt-out puts the number on the account's do-not-call list (the
-	// person asked: whichever run or try it was).
-	var freed bool
-	err = e.db.QueryRow(ctx, `WITH rec AS (
-			SELECT r.id FROM dialer.records r JOIN dialer.campaigns c ON c.id = r.campaign_id
-			WHERE r.id = $2 AND r.campaign_id = $3 AND c.account_id = $15),
+	rows, err := e.db.Query(ctx, `WITH u AS (
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[],
+				$9::text[], $10::text[], $11::int[], $12::bool[], $13::timestamptz[], $14::bool[], $15::text[], $16::bool[], $17::text[])
+				AS u(call_id, record, campaign, run, try, number, started_at, ended_at, outcome, cause, billsec, final, next_at, current, digits, opt_out, account)),
+		rec AS (
+			SELECT u.* FROM u JOIN dialer.records r ON r.id = u.record AND r.campaign_id = u.campaign
+				JOIN dialer.campaigns c ON c.id = r.campaign_id AND c.account_id = u.account),
 		attempt AS (
 			INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at, ended_at, outcome, hangup_cause, billsec)
-			SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM rec
+			SELECT call_id, record, campaign, run, try, number, started_at, ended_at, outcome, cause, billsec FROM rec
 			ON CONFLICT (call_id) DO UPDATE SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome,
 				hangup_cause = EXCLUDED.hangup_cause, billsec = EXCLUDED.billsec
 			WHERE dialer.attempts.ended_at IS NULL),
 		upd AS (
-			UPDATE dialer.records r SET status = $9, final = $12, next_at = CASE WHEN $12 THEN r.next_at ELSE $13 END,
-				lease_owner = '', lease_until = NULL, call_id = $1, last_duration_s = $11,
-				last_attempt_at = CASE WHEN r.call_id = '' THEN $14 ELSE r.last_attempt_at END,
-				tags = CASE WHEN $17 = '' OR $17 = ANY(r.tags) THEN r.tags ELSE array_append(r.tags, $17) END
+			UPDATE dialer.records r SET status = rec.outcome, final = rec.final, next_at = CASE WHEN rec.final THEN r.next_at ELSE rec.next_at END,
+				lease_owner = '', lease_until = NULL, call_id = rec.call_id, last_duration_s = rec.billsec,
+				last_attempt_at = CASE WHEN r.call_id = '' THEN $18 ELSE r.last_attempt_at END,
+				tags = CASE WHEN rec.digits = '' OR rec.digits = ANY(r.tags) THEN r.tags ELSE array_append(r.tags, rec.digits) END
 			FROM rec
-			WHERE r.id = rec.id AND $16 AND r.run = $4 AND r.tries = $5 AND r.status IN ('running', 'talking') AND r.call_id IN ('', $1)
-			RETURNING 1),
+			WHERE r.id = rec.record AND rec.current AND r.run = rec.run AND r.tries = rec.try AND r.status IN ('running', 'talking')
+				AND r.call_id IN ('', rec.call_id)
+			RETURNING rec.outcome),
 		optout AS (
 			INSERT INTO dialer.dnc (account_id, scope, number, reason)
-			SELECT $15, '', $6, 'opted out: pressed ' || $17 || ' in campaign ' || $3 FROM rec WHERE $18 AND $6 <> ''
+			SELECT DISTINCT ON (account, number) account, '', number, 'opted out: pressed ' || digits || ' in campaign ' || campaign
+			FROM rec WHERE opt_out AND number <> ''
 			ON CONFLICT DO NOTHING)
-		SELECT EXISTS (SELECT 1 FROM upd)`,
-		c.GetId(), ref.record, ref.campaign, ref.run, ref.try, c.GetFirst().GetParty().GetNumber(), attemptStart(c, now), ended,
-		o.status, hangupCause(c), c.GetBillsec(), final, next, now, c.GetAccountId(), current,
-		c.GetDigits(), c.GetMenuChoice() == originationv1.MenuAction_MENU_ACTION_OPT_OUT).Scan(&freed)
+		SELECT outcome FROM upd`,
+		callIDs, records, campaigns, runs, tries, numbers, started, ended, statuses, causes, billsecs, finals, next, current, digits, optOut, accounts, now)
 	if err != nil {
-		return fmt.Errorf("record %d outcome of call %s: %w", ref.record, c.GetId(), err)
+		return fmt.Errorf("outcomes of %d calls: %w", len(callIDs), err)
 	}
-	if freed {
-		e.m.outcomes.WithLabelValues(o.status).Inc()
-		e.Wake() // a slot of the campaign is free
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("outcomes of %d calls: %w", len(callIDs), err)
+	}
+	for _, st := range applied {
+		e.m.outcomes.WithLabelValues(st).Inc()
+	}
+	if len(applied) > 0 {
+		e.Wake() // slots of the campaigns are free
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +261,59 @@ func TestOutcomeAnnouncementOnlyAnswer(t *testing.T) {
 	f.deliver(t, eventsv1.EventType_EVENT_TYPE_CALL_FAILED, originationv1.LegRole_LEG_ROLE_FIRST, c)
 	if r := f.h.record(t, f.record); r.status != StatusAnswered || !r.final {
 		t.Fatalf("record %+v, want answered", r)
+	}
+}
+
+// One batch as the consumer hands it: the same end twice (a redelivery),
+// the bridge after the end, a foreign call, and an opt-out: applied once,
+// in one statement.
+func TestOutcomeHandleBatch(t *testing.T) {
+	t.Parallel()
+	f := newOutcomeFixture(t, &dialerv1.Campaign{DialAttempts: 2})
+	msg := func(typ eventsv1.EventType, c *originationv1.Call) natsbus.Msg {
+		ev := &eventsv1.CallEvent{EventId: c.GetId() + "." + typ.String(), AccountId: c.GetAccountId(), CallId: c.GetId(), Type: typ, Call: c}
+		data, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return natsbus.Msg{Subject: fmt.Sprintf("calls.%s.%s.%s", c.GetAccountId(), c.GetId(),
+			strings.ToLower(strings.TrimPrefix(typ.String(), "EVENT_TYPE_"))), Data: data, MsgID: ev.GetEventId(), Delivered: 1}
+	}
+	done := f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_COMPLETED)
+	done.Billsec, done.Digits, done.MenuChoice = 12, "9", originationv1.MenuAction_MENU_ACTION_OPT_OUT
+	foreign := f.call("call-x", 1, originationv1.CallStatus_CALL_STATUS_COMPLETED)
+	foreign.AccountId = "acc-someone-else"
+	batch := []natsbus.Msg{
+		msg(eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED, done),
+		msg(eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED, done),
+		msg(eventsv1.EventType_EVENT_TYPE_CALL_BRIDGED, f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_BRIDGED)),
+		msg(eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED, foreign),
+		{Subject: "calls.a.b.call_completed", Data: []byte("not a protobuf"), MsgID: "junk", Delivered: 1},
+	}
+	if err := f.e.HandleBatch(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	r := f.h.record(t, f.record)
+	if r.status != StatusAnswered || !r.final || r.callID != "call-1" || r.duration != 12 || r.owner != "" {
+		t.Fatalf("record %+v, want answered on call-1", r)
+	}
+	if a := f.h.attempts(t, f.record); len(a) != 1 || a[0].callID != "call-1" || a[0].outcome != StatusAnswered {
+		t.Fatalf("attempts %+v, want call-1's alone", a)
+	}
+	var tags []string
+	var blocked int
+	if err := f.h.db.QueryRow(context.Background(), `SELECT tags, (SELECT count(*) FROM dialer.dnc WHERE account_id = $2 AND scope = '' AND number = '+34911111111')
+		FROM dialer.records WHERE id = $1`, f.record, engAccount).Scan(&tags, &blocked); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tags, []string{"9"}) || blocked != 1 {
+		t.Fatalf("tags %v, opt-outs %d, want [9] and 1", tags, blocked)
+	}
+	// The whole batch again (a redelivery after a lost ack): nothing moves.
+	if err := f.e.HandleBatch(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if r2 := f.h.record(t, f.record); r2 != r {
+		t.Fatalf("redelivered batch changed the record: %+v, was %+v", r2, r)
 	}
 }

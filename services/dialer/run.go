@@ -39,6 +39,9 @@ type Config struct {
 	// time, of campaigns that set none (RINGBACK_DIALER_DEFAULT_HOURS,
 	// "08:00-21:00").
 	DefaultHours *dialerv1.CallingHours
+	// OutcomeWorkers is how many batches of call events the engine
+	// handles at once (RINGBACK_DIALER_OUTCOME_WORKERS, default 4).
+	OutcomeWorkers int
 	// Engine runs the engine (and its consumer of call outcomes) in this
 	// replica (RINGBACK_DIALER_ENGINE, default true). false makes an API
 	// replica: campaigns, lists and reports, dialing left to the engine
@@ -58,6 +61,7 @@ func LoadConfig(l *config.Loader) Config {
 		Tick:            l.Duration("RINGBACK_DIALER_TICK", 200*time.Millisecond, "how often the engine looks for records to dial"),
 		Lease:           l.Duration("RINGBACK_DIALER_LEASE", 10*time.Second, "how long a replica holds a record it dials without renewing it"),
 		DefaultHours:    defaultHours(l),
+		OutcomeWorkers:  l.Int("RINGBACK_DIALER_OUTCOME_WORKERS", DefaultOutcomeWorkers, "batches of call events handled at once"),
 		Engine:          l.Bool("RINGBACK_DIALER_ENGINE", true, "run the engine here (false: an API replica that dials nothing)"),
 	}
 }

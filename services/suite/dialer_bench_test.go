@@ -10,7 +10,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ringback/ringback/services/dialer"
+	"github.com/ringback/ringback/services/internal/natsbus"
 	"github.com/ringback/ringback/services/internal/proctest"
 )
 
@@ -87,7 +91,9 @@ func envInt(name string, def int) int {
 // Reported: records/s and dials/s over the run; the dialer process's CPU
 // (from /proc) in cores; and how full the engine kept its cap: the mean of
 // the calls live (the campaign's progress, sampled every 250 ms) over the
-// cap, the baseline being a cap always full (1.0).
+// cap, the baseline being a cap always full (1.0); and the channels live on
+// the switch over the cap (the share of the cap's time spent in calls
+// rather than in placing them and learning how they ended).
 func BenchmarkDialerCampaign(b *testing.B) {
 	records := envInt("DIALER_BENCH_RECORDS", 100000)
 	limit := envInt("DIALER_BENCH_CAP", 400)
@@ -121,7 +127,25 @@ func BenchmarkDialerCampaign(b *testing.B) {
 			b.Fatalf("do-not-call: %d %v", code, out)
 		}
 	}
-	var recSum, dialSum, cpuSum, fullSum float64
+	var recSum, dialSum, cpuSum, fullSum, switchSum, lagAll float64
+	nc, err := nats.Connect(info.NATSURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var outcomes jetstream.Consumer
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if outcomes, err = js.Consumer(ctx, natsbus.CallsStream, dialer.OutcomesDurable); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the dialer's consumer: %v", err)
+		}
+	}
 	for b.Loop() {
 		b.StopTimer()
 		code, out := e.do(b, "POST", "/v1/dialer/campaigns", e.key, fmt.Sprintf(`{"name":"Bench %d","defaultCountry":"US",`+
@@ -144,7 +168,7 @@ func BenchmarkDialerCampaign(b *testing.B) {
 		if code, out := e.do(b, "POST", "/v1/dialer/campaigns/"+id+":start", e.key, `{}`); code != 200 {
 			b.Fatalf("start: %d %v", code, out)
 		}
-		var liveSum, samples float64
+		var liveSum, chanSum, lagSum, samples float64
 		for {
 			time.Sleep(250 * time.Millisecond)
 			child.Alive(b)
@@ -153,7 +177,11 @@ func BenchmarkDialerCampaign(b *testing.B) {
 				break
 			}
 			live, _ := strconv.Atoi(dig(out, "campaign", "progress", "live"))
-			liveSum, samples = liveSum+float64(live), samples+1
+			ch, _ := simCounters(info.SimControlURL)
+			liveSum, chanSum, samples = liveSum+float64(live), chanSum+float64(ch["channels"]), samples+1
+			if ci, err := outcomes.Info(ctx); err == nil {
+				lagSum += float64(ci.NumPending + uint64(ci.NumAckPending))
+			}
 			if time.Since(began) > 30*time.Minute {
 				b.Fatalf("not finished after 30 min: %v", out)
 			}
@@ -173,6 +201,8 @@ func BenchmarkDialerCampaign(b *testing.B) {
 		dialSum += float64(dials) / elapsed.Seconds()
 		cpuSum += cpu.Seconds() / elapsed.Seconds()
 		fullSum += liveSum / max(samples, 1) / float64(limit)
+		switchSum += chanSum / max(samples, 1) / float64(limit)
+		lagAll += lagSum / max(samples, 1)
 		b.StartTimer()
 	}
 	n := float64(b.N)
@@ -180,6 +210,8 @@ func BenchmarkDialerCampaign(b *testing.B) {
 	b.ReportMetric(dialSum/n, "dials/s")
 	b.ReportMetric(cpuSum/n, "dialer-cores")
 	b.ReportMetric(fullSum/n, "cap-used")
+	b.ReportMetric(switchSum/n, "cap-on-switch")
+	b.ReportMetric(lagAll/n, "outcomes-pending")
 }
 
 // checkBenchCampaign checks every record's final state and attempts; it
