@@ -467,10 +467,10 @@ func (st *stack) lastCall(id string) (*originationv1.Call, []string) {
 func TestThroughSimulatorMenu(t *testing.T) {
 	t.Parallel()
 	// At this time scale the 0095 far end's first digit (1 s after the
-	// answer) comes 200 ms after it: the menu runs by then. A digit
-	// pressed while the leg is still parked is dropped, as FreeSWITCH
-	// drops it.
-	st := newStackScale(t, 5)
+	// answer) comes 500 ms after it: the menu runs by then, even on a
+	// loaded machine. A digit pressed while the leg is still parked is
+	// dropped, as FreeSWITCH drops it.
+	st := newStackScale(t, 2)
 	menu := func(opts ...MenuOption) *Menu { return &Menu{Options: opts, Tries: 2, TimeoutMS: 1000} }
 	tests := []struct {
 		name, first string
