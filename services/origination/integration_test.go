@@ -126,6 +126,27 @@ func newStackScale(t testing.TB, scale float64) *stack {
 	return st
 }
 
+// restart is a new origination process with the same instance name: a
+// new engine on a new event-socket connection, sharing the store, which
+// recovers the calls the old one drove.
+func (st *stack) restart(t testing.TB) {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sw := NewESLSwitch(log)
+	client, err := esl.Dial(context.Background(), esl.Config{Addrs: []string{st.sim.ESLAddr()}, Password: "ClueCon", Events: Events, Logger: log}, sw.Handlers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.Client = client
+	e2 := NewEngine(st.cfg, sw, st.store, st.engine.pub, st.engine.locks, DialPlan{}, log)
+	sw.Attach(e2)
+	t.Cleanup(func() { client.Close(); sw.Close(); e2.Close() })
+	if err := e2.Recover(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	st.engine = e2
+}
+
 func (st *stack) waitStatus(id string, want ...Status) *Call {
 	st.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
@@ -325,20 +346,7 @@ func TestThroughSimulatorOriginationRestart(t *testing.T) {
 	}
 	resp.Body.Close()
 	// ... and a new process with the same instance ID takes over.
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sw := NewESLSwitch(log)
-	client, err := esl.Dial(context.Background(), esl.Config{Addrs: []string{st.sim.ESLAddr()}, Password: "ClueCon", Events: Events, Logger: log}, sw.Handlers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw.Client = client
-	e2 := NewEngine(st.cfg, sw, st.store, st.engine.pub, st.engine.locks, DialPlan{}, log)
-	sw.Attach(e2)
-	t.Cleanup(func() { client.Close(); sw.Close(); e2.Close() })
-	if err := e2.Recover(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	st.engine = e2
+	st.restart(t)
 	got := st.waitStatus(c.ID, StatusCompleted)
 	if got.Second.Status != LegHungup || got.First.Status != LegHungup {
 		t.Fatalf("after restart: %+v", got)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -637,20 +635,7 @@ func TestThroughSimulatorMenuSurvivesRestart(t *testing.T) {
 	st.waitChannelVar(c.First.UUID, "ringback_digits", "9")
 	st.waitChannelVar(c.First.UUID, "current_application", "park")
 
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sw := NewESLSwitch(log)
-	client, err := esl.Dial(context.Background(), esl.Config{Addrs: []string{st.sim.ESLAddr()}, Password: "ClueCon", Events: Events, Logger: log}, sw.Handlers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw.Client = client
-	e2 := NewEngine(st.cfg, sw, st.store, st.engine.pub, st.engine.locks, DialPlan{}, log)
-	sw.Attach(e2)
-	t.Cleanup(func() { client.Close(); sw.Close(); e2.Close() })
-	if err := e2.Recover(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	st.engine = e2
+	st.restart(t)
 	got := st.waitStatus(c.ID, StatusCompleted, StatusFailed)
 	if got.Status != StatusCompleted || got.Digits != "9" || got.MenuChoice != MenuOptOut {
 		t.Fatalf("after restart: %+v", got)
