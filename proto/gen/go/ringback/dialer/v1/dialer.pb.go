@@ -23,6 +23,128 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// How a campaign paces its dials.
+type PacingMode int32
+
+const (
+	// Not set: FIXED.
+	PacingMode_PACING_MODE_UNSPECIFIED PacingMode = 0
+	// max_concurrent_calls calls at once (the spec's "simultaneous calls");
+	// answers go to on_answer.
+	PacingMode_PACING_MODE_FIXED PacingMode = 1
+	// One call (times dial_multiplier) per free agent of the campaign:
+	// "only dial out when there are free members".
+	PacingMode_PACING_MODE_AGENTS PacingMode = 2
+	// More calls than free agents, adapted to the measured answer rate, talk
+	// and wrap-up times and the agents about to be free, within
+	// abandon_target.
+	PacingMode_PACING_MODE_PREDICTIVE PacingMode = 3
+)
+
+// Enum value maps for PacingMode.
+var (
+	PacingMode_name = map[int32]string{
+		0: "PACING_MODE_UNSPECIFIED",
+		1: "PACING_MODE_FIXED",
+		2: "PACING_MODE_AGENTS",
+		3: "PACING_MODE_PREDICTIVE",
+	}
+	PacingMode_value = map[string]int32{
+		"PACING_MODE_UNSPECIFIED": 0,
+		"PACING_MODE_FIXED":       1,
+		"PACING_MODE_AGENTS":      2,
+		"PACING_MODE_PREDICTIVE":  3,
+	}
+)
+
+func (x PacingMode) Enum() *PacingMode {
+	p := new(PacingMode)
+	*p = x
+	return p
+}
+
+func (x PacingMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PacingMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_ringback_dialer_v1_dialer_proto_enumTypes[0].Descriptor()
+}
+
+func (PacingMode) Type() protoreflect.EnumType {
+	return &file_ringback_dialer_v1_dialer_proto_enumTypes[0]
+}
+
+func (x PacingMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PacingMode.Descriptor instead.
+func (PacingMode) EnumDescriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{0}
+}
+
+// What a predictive campaign does as its abandonment nears the target
+// (VICIdial's adaptive methods).
+type AdaptMethod int32
+
+const (
+	// Not set: HARD_LIMIT.
+	AdaptMethod_ADAPT_METHOD_UNSPECIFIED AdaptMethod = 0
+	// At or above the target (24 hours or 30 days), dial one call per free
+	// agent only, which cannot abandon, until the rate is back under it.
+	AdaptMethod_ADAPT_METHOD_HARD_LIMIT AdaptMethod = 1
+	// Allows more abandonment early in the shift, tightening linearly to the
+	// target by shift_end, then hard.
+	AdaptMethod_ADAPT_METHOD_TAPERED AdaptMethod = 2
+	// Aims at the target on average: the pace eases in proportion to how far
+	// above it the rate is, with no hard stop.
+	AdaptMethod_ADAPT_METHOD_AVERAGE AdaptMethod = 3
+)
+
+// Enum value maps for AdaptMethod.
+var (
+	AdaptMethod_name = map[int32]string{
+		0: "ADAPT_METHOD_UNSPECIFIED",
+		1: "ADAPT_METHOD_HARD_LIMIT",
+		2: "ADAPT_METHOD_TAPERED",
+		3: "ADAPT_METHOD_AVERAGE",
+	}
+	AdaptMethod_value = map[string]int32{
+		"ADAPT_METHOD_UNSPECIFIED": 0,
+		"ADAPT_METHOD_HARD_LIMIT":  1,
+		"ADAPT_METHOD_TAPERED":     2,
+		"ADAPT_METHOD_AVERAGE":     3,
+	}
+)
+
+func (x AdaptMethod) Enum() *AdaptMethod {
+	p := new(AdaptMethod)
+	*p = x
+	return p
+}
+
+func (x AdaptMethod) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AdaptMethod) Descriptor() protoreflect.EnumDescriptor {
+	return file_ringback_dialer_v1_dialer_proto_enumTypes[1].Descriptor()
+}
+
+func (AdaptMethod) Type() protoreflect.EnumType {
+	return &file_ringback_dialer_v1_dialer_proto_enumTypes[1]
+}
+
+func (x AdaptMethod) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AdaptMethod.Descriptor instead.
+func (AdaptMethod) EnumDescriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{1}
+}
+
 // A campaign's status, as the automated dialing spec names them.
 type CampaignStatus int32
 
@@ -72,11 +194,11 @@ func (x CampaignStatus) String() string {
 }
 
 func (CampaignStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_dialer_v1_dialer_proto_enumTypes[0].Descriptor()
+	return file_ringback_dialer_v1_dialer_proto_enumTypes[2].Descriptor()
 }
 
 func (CampaignStatus) Type() protoreflect.EnumType {
-	return &file_ringback_dialer_v1_dialer_proto_enumTypes[0]
+	return &file_ringback_dialer_v1_dialer_proto_enumTypes[2]
 }
 
 func (x CampaignStatus) Number() protoreflect.EnumNumber {
@@ -85,7 +207,7 @@ func (x CampaignStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CampaignStatus.Descriptor instead.
 func (CampaignStatus) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{0}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{2}
 }
 
 // What a BLAST option does.
@@ -129,11 +251,11 @@ func (x BlastAction) String() string {
 }
 
 func (BlastAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_dialer_v1_dialer_proto_enumTypes[1].Descriptor()
+	return file_ringback_dialer_v1_dialer_proto_enumTypes[3].Descriptor()
 }
 
 func (BlastAction) Type() protoreflect.EnumType {
-	return &file_ringback_dialer_v1_dialer_proto_enumTypes[1]
+	return &file_ringback_dialer_v1_dialer_proto_enumTypes[3]
 }
 
 func (x BlastAction) Number() protoreflect.EnumNumber {
@@ -142,7 +264,7 @@ func (x BlastAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BlastAction.Descriptor instead.
 func (BlastAction) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{1}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{3}
 }
 
 // Where a list's import is.
@@ -186,11 +308,11 @@ func (x ListStatus) String() string {
 }
 
 func (ListStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_ringback_dialer_v1_dialer_proto_enumTypes[2].Descriptor()
+	return file_ringback_dialer_v1_dialer_proto_enumTypes[4].Descriptor()
 }
 
 func (ListStatus) Type() protoreflect.EnumType {
-	return &file_ringback_dialer_v1_dialer_proto_enumTypes[2]
+	return &file_ringback_dialer_v1_dialer_proto_enumTypes[4]
 }
 
 func (x ListStatus) Number() protoreflect.EnumNumber {
@@ -199,7 +321,7 @@ func (x ListStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ListStatus.Descriptor instead.
 func (ListStatus) EnumDescriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{2}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{4}
 }
 
 // An outbound campaign.
@@ -250,7 +372,10 @@ type Campaign struct {
 	// When the current run started (output only).
 	StartedAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	// When the last run finished or was cancelled (output only).
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,20,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// How many calls are placed at once. Unset: FIXED at
+	// max_concurrent_calls.
+	Pacing        *Pacing `protobuf:"bytes,21,opt,name=pacing,proto3" json:"pacing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +550,142 @@ func (x *Campaign) GetFinishedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Campaign) GetPacing() *Pacing {
+	if x != nil {
+		return x.Pacing
+	}
+	return nil
+}
+
+// How a campaign paces its dials.
+type Pacing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mode. Unset: FIXED.
+	Mode PacingMode `protobuf:"varint,1,opt,name=mode,proto3,enum=ringback.dialer.v1.PacingMode" json:"mode,omitempty"`
+	// AGENTS: calls per free agent (the global multiplier,
+	// RINGBACK_DIALER_AGENT_MULTIPLIER, 1.0, when 0); 1.0 to 10.
+	DialMultiplier float64 `protobuf:"fixed64,2,opt,name=dial_multiplier,json=dialMultiplier,proto3" json:"dial_multiplier,omitempty"`
+	// PREDICTIVE: the abandonment ceiling, abandoned calls over answered ones,
+	// held over both the last 24 hours and the last 30 days. 0: 0.03; at most
+	// 0.10.
+	AbandonTarget float64 `protobuf:"fixed64,3,opt,name=abandon_target,json=abandonTarget,proto3" json:"abandon_target,omitempty"`
+	// PREDICTIVE: what happens near the ceiling. Unset: HARD_LIMIT.
+	Method AdaptMethod `protobuf:"varint,4,opt,name=method,proto3,enum=ringback.dialer.v1.AdaptMethod" json:"method,omitempty"`
+	// PREDICTIVE: the most calls in progress per agent that is free or about
+	// to be. 0: 4.0; 1.0 to 10.
+	MaxDialLevel float64 `protobuf:"fixed64,5,opt,name=max_dial_level,json=maxDialLevel,proto3" json:"max_dial_level,omitempty"`
+	// AGENTS and PREDICTIVE: how long an answered recipient may wait for a
+	// free agent, in milliseconds, before the safe-harbour message. 0: 2000;
+	// 500 to 2000 (the regulators' 2 seconds).
+	AgentWaitMs int32 `protobuf:"varint,6,opt,name=agent_wait_ms,json=agentWaitMs,proto3" json:"agent_wait_ms,omitempty"`
+	// AGENTS and PREDICTIVE: the recorded message played to a recipient no
+	// agent could take (it should name the caller and how to call back).
+	// Required in those modes.
+	SafeHarbour string `protobuf:"bytes,7,opt,name=safe_harbour,json=safeHarbour,proto3" json:"safe_harbour,omitempty"`
+	// A number whose call was abandoned is not dialed again (by any campaign
+	// of the account) for this long, in seconds. 0: 259200 (72 hours).
+	AbandonLockoutS int32 `protobuf:"varint,8,opt,name=abandon_lockout_s,json=abandonLockoutS,proto3" json:"abandon_lockout_s,omitempty"`
+	// TAPERED: the local time ("HH:MM", the campaign's default country's
+	// first zone) the shift ends, by which the 24-hour rate must be back at
+	// the target. Empty: 21:00.
+	ShiftEnd      string `protobuf:"bytes,9,opt,name=shift_end,json=shiftEnd,proto3" json:"shift_end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Pacing) Reset() {
+	*x = Pacing{}
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pacing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pacing) ProtoMessage() {}
+
+func (x *Pacing) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pacing.ProtoReflect.Descriptor instead.
+func (*Pacing) Descriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Pacing) GetMode() PacingMode {
+	if x != nil {
+		return x.Mode
+	}
+	return PacingMode_PACING_MODE_UNSPECIFIED
+}
+
+func (x *Pacing) GetDialMultiplier() float64 {
+	if x != nil {
+		return x.DialMultiplier
+	}
+	return 0
+}
+
+func (x *Pacing) GetAbandonTarget() float64 {
+	if x != nil {
+		return x.AbandonTarget
+	}
+	return 0
+}
+
+func (x *Pacing) GetMethod() AdaptMethod {
+	if x != nil {
+		return x.Method
+	}
+	return AdaptMethod_ADAPT_METHOD_UNSPECIFIED
+}
+
+func (x *Pacing) GetMaxDialLevel() float64 {
+	if x != nil {
+		return x.MaxDialLevel
+	}
+	return 0
+}
+
+func (x *Pacing) GetAgentWaitMs() int32 {
+	if x != nil {
+		return x.AgentWaitMs
+	}
+	return 0
+}
+
+func (x *Pacing) GetSafeHarbour() string {
+	if x != nil {
+		return x.SafeHarbour
+	}
+	return ""
+}
+
+func (x *Pacing) GetAbandonLockoutS() int32 {
+	if x != nil {
+		return x.AbandonLockoutS
+	}
+	return 0
+}
+
+func (x *Pacing) GetShiftEnd() string {
+	if x != nil {
+		return x.ShiftEnd
+	}
+	return ""
+}
+
 // Seconds before the next attempt of a record, by outcome. 0: the
 // defaults (busy 300, no answer 900, congestion 120, machine 3600, failed
 // 600).
@@ -446,7 +707,7 @@ type RetryIntervals struct {
 
 func (x *RetryIntervals) Reset() {
 	*x = RetryIntervals{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[1]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +719,7 @@ func (x *RetryIntervals) String() string {
 func (*RetryIntervals) ProtoMessage() {}
 
 func (x *RetryIntervals) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[1]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +732,7 @@ func (x *RetryIntervals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryIntervals.ProtoReflect.Descriptor instead.
 func (*RetryIntervals) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{1}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RetryIntervals) GetBusyS() int32 {
@@ -543,7 +804,7 @@ type OnAnswer struct {
 
 func (x *OnAnswer) Reset() {
 	*x = OnAnswer{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[2]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +816,7 @@ func (x *OnAnswer) String() string {
 func (*OnAnswer) ProtoMessage() {}
 
 func (x *OnAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[2]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +829,7 @@ func (x *OnAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnAnswer.ProtoReflect.Descriptor instead.
 func (*OnAnswer) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{2}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OnAnswer) GetAnnouncement() string {
@@ -633,7 +894,7 @@ type BlastOption struct {
 
 func (x *BlastOption) Reset() {
 	*x = BlastOption{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[3]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +906,7 @@ func (x *BlastOption) String() string {
 func (*BlastOption) ProtoMessage() {}
 
 func (x *BlastOption) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[3]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +919,7 @@ func (x *BlastOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlastOption.ProtoReflect.Descriptor instead.
 func (*BlastOption) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{3}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BlastOption) GetDigit() string {
@@ -686,7 +947,7 @@ type CallingHours struct {
 
 func (x *CallingHours) Reset() {
 	*x = CallingHours{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +959,7 @@ func (x *CallingHours) String() string {
 func (*CallingHours) ProtoMessage() {}
 
 func (x *CallingHours) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +972,7 @@ func (x *CallingHours) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallingHours.ProtoReflect.Descriptor instead.
 func (*CallingHours) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{4}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CallingHours) GetWindows() []*CallingWindow {
@@ -736,7 +997,7 @@ type CallingWindow struct {
 
 func (x *CallingWindow) Reset() {
 	*x = CallingWindow{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +1009,7 @@ func (x *CallingWindow) String() string {
 func (*CallingWindow) ProtoMessage() {}
 
 func (x *CallingWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +1022,7 @@ func (x *CallingWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallingWindow.ProtoReflect.Descriptor instead.
 func (*CallingWindow) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{5}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CallingWindow) GetDays() []int32 {
@@ -797,14 +1058,21 @@ type CampaignProgress struct {
 	// Attempts made in this run.
 	Attempts int64 `protobuf:"varint,4,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// Records answered (by a person or a machine).
-	Answered      int64 `protobuf:"varint,5,opt,name=answered,proto3" json:"answered,omitempty"`
+	Answered int64 `protobuf:"varint,5,opt,name=answered,proto3" json:"answered,omitempty"`
+	// Pacing (AGENTS and PREDICTIVE): the campaign's abandonment now.
+	Abandonment *Abandonment `protobuf:"bytes,6,opt,name=abandonment,proto3" json:"abandonment,omitempty"`
+	// Calls ringing now (dialed, not answered yet).
+	Ringing int64 `protobuf:"varint,7,opt,name=ringing,proto3" json:"ringing,omitempty"`
+	// PREDICTIVE: the dial level the pacer works at (calls in progress per
+	// agent free or about to be).
+	DialLevel     float64 `protobuf:"fixed64,8,opt,name=dial_level,json=dialLevel,proto3" json:"dial_level,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CampaignProgress) Reset() {
 	*x = CampaignProgress{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1084,7 @@ func (x *CampaignProgress) String() string {
 func (*CampaignProgress) ProtoMessage() {}
 
 func (x *CampaignProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1097,7 @@ func (x *CampaignProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignProgress.ProtoReflect.Descriptor instead.
 func (*CampaignProgress) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{6}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CampaignProgress) GetRecords() int64 {
@@ -867,6 +1135,119 @@ func (x *CampaignProgress) GetAnswered() int64 {
 	return 0
 }
 
+func (x *CampaignProgress) GetAbandonment() *Abandonment {
+	if x != nil {
+		return x.Abandonment
+	}
+	return nil
+}
+
+func (x *CampaignProgress) GetRinging() int64 {
+	if x != nil {
+		return x.Ringing
+	}
+	return 0
+}
+
+func (x *CampaignProgress) GetDialLevel() float64 {
+	if x != nil {
+		return x.DialLevel
+	}
+	return 0
+}
+
+// Abandoned calls over live answers (a person reached; machines do not
+// count) in the regulators' windows.
+type Abandonment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Live answers in the last 24 hours.
+	Answered_24H int64 `protobuf:"varint,1,opt,name=answered_24h,json=answered24h,proto3" json:"answered_24h,omitempty"`
+	// Of which abandoned (no agent within agent_wait_ms).
+	Abandoned_24H int64 `protobuf:"varint,2,opt,name=abandoned_24h,json=abandoned24h,proto3" json:"abandoned_24h,omitempty"`
+	// abandoned_24h / answered_24h (0 without answers).
+	Rate_24H float64 `protobuf:"fixed64,3,opt,name=rate_24h,json=rate24h,proto3" json:"rate_24h,omitempty"`
+	// Live answers in the last 30 days.
+	Answered_30D int64 `protobuf:"varint,4,opt,name=answered_30d,json=answered30d,proto3" json:"answered_30d,omitempty"`
+	// Of which abandoned.
+	Abandoned_30D int64 `protobuf:"varint,5,opt,name=abandoned_30d,json=abandoned30d,proto3" json:"abandoned_30d,omitempty"`
+	// abandoned_30d / answered_30d.
+	Rate_30D      float64 `protobuf:"fixed64,6,opt,name=rate_30d,json=rate30d,proto3" json:"rate_30d,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Abandonment) Reset() {
+	*x = Abandonment{}
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Abandonment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Abandonment) ProtoMessage() {}
+
+func (x *Abandonment) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Abandonment.ProtoReflect.Descriptor instead.
+func (*Abandonment) Descriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Abandonment) GetAnswered_24H() int64 {
+	if x != nil {
+		return x.Answered_24H
+	}
+	return 0
+}
+
+func (x *Abandonment) GetAbandoned_24H() int64 {
+	if x != nil {
+		return x.Abandoned_24H
+	}
+	return 0
+}
+
+func (x *Abandonment) GetRate_24H() float64 {
+	if x != nil {
+		return x.Rate_24H
+	}
+	return 0
+}
+
+func (x *Abandonment) GetAnswered_30D() int64 {
+	if x != nil {
+		return x.Answered_30D
+	}
+	return 0
+}
+
+func (x *Abandonment) GetAbandoned_30D() int64 {
+	if x != nil {
+		return x.Abandoned_30D
+	}
+	return 0
+}
+
+func (x *Abandonment) GetRate_30D() float64 {
+	if x != nil {
+		return x.Rate_30D
+	}
+	return 0
+}
+
 // A recipient list.
 type RecipientList struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -896,7 +1277,7 @@ type RecipientList struct {
 
 func (x *RecipientList) Reset() {
 	*x = RecipientList{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1289,7 @@ func (x *RecipientList) String() string {
 func (*RecipientList) ProtoMessage() {}
 
 func (x *RecipientList) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1302,7 @@ func (x *RecipientList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientList.ProtoReflect.Descriptor instead.
 func (*RecipientList) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{7}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RecipientList) GetId() string {
@@ -1005,7 +1386,7 @@ type CreateCampaignRequest struct {
 
 func (x *CreateCampaignRequest) Reset() {
 	*x = CreateCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1398,7 @@ func (x *CreateCampaignRequest) String() string {
 func (*CreateCampaignRequest) ProtoMessage() {}
 
 func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1411,7 @@ func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{8}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateCampaignRequest) GetCampaign() *Campaign {
@@ -1051,7 +1432,7 @@ type CreateCampaignResponse struct {
 
 func (x *CreateCampaignResponse) Reset() {
 	*x = CreateCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1444,7 @@ func (x *CreateCampaignResponse) String() string {
 func (*CreateCampaignResponse) ProtoMessage() {}
 
 func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1457,7 @@ func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CreateCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{9}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateCampaignResponse) GetCampaign() *Campaign {
@@ -1097,7 +1478,7 @@ type GetCampaignRequest struct {
 
 func (x *GetCampaignRequest) Reset() {
 	*x = GetCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1490,7 @@ func (x *GetCampaignRequest) String() string {
 func (*GetCampaignRequest) ProtoMessage() {}
 
 func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1503,7 @@ func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{10}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetCampaignRequest) GetId() string {
@@ -1143,7 +1524,7 @@ type GetCampaignResponse struct {
 
 func (x *GetCampaignResponse) Reset() {
 	*x = GetCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1536,7 @@ func (x *GetCampaignResponse) String() string {
 func (*GetCampaignResponse) ProtoMessage() {}
 
 func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1549,7 @@ func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignResponse.ProtoReflect.Descriptor instead.
 func (*GetCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{11}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetCampaignResponse) GetCampaign() *Campaign {
@@ -1193,7 +1574,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1586,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1599,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{12}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListCampaignsRequest) GetStatus() CampaignStatus {
@@ -1255,7 +1636,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1648,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1661,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{13}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -1310,7 +1691,7 @@ type UpdateCampaignRequest struct {
 
 func (x *UpdateCampaignRequest) Reset() {
 	*x = UpdateCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1703,7 @@ func (x *UpdateCampaignRequest) String() string {
 func (*UpdateCampaignRequest) ProtoMessage() {}
 
 func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1716,7 @@ func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{14}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateCampaignRequest) GetCampaign() *Campaign {
@@ -1363,7 +1744,7 @@ type UpdateCampaignResponse struct {
 
 func (x *UpdateCampaignResponse) Reset() {
 	*x = UpdateCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1756,7 @@ func (x *UpdateCampaignResponse) String() string {
 func (*UpdateCampaignResponse) ProtoMessage() {}
 
 func (x *UpdateCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1769,7 @@ func (x *UpdateCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{15}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateCampaignResponse) GetCampaign() *Campaign {
@@ -1409,7 +1790,7 @@ type DeleteCampaignRequest struct {
 
 func (x *DeleteCampaignRequest) Reset() {
 	*x = DeleteCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1802,7 @@ func (x *DeleteCampaignRequest) String() string {
 func (*DeleteCampaignRequest) ProtoMessage() {}
 
 func (x *DeleteCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1815,7 @@ func (x *DeleteCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCampaignRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{16}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteCampaignRequest) GetId() string {
@@ -1453,7 +1834,7 @@ type DeleteCampaignResponse struct {
 
 func (x *DeleteCampaignResponse) Reset() {
 	*x = DeleteCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1846,7 @@ func (x *DeleteCampaignResponse) String() string {
 func (*DeleteCampaignResponse) ProtoMessage() {}
 
 func (x *DeleteCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1859,7 @@ func (x *DeleteCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCampaignResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{17}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{19}
 }
 
 // Asks to start a campaign.
@@ -1492,7 +1873,7 @@ type StartCampaignRequest struct {
 
 func (x *StartCampaignRequest) Reset() {
 	*x = StartCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1885,7 @@ func (x *StartCampaignRequest) String() string {
 func (*StartCampaignRequest) ProtoMessage() {}
 
 func (x *StartCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1898,7 @@ func (x *StartCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartCampaignRequest.ProtoReflect.Descriptor instead.
 func (*StartCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{18}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StartCampaignRequest) GetId() string {
@@ -1538,7 +1919,7 @@ type StartCampaignResponse struct {
 
 func (x *StartCampaignResponse) Reset() {
 	*x = StartCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1931,7 @@ func (x *StartCampaignResponse) String() string {
 func (*StartCampaignResponse) ProtoMessage() {}
 
 func (x *StartCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +1944,7 @@ func (x *StartCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartCampaignResponse.ProtoReflect.Descriptor instead.
 func (*StartCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{19}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StartCampaignResponse) GetCampaign() *Campaign {
@@ -1584,7 +1965,7 @@ type PauseCampaignRequest struct {
 
 func (x *PauseCampaignRequest) Reset() {
 	*x = PauseCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1596,7 +1977,7 @@ func (x *PauseCampaignRequest) String() string {
 func (*PauseCampaignRequest) ProtoMessage() {}
 
 func (x *PauseCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1609,7 +1990,7 @@ func (x *PauseCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseCampaignRequest.ProtoReflect.Descriptor instead.
 func (*PauseCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{20}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PauseCampaignRequest) GetId() string {
@@ -1630,7 +2011,7 @@ type PauseCampaignResponse struct {
 
 func (x *PauseCampaignResponse) Reset() {
 	*x = PauseCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1642,7 +2023,7 @@ func (x *PauseCampaignResponse) String() string {
 func (*PauseCampaignResponse) ProtoMessage() {}
 
 func (x *PauseCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1655,7 +2036,7 @@ func (x *PauseCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseCampaignResponse.ProtoReflect.Descriptor instead.
 func (*PauseCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{21}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PauseCampaignResponse) GetCampaign() *Campaign {
@@ -1676,7 +2057,7 @@ type ResumeCampaignRequest struct {
 
 func (x *ResumeCampaignRequest) Reset() {
 	*x = ResumeCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +2069,7 @@ func (x *ResumeCampaignRequest) String() string {
 func (*ResumeCampaignRequest) ProtoMessage() {}
 
 func (x *ResumeCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +2082,7 @@ func (x *ResumeCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeCampaignRequest.ProtoReflect.Descriptor instead.
 func (*ResumeCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{22}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ResumeCampaignRequest) GetId() string {
@@ -1722,7 +2103,7 @@ type ResumeCampaignResponse struct {
 
 func (x *ResumeCampaignResponse) Reset() {
 	*x = ResumeCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +2115,7 @@ func (x *ResumeCampaignResponse) String() string {
 func (*ResumeCampaignResponse) ProtoMessage() {}
 
 func (x *ResumeCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +2128,7 @@ func (x *ResumeCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeCampaignResponse.ProtoReflect.Descriptor instead.
 func (*ResumeCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{23}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ResumeCampaignResponse) GetCampaign() *Campaign {
@@ -1770,7 +2151,7 @@ type CancelCampaignRequest struct {
 
 func (x *CancelCampaignRequest) Reset() {
 	*x = CancelCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +2163,7 @@ func (x *CancelCampaignRequest) String() string {
 func (*CancelCampaignRequest) ProtoMessage() {}
 
 func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +2176,7 @@ func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CancelCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{24}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelCampaignRequest) GetId() string {
@@ -1823,7 +2204,7 @@ type CancelCampaignResponse struct {
 
 func (x *CancelCampaignResponse) Reset() {
 	*x = CancelCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +2216,7 @@ func (x *CancelCampaignResponse) String() string {
 func (*CancelCampaignResponse) ProtoMessage() {}
 
 func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +2229,7 @@ func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CancelCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{25}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelCampaignResponse) GetCampaign() *Campaign {
@@ -1875,7 +2256,7 @@ type ImportListRequest struct {
 
 func (x *ImportListRequest) Reset() {
 	*x = ImportListRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2268,7 @@ func (x *ImportListRequest) String() string {
 func (*ImportListRequest) ProtoMessage() {}
 
 func (x *ImportListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2281,7 @@ func (x *ImportListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportListRequest.ProtoReflect.Descriptor instead.
 func (*ImportListRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{26}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ImportListRequest) GetCampaignId() string {
@@ -1946,7 +2327,7 @@ type ImportListResponse struct {
 
 func (x *ImportListResponse) Reset() {
 	*x = ImportListResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1958,7 +2339,7 @@ func (x *ImportListResponse) String() string {
 func (*ImportListResponse) ProtoMessage() {}
 
 func (x *ImportListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2352,7 @@ func (x *ImportListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportListResponse.ProtoReflect.Descriptor instead.
 func (*ImportListResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{27}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ImportListResponse) GetList() *RecipientList {
@@ -2008,7 +2389,7 @@ type RowError struct {
 
 func (x *RowError) Reset() {
 	*x = RowError{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2401,7 @@ func (x *RowError) String() string {
 func (*RowError) ProtoMessage() {}
 
 func (x *RowError) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2414,7 @@ func (x *RowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowError.ProtoReflect.Descriptor instead.
 func (*RowError) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{28}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RowError) GetLine() int64 {
@@ -2061,7 +2442,7 @@ type ListListsRequest struct {
 
 func (x *ListListsRequest) Reset() {
 	*x = ListListsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2454,7 @@ func (x *ListListsRequest) String() string {
 func (*ListListsRequest) ProtoMessage() {}
 
 func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2467,7 @@ func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsRequest.ProtoReflect.Descriptor instead.
 func (*ListListsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{29}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListListsRequest) GetCampaignId() string {
@@ -2107,7 +2488,7 @@ type ListListsResponse struct {
 
 func (x *ListListsResponse) Reset() {
 	*x = ListListsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2500,7 @@ func (x *ListListsResponse) String() string {
 func (*ListListsResponse) ProtoMessage() {}
 
 func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2513,7 @@ func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsResponse.ProtoReflect.Descriptor instead.
 func (*ListListsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{30}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListListsResponse) GetLists() []*RecipientList {
@@ -2159,7 +2540,7 @@ type UpdateListRequest struct {
 
 func (x *UpdateListRequest) Reset() {
 	*x = UpdateListRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2552,7 @@ func (x *UpdateListRequest) String() string {
 func (*UpdateListRequest) ProtoMessage() {}
 
 func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2565,7 @@ func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListRequest.ProtoReflect.Descriptor instead.
 func (*UpdateListRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{31}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateListRequest) GetCampaignId() string {
@@ -2226,7 +2607,7 @@ type UpdateListResponse struct {
 
 func (x *UpdateListResponse) Reset() {
 	*x = UpdateListResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2619,7 @@ func (x *UpdateListResponse) String() string {
 func (*UpdateListResponse) ProtoMessage() {}
 
 func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2632,7 @@ func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListResponse.ProtoReflect.Descriptor instead.
 func (*UpdateListResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{32}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateListResponse) GetList() *RecipientList {
@@ -2272,7 +2653,7 @@ type GetReportRequest struct {
 
 func (x *GetReportRequest) Reset() {
 	*x = GetReportRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2665,7 @@ func (x *GetReportRequest) String() string {
 func (*GetReportRequest) ProtoMessage() {}
 
 func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2678,7 @@ func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReportRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{33}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetReportRequest) GetId() string {
@@ -2313,21 +2694,24 @@ type GetReportResponse struct {
 	// The campaign.
 	Campaign *Campaign `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
 	// Records by status (the spec's names: ready, running, talking,
-	// answered, busy, noanswer, failed, answmachine, dnc, expired).
+	// answered, busy, noanswer, failed, answmachine, dnc, expired,
+	// abandoned).
 	ByStatus []*ReportRow `protobuf:"bytes,2,rep,name=by_status,json=byStatus,proto3" json:"by_status,omitempty"`
 	// Records by attempts made ("0", "1", "2", ...).
 	ByAttempts []*ReportRow `protobuf:"bytes,3,rep,name=by_attempts,json=byAttempts,proto3" json:"by_attempts,omitempty"`
 	// Records by tag (e.g. the digit an IVR collected).
 	ByTag []*ReportRow `protobuf:"bytes,4,rep,name=by_tag,json=byTag,proto3" json:"by_tag,omitempty"`
 	// Records in the report.
-	Total         int64 `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
+	Total int64 `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
+	// Abandonment in the regulators' windows (every run of the campaign).
+	Abandonment   *Abandonment `protobuf:"bytes,6,opt,name=abandonment,proto3" json:"abandonment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetReportResponse) Reset() {
 	*x = GetReportResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2339,7 +2723,7 @@ func (x *GetReportResponse) String() string {
 func (*GetReportResponse) ProtoMessage() {}
 
 func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2352,7 +2736,7 @@ func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReportResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{34}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetReportResponse) GetCampaign() *Campaign {
@@ -2390,6 +2774,13 @@ func (x *GetReportResponse) GetTotal() int64 {
 	return 0
 }
 
+func (x *GetReportResponse) GetAbandonment() *Abandonment {
+	if x != nil {
+		return x.Abandonment
+	}
+	return nil
+}
+
 // One group of a report.
 type ReportRow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2405,7 +2796,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2808,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2821,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{35}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReportRow) GetType() string {
@@ -2471,7 +2862,7 @@ type ListRecordsRequest struct {
 
 func (x *ListRecordsRequest) Reset() {
 	*x = ListRecordsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2874,7 @@ func (x *ListRecordsRequest) String() string {
 func (*ListRecordsRequest) ProtoMessage() {}
 
 func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2887,7 @@ func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{36}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListRecordsRequest) GetCampaignId() string {
@@ -2540,7 +2931,7 @@ type ListRecordsResponse struct {
 
 func (x *ListRecordsResponse) Reset() {
 	*x = ListRecordsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2943,7 @@ func (x *ListRecordsResponse) String() string {
 func (*ListRecordsResponse) ProtoMessage() {}
 
 func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2956,7 @@ func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{37}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListRecordsResponse) GetRecords() []*Record {
@@ -2618,7 +3009,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +3021,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +3034,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{38}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Record) GetId() string {
@@ -2752,7 +3143,7 @@ type AddDoNotCallRequest struct {
 
 func (x *AddDoNotCallRequest) Reset() {
 	*x = AddDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2764,7 +3155,7 @@ func (x *AddDoNotCallRequest) String() string {
 func (*AddDoNotCallRequest) ProtoMessage() {}
 
 func (x *AddDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2777,7 +3168,7 @@ func (x *AddDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*AddDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{39}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AddDoNotCallRequest) GetNumbers() []string {
@@ -2812,7 +3203,7 @@ type AddDoNotCallResponse struct {
 
 func (x *AddDoNotCallResponse) Reset() {
 	*x = AddDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +3215,7 @@ func (x *AddDoNotCallResponse) String() string {
 func (*AddDoNotCallResponse) ProtoMessage() {}
 
 func (x *AddDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2837,7 +3228,7 @@ func (x *AddDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*AddDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{40}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AddDoNotCallResponse) GetAdded() int64 {
@@ -2860,7 +3251,7 @@ type RemoveDoNotCallRequest struct {
 
 func (x *RemoveDoNotCallRequest) Reset() {
 	*x = RemoveDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +3263,7 @@ func (x *RemoveDoNotCallRequest) String() string {
 func (*RemoveDoNotCallRequest) ProtoMessage() {}
 
 func (x *RemoveDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +3276,7 @@ func (x *RemoveDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{41}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RemoveDoNotCallRequest) GetNumbers() []string {
@@ -2913,7 +3304,7 @@ type RemoveDoNotCallResponse struct {
 
 func (x *RemoveDoNotCallResponse) Reset() {
 	*x = RemoveDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2925,7 +3316,7 @@ func (x *RemoveDoNotCallResponse) String() string {
 func (*RemoveDoNotCallResponse) ProtoMessage() {}
 
 func (x *RemoveDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2938,7 +3329,7 @@ func (x *RemoveDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{42}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RemoveDoNotCallResponse) GetRemoved() int64 {
@@ -2961,7 +3352,7 @@ type CheckDoNotCallRequest struct {
 
 func (x *CheckDoNotCallRequest) Reset() {
 	*x = CheckDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2973,7 +3364,7 @@ func (x *CheckDoNotCallRequest) String() string {
 func (*CheckDoNotCallRequest) ProtoMessage() {}
 
 func (x *CheckDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2986,7 +3377,7 @@ func (x *CheckDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*CheckDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{43}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CheckDoNotCallRequest) GetNumber() string {
@@ -3018,7 +3409,7 @@ type CheckDoNotCallResponse struct {
 
 func (x *CheckDoNotCallResponse) Reset() {
 	*x = CheckDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3030,7 +3421,7 @@ func (x *CheckDoNotCallResponse) String() string {
 func (*CheckDoNotCallResponse) ProtoMessage() {}
 
 func (x *CheckDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3043,7 +3434,7 @@ func (x *CheckDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*CheckDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{44}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CheckDoNotCallResponse) GetNumber() string {
@@ -3082,7 +3473,7 @@ type ListDoNotCallRequest struct {
 
 func (x *ListDoNotCallRequest) Reset() {
 	*x = ListDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3094,7 +3485,7 @@ func (x *ListDoNotCallRequest) String() string {
 func (*ListDoNotCallRequest) ProtoMessage() {}
 
 func (x *ListDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3107,7 +3498,7 @@ func (x *ListDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*ListDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{45}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListDoNotCallRequest) GetCampaignId() string {
@@ -3144,7 +3535,7 @@ type ListDoNotCallResponse struct {
 
 func (x *ListDoNotCallResponse) Reset() {
 	*x = ListDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3156,7 +3547,7 @@ func (x *ListDoNotCallResponse) String() string {
 func (*ListDoNotCallResponse) ProtoMessage() {}
 
 func (x *ListDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3169,7 +3560,7 @@ func (x *ListDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*ListDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{46}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListDoNotCallResponse) GetEntries() []*DoNotCallEntry {
@@ -3201,7 +3592,7 @@ type DoNotCallEntry struct {
 
 func (x *DoNotCallEntry) Reset() {
 	*x = DoNotCallEntry{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3213,7 +3604,7 @@ func (x *DoNotCallEntry) String() string {
 func (*DoNotCallEntry) ProtoMessage() {}
 
 func (x *DoNotCallEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3226,7 +3617,7 @@ func (x *DoNotCallEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoNotCallEntry.ProtoReflect.Descriptor instead.
 func (*DoNotCallEntry) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{47}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DoNotCallEntry) GetNumber() string {
@@ -3268,7 +3659,7 @@ type ExportRecordsRequest struct {
 
 func (x *ExportRecordsRequest) Reset() {
 	*x = ExportRecordsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3280,7 +3671,7 @@ func (x *ExportRecordsRequest) String() string {
 func (*ExportRecordsRequest) ProtoMessage() {}
 
 func (x *ExportRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3293,7 +3684,7 @@ func (x *ExportRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ExportRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{48}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ExportRecordsRequest) GetCampaignId() string {
@@ -3328,7 +3719,7 @@ type ExportRecordsResponse struct {
 
 func (x *ExportRecordsResponse) Reset() {
 	*x = ExportRecordsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3731,7 @@ func (x *ExportRecordsResponse) String() string {
 func (*ExportRecordsResponse) ProtoMessage() {}
 
 func (x *ExportRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3744,7 @@ func (x *ExportRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ExportRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{49}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ExportRecordsResponse) GetChunk() []byte {
@@ -3374,7 +3765,7 @@ type ExportReportRequest struct {
 
 func (x *ExportReportRequest) Reset() {
 	*x = ExportReportRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3777,7 @@ func (x *ExportReportRequest) String() string {
 func (*ExportReportRequest) ProtoMessage() {}
 
 func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3790,7 @@ func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
 func (*ExportReportRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{50}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ExportReportRequest) GetCampaignId() string {
@@ -3420,7 +3811,7 @@ type ExportReportResponse struct {
 
 func (x *ExportReportResponse) Reset() {
 	*x = ExportReportResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3823,7 @@ func (x *ExportReportResponse) String() string {
 func (*ExportReportResponse) ProtoMessage() {}
 
 func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3836,7 @@ func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
 func (*ExportReportResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{51}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ExportReportResponse) GetChunk() []byte {
@@ -3459,7 +3850,7 @@ var File_ringback_dialer_v1_dialer_proto protoreflect.FileDescriptor
 
 const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\n" +
-	"\x1fringback/dialer/v1/dialer.proto\x12\x12ringback.dialer.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\a\n" +
+	"\x1fringback/dialer/v1/dialer.proto\x12\x12ringback.dialer.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\b\n" +
 	"\bCampaign\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -3486,7 +3877,18 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"\xa2\x01\n" +
+	"finishedAt\x122\n" +
+	"\x06pacing\x18\x15 \x01(\v2\x1a.ringback.dialer.v1.PacingR\x06pacing\"\xfb\x02\n" +
+	"\x06Pacing\x122\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1e.ringback.dialer.v1.PacingModeR\x04mode\x12'\n" +
+	"\x0fdial_multiplier\x18\x02 \x01(\x01R\x0edialMultiplier\x12%\n" +
+	"\x0eabandon_target\x18\x03 \x01(\x01R\rabandonTarget\x127\n" +
+	"\x06method\x18\x04 \x01(\x0e2\x1f.ringback.dialer.v1.AdaptMethodR\x06method\x12$\n" +
+	"\x0emax_dial_level\x18\x05 \x01(\x01R\fmaxDialLevel\x12\"\n" +
+	"\ragent_wait_ms\x18\x06 \x01(\x05R\vagentWaitMs\x12!\n" +
+	"\fsafe_harbour\x18\a \x01(\tR\vsafeHarbour\x12*\n" +
+	"\x11abandon_lockout_s\x18\b \x01(\x05R\x0fabandonLockoutS\x12\x1b\n" +
+	"\tshift_end\x18\t \x01(\tR\bshiftEnd\"\xa2\x01\n" +
 	"\x0eRetryIntervals\x12\x15\n" +
 	"\x06busy_s\x18\x01 \x01(\x05R\x05busyS\x12\x1e\n" +
 	"\vno_answer_s\x18\x02 \x01(\x05R\tnoAnswerS\x12!\n" +
@@ -3510,13 +3912,24 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\rCallingWindow\x12\x12\n" +
 	"\x04days\x18\x01 \x03(\x05R\x04days\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\tR\x05start\x12\x10\n" +
-	"\x03end\x18\x03 \x01(\tR\x03end\"\x8e\x01\n" +
+	"\x03end\x18\x03 \x01(\tR\x03end\"\x8a\x02\n" +
 	"\x10CampaignProgress\x12\x18\n" +
 	"\arecords\x18\x01 \x01(\x03R\arecords\x12\x14\n" +
 	"\x05final\x18\x02 \x01(\x03R\x05final\x12\x12\n" +
 	"\x04live\x18\x03 \x01(\x03R\x04live\x12\x1a\n" +
 	"\battempts\x18\x04 \x01(\x03R\battempts\x12\x1a\n" +
-	"\banswered\x18\x05 \x01(\x03R\banswered\"\xd2\x02\n" +
+	"\banswered\x18\x05 \x01(\x03R\banswered\x12A\n" +
+	"\vabandonment\x18\x06 \x01(\v2\x1f.ringback.dialer.v1.AbandonmentR\vabandonment\x12\x18\n" +
+	"\aringing\x18\a \x01(\x03R\aringing\x12\x1d\n" +
+	"\n" +
+	"dial_level\x18\b \x01(\x01R\tdialLevel\"\xd3\x01\n" +
+	"\vAbandonment\x12!\n" +
+	"\fanswered_24h\x18\x01 \x01(\x03R\vanswered24h\x12#\n" +
+	"\rabandoned_24h\x18\x02 \x01(\x03R\fabandoned24h\x12\x19\n" +
+	"\brate_24h\x18\x03 \x01(\x01R\arate24h\x12!\n" +
+	"\fanswered_30d\x18\x04 \x01(\x03R\vanswered30d\x12#\n" +
+	"\rabandoned_30d\x18\x05 \x01(\x03R\fabandoned30d\x12\x19\n" +
+	"\brate_30d\x18\x06 \x01(\x01R\arate30d\"\xd2\x02\n" +
 	"\rRecipientList\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vcampaign_id\x18\x02 \x01(\tR\n" +
@@ -3602,14 +4015,15 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\x12UpdateListResponse\x125\n" +
 	"\x04list\x18\x01 \x01(\v2!.ringback.dialer.v1.RecipientListR\x04list\"\"\n" +
 	"\x10GetReportRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x95\x02\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xd8\x02\n" +
 	"\x11GetReportResponse\x128\n" +
 	"\bcampaign\x18\x01 \x01(\v2\x1c.ringback.dialer.v1.CampaignR\bcampaign\x12:\n" +
 	"\tby_status\x18\x02 \x03(\v2\x1d.ringback.dialer.v1.ReportRowR\bbyStatus\x12>\n" +
 	"\vby_attempts\x18\x03 \x03(\v2\x1d.ringback.dialer.v1.ReportRowR\n" +
 	"byAttempts\x124\n" +
 	"\x06by_tag\x18\x04 \x03(\v2\x1d.ringback.dialer.v1.ReportRowR\x05byTag\x12\x14\n" +
-	"\x05total\x18\x05 \x01(\x03R\x05total\"U\n" +
+	"\x05total\x18\x05 \x01(\x03R\x05total\x12A\n" +
+	"\vabandonment\x18\x06 \x01(\v2\x1f.ringback.dialer.v1.AbandonmentR\vabandonment\"U\n" +
 	"\tReportRow\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x03R\x05total\x12\x1e\n" +
@@ -3691,7 +4105,18 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\vcampaign_id\x18\x01 \x01(\tR\n" +
 	"campaignId\",\n" +
 	"\x14ExportReportResponse\x12\x14\n" +
-	"\x05chunk\x18\x01 \x01(\fR\x05chunk*\xc4\x01\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk*t\n" +
+	"\n" +
+	"PacingMode\x12\x1b\n" +
+	"\x17PACING_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11PACING_MODE_FIXED\x10\x01\x12\x16\n" +
+	"\x12PACING_MODE_AGENTS\x10\x02\x12\x1a\n" +
+	"\x16PACING_MODE_PREDICTIVE\x10\x03*|\n" +
+	"\vAdaptMethod\x12\x1c\n" +
+	"\x18ADAPT_METHOD_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17ADAPT_METHOD_HARD_LIMIT\x10\x01\x12\x18\n" +
+	"\x14ADAPT_METHOD_TAPERED\x10\x02\x12\x18\n" +
+	"\x14ADAPT_METHOD_AVERAGE\x10\x03*\xc4\x01\n" +
 	"\x0eCampaignStatus\x12\x1f\n" +
 	"\x1bCAMPAIGN_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17CAMPAIGN_STATUS_CREATED\x10\x01\x12\x1b\n" +
@@ -3746,155 +4171,164 @@ func file_ringback_dialer_v1_dialer_proto_rawDescGZIP() []byte {
 	return file_ringback_dialer_v1_dialer_proto_rawDescData
 }
 
-var file_ringback_dialer_v1_dialer_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_ringback_dialer_v1_dialer_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_ringback_dialer_v1_dialer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_ringback_dialer_v1_dialer_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_ringback_dialer_v1_dialer_proto_goTypes = []any{
-	(CampaignStatus)(0),             // 0: ringback.dialer.v1.CampaignStatus
-	(BlastAction)(0),                // 1: ringback.dialer.v1.BlastAction
-	(ListStatus)(0),                 // 2: ringback.dialer.v1.ListStatus
-	(*Campaign)(nil),                // 3: ringback.dialer.v1.Campaign
-	(*RetryIntervals)(nil),          // 4: ringback.dialer.v1.RetryIntervals
-	(*OnAnswer)(nil),                // 5: ringback.dialer.v1.OnAnswer
-	(*BlastOption)(nil),             // 6: ringback.dialer.v1.BlastOption
-	(*CallingHours)(nil),            // 7: ringback.dialer.v1.CallingHours
-	(*CallingWindow)(nil),           // 8: ringback.dialer.v1.CallingWindow
-	(*CampaignProgress)(nil),        // 9: ringback.dialer.v1.CampaignProgress
-	(*RecipientList)(nil),           // 10: ringback.dialer.v1.RecipientList
-	(*CreateCampaignRequest)(nil),   // 11: ringback.dialer.v1.CreateCampaignRequest
-	(*CreateCampaignResponse)(nil),  // 12: ringback.dialer.v1.CreateCampaignResponse
-	(*GetCampaignRequest)(nil),      // 13: ringback.dialer.v1.GetCampaignRequest
-	(*GetCampaignResponse)(nil),     // 14: ringback.dialer.v1.GetCampaignResponse
-	(*ListCampaignsRequest)(nil),    // 15: ringback.dialer.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),   // 16: ringback.dialer.v1.ListCampaignsResponse
-	(*UpdateCampaignRequest)(nil),   // 17: ringback.dialer.v1.UpdateCampaignRequest
-	(*UpdateCampaignResponse)(nil),  // 18: ringback.dialer.v1.UpdateCampaignResponse
-	(*DeleteCampaignRequest)(nil),   // 19: ringback.dialer.v1.DeleteCampaignRequest
-	(*DeleteCampaignResponse)(nil),  // 20: ringback.dialer.v1.DeleteCampaignResponse
-	(*StartCampaignRequest)(nil),    // 21: ringback.dialer.v1.StartCampaignRequest
-	(*StartCampaignResponse)(nil),   // 22: ringback.dialer.v1.StartCampaignResponse
-	(*PauseCampaignRequest)(nil),    // 23: ringback.dialer.v1.PauseCampaignRequest
-	(*PauseCampaignResponse)(nil),   // 24: ringback.dialer.v1.PauseCampaignResponse
-	(*ResumeCampaignRequest)(nil),   // 25: ringback.dialer.v1.ResumeCampaignRequest
-	(*ResumeCampaignResponse)(nil),  // 26: ringback.dialer.v1.ResumeCampaignResponse
-	(*CancelCampaignRequest)(nil),   // 27: ringback.dialer.v1.CancelCampaignRequest
-	(*CancelCampaignResponse)(nil),  // 28: ringback.dialer.v1.CancelCampaignResponse
-	(*ImportListRequest)(nil),       // 29: ringback.dialer.v1.ImportListRequest
-	(*ImportListResponse)(nil),      // 30: ringback.dialer.v1.ImportListResponse
-	(*RowError)(nil),                // 31: ringback.dialer.v1.RowError
-	(*ListListsRequest)(nil),        // 32: ringback.dialer.v1.ListListsRequest
-	(*ListListsResponse)(nil),       // 33: ringback.dialer.v1.ListListsResponse
-	(*UpdateListRequest)(nil),       // 34: ringback.dialer.v1.UpdateListRequest
-	(*UpdateListResponse)(nil),      // 35: ringback.dialer.v1.UpdateListResponse
-	(*GetReportRequest)(nil),        // 36: ringback.dialer.v1.GetReportRequest
-	(*GetReportResponse)(nil),       // 37: ringback.dialer.v1.GetReportResponse
-	(*ReportRow)(nil),               // 38: ringback.dialer.v1.ReportRow
-	(*ListRecordsRequest)(nil),      // 39: ringback.dialer.v1.ListRecordsRequest
-	(*ListRecordsResponse)(nil),     // 40: ringback.dialer.v1.ListRecordsResponse
-	(*Record)(nil),                  // 41: ringback.dialer.v1.Record
-	(*AddDoNotCallRequest)(nil),     // 42: ringback.dialer.v1.AddDoNotCallRequest
-	(*AddDoNotCallResponse)(nil),    // 43: ringback.dialer.v1.AddDoNotCallResponse
-	(*RemoveDoNotCallRequest)(nil),  // 44: ringback.dialer.v1.RemoveDoNotCallRequest
-	(*RemoveDoNotCallResponse)(nil), // 45: ringback.dialer.v1.RemoveDoNotCallResponse
-	(*CheckDoNotCallRequest)(nil),   // 46: ringback.dialer.v1.CheckDoNotCallRequest
-	(*CheckDoNotCallResponse)(nil),  // 47: ringback.dialer.v1.CheckDoNotCallResponse
-	(*ListDoNotCallRequest)(nil),    // 48: ringback.dialer.v1.ListDoNotCallRequest
-	(*ListDoNotCallResponse)(nil),   // 49: ringback.dialer.v1.ListDoNotCallResponse
-	(*DoNotCallEntry)(nil),          // 50: ringback.dialer.v1.DoNotCallEntry
-	(*ExportRecordsRequest)(nil),    // 51: ringback.dialer.v1.ExportRecordsRequest
-	(*ExportRecordsResponse)(nil),   // 52: ringback.dialer.v1.ExportRecordsResponse
-	(*ExportReportRequest)(nil),     // 53: ringback.dialer.v1.ExportReportRequest
-	(*ExportReportResponse)(nil),    // 54: ringback.dialer.v1.ExportReportResponse
-	nil,                             // 55: ringback.dialer.v1.Record.FieldsEntry
-	(*timestamppb.Timestamp)(nil),   // 56: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 57: google.protobuf.FieldMask
+	(PacingMode)(0),                 // 0: ringback.dialer.v1.PacingMode
+	(AdaptMethod)(0),                // 1: ringback.dialer.v1.AdaptMethod
+	(CampaignStatus)(0),             // 2: ringback.dialer.v1.CampaignStatus
+	(BlastAction)(0),                // 3: ringback.dialer.v1.BlastAction
+	(ListStatus)(0),                 // 4: ringback.dialer.v1.ListStatus
+	(*Campaign)(nil),                // 5: ringback.dialer.v1.Campaign
+	(*Pacing)(nil),                  // 6: ringback.dialer.v1.Pacing
+	(*RetryIntervals)(nil),          // 7: ringback.dialer.v1.RetryIntervals
+	(*OnAnswer)(nil),                // 8: ringback.dialer.v1.OnAnswer
+	(*BlastOption)(nil),             // 9: ringback.dialer.v1.BlastOption
+	(*CallingHours)(nil),            // 10: ringback.dialer.v1.CallingHours
+	(*CallingWindow)(nil),           // 11: ringback.dialer.v1.CallingWindow
+	(*CampaignProgress)(nil),        // 12: ringback.dialer.v1.CampaignProgress
+	(*Abandonment)(nil),             // 13: ringback.dialer.v1.Abandonment
+	(*RecipientList)(nil),           // 14: ringback.dialer.v1.RecipientList
+	(*CreateCampaignRequest)(nil),   // 15: ringback.dialer.v1.CreateCampaignRequest
+	(*CreateCampaignResponse)(nil),  // 16: ringback.dialer.v1.CreateCampaignResponse
+	(*GetCampaignRequest)(nil),      // 17: ringback.dialer.v1.GetCampaignRequest
+	(*GetCampaignResponse)(nil),     // 18: ringback.dialer.v1.GetCampaignResponse
+	(*ListCampaignsRequest)(nil),    // 19: ringback.dialer.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),   // 20: ringback.dialer.v1.ListCampaignsResponse
+	(*UpdateCampaignRequest)(nil),   // 21: ringback.dialer.v1.UpdateCampaignRequest
+	(*UpdateCampaignResponse)(nil),  // 22: ringback.dialer.v1.UpdateCampaignResponse
+	(*DeleteCampaignRequest)(nil),   // 23: ringback.dialer.v1.DeleteCampaignRequest
+	(*DeleteCampaignResponse)(nil),  // 24: ringback.dialer.v1.DeleteCampaignResponse
+	(*StartCampaignRequest)(nil),    // 25: ringback.dialer.v1.StartCampaignRequest
+	(*StartCampaignResponse)(nil),   // 26: ringback.dialer.v1.StartCampaignResponse
+	(*PauseCampaignRequest)(nil),    // 27: ringback.dialer.v1.PauseCampaignRequest
+	(*PauseCampaignResponse)(nil),   // 28: ringback.dialer.v1.PauseCampaignResponse
+	(*ResumeCampaignRequest)(nil),   // 29: ringback.dialer.v1.ResumeCampaignRequest
+	(*ResumeCampaignResponse)(nil),  // 30: ringback.dialer.v1.ResumeCampaignResponse
+	(*CancelCampaignRequest)(nil),   // 31: ringback.dialer.v1.CancelCampaignRequest
+	(*CancelCampaignResponse)(nil),  // 32: ringback.dialer.v1.CancelCampaignResponse
+	(*ImportListRequest)(nil),       // 33: ringback.dialer.v1.ImportListRequest
+	(*ImportListResponse)(nil),      // 34: ringback.dialer.v1.ImportListResponse
+	(*RowError)(nil),                // 35: ringback.dialer.v1.RowError
+	(*ListListsRequest)(nil),        // 36: ringback.dialer.v1.ListListsRequest
+	(*ListListsResponse)(nil),       // 37: ringback.dialer.v1.ListListsResponse
+	(*UpdateListRequest)(nil),       // 38: ringback.dialer.v1.UpdateListRequest
+	(*UpdateListResponse)(nil),      // 39: ringback.dialer.v1.UpdateListResponse
+	(*GetReportRequest)(nil),        // 40: ringback.dialer.v1.GetReportRequest
+	(*GetReportResponse)(nil),       // 41: ringback.dialer.v1.GetReportResponse
+	(*ReportRow)(nil),               // 42: ringback.dialer.v1.ReportRow
+	(*ListRecordsRequest)(nil),      // 43: ringback.dialer.v1.ListRecordsRequest
+	(*ListRecordsResponse)(nil),     // 44: ringback.dialer.v1.ListRecordsResponse
+	(*Record)(nil),                  // 45: ringback.dialer.v1.Record
+	(*AddDoNotCallRequest)(nil),     // 46: ringback.dialer.v1.AddDoNotCallRequest
+	(*AddDoNotCallResponse)(nil),    // 47: ringback.dialer.v1.AddDoNotCallResponse
+	(*RemoveDoNotCallRequest)(nil),  // 48: ringback.dialer.v1.RemoveDoNotCallRequest
+	(*RemoveDoNotCallResponse)(nil), // 49: ringback.dialer.v1.RemoveDoNotCallResponse
+	(*CheckDoNotCallRequest)(nil),   // 50: ringback.dialer.v1.CheckDoNotCallRequest
+	(*CheckDoNotCallResponse)(nil),  // 51: ringback.dialer.v1.CheckDoNotCallResponse
+	(*ListDoNotCallRequest)(nil),    // 52: ringback.dialer.v1.ListDoNotCallRequest
+	(*ListDoNotCallResponse)(nil),   // 53: ringback.dialer.v1.ListDoNotCallResponse
+	(*DoNotCallEntry)(nil),          // 54: ringback.dialer.v1.DoNotCallEntry
+	(*ExportRecordsRequest)(nil),    // 55: ringback.dialer.v1.ExportRecordsRequest
+	(*ExportRecordsResponse)(nil),   // 56: ringback.dialer.v1.ExportRecordsResponse
+	(*ExportReportRequest)(nil),     // 57: ringback.dialer.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),    // 58: ringback.dialer.v1.ExportReportResponse
+	nil,                             // 59: ringback.dialer.v1.Record.FieldsEntry
+	(*timestamppb.Timestamp)(nil),   // 60: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 61: google.protobuf.FieldMask
 }
 var file_ringback_dialer_v1_dialer_proto_depIdxs = []int32{
-	0,  // 0: ringback.dialer.v1.Campaign.status:type_name -> ringback.dialer.v1.CampaignStatus
-	4,  // 1: ringback.dialer.v1.Campaign.retry_intervals:type_name -> ringback.dialer.v1.RetryIntervals
-	5,  // 2: ringback.dialer.v1.Campaign.on_answer:type_name -> ringback.dialer.v1.OnAnswer
-	7,  // 3: ringback.dialer.v1.Campaign.calling_hours:type_name -> ringback.dialer.v1.CallingHours
-	56, // 4: ringback.dialer.v1.Campaign.start_time:type_name -> google.protobuf.Timestamp
-	56, // 5: ringback.dialer.v1.Campaign.end_time:type_name -> google.protobuf.Timestamp
-	9,  // 6: ringback.dialer.v1.Campaign.progress:type_name -> ringback.dialer.v1.CampaignProgress
-	56, // 7: ringback.dialer.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
-	56, // 8: ringback.dialer.v1.Campaign.started_at:type_name -> google.protobuf.Timestamp
-	56, // 9: ringback.dialer.v1.Campaign.finished_at:type_name -> google.protobuf.Timestamp
-	6,  // 10: ringback.dialer.v1.OnAnswer.options:type_name -> ringback.dialer.v1.BlastOption
-	1,  // 11: ringback.dialer.v1.BlastOption.action:type_name -> ringback.dialer.v1.BlastAction
-	8,  // 12: ringback.dialer.v1.CallingHours.windows:type_name -> ringback.dialer.v1.CallingWindow
-	2,  // 13: ringback.dialer.v1.RecipientList.status:type_name -> ringback.dialer.v1.ListStatus
-	56, // 14: ringback.dialer.v1.RecipientList.created_at:type_name -> google.protobuf.Timestamp
-	3,  // 15: ringback.dialer.v1.CreateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
-	3,  // 16: ringback.dialer.v1.CreateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	3,  // 17: ringback.dialer.v1.GetCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	0,  // 18: ringback.dialer.v1.ListCampaignsRequest.status:type_name -> ringback.dialer.v1.CampaignStatus
-	3,  // 19: ringback.dialer.v1.ListCampaignsResponse.campaigns:type_name -> ringback.dialer.v1.Campaign
-	3,  // 20: ringback.dialer.v1.UpdateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
-	57, // 21: ringback.dialer.v1.UpdateCampaignRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 22: ringback.dialer.v1.UpdateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	3,  // 23: ringback.dialer.v1.StartCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	3,  // 24: ringback.dialer.v1.PauseCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	3,  // 25: ringback.dialer.v1.ResumeCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	3,  // 26: ringback.dialer.v1.CancelCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	10, // 27: ringback.dialer.v1.ImportListResponse.list:type_name -> ringback.dialer.v1.RecipientList
-	31, // 28: ringback.dialer.v1.ImportListResponse.errors:type_name -> ringback.dialer.v1.RowError
-	10, // 29: ringback.dialer.v1.ListListsResponse.lists:type_name -> ringback.dialer.v1.RecipientList
-	10, // 30: ringback.dialer.v1.UpdateListResponse.list:type_name -> ringback.dialer.v1.RecipientList
-	3,  // 31: ringback.dialer.v1.GetReportResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	38, // 32: ringback.dialer.v1.GetReportResponse.by_status:type_name -> ringback.dialer.v1.ReportRow
-	38, // 33: ringback.dialer.v1.GetReportResponse.by_attempts:type_name -> ringback.dialer.v1.ReportRow
-	38, // 34: ringback.dialer.v1.GetReportResponse.by_tag:type_name -> ringback.dialer.v1.ReportRow
-	41, // 35: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
-	55, // 36: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
-	56, // 37: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
-	56, // 38: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
-	50, // 39: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
-	56, // 40: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
-	11, // 41: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
-	13, // 42: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
-	15, // 43: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
-	17, // 44: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
-	19, // 45: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
-	21, // 46: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
-	23, // 47: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
-	25, // 48: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
-	27, // 49: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
-	29, // 50: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
-	32, // 51: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
-	34, // 52: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
-	36, // 53: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
-	39, // 54: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
-	42, // 55: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
-	44, // 56: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
-	46, // 57: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
-	48, // 58: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
-	51, // 59: ringback.dialer.v1.DialerService.ExportRecords:input_type -> ringback.dialer.v1.ExportRecordsRequest
-	53, // 60: ringback.dialer.v1.DialerService.ExportReport:input_type -> ringback.dialer.v1.ExportReportRequest
-	12, // 61: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
-	14, // 62: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
-	16, // 63: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
-	18, // 64: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
-	20, // 65: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
-	22, // 66: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
-	24, // 67: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
-	26, // 68: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
-	28, // 69: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
-	30, // 70: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
-	33, // 71: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
-	35, // 72: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
-	37, // 73: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
-	40, // 74: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
-	43, // 75: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
-	45, // 76: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
-	47, // 77: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
-	49, // 78: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
-	52, // 79: ringback.dialer.v1.DialerService.ExportRecords:output_type -> ringback.dialer.v1.ExportRecordsResponse
-	54, // 80: ringback.dialer.v1.DialerService.ExportReport:output_type -> ringback.dialer.v1.ExportReportResponse
-	61, // [61:81] is the sub-list for method output_type
-	41, // [41:61] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	2,  // 0: ringback.dialer.v1.Campaign.status:type_name -> ringback.dialer.v1.CampaignStatus
+	7,  // 1: ringback.dialer.v1.Campaign.retry_intervals:type_name -> ringback.dialer.v1.RetryIntervals
+	8,  // 2: ringback.dialer.v1.Campaign.on_answer:type_name -> ringback.dialer.v1.OnAnswer
+	10, // 3: ringback.dialer.v1.Campaign.calling_hours:type_name -> ringback.dialer.v1.CallingHours
+	60, // 4: ringback.dialer.v1.Campaign.start_time:type_name -> google.protobuf.Timestamp
+	60, // 5: ringback.dialer.v1.Campaign.end_time:type_name -> google.protobuf.Timestamp
+	12, // 6: ringback.dialer.v1.Campaign.progress:type_name -> ringback.dialer.v1.CampaignProgress
+	60, // 7: ringback.dialer.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
+	60, // 8: ringback.dialer.v1.Campaign.started_at:type_name -> google.protobuf.Timestamp
+	60, // 9: ringback.dialer.v1.Campaign.finished_at:type_name -> google.protobuf.Timestamp
+	6,  // 10: ringback.dialer.v1.Campaign.pacing:type_name -> ringback.dialer.v1.Pacing
+	0,  // 11: ringback.dialer.v1.Pacing.mode:type_name -> ringback.dialer.v1.PacingMode
+	1,  // 12: ringback.dialer.v1.Pacing.method:type_name -> ringback.dialer.v1.AdaptMethod
+	9,  // 13: ringback.dialer.v1.OnAnswer.options:type_name -> ringback.dialer.v1.BlastOption
+	3,  // 14: ringback.dialer.v1.BlastOption.action:type_name -> ringback.dialer.v1.BlastAction
+	11, // 15: ringback.dialer.v1.CallingHours.windows:type_name -> ringback.dialer.v1.CallingWindow
+	13, // 16: ringback.dialer.v1.CampaignProgress.abandonment:type_name -> ringback.dialer.v1.Abandonment
+	4,  // 17: ringback.dialer.v1.RecipientList.status:type_name -> ringback.dialer.v1.ListStatus
+	60, // 18: ringback.dialer.v1.RecipientList.created_at:type_name -> google.protobuf.Timestamp
+	5,  // 19: ringback.dialer.v1.CreateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 20: ringback.dialer.v1.CreateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 21: ringback.dialer.v1.GetCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	2,  // 22: ringback.dialer.v1.ListCampaignsRequest.status:type_name -> ringback.dialer.v1.CampaignStatus
+	5,  // 23: ringback.dialer.v1.ListCampaignsResponse.campaigns:type_name -> ringback.dialer.v1.Campaign
+	5,  // 24: ringback.dialer.v1.UpdateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
+	61, // 25: ringback.dialer.v1.UpdateCampaignRequest.update_mask:type_name -> google.protobuf.FieldMask
+	5,  // 26: ringback.dialer.v1.UpdateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 27: ringback.dialer.v1.StartCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 28: ringback.dialer.v1.PauseCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 29: ringback.dialer.v1.ResumeCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 30: ringback.dialer.v1.CancelCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	14, // 31: ringback.dialer.v1.ImportListResponse.list:type_name -> ringback.dialer.v1.RecipientList
+	35, // 32: ringback.dialer.v1.ImportListResponse.errors:type_name -> ringback.dialer.v1.RowError
+	14, // 33: ringback.dialer.v1.ListListsResponse.lists:type_name -> ringback.dialer.v1.RecipientList
+	14, // 34: ringback.dialer.v1.UpdateListResponse.list:type_name -> ringback.dialer.v1.RecipientList
+	5,  // 35: ringback.dialer.v1.GetReportResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	42, // 36: ringback.dialer.v1.GetReportResponse.by_status:type_name -> ringback.dialer.v1.ReportRow
+	42, // 37: ringback.dialer.v1.GetReportResponse.by_attempts:type_name -> ringback.dialer.v1.ReportRow
+	42, // 38: ringback.dialer.v1.GetReportResponse.by_tag:type_name -> ringback.dialer.v1.ReportRow
+	13, // 39: ringback.dialer.v1.GetReportResponse.abandonment:type_name -> ringback.dialer.v1.Abandonment
+	45, // 40: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
+	59, // 41: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
+	60, // 42: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
+	60, // 43: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
+	54, // 44: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
+	60, // 45: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
+	15, // 46: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
+	17, // 47: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
+	19, // 48: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
+	21, // 49: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
+	23, // 50: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
+	25, // 51: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
+	27, // 52: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
+	29, // 53: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
+	31, // 54: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
+	33, // 55: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
+	36, // 56: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
+	38, // 57: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
+	40, // 58: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
+	43, // 59: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
+	46, // 60: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
+	48, // 61: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
+	50, // 62: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
+	52, // 63: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
+	55, // 64: ringback.dialer.v1.DialerService.ExportRecords:input_type -> ringback.dialer.v1.ExportRecordsRequest
+	57, // 65: ringback.dialer.v1.DialerService.ExportReport:input_type -> ringback.dialer.v1.ExportReportRequest
+	16, // 66: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
+	18, // 67: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
+	20, // 68: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
+	22, // 69: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
+	24, // 70: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
+	26, // 71: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
+	28, // 72: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
+	30, // 73: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
+	32, // 74: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
+	34, // 75: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
+	37, // 76: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
+	39, // 77: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
+	41, // 78: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
+	44, // 79: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
+	47, // 80: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
+	49, // 81: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
+	51, // 82: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
+	53, // 83: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
+	56, // 84: ringback.dialer.v1.DialerService.ExportRecords:output_type -> ringback.dialer.v1.ExportRecordsResponse
+	58, // 85: ringback.dialer.v1.DialerService.ExportReport:output_type -> ringback.dialer.v1.ExportReportResponse
+	66, // [66:86] is the sub-list for method output_type
+	46, // [46:66] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_ringback_dialer_v1_dialer_proto_init() }
@@ -3902,14 +4336,14 @@ func file_ringback_dialer_v1_dialer_proto_init() {
 	if File_ringback_dialer_v1_dialer_proto != nil {
 		return
 	}
-	file_ringback_dialer_v1_dialer_proto_msgTypes[31].OneofWrappers = []any{}
+	file_ringback_dialer_v1_dialer_proto_msgTypes[33].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringback_dialer_v1_dialer_proto_rawDesc), len(file_ringback_dialer_v1_dialer_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   53,
+			NumEnums:      5,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -65,6 +65,17 @@ const (
 	// Answering-machine detection decided: call.machine_result (HUMAN,
 	// MACHINE or NOTSURE).
 	EventType_EVENT_TYPE_MACHINE_DETECTED EventType = 15
+	// The answered first party waits for an agent (await_agent): the call's
+	// owner should ConnectCall it before the wait ends. Sent after
+	// LEG_ANSWERED (and MACHINE_DETECTED with a HUMAN or NOTSURE result).
+	EventType_EVENT_TYPE_AGENT_AWAITED EventType = 16
+	// The first party joined call.conference: an agent session's phone is in
+	// its room, or a waiting call was connected to an agent's room (the call
+	// is BRIDGED).
+	EventType_EVENT_TYPE_CONFERENCE_JOINED EventType = 17
+	// No agent was connected in time: the safe-harbour message plays and the
+	// call then ends COMPLETED with call.abandoned set.
+	EventType_EVENT_TYPE_CALL_ABANDONED EventType = 18
 )
 
 // Enum value maps for EventType.
@@ -86,6 +97,9 @@ var (
 		13: "EVENT_TYPE_CALL_REDIAL_SCHEDULED",
 		14: "EVENT_TYPE_MENU_CHOICE",
 		15: "EVENT_TYPE_MACHINE_DETECTED",
+		16: "EVENT_TYPE_AGENT_AWAITED",
+		17: "EVENT_TYPE_CONFERENCE_JOINED",
+		18: "EVENT_TYPE_CALL_ABANDONED",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED":           0,
@@ -104,6 +118,9 @@ var (
 		"EVENT_TYPE_CALL_REDIAL_SCHEDULED": 13,
 		"EVENT_TYPE_MENU_CHOICE":           14,
 		"EVENT_TYPE_MACHINE_DETECTED":      15,
+		"EVENT_TYPE_AGENT_AWAITED":         16,
+		"EVENT_TYPE_CONFERENCE_JOINED":     17,
+		"EVENT_TYPE_CALL_ABANDONED":        18,
 	}
 )
 
@@ -299,7 +316,7 @@ const file_ringback_events_v1_call_event_proto_rawDesc = "" +
 	" \x01(\tR\x04node\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xf4\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xd3\x04\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16EVENT_TYPE_CALL_QUEUED\x10\x01\x12\x1b\n" +
@@ -317,7 +334,10 @@ const file_ringback_events_v1_call_event_proto_rawDesc = "" +
 	" EVENT_TYPE_ANNOUNCEMENT_FINISHED\x10\f\x12$\n" +
 	" EVENT_TYPE_CALL_REDIAL_SCHEDULED\x10\r\x12\x1a\n" +
 	"\x16EVENT_TYPE_MENU_CHOICE\x10\x0e\x12\x1f\n" +
-	"\x1bEVENT_TYPE_MACHINE_DETECTED\x10\x0fBGZEgithub.com/ringback/ringback/proto/gen/go/ringback/events/v1;eventsv1b\x06proto3"
+	"\x1bEVENT_TYPE_MACHINE_DETECTED\x10\x0f\x12\x1c\n" +
+	"\x18EVENT_TYPE_AGENT_AWAITED\x10\x10\x12 \n" +
+	"\x1cEVENT_TYPE_CONFERENCE_JOINED\x10\x11\x12\x1d\n" +
+	"\x19EVENT_TYPE_CALL_ABANDONED\x10\x12BGZEgithub.com/ringback/ringback/proto/gen/go/ringback/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_ringback_events_v1_call_event_proto_rawDescOnce sync.Once

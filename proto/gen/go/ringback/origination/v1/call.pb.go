@@ -608,8 +608,18 @@ type Call struct {
 	// A machine answered and the detection's message was played to it after
 	// its beep, to the end.
 	MachineMessageLeft bool `protobuf:"varint,34,opt,name=machine_message_left,json=machineMessageLeft,proto3" json:"machine_message_left,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Conference room the first party is in or was put in: an agent session's
+	// room, or the room of the agent a waiting call was connected to. Empty:
+	// none.
+	Conference string `protobuf:"bytes,35,opt,name=conference,proto3" json:"conference,omitempty"`
+	// The call waited for an agent (await_agent) and none was connected in
+	// time: the safe-harbour message was played and the call ended
+	// COMPLETED with abandoned set.
+	Abandoned bool `protobuf:"varint,36,opt,name=abandoned,proto3" json:"abandoned,omitempty"`
+	// The wait for an agent, as asked (await_agent). Unset: none.
+	AwaitAgent    *AwaitAgent `protobuf:"bytes,37,opt,name=await_agent,json=awaitAgent,proto3" json:"await_agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Call) Reset() {
@@ -880,6 +890,86 @@ func (x *Call) GetMachineMessageLeft() bool {
 	return false
 }
 
+func (x *Call) GetConference() string {
+	if x != nil {
+		return x.Conference
+	}
+	return ""
+}
+
+func (x *Call) GetAbandoned() bool {
+	if x != nil {
+		return x.Abandoned
+	}
+	return false
+}
+
+func (x *Call) GetAwaitAgent() *AwaitAgent {
+	if x != nil {
+		return x.AwaitAgent
+	}
+	return nil
+}
+
+// How an answered party waits for an agent.
+type AwaitAgent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Longest wait from the answer (from the machine detection's HUMAN
+	// result when it runs) for ConnectCall, in milliseconds. 0: 2000. At most
+	// 30000.
+	TimeoutMs int32 `protobuf:"varint,1,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// Message played when no agent was connected in time (the regulators'
+	// "safe harbour" message naming the caller), after which the call ends.
+	// Required.
+	SafeHarbour   string `protobuf:"bytes,2,opt,name=safe_harbour,json=safeHarbour,proto3" json:"safe_harbour,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwaitAgent) Reset() {
+	*x = AwaitAgent{}
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwaitAgent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwaitAgent) ProtoMessage() {}
+
+func (x *AwaitAgent) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwaitAgent.ProtoReflect.Descriptor instead.
+func (*AwaitAgent) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AwaitAgent) GetTimeoutMs() int32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *AwaitAgent) GetSafeHarbour() string {
+	if x != nil {
+		return x.SafeHarbour
+	}
+	return ""
+}
+
 // Answering-machine detection on the first party of a sequential call. When
 // a machine answers, the call ends FAILED with failed_leg FIRST and
 // failure_reason MACHINE (the leg answered: it is billed as any answered
@@ -899,7 +989,7 @@ type MachineDetection struct {
 
 func (x *MachineDetection) Reset() {
 	*x = MachineDetection{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1001,7 @@ func (x *MachineDetection) String() string {
 func (*MachineDetection) ProtoMessage() {}
 
 func (x *MachineDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[1]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1014,7 @@ func (x *MachineDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MachineDetection.ProtoReflect.Descriptor instead.
 func (*MachineDetection) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{1}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MachineDetection) GetEnabled() bool {
@@ -966,7 +1056,7 @@ type Menu struct {
 
 func (x *Menu) Reset() {
 	*x = Menu{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -978,7 +1068,7 @@ func (x *Menu) String() string {
 func (*Menu) ProtoMessage() {}
 
 func (x *Menu) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[2]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -991,7 +1081,7 @@ func (x *Menu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Menu.ProtoReflect.Descriptor instead.
 func (*Menu) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{2}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Menu) GetOptions() []*MenuOption {
@@ -1035,7 +1125,7 @@ type MenuOption struct {
 
 func (x *MenuOption) Reset() {
 	*x = MenuOption{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1137,7 @@ func (x *MenuOption) String() string {
 func (*MenuOption) ProtoMessage() {}
 
 func (x *MenuOption) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[3]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1150,7 @@ func (x *MenuOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MenuOption.ProtoReflect.Descriptor instead.
 func (*MenuOption) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{3}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MenuOption) GetDigit() string {
@@ -1100,7 +1190,7 @@ type CallAttempt struct {
 
 func (x *CallAttempt) Reset() {
 	*x = CallAttempt{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1202,7 @@ func (x *CallAttempt) String() string {
 func (*CallAttempt) ProtoMessage() {}
 
 func (x *CallAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[4]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1215,7 @@ func (x *CallAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallAttempt.ProtoReflect.Descriptor instead.
 func (*CallAttempt) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{4}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CallAttempt) GetNumber() int32 {
@@ -1204,7 +1294,7 @@ type LegTry struct {
 
 func (x *LegTry) Reset() {
 	*x = LegTry{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[5]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1306,7 @@ func (x *LegTry) String() string {
 func (*LegTry) ProtoMessage() {}
 
 func (x *LegTry) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[5]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1319,7 @@ func (x *LegTry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LegTry.ProtoReflect.Descriptor instead.
 func (*LegTry) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{5}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LegTry) GetEndpointId() string {
@@ -1354,7 +1444,7 @@ type Leg struct {
 
 func (x *Leg) Reset() {
 	*x = Leg{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[6]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1456,7 @@ func (x *Leg) String() string {
 func (*Leg) ProtoMessage() {}
 
 func (x *Leg) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[6]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1469,7 @@ func (x *Leg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Leg.ProtoReflect.Descriptor instead.
 func (*Leg) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{6}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Leg) GetRole() LegRole {
@@ -1545,7 +1635,7 @@ type PartyRef struct {
 
 func (x *PartyRef) Reset() {
 	*x = PartyRef{}
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[7]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1647,7 @@ func (x *PartyRef) String() string {
 func (*PartyRef) ProtoMessage() {}
 
 func (x *PartyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_proto_msgTypes[7]
+	mi := &file_ringback_origination_v1_call_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1660,7 @@ func (x *PartyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartyRef.ProtoReflect.Descriptor instead.
 func (*PartyRef) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{7}
+	return file_ringback_origination_v1_call_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PartyRef) GetTarget() isPartyRef_Target {
@@ -1620,7 +1710,7 @@ var File_ringback_origination_v1_call_proto protoreflect.FileDescriptor
 
 const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\n" +
-	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\x8b\r\n" +
+	"\"ringback/origination/v1/call.proto\x12\x17ringback.origination.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fringback/rating/v1/rating.proto\"\x8f\x0e\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1666,10 +1756,21 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\vmenu_choice\x18  \x01(\x0e2#.ringback.origination.v1.MenuActionR\n" +
 	"menuChoice\x12%\n" +
 	"\x0emachine_result\x18! \x01(\tR\rmachineResult\x120\n" +
-	"\x14machine_message_left\x18\" \x01(\bR\x12machineMessageLeft\x1a<\n" +
+	"\x14machine_message_left\x18\" \x01(\bR\x12machineMessageLeft\x12\x1e\n" +
+	"\n" +
+	"conference\x18# \x01(\tR\n" +
+	"conference\x12\x1c\n" +
+	"\tabandoned\x18$ \x01(\bR\tabandoned\x12D\n" +
+	"\vawait_agent\x18% \x01(\v2#.ringback.origination.v1.AwaitAgentR\n" +
+	"awaitAgent\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"N\n" +
+	"\n" +
+	"AwaitAgent\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x01 \x01(\x05R\ttimeoutMs\x12!\n" +
+	"\fsafe_harbour\x18\x02 \x01(\tR\vsafeHarbour\"F\n" +
 	"\x10MachineDetection\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\x94\x01\n" +
@@ -1807,7 +1908,7 @@ func file_ringback_origination_v1_call_proto_rawDescGZIP() []byte {
 }
 
 var file_ringback_origination_v1_call_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_ringback_origination_v1_call_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_ringback_origination_v1_call_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_ringback_origination_v1_call_proto_goTypes = []any{
 	(MenuAction)(0),               // 0: ringback.origination.v1.MenuAction
 	(CallSource)(0),               // 1: ringback.origination.v1.CallSource
@@ -1817,17 +1918,18 @@ var file_ringback_origination_v1_call_proto_goTypes = []any{
 	(LegStatus)(0),                // 5: ringback.origination.v1.LegStatus
 	(FailureReason)(0),            // 6: ringback.origination.v1.FailureReason
 	(*Call)(nil),                  // 7: ringback.origination.v1.Call
-	(*MachineDetection)(nil),      // 8: ringback.origination.v1.MachineDetection
-	(*Menu)(nil),                  // 9: ringback.origination.v1.Menu
-	(*MenuOption)(nil),            // 10: ringback.origination.v1.MenuOption
-	(*CallAttempt)(nil),           // 11: ringback.origination.v1.CallAttempt
-	(*LegTry)(nil),                // 12: ringback.origination.v1.LegTry
-	(*Leg)(nil),                   // 13: ringback.origination.v1.Leg
-	(*PartyRef)(nil),              // 14: ringback.origination.v1.PartyRef
-	nil,                           // 15: ringback.origination.v1.Call.VariablesEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*v1.AppliedRate)(nil),        // 17: ringback.rating.v1.AppliedRate
-	(*v1.Direction)(nil),          // 18: ringback.rating.v1.Direction
+	(*AwaitAgent)(nil),            // 8: ringback.origination.v1.AwaitAgent
+	(*MachineDetection)(nil),      // 9: ringback.origination.v1.MachineDetection
+	(*Menu)(nil),                  // 10: ringback.origination.v1.Menu
+	(*MenuOption)(nil),            // 11: ringback.origination.v1.MenuOption
+	(*CallAttempt)(nil),           // 12: ringback.origination.v1.CallAttempt
+	(*LegTry)(nil),                // 13: ringback.origination.v1.LegTry
+	(*Leg)(nil),                   // 14: ringback.origination.v1.Leg
+	(*PartyRef)(nil),              // 15: ringback.origination.v1.PartyRef
+	nil,                           // 16: ringback.origination.v1.Call.VariablesEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*v1.AppliedRate)(nil),        // 18: ringback.rating.v1.AppliedRate
+	(*v1.Direction)(nil),          // 19: ringback.rating.v1.Direction
 }
 var file_ringback_origination_v1_call_proto_depIdxs = []int32{
 	1,  // 0: ringback.origination.v1.Call.source:type_name -> ringback.origination.v1.CallSource
@@ -1835,40 +1937,41 @@ var file_ringback_origination_v1_call_proto_depIdxs = []int32{
 	3,  // 2: ringback.origination.v1.Call.status:type_name -> ringback.origination.v1.CallStatus
 	4,  // 3: ringback.origination.v1.Call.failed_leg:type_name -> ringback.origination.v1.LegRole
 	6,  // 4: ringback.origination.v1.Call.failure_reason:type_name -> ringback.origination.v1.FailureReason
-	13, // 5: ringback.origination.v1.Call.first:type_name -> ringback.origination.v1.Leg
-	13, // 6: ringback.origination.v1.Call.second:type_name -> ringback.origination.v1.Leg
-	15, // 7: ringback.origination.v1.Call.variables:type_name -> ringback.origination.v1.Call.VariablesEntry
-	16, // 8: ringback.origination.v1.Call.created_at:type_name -> google.protobuf.Timestamp
-	16, // 9: ringback.origination.v1.Call.answered_at:type_name -> google.protobuf.Timestamp
-	16, // 10: ringback.origination.v1.Call.bridged_at:type_name -> google.protobuf.Timestamp
-	16, // 11: ringback.origination.v1.Call.ended_at:type_name -> google.protobuf.Timestamp
+	14, // 5: ringback.origination.v1.Call.first:type_name -> ringback.origination.v1.Leg
+	14, // 6: ringback.origination.v1.Call.second:type_name -> ringback.origination.v1.Leg
+	16, // 7: ringback.origination.v1.Call.variables:type_name -> ringback.origination.v1.Call.VariablesEntry
+	17, // 8: ringback.origination.v1.Call.created_at:type_name -> google.protobuf.Timestamp
+	17, // 9: ringback.origination.v1.Call.answered_at:type_name -> google.protobuf.Timestamp
+	17, // 10: ringback.origination.v1.Call.bridged_at:type_name -> google.protobuf.Timestamp
+	17, // 11: ringback.origination.v1.Call.ended_at:type_name -> google.protobuf.Timestamp
 	4,  // 12: ringback.origination.v1.Call.visitor_leg:type_name -> ringback.origination.v1.LegRole
-	16, // 13: ringback.origination.v1.Call.next_attempt_at:type_name -> google.protobuf.Timestamp
-	11, // 14: ringback.origination.v1.Call.attempts:type_name -> ringback.origination.v1.CallAttempt
+	17, // 13: ringback.origination.v1.Call.next_attempt_at:type_name -> google.protobuf.Timestamp
+	12, // 14: ringback.origination.v1.Call.attempts:type_name -> ringback.origination.v1.CallAttempt
 	0,  // 15: ringback.origination.v1.Call.menu_choice:type_name -> ringback.origination.v1.MenuAction
-	10, // 16: ringback.origination.v1.Menu.options:type_name -> ringback.origination.v1.MenuOption
-	0,  // 17: ringback.origination.v1.MenuOption.action:type_name -> ringback.origination.v1.MenuAction
-	4,  // 18: ringback.origination.v1.CallAttempt.failed_leg:type_name -> ringback.origination.v1.LegRole
-	6,  // 19: ringback.origination.v1.CallAttempt.failure_reason:type_name -> ringback.origination.v1.FailureReason
-	16, // 20: ringback.origination.v1.CallAttempt.started_at:type_name -> google.protobuf.Timestamp
-	16, // 21: ringback.origination.v1.CallAttempt.ended_at:type_name -> google.protobuf.Timestamp
-	16, // 22: ringback.origination.v1.LegTry.started_at:type_name -> google.protobuf.Timestamp
-	16, // 23: ringback.origination.v1.LegTry.ended_at:type_name -> google.protobuf.Timestamp
-	4,  // 24: ringback.origination.v1.Leg.role:type_name -> ringback.origination.v1.LegRole
-	14, // 25: ringback.origination.v1.Leg.party:type_name -> ringback.origination.v1.PartyRef
-	5,  // 26: ringback.origination.v1.Leg.status:type_name -> ringback.origination.v1.LegStatus
-	16, // 27: ringback.origination.v1.Leg.started_at:type_name -> google.protobuf.Timestamp
-	16, // 28: ringback.origination.v1.Leg.answered_at:type_name -> google.protobuf.Timestamp
-	16, // 29: ringback.origination.v1.Leg.ended_at:type_name -> google.protobuf.Timestamp
-	17, // 30: ringback.origination.v1.Leg.rate:type_name -> ringback.rating.v1.AppliedRate
-	18, // 31: ringback.origination.v1.Leg.direction:type_name -> ringback.rating.v1.Direction
-	16, // 32: ringback.origination.v1.Leg.ringing_at:type_name -> google.protobuf.Timestamp
-	12, // 33: ringback.origination.v1.Leg.tries:type_name -> ringback.origination.v1.LegTry
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	8,  // 16: ringback.origination.v1.Call.await_agent:type_name -> ringback.origination.v1.AwaitAgent
+	11, // 17: ringback.origination.v1.Menu.options:type_name -> ringback.origination.v1.MenuOption
+	0,  // 18: ringback.origination.v1.MenuOption.action:type_name -> ringback.origination.v1.MenuAction
+	4,  // 19: ringback.origination.v1.CallAttempt.failed_leg:type_name -> ringback.origination.v1.LegRole
+	6,  // 20: ringback.origination.v1.CallAttempt.failure_reason:type_name -> ringback.origination.v1.FailureReason
+	17, // 21: ringback.origination.v1.CallAttempt.started_at:type_name -> google.protobuf.Timestamp
+	17, // 22: ringback.origination.v1.CallAttempt.ended_at:type_name -> google.protobuf.Timestamp
+	17, // 23: ringback.origination.v1.LegTry.started_at:type_name -> google.protobuf.Timestamp
+	17, // 24: ringback.origination.v1.LegTry.ended_at:type_name -> google.protobuf.Timestamp
+	4,  // 25: ringback.origination.v1.Leg.role:type_name -> ringback.origination.v1.LegRole
+	15, // 26: ringback.origination.v1.Leg.party:type_name -> ringback.origination.v1.PartyRef
+	5,  // 27: ringback.origination.v1.Leg.status:type_name -> ringback.origination.v1.LegStatus
+	17, // 28: ringback.origination.v1.Leg.started_at:type_name -> google.protobuf.Timestamp
+	17, // 29: ringback.origination.v1.Leg.answered_at:type_name -> google.protobuf.Timestamp
+	17, // 30: ringback.origination.v1.Leg.ended_at:type_name -> google.protobuf.Timestamp
+	18, // 31: ringback.origination.v1.Leg.rate:type_name -> ringback.rating.v1.AppliedRate
+	19, // 32: ringback.origination.v1.Leg.direction:type_name -> ringback.rating.v1.Direction
+	17, // 33: ringback.origination.v1.Leg.ringing_at:type_name -> google.protobuf.Timestamp
+	13, // 34: ringback.origination.v1.Leg.tries:type_name -> ringback.origination.v1.LegTry
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_ringback_origination_v1_call_proto_init() }
@@ -1876,7 +1979,7 @@ func file_ringback_origination_v1_call_proto_init() {
 	if File_ringback_origination_v1_call_proto != nil {
 		return
 	}
-	file_ringback_origination_v1_call_proto_msgTypes[7].OneofWrappers = []any{
+	file_ringback_origination_v1_call_proto_msgTypes[8].OneofWrappers = []any{
 		(*PartyRef_Number)(nil),
 		(*PartyRef_EndpointId)(nil),
 	}
@@ -1886,7 +1989,7 @@ func file_ringback_origination_v1_call_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringback_origination_v1_call_proto_rawDesc), len(file_ringback_origination_v1_call_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -178,7 +178,19 @@ type CreateCallRequest struct {
 	MachineDetection *MachineDetection `protobuf:"bytes,9,opt,name=machine_detection,json=machineDetection,proto3" json:"machine_detection,omitempty"`
 	// Options the first party may press while hearing the announcement (a
 	// BLAST). Requires an announcement (the menu's prompt). Unset: none.
-	Menu          *Menu `protobuf:"bytes,10,opt,name=menu,proto3" json:"menu,omitempty"`
+	Menu *Menu `protobuf:"bytes,10,opt,name=menu,proto3" json:"menu,omitempty"`
+	// Puts the first party in this conference room when it answers and keeps
+	// it there until it hangs up: an agent's session, the agent's phone
+	// staying connected between customers. The call is then one party: no
+	// second, announcement, menu, machine detection or await_agent. Letters,
+	// digits, '.', '_' and '-' only, at most 64. Empty: none.
+	Conference string `protobuf:"bytes,11,opt,name=conference,proto3" json:"conference,omitempty"`
+	// Holds the first party, once answered (and, with machine_detection,
+	// found human), for an agent: ConnectCall puts it in the agent's room.
+	// With no ConnectCall in time the safe-harbour message is played and the
+	// call ends abandoned. The call is then one party: no second, menu or
+	// conference. Unset: none.
+	AwaitAgent    *AwaitAgent `protobuf:"bytes,12,opt,name=await_agent,json=awaitAgent,proto3" json:"await_agent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,6 +291,20 @@ func (x *CreateCallRequest) GetMachineDetection() *MachineDetection {
 func (x *CreateCallRequest) GetMenu() *Menu {
 	if x != nil {
 		return x.Menu
+	}
+	return nil
+}
+
+func (x *CreateCallRequest) GetConference() string {
+	if x != nil {
+		return x.Conference
+	}
+	return ""
+}
+
+func (x *CreateCallRequest) GetAwaitAgent() *AwaitAgent {
+	if x != nil {
+		return x.AwaitAgent
 	}
 	return nil
 }
@@ -587,6 +613,108 @@ func (x *HangupCallRequest) GetCause() string {
 	return ""
 }
 
+// Asks to connect a waiting call to a room.
+type ConnectCallRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the call.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Conference room to put the first party in (as CreateCallRequest.conference).
+	Conference    string `protobuf:"bytes,2,opt,name=conference,proto3" json:"conference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectCallRequest) Reset() {
+	*x = ConnectCallRequest{}
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectCallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectCallRequest) ProtoMessage() {}
+
+func (x *ConnectCallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectCallRequest.ProtoReflect.Descriptor instead.
+func (*ConnectCallRequest) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ConnectCallRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConnectCallRequest) GetConference() string {
+	if x != nil {
+		return x.Conference
+	}
+	return ""
+}
+
+// The call connected.
+type ConnectCallResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call, BRIDGED with its conference set (or about to be: the leg is
+	// being transferred).
+	Call          *Call `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectCallResponse) Reset() {
+	*x = ConnectCallResponse{}
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectCallResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectCallResponse) ProtoMessage() {}
+
+func (x *ConnectCallResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectCallResponse.ProtoReflect.Descriptor instead.
+func (*ConnectCallResponse) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ConnectCallResponse) GetCall() *Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
 // The call after the hangup was requested.
 type HangupCallResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -598,7 +726,7 @@ type HangupCallResponse struct {
 
 func (x *HangupCallResponse) Reset() {
 	*x = HangupCallResponse{}
-	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[8]
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +738,7 @@ func (x *HangupCallResponse) String() string {
 func (*HangupCallResponse) ProtoMessage() {}
 
 func (x *HangupCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[8]
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +751,7 @@ func (x *HangupCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HangupCallResponse.ProtoReflect.Descriptor instead.
 func (*HangupCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{8}
+	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HangupCallResponse) GetCall() *Call {
@@ -645,7 +773,7 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"\x10caller_id_number\x18\x03 \x01(\tR\x0ecallerIdNumber\x12$\n" +
 	"\x0ecaller_id_name\x18\x04 \x01(\tR\fcallerIdName\x12&\n" +
 	"\x0fring_timeout_ms\x18\x05 \x01(\x05R\rringTimeoutMsB\b\n" +
-	"\x06target\"\x83\x05\n" +
+	"\x06target\"\xe9\x05\n" +
 	"\x11CreateCallRequest\x128\n" +
 	"\x05first\x18\x01 \x01(\v2\".ringback.origination.v1.PartySpecR\x05first\x12:\n" +
 	"\x06second\x18\x02 \x01(\v2\".ringback.origination.v1.PartySpecR\x06second\x125\n" +
@@ -657,7 +785,12 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"\x12reminder_timeout_s\x18\b \x01(\x05R\x10reminderTimeoutS\x12V\n" +
 	"\x11machine_detection\x18\t \x01(\v2).ringback.origination.v1.MachineDetectionR\x10machineDetection\x121\n" +
 	"\x04menu\x18\n" +
-	" \x01(\v2\x1d.ringback.origination.v1.MenuR\x04menu\x1a<\n" +
+	" \x01(\v2\x1d.ringback.origination.v1.MenuR\x04menu\x12\x1e\n" +
+	"\n" +
+	"conference\x18\v \x01(\tR\n" +
+	"conference\x12D\n" +
+	"\vawait_agent\x18\f \x01(\v2#.ringback.origination.v1.AwaitAgentR\n" +
+	"awaitAgent\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
@@ -676,16 +809,24 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
 	"\x11HangupCallRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05cause\x18\x02 \x01(\tR\x05cause\"G\n" +
+	"\x05cause\x18\x02 \x01(\tR\x05cause\"D\n" +
+	"\x12ConnectCallRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
+	"\n" +
+	"conference\x18\x02 \x01(\tR\n" +
+	"conference\"H\n" +
+	"\x13ConnectCallResponse\x121\n" +
+	"\x04call\x18\x01 \x01(\v2\x1d.ringback.origination.v1.CallR\x04call\"G\n" +
 	"\x12HangupCallResponse\x121\n" +
-	"\x04call\x18\x01 \x01(\v2\x1d.ringback.origination.v1.CallR\x04call2\xa9\x03\n" +
+	"\x04call\x18\x01 \x01(\v2\x1d.ringback.origination.v1.CallR\x04call2\x93\x04\n" +
 	"\vCallService\x12e\n" +
 	"\n" +
 	"CreateCall\x12*.ringback.origination.v1.CreateCallRequest\x1a+.ringback.origination.v1.CreateCallResponse\x12\\\n" +
 	"\aGetCall\x12'.ringback.origination.v1.GetCallRequest\x1a(.ringback.origination.v1.GetCallResponse\x12n\n" +
 	"\rListLiveCalls\x12-.ringback.origination.v1.ListLiveCallsRequest\x1a..ringback.origination.v1.ListLiveCallsResponse\x12e\n" +
 	"\n" +
-	"HangupCall\x12*.ringback.origination.v1.HangupCallRequest\x1a+.ringback.origination.v1.HangupCallResponseBQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
+	"HangupCall\x12*.ringback.origination.v1.HangupCallRequest\x1a+.ringback.origination.v1.HangupCallResponse\x12h\n" +
+	"\vConnectCall\x12+.ringback.origination.v1.ConnectCallRequest\x1a,.ringback.origination.v1.ConnectCallResponseBQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
 
 var (
 	file_ringback_origination_v1_call_service_proto_rawDescOnce sync.Once
@@ -699,7 +840,7 @@ func file_ringback_origination_v1_call_service_proto_rawDescGZIP() []byte {
 	return file_ringback_origination_v1_call_service_proto_rawDescData
 }
 
-var file_ringback_origination_v1_call_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_ringback_origination_v1_call_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_ringback_origination_v1_call_service_proto_goTypes = []any{
 	(*PartySpec)(nil),             // 0: ringback.origination.v1.PartySpec
 	(*CreateCallRequest)(nil),     // 1: ringback.origination.v1.CreateCallRequest
@@ -709,37 +850,44 @@ var file_ringback_origination_v1_call_service_proto_goTypes = []any{
 	(*ListLiveCallsRequest)(nil),  // 5: ringback.origination.v1.ListLiveCallsRequest
 	(*ListLiveCallsResponse)(nil), // 6: ringback.origination.v1.ListLiveCallsResponse
 	(*HangupCallRequest)(nil),     // 7: ringback.origination.v1.HangupCallRequest
-	(*HangupCallResponse)(nil),    // 8: ringback.origination.v1.HangupCallResponse
-	nil,                           // 9: ringback.origination.v1.CreateCallRequest.VariablesEntry
-	(CallMode)(0),                 // 10: ringback.origination.v1.CallMode
-	(*MachineDetection)(nil),      // 11: ringback.origination.v1.MachineDetection
-	(*Menu)(nil),                  // 12: ringback.origination.v1.Menu
-	(*Call)(nil),                  // 13: ringback.origination.v1.Call
+	(*ConnectCallRequest)(nil),    // 8: ringback.origination.v1.ConnectCallRequest
+	(*ConnectCallResponse)(nil),   // 9: ringback.origination.v1.ConnectCallResponse
+	(*HangupCallResponse)(nil),    // 10: ringback.origination.v1.HangupCallResponse
+	nil,                           // 11: ringback.origination.v1.CreateCallRequest.VariablesEntry
+	(CallMode)(0),                 // 12: ringback.origination.v1.CallMode
+	(*MachineDetection)(nil),      // 13: ringback.origination.v1.MachineDetection
+	(*Menu)(nil),                  // 14: ringback.origination.v1.Menu
+	(*AwaitAgent)(nil),            // 15: ringback.origination.v1.AwaitAgent
+	(*Call)(nil),                  // 16: ringback.origination.v1.Call
 }
 var file_ringback_origination_v1_call_service_proto_depIdxs = []int32{
 	0,  // 0: ringback.origination.v1.CreateCallRequest.first:type_name -> ringback.origination.v1.PartySpec
 	0,  // 1: ringback.origination.v1.CreateCallRequest.second:type_name -> ringback.origination.v1.PartySpec
-	10, // 2: ringback.origination.v1.CreateCallRequest.mode:type_name -> ringback.origination.v1.CallMode
-	9,  // 3: ringback.origination.v1.CreateCallRequest.variables:type_name -> ringback.origination.v1.CreateCallRequest.VariablesEntry
-	11, // 4: ringback.origination.v1.CreateCallRequest.machine_detection:type_name -> ringback.origination.v1.MachineDetection
-	12, // 5: ringback.origination.v1.CreateCallRequest.menu:type_name -> ringback.origination.v1.Menu
-	13, // 6: ringback.origination.v1.CreateCallResponse.call:type_name -> ringback.origination.v1.Call
-	13, // 7: ringback.origination.v1.GetCallResponse.call:type_name -> ringback.origination.v1.Call
-	13, // 8: ringback.origination.v1.ListLiveCallsResponse.calls:type_name -> ringback.origination.v1.Call
-	13, // 9: ringback.origination.v1.HangupCallResponse.call:type_name -> ringback.origination.v1.Call
-	1,  // 10: ringback.origination.v1.CallService.CreateCall:input_type -> ringback.origination.v1.CreateCallRequest
-	3,  // 11: ringback.origination.v1.CallService.GetCall:input_type -> ringback.origination.v1.GetCallRequest
-	5,  // 12: ringback.origination.v1.CallService.ListLiveCalls:input_type -> ringback.origination.v1.ListLiveCallsRequest
-	7,  // 13: ringback.origination.v1.CallService.HangupCall:input_type -> ringback.origination.v1.HangupCallRequest
-	2,  // 14: ringback.origination.v1.CallService.CreateCall:output_type -> ringback.origination.v1.CreateCallResponse
-	4,  // 15: ringback.origination.v1.CallService.GetCall:output_type -> ringback.origination.v1.GetCallResponse
-	6,  // 16: ringback.origination.v1.CallService.ListLiveCalls:output_type -> ringback.origination.v1.ListLiveCallsResponse
-	8,  // 17: ringback.origination.v1.CallService.HangupCall:output_type -> ringback.origination.v1.HangupCallResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 2: ringback.origination.v1.CreateCallRequest.mode:type_name -> ringback.origination.v1.CallMode
+	11, // 3: ringback.origination.v1.CreateCallRequest.variables:type_name -> ringback.origination.v1.CreateCallRequest.VariablesEntry
+	13, // 4: ringback.origination.v1.CreateCallRequest.machine_detection:type_name -> ringback.origination.v1.MachineDetection
+	14, // 5: ringback.origination.v1.CreateCallRequest.menu:type_name -> ringback.origination.v1.Menu
+	15, // 6: ringback.origination.v1.CreateCallRequest.await_agent:type_name -> ringback.origination.v1.AwaitAgent
+	16, // 7: ringback.origination.v1.CreateCallResponse.call:type_name -> ringback.origination.v1.Call
+	16, // 8: ringback.origination.v1.GetCallResponse.call:type_name -> ringback.origination.v1.Call
+	16, // 9: ringback.origination.v1.ListLiveCallsResponse.calls:type_name -> ringback.origination.v1.Call
+	16, // 10: ringback.origination.v1.ConnectCallResponse.call:type_name -> ringback.origination.v1.Call
+	16, // 11: ringback.origination.v1.HangupCallResponse.call:type_name -> ringback.origination.v1.Call
+	1,  // 12: ringback.origination.v1.CallService.CreateCall:input_type -> ringback.origination.v1.CreateCallRequest
+	3,  // 13: ringback.origination.v1.CallService.GetCall:input_type -> ringback.origination.v1.GetCallRequest
+	5,  // 14: ringback.origination.v1.CallService.ListLiveCalls:input_type -> ringback.origination.v1.ListLiveCallsRequest
+	7,  // 15: ringback.origination.v1.CallService.HangupCall:input_type -> ringback.origination.v1.HangupCallRequest
+	8,  // 16: ringback.origination.v1.CallService.ConnectCall:input_type -> ringback.origination.v1.ConnectCallRequest
+	2,  // 17: ringback.origination.v1.CallService.CreateCall:output_type -> ringback.origination.v1.CreateCallResponse
+	4,  // 18: ringback.origination.v1.CallService.GetCall:output_type -> ringback.origination.v1.GetCallResponse
+	6,  // 19: ringback.origination.v1.CallService.ListLiveCalls:output_type -> ringback.origination.v1.ListLiveCallsResponse
+	10, // 20: ringback.origination.v1.CallService.HangupCall:output_type -> ringback.origination.v1.HangupCallResponse
+	9,  // 21: ringback.origination.v1.CallService.ConnectCall:output_type -> ringback.origination.v1.ConnectCallResponse
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_ringback_origination_v1_call_service_proto_init() }
@@ -758,7 +906,7 @@ func file_ringback_origination_v1_call_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringback_origination_v1_call_service_proto_rawDesc), len(file_ringback_origination_v1_call_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

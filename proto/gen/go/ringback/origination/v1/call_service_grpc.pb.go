@@ -23,6 +23,7 @@ const (
 	CallService_GetCall_FullMethodName       = "/ringback.origination.v1.CallService/GetCall"
 	CallService_ListLiveCalls_FullMethodName = "/ringback.origination.v1.CallService/ListLiveCalls"
 	CallService_HangupCall_FullMethodName    = "/ringback.origination.v1.CallService/HangupCall"
+	CallService_ConnectCall_FullMethodName   = "/ringback.origination.v1.CallService/ConnectCall"
 )
 
 // CallServiceClient is the client API for CallService service.
@@ -51,6 +52,13 @@ type CallServiceClient interface {
 	// were bridged ends CANCELED; after, COMPLETED. Hanging up an ended call
 	// returns it unchanged.
 	HangupCall(ctx context.Context, in *HangupCallRequest, opts ...grpc.CallOption) (*HangupCallResponse, error)
+	// Connects a call that waits for an agent (CreateCallRequest.await_agent)
+	// to a conference room, normally the agent's session room: the first
+	// party joins the room and the call becomes BRIDGED. Errors: NOT_FOUND,
+	// INVALID_ARGUMENT (bad room name), FAILED_PRECONDITION with reason
+	// CALL_NOT_WAITING (not answered yet, already connected, abandoned or
+	// ended; the caller should give the agent back).
+	ConnectCall(ctx context.Context, in *ConnectCallRequest, opts ...grpc.CallOption) (*ConnectCallResponse, error)
 }
 
 type callServiceClient struct {
@@ -101,6 +109,16 @@ func (c *callServiceClient) HangupCall(ctx context.Context, in *HangupCallReques
 	return out, nil
 }
 
+func (c *callServiceClient) ConnectCall(ctx context.Context, in *ConnectCallRequest, opts ...grpc.CallOption) (*ConnectCallResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConnectCallResponse)
+	err := c.cc.Invoke(ctx, CallService_ConnectCall_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CallServiceServer is the server API for CallService service.
 // All implementations must embed UnimplementedCallServiceServer
 // for forward compatibility.
@@ -127,6 +145,13 @@ type CallServiceServer interface {
 	// were bridged ends CANCELED; after, COMPLETED. Hanging up an ended call
 	// returns it unchanged.
 	HangupCall(context.Context, *HangupCallRequest) (*HangupCallResponse, error)
+	// Connects a call that waits for an agent (CreateCallRequest.await_agent)
+	// to a conference room, normally the agent's session room: the first
+	// party joins the room and the call becomes BRIDGED. Errors: NOT_FOUND,
+	// INVALID_ARGUMENT (bad room name), FAILED_PRECONDITION with reason
+	// CALL_NOT_WAITING (not answered yet, already connected, abandoned or
+	// ended; the caller should give the agent back).
+	ConnectCall(context.Context, *ConnectCallRequest) (*ConnectCallResponse, error)
 	mustEmbedUnimplementedCallServiceServer()
 }
 
@@ -148,6 +173,9 @@ func (UnimplementedCallServiceServer) ListLiveCalls(context.Context, *ListLiveCa
 }
 func (UnimplementedCallServiceServer) HangupCall(context.Context, *HangupCallRequest) (*HangupCallResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method HangupCall not implemented")
+}
+func (UnimplementedCallServiceServer) ConnectCall(context.Context, *ConnectCallRequest) (*ConnectCallResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConnectCall not implemented")
 }
 func (UnimplementedCallServiceServer) mustEmbedUnimplementedCallServiceServer() {}
 func (UnimplementedCallServiceServer) testEmbeddedByValue()                     {}
@@ -242,6 +270,24 @@ func _CallService_HangupCall_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CallService_ConnectCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConnectCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallServiceServer).ConnectCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CallService_ConnectCall_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallServiceServer).ConnectCall(ctx, req.(*ConnectCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CallService_ServiceDesc is the grpc.ServiceDesc for CallService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -264,6 +310,10 @@ var CallService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "HangupCall",
 			Handler:    _CallService_HangupCall_Handler,
+		},
+		{
+			MethodName: "ConnectCall",
+			Handler:    _CallService_ConnectCall_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
