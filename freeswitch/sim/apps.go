@@ -104,7 +104,7 @@ func (c *Channel) route(exten, context string) ([]app, bool) {
 	c.prof.context = context
 	c.vars.set("transfer_history", strconv.FormatInt(s.clock.Now().Unix(), 10)+":"+newUUID()+":bl_xfer:"+exten+"/"+context+"/XML")
 	c.setRunning("CS_ROUTING")
-	apps, ok := dialplanLookup(context, exten)
+	apps, ok := dialplanLookup(context, exten, c.expand)
 	if !ok {
 		return nil, false
 	}
@@ -175,6 +175,8 @@ func (c *Channel) runApp(name, arg string) appResult {
 		}
 		c.hangup(cause)
 		s.mu.Unlock()
+	case "log":
+		// mod_dptools' log writes to the FreeSWITCH log; nothing to simulate.
 	case "unset":
 		s.mu.Lock()
 		c.vars.unset(strings.TrimSpace(arg))
@@ -923,7 +925,7 @@ var dialplan = map[string]map[string][]app{
 	"ringback": {
 		"announce":         {{"answer", ""}, {"playback", "${ringback_announcement}"}, {"park", ""}},
 		"park":             {{"park", ""}},
-		"agent_conference": {{"answer", ""}, {"conference", "${ringback_conference}@ringback_agent"}},
+		"agent_conference": {{"answer", ""}, {"conference", "${ringback_conference}@ringback_agent"}, {"park", ""}},
 		"ivr_digits": {{"answer", ""}, {"play_and_get_digits", "${ringback_pagd_min} ${ringback_pagd_max} ${ringback_pagd_tries} " +
 			"${ringback_pagd_timeout_ms} ${ringback_pagd_terminators} ${ringback_pagd_prompt} ${ringback_pagd_invalid} " +
 			"${ringback_pagd_var} ${ringback_pagd_regexp} ${ringback_pagd_digit_timeout_ms}"}, {"park", ""}},
@@ -954,11 +956,41 @@ var dialplanDefaults = vars{
 	{Name: "ringback_pagd_digit_timeout_ms", Value: "3000"},
 }
 
-func dialplanLookup(context, exten string) ([]app, bool) {
+// condition is an extension's second <condition> in the XML dialplan: a
+// field (a ${variable} expansion) tested against a regular expression at
+// routing time. When it fails, the extension runs its anti-actions instead
+// of its actions.
+type condition struct {
+	field string
+	expr  *regexp.Regexp
+	anti  []app
+}
+
+// dialplanConditions are the extensions of dialplan that have a condition
+// on a channel variable, as their XML has.
+var dialplanConditions = map[string]map[string]condition{
+	"ringback": {
+		// A room name mod_conference would misread ("@" picks a profile,
+		// "+" a PIN) or an empty one never reaches the conference.
+		"agent_conference": {field: "${ringback_conference}", expr: regexp.MustCompile(`^[A-Za-z0-9_.-]+$`),
+			anti: []app{{"log", "ERR agent_conference: ringback_conference is missing or invalid"}, {"hangup", "MANDATORY_IE_MISSING"}}},
+	},
+}
+
+// dialplanLookup finds an extension and decides, as mod_dialplan_xml does
+// while routing, between its actions and anti-actions; expand resolves the
+// condition's field with the channel's variables (and the globals).
+func dialplanLookup(context, exten string, expand func(string) string) ([]app, bool) {
 	ctx, ok := dialplan[context]
 	if !ok {
 		return nil, false
 	}
 	apps, ok := ctx[exten]
-	return apps, ok
+	if !ok {
+		return nil, false
+	}
+	if cond, ok := dialplanConditions[context][exten]; ok && !cond.expr.MatchString(expand(cond.field)) {
+		return cond.anti, true
+	}
+	return apps, true
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,17 @@ type conferenceMember struct {
 	id   int
 	c    *Channel
 	done chan string // closed or sent the reason the member left
+	// moderator: the channel's conference_member_flags had "moderator"
+	// when it joined (mod_conference's MFLAG_MOD).
+	moderator bool
+}
+
+// memberType is the Member-Type header of the member's events.
+func (m *conferenceMember) memberType() string {
+	if m.moderator {
+		return "moderator"
+	}
+	return "member"
 }
 
 // confEvent fires a CUSTOM conference::maintenance event. Callers hold s.mu.
@@ -44,7 +56,7 @@ func (s *Sim) confEvent(cf *conference, action string, m *conferenceMember, site
 			}
 			for _, kv := range [][2]string{{"Video", "false"}, {"Hear", "true"}, {"See", "true"}, {"Speak", "true"},
 				{"Talking", "false"}, {"Mute-Detect", "false"}, {"Hold", "false"}, {"Member-ID", strconv.Itoa(m.id)},
-				{"Member-Type", "member"}, {"Member-Ghost", "false"}, {"Energy-Level", "100"}, {"Current-Energy", "0"}} {
+				{"Member-Type", m.memberType()}, {"Member-Ghost", "false"}, {"Energy-Level", "100"}, {"Current-Energy", "0"}} {
 				e.add(kv[0], kv[1])
 			}
 		}
@@ -76,6 +88,10 @@ func (c *Channel) conferenceApp(arg string) appResult {
 	}
 	cf.nextID++
 	m := &conferenceMember{conf: cf, id: cf.nextID, c: c, done: make(chan string, 1)}
+	if flags, ok := c.vars.get("conference_member_flags"); ok {
+		// A "|"-separated list, as conference_utils_set_mflags reads it.
+		m.moderator = slices.Contains(strings.Split(flags, "|"), "moderator")
+	}
 	cf.members[m.id] = m
 	c.conference = m
 	c.vars.set("conference_name", name)
@@ -198,7 +214,11 @@ func (cf *conference) list() string {
 	var b strings.Builder
 	for _, id := range cf.ids() {
 		m := cf.members[id]
-		fmt.Fprintf(&b, "%d;%s;%s;%s;%s;hear|speak;0;0;100\n", m.id, m.c.name, m.c.uuid, m.c.prof.cidName, m.c.prof.cidNumber)
+		flags := "hear|speak"
+		if m.moderator {
+			flags += "|moderator"
+		}
+		fmt.Fprintf(&b, "%d;%s;%s;%s;%s;%s;0;0;100\n", m.id, m.c.name, m.c.uuid, m.c.prof.cidName, m.c.prof.cidNumber, flags)
 	}
 	return b.String()
 }

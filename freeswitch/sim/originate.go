@@ -1003,7 +1003,7 @@ func (s *Sim) newLoopbackB(a *Channel, uuid string, lv vars) *Channel {
 func (s *Sim) routeLoopbackB(b *Channel) {
 	b.setRunning("CS_ROUTING")
 	b.setCallState("RINGING")
-	apps, ok := dialplanLookup(b.prof.context, b.prof.destination)
+	apps, ok := dialplanLookup(b.prof.context, b.prof.destination, b.expand)
 	if !ok {
 		b.hangup("NO_ROUTE_DESTINATION")
 		return

@@ -1,6 +1,7 @@
 package sim_test
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -90,6 +91,98 @@ func TestRingbackVoicemailDrop(t *testing.T) {
 			hup, _ := l.waitNamed("CHANNEL_HANGUP_COMPLETE", uuid)
 			if hup["Hangup-Cause"] != "NORMAL_CLEARING" {
 				t.Fatalf("hangup cause %q", hup["Hangup-Cause"])
+			}
+		})
+	}
+}
+
+// agent_conference joins ringback_conference with the ringback_agent
+// profile and, when the member is kicked out of the room without hanging
+// up, parks the leg (so Ringback can send it elsewhere); without a valid
+// room name it hangs the leg up MANDATORY_IE_MISSING and no room is made.
+func TestRingbackAgentConference(t *testing.T) {
+	t.Parallel()
+	t.Run("joins, kicked, parks", func(t *testing.T) {
+		t.Parallel()
+		s := startTestSim(t)
+		l := dialESL(t, s)
+		l.cmdOK("event plain CHANNEL_EXECUTE_COMPLETE CHANNEL_PARK CHANNEL_HANGUP_COMPLETE CUSTOM conference::maintenance",
+			"+OK event listener enabled plain")
+		uuid := originatePark(t, l, "15551230000")
+		if got := l.api("uuid_setvar_multi " + uuid + " ringback_conference=agent-1001;conference_member_flags=moderator"); got != "+OK\n" {
+			t.Fatalf("uuid_setvar_multi: %q", got)
+		}
+		if got := l.api("uuid_transfer " + uuid + " agent_conference XML ringback"); got != "+OK\n" {
+			t.Fatalf("uuid_transfer: %q", got)
+		}
+		add, _ := l.waitEvent("add-member", func(ev eslEvent) bool {
+			return ev.name() == "CUSTOM" && ev["Event-Subclass"] == "conference::maintenance" && ev["Action"] == "add-member"
+		})
+		if add["Unique-ID"] != uuid || add["Conference-Name"] != "agent-1001" || add["Conference-Profile-Name"] != "ringback_agent" ||
+			add["Member-Type"] != "moderator" || add["variable_ringback_conference"] != "agent-1001" {
+			t.Fatalf("add-member: %v", add)
+		}
+		list := l.api("conference agent-1001 list")
+		if !strings.Contains(list, ";"+uuid+";") || !strings.Contains(list, "hear|speak|moderator") {
+			t.Fatalf("conference list: %q", list)
+		}
+		if got := l.api("conference agent-1001 kick " + add["Member-ID"]); got != "+OK kick "+add["Member-ID"]+"\n" {
+			t.Fatalf("kick: %q", got)
+		}
+		del, _ := l.waitEvent("del-member", func(ev eslEvent) bool {
+			return ev.name() == "CUSTOM" && ev["Action"] == "del-member" && ev["Unique-ID"] == uuid
+		})
+		if del["Answer-State"] != "answered" {
+			t.Fatalf("del-member of a kicked member: Answer-State %q", del["Answer-State"])
+		}
+		done, _ := l.waitEvent("CHANNEL_EXECUTE_COMPLETE conference", func(ev eslEvent) bool {
+			return ev.name() == "CHANNEL_EXECUTE_COMPLETE" && ev["Unique-ID"] == uuid && ev["Application"] == "conference"
+		})
+		if done["Application-Data"] != "agent-1001@ringback_agent" {
+			t.Fatalf("conference ran with %q", done["Application-Data"])
+		}
+		// The park after the room: the leg is still up, under Ringback's
+		// control again.
+		l.waitEvent("CHANNEL_PARK after the room", func(ev eslEvent) bool {
+			return ev.name() == "CHANNEL_PARK" && ev["Unique-ID"] == uuid && ev["variable_conference_name"] == "agent-1001"
+		})
+		if ch := findChannel(ctlChannels(t, s), uuid); ch == nil || ch.Variables["current_application"] != "park" {
+			t.Fatalf("after the kick the leg is not parked: %+v", ch)
+		}
+		if got := l.api("conference list"); got != "+OK No active conferences.\n" {
+			t.Fatalf("the empty room was not destroyed: %q", got)
+		}
+	})
+	for _, tc := range []struct{ name, vars string }{
+		{"no room", ""},
+		{"profile in the name", "ringback_conference=agent@default"},
+		{"PIN in the name", "ringback_conference=agent+1234"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startTestSim(t)
+			l := dialESL(t, s)
+			l.cmdOK("event plain CHANNEL_EXECUTE CHANNEL_HANGUP_COMPLETE CUSTOM conference::maintenance", "+OK event listener enabled plain")
+			uuid := originatePark(t, l, "15551230000")
+			if tc.vars != "" {
+				if got := l.api("uuid_setvar_multi " + uuid + " " + tc.vars); got != "+OK\n" {
+					t.Fatalf("uuid_setvar_multi: %q", got)
+				}
+			}
+			if got := l.api("uuid_transfer " + uuid + " agent_conference XML ringback"); got != "+OK\n" {
+				t.Fatalf("uuid_transfer: %q", got)
+			}
+			hup, before := l.waitNamed("CHANNEL_HANGUP_COMPLETE", uuid)
+			if hup["Hangup-Cause"] != "MANDATORY_IE_MISSING" {
+				t.Fatalf("hangup cause %q", hup["Hangup-Cause"])
+			}
+			for _, ev := range before {
+				if ev.name() == "CUSTOM" || (ev.name() == "CHANNEL_EXECUTE" && ev["Application"] == "conference") {
+					t.Fatalf("the leg reached a room: %v", ev)
+				}
+			}
+			if got := l.api("conference list"); got != "+OK No active conferences.\n" {
+				t.Fatalf("conference list: %q", got)
 			}
 		})
 	}

@@ -157,6 +157,9 @@ func (s *Server) validate(ctx context.Context, account string, c *dialerv1.Campa
 	if err := validateBlast(c.GetOnAnswer()); err != nil {
 		return err
 	}
+	if err := validatePacing(c); err != nil {
+		return err
+	}
 	if ep := c.GetOnAnswer().GetEndpointId(); ep != "" {
 		if !uuidRe.MatchString(ep) {
 			return bad("on_answer.endpoint_id: %q is not an endpoint id", ep)
@@ -188,6 +191,55 @@ func (s *Server) validate(ctx context.Context, account string, c *dialerv1.Campa
 	}
 	if st, en := c.GetStartTime(), c.GetEndTime(); st != nil && en != nil && !en.AsTime().After(st.AsTime()) {
 		return bad("end_time must be after start_time")
+	}
+	return nil
+}
+
+// validatePacing checks a campaign's pacing: the AGENTS and PREDICTIVE
+// modes give answers to agents, so they take no endpoint, announcement or
+// options, and need the safe-harbour message.
+func validatePacing(c *dialerv1.Campaign) error {
+	bad := func(format string, args ...any) error {
+		return ErrInvalidArgument.WithMsg(fmt.Sprintf(format, args...))
+	}
+	p := c.GetPacing()
+	if p == nil {
+		return nil
+	}
+	if _, ok := dialerv1.PacingMode_name[int32(p.GetMode())]; !ok {
+		return bad("pacing.mode %d is not a mode", p.GetMode())
+	}
+	if _, ok := dialerv1.AdaptMethod_name[int32(p.GetMethod())]; !ok {
+		return bad("pacing.method %d is not a method", p.GetMethod())
+	}
+	if m := p.GetDialMultiplier(); m != 0 && (m < 1 || m > 10) {
+		return bad("pacing.dial_multiplier must be 0 (the global multiplier) or between 1 and 10")
+	}
+	if t := p.GetAbandonTarget(); t < 0 || t > 0.10 {
+		return bad("pacing.abandon_target must be 0 (0.03) or at most 0.10")
+	}
+	if l := p.GetMaxDialLevel(); l != 0 && (l < 1 || l > 10) {
+		return bad("pacing.max_dial_level must be 0 (4.0) or between 1 and 10")
+	}
+	if w := p.GetAgentWaitMs(); w != 0 && (w < 500 || w > 2000) {
+		return bad("pacing.agent_wait_ms must be 0 (2000) or between 500 and 2000")
+	}
+	if l := p.GetAbandonLockoutS(); l < 0 || l > 30*24*3600 {
+		return bad("pacing.abandon_lockout_s must be 0 (259200) or at most 2592000")
+	}
+	if e := p.GetShiftEnd(); e != "" && (!hhmmRe.MatchString(e) || e == "00:00") {
+		return bad("pacing.shift_end must be HH:MM")
+	}
+	paced := p.GetMode() == dialerv1.PacingMode_PACING_MODE_AGENTS || p.GetMode() == dialerv1.PacingMode_PACING_MODE_PREDICTIVE
+	if !paced {
+		return nil
+	}
+	if h := p.GetSafeHarbour(); h == "" || !announcementRe.MatchString(h) || strings.Contains(h, ";") {
+		return bad("pacing.safe_harbour is required in AGENTS and PREDICTIVE modes: a file path or URL without spaces or ';'")
+	}
+	a := c.GetOnAnswer()
+	if a.GetEndpointId() != "" || a.GetAnnouncement() != "" || len(a.GetOptions()) > 0 {
+		return bad("AGENTS and PREDICTIVE campaigns give answers to their agents: no on_answer endpoint_id, announcement or options")
 	}
 	return nil
 }
@@ -298,6 +350,21 @@ func (s *Server) fillProgress(ctx context.Context, r *campaignRow) error {
 	}
 	if err := s.DB.QueryRow(ctx, `SELECT count(*) FROM dialer.attempts WHERE campaign_id = $1 AND run = $2`, r.c.GetId(), r.run).Scan(&p.Attempts); err != nil {
 		return err
+	}
+	if r.c.GetPacing().GetMode() == dialerv1.PacingMode_PACING_MODE_AGENTS || r.c.GetPacing().GetMode() == dialerv1.PacingMode_PACING_MODE_PREDICTIVE {
+		day, month, err := abandonmentWindows(ctx, s.DB, r.c.GetId(), time.Now())
+		if err != nil {
+			return err
+		}
+		p.Abandonment = abandonmentOf(day, month)
+		if err := s.DB.QueryRow(ctx, `SELECT count(*) FROM dialer.records WHERE campaign_id = $1 AND status = 'running'`, r.c.GetId()).Scan(&p.Ringing); err != nil {
+			return err
+		}
+		if e, ok := s.Engine.(*Engine); ok && e != nil {
+			if d := e.pacers.peek(r.c.GetId()); d != nil {
+				p.DialLevel = d.Level
+			}
+		}
 	}
 	r.c.Progress = p
 	return nil
@@ -584,6 +651,11 @@ func (s *Server) report(ctx context.Context, account, id string) (*dialerv1.GetR
 		return nil, fmt.Errorf("count campaign %s: %w", id, err)
 	}
 	resp := &dialerv1.GetReportResponse{Campaign: r.c, Total: r.c.GetProgress().GetRecords()}
+	day, month, err := abandonmentWindows(ctx, s.DB, r.c.GetId(), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	resp.Abandonment = abandonmentOf(day, month)
 	group := func(sel string) ([]*dialerv1.ReportRow, error) {
 		rows, err := s.DB.Query(ctx, `SELECT g, count(*) FROM (SELECT `+sel+` AS g FROM dialer.records r JOIN dialer.lists l ON l.id = r.list_id
 			WHERE r.campaign_id = $1 AND l.active AND l.status = $2) x GROUP BY g ORDER BY count(*) DESC, g`,

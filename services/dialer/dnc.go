@@ -230,3 +230,26 @@ func BlockedNumbers(ctx context.Context, db *pgxpool.Pool, account, campaign str
 	}
 	return blocked, nil
 }
+
+// LockedNumbers are those of numbers whose call was abandoned (by any
+// campaign of the account) and whose lockout has not ended at now, with its
+// end.
+func LockedNumbers(ctx context.Context, db *pgxpool.Pool, account string, numbers []string, now time.Time) (map[string]time.Time, error) {
+	locked := map[string]time.Time{}
+	if len(numbers) == 0 {
+		return locked, nil
+	}
+	rows, err := db.Query(ctx, `SELECT number, until FROM dialer.abandoned_numbers
+		WHERE account_id = $1 AND number = ANY($2) AND until > $3`, account, numbers, now)
+	if err != nil {
+		return nil, fmt.Errorf("abandoned numbers: %w", err)
+	}
+	var (
+		n string
+		t time.Time
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&n, &t}, func() error { locked[n] = t; return nil }); err != nil {
+		return nil, fmt.Errorf("abandoned numbers: %w", err)
+	}
+	return locked, nil
+}

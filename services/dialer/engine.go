@@ -57,6 +57,9 @@ type EngineConfig struct {
 	DefaultHours *dialerv1.CallingHours
 	// Registerer receives the engine's metrics (nil: not exported).
 	Registerer prometheus.Registerer
+	// Agents is the agents' live state, for the pacing of AGENTS and
+	// PREDICTIVE campaigns (AgentStore.Snapshot); nil: no agents.
+	Agents *AgentStore
 	// Now is the campaigns' clock: calling hours, retry intervals, start
 	// and end times, leases (default time.Now). Back-offs from origination's
 	// errors run on the real clock.
@@ -137,6 +140,8 @@ type Engine struct {
 	dials sync.WaitGroup
 	slots chan struct{} // bounds the dials in flight
 	m     *metrics
+	// pacers are the AGENTS and PREDICTIVE campaigns' pacing state.
+	pacers pacers
 
 	mu        sync.Mutex
 	settings  map[string]cachedSettings // by campaign id
@@ -373,7 +378,11 @@ func (e *Engine) step(ctx context.Context, c engineCampaign) {
 	if e.heldOff(c.id) {
 		return
 	}
-	recs, live, err := e.claim(ctx, c, now)
+	claim := e.claim
+	if c.s.Paced() {
+		claim = e.claimPaced
+	}
+	recs, live, err := claim(ctx, c, now)
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
@@ -397,6 +406,10 @@ func (e *Engine) step(ctx context.Context, c engineCampaign) {
 		numbers = append(numbers, r.numbers...)
 	}
 	blocked, err := BlockedNumbers(dctx, e.db, c.account, c.id, numbers)
+	var locked map[string]time.Time
+	if err == nil {
+		locked, err = LockedNumbers(dctx, e.db, c.account, numbers, now)
+	}
 	if err != nil {
 		e.log.Error("dialer: check do-not-call; records given back", "campaign_id", c.id, "err", err)
 		for _, r := range recs {
@@ -410,10 +423,26 @@ func (e *Engine) step(ctx context.Context, c engineCampaign) {
 			defer e.dials.Done()
 			e.slots <- struct{}{}
 			defer func() { <-e.slots }()
-			e.dial(dctx, c, r, blocked)
+			e.dial(dctx, c, r, blocked, locked)
 		}()
 	}
 }
+
+// claimSQL counts a campaign's live records and leases up to $7 minus them
+// of its due ones.
+const claimSQL = `WITH live AS (
+			SELECT count(*) AS n FROM dialer.records WHERE campaign_id = $1 AND status IN ('running', 'talking')),
+		claimed AS (
+			UPDATE dialer.records r SET status = 'running', tries = r.tries + 1, run = $2,
+				lease_owner = $3, lease_until = $4, call_id = ''
+			FROM (SELECT id FROM dialer.records
+				WHERE campaign_id = $1 AND NOT final AND status NOT IN ('running', 'talking') AND next_at <= $5
+					AND list_id IN (SELECT id FROM dialer.lists WHERE campaign_id = $1 AND active AND status = $6)
+				ORDER BY next_at, id LIMIT greatest($7 - (SELECT n FROM live), 0) FOR UPDATE SKIP LOCKED) due
+			WHERE r.id = due.id
+			RETURNING r.id, r.numbers, r.fields, r.schedule_ext, r.tries)
+		SELECT id, numbers, fields, schedule_ext, tries, (SELECT n FROM live) FROM claimed
+		UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, (SELECT n FROM live)`
 
 // claim leases up to the campaign's free slots of due records: the
 // campaign's free slots are counted and filled in one statement, under the
@@ -427,19 +456,7 @@ func (e *Engine) step(ctx context.Context, c engineCampaign) {
 func (e *Engine) claim(ctx context.Context, c engineCampaign, now time.Time) (recs []claimedRecord, live int, err error) {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "dialer.campaign:"+c.id)
-	b.Queue(`WITH live AS (
-			SELECT count(*) AS n FROM dialer.records WHERE campaign_id = $1 AND status IN ('running', 'talking')),
-		claimed AS (
-			UPDATE dialer.records r SET status = 'running', tries = r.tries + 1, run = $2,
-				lease_owner = $3, lease_until = $4, call_id = ''
-			FROM (SELECT id FROM dialer.records
-				WHERE campaign_id = $1 AND NOT final AND status NOT IN ('running', 'talking') AND next_at <= $5
-					AND list_id IN (SELECT id FROM dialer.lists WHERE campaign_id = $1 AND active AND status = $6)
-				ORDER BY next_at, id LIMIT greatest($7 - (SELECT n FROM live), 0) FOR UPDATE SKIP LOCKED) due
-			WHERE r.id = due.id
-			RETURNING r.id, r.numbers, r.fields, r.schedule_ext, r.tries)
-		SELECT id, numbers, fields, schedule_ext, tries, (SELECT n FROM live) FROM claimed
-		UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, (SELECT n FROM live)`,
+	b.Queue(claimSQL,
 		c.id, c.run, e.cfg.Instance, now.Add(e.cfg.Lease), now, int16(dialerv1.ListStatus_LIST_STATUS_READY), c.s.MaxConcurrent)
 	br := e.db.SendBatch(ctx, b)
 	defer br.Close()
@@ -450,6 +467,14 @@ func (e *Engine) claim(ctx context.Context, c engineCampaign, now time.Time) (re
 	if err != nil {
 		return nil, 0, fmt.Errorf("claim records: %w", err)
 	}
+	if recs, live, err = scanClaimed(rows); err != nil {
+		return nil, 0, err
+	}
+	return recs, live, br.Close()
+}
+
+// scanClaimed reads claimSQL's rows.
+func scanClaimed(rows pgx.Rows) (recs []claimedRecord, live int, err error) {
 	var (
 		id      *int64
 		numbers []string
@@ -474,12 +499,13 @@ func (e *Engine) claim(ctx context.Context, c engineCampaign, now time.Time) (re
 	if err != nil {
 		return nil, 0, fmt.Errorf("claim records: %w", err)
 	}
-	return recs, live, br.Close()
+	return recs, live, nil
 }
 
 // dial checks a claimed record and calls its recipient; blocked are the
-// numbers on a do-not-call list.
-func (e *Engine) dial(ctx context.Context, c engineCampaign, r claimedRecord, blocked map[string]bool) {
+// numbers on a do-not-call list, locked those whose call was abandoned
+// lately, with the end of their lockout.
+func (e *Engine) dial(ctx context.Context, c engineCampaign, r claimedRecord, blocked map[string]bool, locked map[string]time.Time) {
 	log := e.log.With("campaign_id", c.id, "record_id", r.id, "run", c.run, "try", r.tries)
 	now := e.now()
 	if !c.s.End.IsZero() && !now.Before(c.s.End) {
@@ -498,6 +524,13 @@ func (e *Engine) dial(ctx context.Context, c engineCampaign, r claimedRecord, bl
 		return
 	}
 	log = log.With("number", number)
+	if until, ok := locked[number]; ok {
+		// Its last call was abandoned: not again before the lockout
+		// ends (not counted as an attempt).
+		log.Debug("dialer: number locked out after an abandoned call", "until", until)
+		e.settle(ctx, log, c, r, StatusReady, false, until, true)
+		return
+	}
 	if allowed, next := NextAllowed(recipientZones(e.dir, number, c.s.DefaultCountry), c.s.Hours, now); !allowed {
 		if next.IsZero() {
 			log.Warn("dialer: the calling hours never open in every time zone of the number")
@@ -560,6 +593,17 @@ func callRequest(s Settings, number, endpoint string) *originationv1.CreateCallR
 		First: &originationv1.PartySpec{Target: &originationv1.PartySpec_Number{Number: number},
 			CallerIdNumber: s.CallerIDNumber, CallerIdName: s.CallerIDName, RingTimeoutMs: int32(s.DialTimeout / time.Millisecond)},
 		Announcement: s.Announcement,
+	}
+	if s.Paced() {
+		// The campaign's agents take the answer: origination holds the
+		// recipient for one (the router connects it), else plays the
+		// safe-harbour message.
+		req.Announcement = ""
+		req.AwaitAgent = &originationv1.AwaitAgent{TimeoutMs: int32(s.Pacing.AgentWait / time.Millisecond), SafeHarbour: s.SafeHarbour}
+		if s.DetectMachine {
+			req.MachineDetection = &originationv1.MachineDetection{Enabled: true, Message: s.MachineMessage}
+		}
+		return req
 	}
 	connects := len(s.Options) == 0
 	if len(s.Options) > 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
+	"github.com/ringback/ringback/services/dialer/pacing"
 	"github.com/ringback/ringback/services/internal/phone"
 )
 
@@ -50,6 +51,7 @@ const (
 	StatusExpired     = "expired"     // the campaign's end came first
 	StatusCancel      = "cancel"      // the attempt was hung up by a cancellation
 	StatusRescheduled = "rescheduled" // scheduled for later, the campaign cancelled first
+	StatusAbandoned   = "abandoned"   // a person answered, no agent was free in time: the safe-harbour message
 )
 
 // Live reports whether a record status means a call is in progress.
@@ -69,6 +71,12 @@ const (
 	// DefaultAnnouncement is what a recipient hears when the campaign says
 	// neither an announcement nor an endpoint (FreeSWITCH's stock sounds).
 	DefaultAnnouncement = "ivr/ivr-thank_you_for_calling.wav"
+	// DefaultAbandonLockout is how long an abandoned number is not dialed
+	// again (Ofcom: 72 hours).
+	DefaultAbandonLockout = 72 * time.Hour
+	// DefaultAgentMultiplier is the AGENTS mode's calls per free agent
+	// when the campaign sets none (RINGBACK_DIALER_AGENT_MULTIPLIER).
+	DefaultAgentMultiplier = 1.0
 )
 
 // DefaultCallingHours is every day 08:00-21:00 in the recipient's time.
@@ -97,6 +105,19 @@ type Settings struct {
 	MachineMessage string
 	Hours          *dialerv1.CallingHours
 	Start, End     time.Time // zero: none
+	// Pacing: the mode and, for AGENTS and PREDICTIVE, how the answered
+	// wait for an agent (AgentWait, then SafeHarbour), and how long an
+	// abandoned number rests (Lockout). Pacing.MaxCalls is MaxConcurrent.
+	Pacing      pacing.Config
+	SafeHarbour string
+	Lockout     time.Duration
+	// ShiftEnd (TAPERED): "HH:MM" in the default country's time.
+	ShiftEnd string
+}
+
+// Paced reports whether answers go to the campaign's agents.
+func (s Settings) Paced() bool {
+	return s.Pacing.Mode == pacing.Agents || s.Pacing.Mode == pacing.Predictive
 }
 
 // SettingsOf applies the defaults to a campaign.
@@ -139,6 +160,31 @@ func SettingsOf(c *dialerv1.Campaign) Settings {
 		StatusAnsMachine: pick(ri.GetMachineS(), DefaultMachineRetry), StatusFailed: pick(ri.GetFailedS(), DefaultFailedRetry),
 		"congestion": pick(ri.GetCongestionS(), DefaultCongestRetry),
 	}
+	p := c.GetPacing()
+	s.Pacing = pacing.Config{MaxCalls: s.MaxConcurrent, Multiplier: p.GetDialMultiplier(), Target: p.GetAbandonTarget(),
+		MaxLevel: p.GetMaxDialLevel(), AgentWait: time.Duration(p.GetAgentWaitMs()) * time.Millisecond}
+	switch p.GetMode() {
+	case dialerv1.PacingMode_PACING_MODE_AGENTS:
+		s.Pacing.Mode = pacing.Agents
+	case dialerv1.PacingMode_PACING_MODE_PREDICTIVE:
+		s.Pacing.Mode = pacing.Predictive
+	default:
+		s.Pacing.Mode = pacing.Fixed
+	}
+	switch p.GetMethod() {
+	case dialerv1.AdaptMethod_ADAPT_METHOD_TAPERED:
+		s.Pacing.Method = pacing.Tapered
+	case dialerv1.AdaptMethod_ADAPT_METHOD_AVERAGE:
+		s.Pacing.Method = pacing.Average
+	default:
+		s.Pacing.Method = pacing.HardLimit
+	}
+	if s.Pacing.AgentWait <= 0 {
+		s.Pacing.AgentWait = pacing.DefaultAgentWait
+	}
+	s.SafeHarbour, s.ShiftEnd = p.GetSafeHarbour(), p.GetShiftEnd()
+	s.Lockout = pick(p.GetAbandonLockoutS(), DefaultAbandonLockout)
+	s.Retry[StatusAbandoned] = s.Lockout
 	if t := c.GetStartTime(); t != nil {
 		s.Start = t.AsTime()
 	}

@@ -206,7 +206,9 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 		records                                                         []int64
 		runs, tries, billsecs                                           []int32
 		started, ended, next                                            []time.Time
-		finals, current, optOut                                         []bool
+		finals, current, optOut, live, abandoned                        []bool
+		answeredAt, connectedAt                                         []*time.Time
+		lockUntil                                                       []time.Time
 	)
 	byRecord(calls)
 	seen := make(map[string]bool, len(calls))
@@ -237,23 +239,47 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 		causes, billsecs, finals, next = append(causes, hangupCause(c)), append(billsecs, c.GetBillsec()), append(finals, final), append(next, nextAt)
 		current, digits, accounts = append(current, cur), append(digits, c.GetDigits()), append(accounts, c.GetAccountId())
 		optOut = append(optOut, c.GetMenuChoice() == originationv1.MenuAction_MENU_ACTION_OPT_OUT)
+		ans, conn := answerTimes(c)
+		answeredAt, connectedAt = append(answeredAt, ans), append(connectedAt, conn)
+		live, abandoned = append(live, liveAnswer(c)), append(abandoned, c.GetAbandoned())
+		lockUntil = append(lockUntil, end.Add(s.Lockout))
 	}
 	if len(callIDs) == 0 {
 		return nil
 	}
 	rows, err := e.db.Query(ctx, `WITH u AS (
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[],
-				$9::text[], $10::text[], $11::int[], $12::bool[], $13::timestamptz[], $14::bool[], $15::text[], $16::bool[], $17::text[])
-				AS u(call_id, record, campaign, run, try, number, started_at, ended_at, outcome, cause, billsec, final, next_at, current, digits, opt_out, account)),
+				$9::text[], $10::text[], $11::int[], $12::bool[], $13::timestamptz[], $14::bool[], $15::text[], $16::bool[], $17::text[],
+				$19::timestamptz[], $20::timestamptz[], $21::bool[], $22::bool[], $23::timestamptz[])
+				AS u(call_id, record, campaign, run, try, number, started_at, ended_at, outcome, cause, billsec, final, next_at, current, digits, opt_out, account,
+					answered_at, connected_at, live, abandoned, lock_until)),
 		rec AS (
 			SELECT u.* FROM u JOIN dialer.records r ON r.id = u.record AND r.campaign_id = u.campaign
 				JOIN dialer.campaigns c ON c.id = r.campaign_id AND c.account_id = u.account),
 		attempt AS (
-			INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at, ended_at, outcome, hangup_cause, billsec)
-			SELECT call_id, record, campaign, run, try, number, started_at, ended_at, outcome, cause, billsec FROM rec
+			INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at, ended_at, outcome, hangup_cause, billsec,
+				answered_at, connected_at, live, abandoned)
+			SELECT call_id, record, campaign, run, try, number, started_at, ended_at, outcome, cause, billsec,
+				answered_at, connected_at, live, abandoned FROM rec
 			ON CONFLICT (call_id) DO UPDATE SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome,
-				hangup_cause = EXCLUDED.hangup_cause, billsec = EXCLUDED.billsec
-			WHERE dialer.attempts.ended_at IS NULL),
+				hangup_cause = EXCLUDED.hangup_cause, billsec = EXCLUDED.billsec, answered_at = EXCLUDED.answered_at,
+				connected_at = EXCLUDED.connected_at, live = EXCLUDED.live, abandoned = EXCLUDED.abandoned
+			WHERE dialer.attempts.ended_at IS NULL
+			RETURNING call_id),
+		-- Counted once: only the attempts this statement ended.
+		counts AS (
+			INSERT INTO dialer.answer_counts (campaign_id, hour, answered, abandoned)
+			SELECT campaign, date_trunc('hour', ended_at), count(*) FILTER (WHERE live), count(*) FILTER (WHERE abandoned)
+			FROM rec JOIN attempt USING (call_id) WHERE live OR abandoned GROUP BY 1, 2
+			ON CONFLICT (campaign_id, hour) DO UPDATE SET answered = dialer.answer_counts.answered + EXCLUDED.answered,
+				abandoned = dialer.answer_counts.abandoned + EXCLUDED.abandoned),
+		lockout AS (
+			INSERT INTO dialer.abandoned_numbers (account_id, number, until, campaign_id)
+			SELECT DISTINCT ON (account, number) account, number, lock_until, campaign
+			FROM rec JOIN attempt USING (call_id) WHERE abandoned AND number <> ''
+			ORDER BY account, number, lock_until DESC
+			ON CONFLICT (account_id, number) DO UPDATE SET until = greatest(dialer.abandoned_numbers.until, EXCLUDED.until),
+				campaign_id = EXCLUDED.campaign_id),
 		upd AS (
 			UPDATE dialer.records r SET status = rec.outcome, final = rec.final, next_at = CASE WHEN rec.final THEN r.next_at ELSE rec.next_at END,
 				lease_owner = '', lease_until = NULL, call_id = rec.call_id, last_duration_s = rec.billsec,
@@ -269,7 +295,8 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 			FROM rec WHERE opt_out AND number <> ''
 			ON CONFLICT DO NOTHING)
 		SELECT outcome FROM upd`,
-		callIDs, records, campaigns, runs, tries, numbers, started, ended, statuses, causes, billsecs, finals, next, current, digits, optOut, accounts, now)
+		callIDs, records, campaigns, runs, tries, numbers, started, ended, statuses, causes, billsecs, finals, next, current, digits, optOut, accounts, now,
+		answeredAt, connectedAt, live, abandoned, lockUntil)
 	if err != nil {
 		return fmt.Errorf("outcomes of %d calls: %w", len(callIDs), err)
 	}
@@ -284,6 +311,33 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 		e.Wake() // slots of the campaigns are free
 	}
 	return nil
+}
+
+// answerTimes are when the recipient answered and when an agent (or the
+// endpoint) was connected, nil when not.
+func answerTimes(c *originationv1.Call) (answered, connected *time.Time) {
+	if t := c.GetFirst().GetAnsweredAt(); t != nil {
+		v := t.AsTime()
+		answered = &v
+	} else if t := c.GetAnsweredAt(); t != nil {
+		v := t.AsTime()
+		answered = &v
+	}
+	if t := c.GetBridgedAt(); t != nil {
+		v := t.AsTime()
+		connected = &v
+	}
+	return answered, connected
+}
+
+// liveAnswer reports whether a person answered: the recipient's leg was
+// answered and machine detection, when it ran, did not find a machine.
+// Abandonment is counted over these.
+func liveAnswer(c *originationv1.Call) bool {
+	if c.GetFirst().GetAnsweredAt() == nil && c.GetAnsweredAt() == nil {
+		return false
+	}
+	return c.GetMachineResult() != "MACHINE" && c.GetFailureReason() != originationv1.FailureReason_FAILURE_REASON_MACHINE
 }
 
 // attemptStart is when a call was placed, by origination's clock (the
@@ -352,6 +406,12 @@ const retryNow = "now"
 func outcomeOf(c *originationv1.Call) outcome {
 	switch c.GetStatus() {
 	case originationv1.CallStatus_CALL_STATUS_COMPLETED:
+		if c.GetAbandoned() {
+			// A person answered and no agent was free in time: tried
+			// again (while attempts are left) after the lockout, which
+			// the abandoned number also gets in every campaign.
+			return outcome{status: StatusAbandoned, retry: StatusAbandoned}
+		}
 		return outcome{status: StatusAnswered}
 	case originationv1.CallStatus_CALL_STATUS_CANCELED:
 		return outcome{status: StatusCancel, retry: retryNow}

@@ -94,7 +94,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool), log *slog.Logg
 	log.Info("starting", "config", pcfg, "origination", cfg.OriginationAddr, "instance", cfg.Instance)
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	p, err := platform.Open(startCtx, "dialer", pcfg, platform.Needs{Postgres: true, NATS: true}, log, opts.Registry)
+	p, err := platform.Open(startCtx, "dialer", pcfg, platform.Needs{Postgres: true, Redis: true, NATS: true}, log, opts.Registry)
 	if err != nil {
 		return err
 	}
@@ -113,6 +113,7 @@ func Run(ctx context.Context, lookup func(string) (string, bool), log *slog.Logg
 		return err
 	}
 	dialerv1.RegisterDialerServiceServer(p.Server.GRPC(), svc.api)
+	dialerv1.RegisterAgentServiceServer(p.Server.GRPC(), svc.agents)
 	if opts.Ready != nil {
 		opts.Ready(p.Server)
 	}

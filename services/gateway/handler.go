@@ -82,7 +82,8 @@ type handler struct {
 // Backends are the services the gateway forwards to.
 type Backends struct {
 	Origination, Rating, CDR, Webhook grpc.ClientConnInterface
-	// Dialer serves /v1/dialer/...; nil: those routes are not served.
+	// Dialer serves /v1/dialer/... (DialerService and AgentService); nil:
+	// those routes are not served.
 	Dialer grpc.ClientConnInterface
 	// Limiter bounds getCdrs requests per account; nil: unbounded.
 	Limiter Limiter
@@ -192,6 +193,9 @@ func NewHandler(cfg Config, log *slog.Logger, accounts *AccountStore, accountSer
 		h.dialer = dialerv1.NewDialerServiceClient(b.Dialer)
 		if err := dialerv1.RegisterDialerServiceHandlerClient(ctx, gw, h.dialer); err != nil {
 			return nil, fmt.Errorf("gateway: register DialerService: %w", err)
+		}
+		if err := dialerv1.RegisterAgentServiceHandlerClient(ctx, gw, dialerv1.NewAgentServiceClient(b.Dialer)); err != nil {
+			return nil, fmt.Errorf("gateway: register AgentService: %w", err)
 		}
 	}
 

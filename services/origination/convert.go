@@ -59,6 +59,9 @@ var (
 		EventCallRedialScheduled:  eventsv1.EventType_EVENT_TYPE_CALL_REDIAL_SCHEDULED,
 		EventMenuChoice:           eventsv1.EventType_EVENT_TYPE_MENU_CHOICE,
 		EventMachineDetected:      eventsv1.EventType_EVENT_TYPE_MACHINE_DETECTED,
+		EventAgentAwaited:         eventsv1.EventType_EVENT_TYPE_AGENT_AWAITED,
+		EventConferenceJoined:     eventsv1.EventType_EVENT_TYPE_CONFERENCE_JOINED,
+		EventCallAbandoned:        eventsv1.EventType_EVENT_TYPE_CALL_ABANDONED,
 	}
 )
 
@@ -121,10 +124,14 @@ func ToProto(c *Call, now time.Time) *originationv1.Call {
 		NextAttemptAt: ts(c.NextAttemptAt), Outcome: c.Outcome, CallbackOf: c.CallbackOf,
 		PriceMicros: c.PriceMicros, PriceCurrency: c.PriceCurrency,
 		Digits: c.Digits, MenuChoice: menuActionToProto[c.MenuChoice], MachineResult: c.MachineResult,
-		MachineMessageLeft: c.MachineMessageLeft,
+		MachineMessageLeft: c.MachineMessageLeft, Conference: c.Conference, Abandoned: c.Abandoned,
 	}
-	if !c.AnnouncementOnly {
-		// An announcement-only call has no second party: no second leg.
+	if a := c.AwaitAgent; a != nil {
+		out.AwaitAgent = &originationv1.AwaitAgent{TimeoutMs: int32(a.TimeoutMS), SafeHarbour: a.SafeHarbour}
+	}
+	if !c.oneParty() {
+		// An announcement-only call, an agent's session and a call
+		// awaiting an agent have no second party: no second leg.
 		out.Second = legToProto(&c.Second)
 	}
 	for _, a := range c.Attempts {

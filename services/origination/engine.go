@@ -152,6 +152,11 @@ type CreateRequest struct {
 	// MachineDetection runs answering-machine detection on the first
 	// party's answer (sequential calls).
 	MachineDetection MachineDetection
+	// Conference makes the call an agent's session: its one party is put
+	// in this room on answer and kept there (see agentroom.go).
+	Conference string
+	// AwaitAgent makes the answered party wait for ConnectCall.
+	AwaitAgent *AwaitAgent
 }
 
 // CampaignCall is what a click-to-call campaign adds to a call.
@@ -221,6 +226,8 @@ type Engine struct {
 	// timers wake calls waiting for a redial or for opening hours (call
 	// ID -> *time.Timer); Recover re-arms them after a restart.
 	timers sync.Map
+	// awaitTimers end the waits for an agent (call ID -> *awaitTimer).
+	awaitTimers sync.Map
 }
 
 // NewEngine builds an engine and starts its event workers.
@@ -262,6 +269,7 @@ func (e *Engine) Close() {
 	e.once.Do(func() {
 		close(e.stop)
 		e.timers.Range(func(_, v any) bool { v.(*time.Timer).Stop(); return true })
+		e.awaitTimers.Range(func(_, v any) bool { v.(*awaitTimer).t.Stop(); return true })
 		e.wg.Wait()
 	})
 }
@@ -336,23 +344,33 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (*Call, error) {
 		return nil, fmt.Errorf("%w: reminder_timeout_s must be between 0 and %d", ErrInvalid, MaxReminderTimeoutS)
 	}
 	req.Menu = req.Menu.clone() // validateBlast fills its defaults
+	if req.AwaitAgent != nil {
+		a := *req.AwaitAgent // validateAgentRoom fills its default
+		req.AwaitAgent = &a
+	}
+	if err := validateAgentRoom(&req); err != nil {
+		return nil, err
+	}
 	if err := validateBlast(&req); err != nil {
 		return nil, err
 	}
 	// No second party (a campaign's company leg comes from its operators,
-	// not from Second) makes the call announcement-only.
+	// not from Second) makes the call announcement-only, unless its party
+	// is for a room.
 	single := req.Campaign == nil && req.Second == PartySpec{}
+	room := req.Conference != "" || req.AwaitAgent != nil
 	switch {
-	case single && req.Announcement == "":
+	case single && !room && req.Announcement == "":
 		return nil, fmt.Errorf("%w: second is required unless the call is announcement-only", ErrInvalid)
 	case single && req.Mode != ModeSequential:
 		return nil, fmt.Errorf("%w: an announcement-only call is sequential", ErrInvalid)
 	}
 	c := &Call{
 		ID: ids.NewV7(), AccountID: req.AccountID, Source: req.Source, Mode: req.Mode, Status: StatusQueued,
-		Announcement: req.Announcement, AnnouncementOnly: single, MaxDurationS: req.MaxDurationS, Variables: req.Variables,
+		Announcement: req.Announcement, AnnouncementOnly: single && !room, MaxDurationS: req.MaxDurationS, Variables: req.Variables,
 		ReminderTimeoutS: req.ReminderTimeoutS, Owner: e.cfg.Instance, CreatedAt: e.now().UTC(), Attempt: 1, MaxAttempts: 1,
 		Menu: req.Menu, MachineDetection: req.MachineDetection.Enabled, MachineMessage: req.MachineDetection.Message,
+		Session: req.Conference, AwaitAgent: req.AwaitAgent,
 	}
 	var hunt Role
 	if cc := req.Campaign; cc != nil {
@@ -651,13 +669,17 @@ func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) erro
 			}
 		}
 		if exists {
-			if r == RoleFirst && c.Media != "" && l.Status == LegAnswered {
-				more, err := e.resumeMedia(ctx, c)
-				if err != nil {
-					return err
-				}
-				acts = append(acts, more...)
+			var more []action
+			switch {
+			case r == RoleFirst && c.Media != "" && l.Status == LegAnswered:
+				more, err = e.resumeMedia(ctx, c)
+			case r == RoleFirst && c.waiting():
+				more, err = e.resumeWait(ctx, c)
 			}
+			if err != nil {
+				return err
+			}
+			acts = append(acts, more...)
 			continue
 		}
 		cause := "NORMAL_TEMPORARY_FAILURE"
@@ -768,6 +790,10 @@ func (c *Call) clone() *Call {
 	cp.First.Forks, cp.First.Tries = slices.Clone(c.First.Forks), slices.Clone(c.First.Tries)
 	cp.Second.Forks, cp.Second.Tries = slices.Clone(c.Second.Forks), slices.Clone(c.Second.Tries)
 	cp.Menu = c.Menu.clone()
+	if c.AwaitAgent != nil {
+		a := *c.AwaitAgent
+		cp.AwaitAgent = &a
+	}
 	cp.outbox = nil
 	return &cp
 }
@@ -886,6 +912,9 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 			// hangup that follows ends the leg.
 			return nil
 		}
+		if role == RoleFirst && (c.AwaitAgent != nil || c.Session != "") {
+			return e.roomPlaybackStopped(c)
+		}
 		if role == RoleFirst && c.Announcement != "" && !c.Announced && c.Ending == "" {
 			c.Announced = true
 			e.record(c, EventAnnouncementFinished, RoleFirst)
@@ -900,6 +929,10 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 			}
 		}
 	case evPlayFailed:
+		if c.Abandoned && l.Status == LegAnswered {
+			// The safe-harbour message would not play.
+			return []action{hangupAction(RoleFirst, "NORMAL_CLEARING")}
+		}
 		if !c.AnnouncementOnly || l.Status != LegAnswered || c.Announced || c.Ending != "" {
 			return nil
 		}
@@ -914,6 +947,10 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		}
 	case evMediaFailed:
 		acts = e.mediaFailed(c, ev)
+	case evConference:
+		acts = e.roomEvent(c, role, ev, now)
+	case evAwaitTimeout:
+		acts = e.awaitTimedOut(c)
 	case "CHANNEL_BRIDGE":
 		if c.BridgedAt.IsZero() && c.Ending == "" {
 			c.BridgedAt = now
@@ -1003,6 +1040,11 @@ func (e *Engine) legEndedWith(c *Call, role Role, cause string, sip int, now tim
 		case cause == causeBarred:
 			// Answered, then cut because the balance could not pay for it.
 			c.setEnding(StatusFailed, role, ReasonNotAuthorized)
+		case c.AwaitAgent != nil && (!c.AwaitUntil.IsZero() || c.Conference != ""):
+			// Gone while waiting for an agent (or being connected to
+			// one): an answered call the party ended, not an abandoned
+			// one.
+			c.setEnding(StatusCompleted, "", "")
 		default:
 			// Answered, then gone before the other party was connected
 			// (an announcement-only call: before its announcement ended,
@@ -1217,6 +1259,7 @@ func (e *Engine) commit(ctx context.Context, c *Call, acts []action) error {
 		if err := e.store.Finish(ctx, c); err != nil {
 			e.log.Error("finish call", "call_id", c.ID, "err", err)
 		}
+		e.stopAwaitTimer(c.ID)
 	}
 	for _, a := range acts {
 		if err := a(ctx, e, c); err != nil {

@@ -19,9 +19,13 @@ import (
 // detection, menus); switchEvent keeps only the completions that do.
 // CHANNEL_PARK would do as well, but it fires after every answer, carrying
 // every variable of the channel, just when a call is busiest.
+// conference::maintenance's add-member and del-member say a leg entered or
+// left its agent room (mod_conference's other actions, such as
+// start-talking, are dropped by switchEvent).
 var Events = []string{
 	"CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER", "CHANNEL_BRIDGE",
 	"CHANNEL_HANGUP_COMPLETE", "PLAYBACK_STOP", "CHANNEL_EXECUTE_COMPLETE",
+	"CUSTOM " + evConference,
 }
 
 // ESLSwitch is the Switch over the event-socket client: commands go out as
@@ -98,6 +102,15 @@ func switchEvent(ev esl.Event) (SwitchEvent, bool) {
 	}
 	if se.CallID == "" {
 		return se, false // not one of ours
+	}
+	if ev.Name == "CUSTOM" {
+		// A member's events carry its channel's variables, so the
+		// call's id.
+		se.ConferenceAction = ev.Get("Action")
+		if ev.Get("Event-Subclass") != evConference || (se.ConferenceAction != "add-member" && se.ConferenceAction != "del-member") {
+			return se, false
+		}
+		se.Name, se.Conference = evConference, ev.Get("Conference-Name")
 	}
 	if ev.Name == "CHANNEL_EXECUTE_COMPLETE" {
 		// Every application of every leg completes; few end an extension

@@ -144,7 +144,7 @@ func (st *stack) restart(t testing.TB) {
 	if err := e2.Recover(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	st.engine = e2
+	st.engine, st.sw, st.client = e2, sw, client
 }
 
 func (st *stack) waitStatus(id string, want ...Status) *Call {

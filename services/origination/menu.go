@@ -231,6 +231,9 @@ func (m *Menu) clone() *Menu {
 // sequential call: machine detection first when asked for, else what a
 // human gets.
 func (e *Engine) firstAnswered(c *Call) []action {
+	if c.Session != "" {
+		return []action{e.enterRoom(c, c.Session, true)}
+	}
 	if c.MachineDetection && c.MachineResult == "" {
 		c.Media = MediaAMD
 		return []action{mediaAction(MediaAMD, nil, extAMD)}
@@ -239,9 +242,12 @@ func (e *Engine) firstAnswered(c *Call) []action {
 }
 
 // firstHuman is what the first party gets once it is known not to be a
-// machine: the menu, the announcement, or the second party.
+// machine: the wait for an agent, the menu, the announcement, or the
+// second party.
 func (e *Engine) firstHuman(c *Call) []action {
 	switch {
+	case c.AwaitAgent != nil:
+		return e.awaitAgent(c)
 	case c.Menu != nil && !c.Announced:
 		c.Media = MediaMenu
 		e.record(c, EventAnnouncementStarted, RoleFirst)
@@ -396,6 +402,9 @@ func (e *Engine) mediaFailed(c *Call, ev SwitchEvent) []action {
 // its own; one that never started (its transfer was lost) is started
 // again.
 func (e *Engine) resumeMedia(ctx context.Context, c *Call) ([]action, error) {
+	if c.Media == MediaConference {
+		return e.resumeRoom(ctx, c)
+	}
 	vars, err := e.sw.Vars(ctx, c.Node, c.First.UUID, "current_application", "amd_result", varDigits, "read_result")
 	if err != nil {
 		return nil, fmt.Errorf("read the variables of leg %s: %w", c.First.UUID, err)

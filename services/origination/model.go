@@ -2,10 +2,12 @@
 // dials each leg parked, plays announcements, bridges the parties, enforces
 // the maximum duration and turns every change into an event. A call may
 // also have one party, who only hears an announcement (the dialer's
-// broadcasts) or a menu of digits to press, and answering machines may be
-// detected on the first party's answer. All decisions live here;
-// FreeSWITCH is only asked to dial, play, bridge, hang up and run one
-// extension of the ringback dialplan context at a time.
+// broadcasts) or a menu of digits to press, or who is put in a conference
+// room (an agent's session, or a customer waiting for an agent until
+// ConnectCall), and answering machines may be detected on the first
+// party's answer. All decisions live here; FreeSWITCH is only asked to
+// dial, play, bridge, hang up and run one extension of the ringback
+// dialplan context at a time.
 package origination
 
 import (
@@ -228,9 +230,20 @@ type Call struct {
 	// Media is what the first leg is doing in the ringback dialplan
 	// context, where FreeSWITCH rather than the engine drives it for a
 	// while; empty when it is parked under the engine's control.
-	Media            MediaStep `json:"media,omitempty"`
-	MaxDurationS     int       `json:"max_duration_s,omitempty"`
-	ReminderTimeoutS int       `json:"reminder_timeout_s,omitempty"`
+	Media MediaStep `json:"media,omitempty"`
+	// Session, set, makes the call an agent's session: its one party is
+	// put in this conference room on answer and kept there (see
+	// agentroom.go). AwaitAgent, set, makes the answered party wait for
+	// ConnectCall; AwaitUntil is when the wait ends while it lasts.
+	// Conference is the room the first party was sent to (and is in once
+	// BridgedAt is set); Abandoned says the wait ended with no agent.
+	Session          string      `json:"session,omitempty"`
+	AwaitAgent       *AwaitAgent `json:"await_agent,omitempty"`
+	AwaitUntil       time.Time   `json:"await_until,omitzero"`
+	Conference       string      `json:"conference,omitempty"`
+	Abandoned        bool        `json:"abandoned,omitempty"`
+	MaxDurationS     int         `json:"max_duration_s,omitempty"`
+	ReminderTimeoutS int         `json:"reminder_timeout_s,omitempty"`
 	// VisitorLeg is the leg reaching a banner's visitor (campaign calls).
 	VisitorLeg Role `json:"visitor_leg,omitempty"`
 	// Attempt counts the attempts from 1; a campaign call whose visitor
@@ -266,6 +279,13 @@ type Call struct {
 	AnsweredAt time.Time `json:"answered_at,omitzero"`
 	BridgedAt  time.Time `json:"bridged_at,omitzero"`
 	EndedAt    time.Time `json:"ended_at,omitzero"`
+}
+
+// oneParty reports whether the call has no second party: an
+// announcement-only call, an agent's session or a call waiting for an
+// agent.
+func (c *Call) oneParty() bool {
+	return c.AnnouncementOnly || c.Session != "" || c.AwaitAgent != nil
 }
 
 // Leg returns the leg with the given role.

@@ -61,7 +61,7 @@ type OriginateLeg struct {
 // SwitchEvent is a FreeSWITCH event reduced to what the engine uses.
 type SwitchEvent struct {
 	Node      string
-	Name      string // CHANNEL_ANSWER, CHANNEL_HANGUP_COMPLETE, BACKGROUND_JOB, ...
+	Name      string // CHANNEL_ANSWER, CHANNEL_HANGUP_COMPLETE, BACKGROUND_JOB, conference::maintenance (a CUSTOM's subclass), ...
 	UUID      string // Unique-ID; for BACKGROUND_JOB the Job-UUID (we set it to the leg UUID)
 	CallID    string // variable_ringback_call_id
 	Leg       string // variable_ringback_leg: "first" or "second"
@@ -81,5 +81,9 @@ type SwitchEvent struct {
 	AMDResult  string
 	Digits     string
 	ReadResult string
-	At         time.Time
+	// Conference and ConferenceAction are a conference::maintenance
+	// event's room (Conference-Name) and Action (add-member, del-member).
+	Conference       string
+	ConferenceAction string
+	At               time.Time
 }

@@ -1,0 +1,166 @@
+// Command pacingsim runs the dialer's pacing in the discrete-event harness
+// (package pacingsim): progressive and predictive side by side over the
+// issue's scenarios, one line per run. scripts/bench/pacing runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ringback/ringback/services/dialer/pacing"
+	"github.com/ringback/ringback/services/dialer/pacing/pacingsim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "pacingsim:", err)
+		os.Exit(1)
+	}
+}
+
+type job struct {
+	line string
+	sc   pacingsim.Scenario
+	mode string
+	out  string
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("pacingsim", flag.ContinueOnError)
+	agentsFlag := fs.String("agents", "10,50,100", "agent counts")
+	pFlag := fs.String("p", "0.1,0.2,0.3", "probabilities that a dial reaches a person")
+	seeds := fs.Int("seeds", 5, "seeds per scenario")
+	hours := fs.Float64("hours", 8, "simulated hours per run")
+	modes := fs.String("modes", "progressive,predictive", "modes")
+	drop := fs.Bool("drop", true, "also run the mid-shift drop of p from 0.3 to 0.1 (predictive)")
+	method := fs.String("method", "hard_limit", "predictive method: hard_limit, tapered, average")
+	theta := fs.Float64("theta", 0, "predictive: the risk per call at the aim (0: the default)")
+	wait := fs.Duration("wait", pacing.DefaultAgentWait, "how long an answered person waits for an agent")
+	connect := fs.Duration("connect", 0, "delay from an answer to the agent (the router's)")
+	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "runs at once")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	agents, err := ints(*agentsFlag)
+	if err != nil {
+		return fmt.Errorf("-agents: %w", err)
+	}
+	ps, err := floats(*pFlag)
+	if err != nil {
+		return fmt.Errorf("-p: %w", err)
+	}
+	m := map[string]pacing.Method{"hard_limit": pacing.HardLimit, "tapered": pacing.Tapered, "average": pacing.Average}[*method]
+	if m == 0 {
+		return fmt.Errorf("-method %q: want hard_limit, tapered or average", *method)
+	}
+	cfgFor := func(mode string) (pacing.Config, error) {
+		switch mode {
+		case "progressive":
+			return pacing.Config{Mode: pacing.Agents, Multiplier: 1, AgentWait: *wait}, nil
+		case "predictive":
+			return pacing.Config{Mode: pacing.Predictive, Method: m, ThetaBase: *theta, AgentWait: *wait}, nil
+		}
+		return pacing.Config{}, fmt.Errorf("-modes: unknown mode %q", mode)
+	}
+	shift := time.Duration(*hours * float64(time.Hour))
+	var jobs []*job
+	for _, n := range agents {
+		for _, p := range ps {
+			for seed := 1; seed <= *seeds; seed++ {
+				for _, mode := range strings.Split(*modes, ",") {
+					cfg, err := cfgFor(mode)
+					if err != nil {
+						return err
+					}
+					sc := pacingsim.Issue(n, p, uint64(seed), cfg)
+					sc.Shift, sc.ConnectDelay = shift, *connect
+					jobs = append(jobs, &job{sc: sc, mode: mode})
+				}
+			}
+		}
+	}
+	if *drop {
+		for _, n := range agents {
+			for seed := 1; seed <= *seeds; seed++ {
+				cfg, _ := cfgFor("predictive")
+				sc := pacingsim.Issue(n, 0.3, uint64(seed), cfg)
+				sc.Shift, sc.ConnectDelay = shift, *connect
+				sc.PAfter, sc.ChangeAt = 0.1, shift/2
+				jobs = append(jobs, &job{sc: sc, mode: "predictive"})
+			}
+		}
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, *parallel))
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				return
+			}
+			t0 := time.Now()
+			r := pacingsim.Run(j.sc)
+			j.out = format(j, r, time.Since(t0))
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		fmt.Println(j.out)
+	}
+	fmt.Printf("# %d runs of %s simulated in %s\n", len(jobs), shift, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func format(j *job, r pacingsim.Result, took time.Duration) string {
+	sc := j.sc
+	s := fmt.Sprintf("mode=%s agents=%d p=%s seed=%d occupancy=%.2f abandonment=%.3f", j.mode, sc.Agents,
+		strconv.FormatFloat(sc.P, 'f', -1, 64), sc.Seed, r.Occupancy, r.Abandonment)
+	s += fmt.Sprintf(" occupancy_exact=%.4f dials=%d live=%d abandoned=%d level=%.2f wait_ms=%d limited=%.3f",
+		r.Occupancy, r.Dials, r.Live, r.Abandoned, r.Level, r.Wait.Milliseconds(), r.LimitedShare)
+	if sc.PAfter > 0 {
+		s += fmt.Sprintf(" scenario=drop p_after=%s change_at=%s react_s=%.1f level_before=%.2f level_after=%.2f worst_day=%.3f",
+			strconv.FormatFloat(sc.PAfter, 'f', -1, 64), sc.ChangeAt, r.React.Seconds(), r.LevelBefore, r.LevelAfter, r.WorstDay)
+	}
+	return s + fmt.Sprintf(" sim_ms=%d", took.Milliseconds())
+}
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func floats(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		x, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || x <= 0 || x > 1 {
+			return nil, fmt.Errorf("%q is not a probability in (0, 1]", f)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}

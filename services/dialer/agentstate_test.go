@@ -1,0 +1,643 @@
+package dialer
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
+	"github.com/ringback/ringback/services/internal/cache/cachetest"
+	"github.com/ringback/ringback/services/internal/ids"
+)
+
+// agBase is the agents' clock in the store's tests (the store takes now
+// from its callers).
+var agBase = time.Date(2026, 3, 4, 15, 0, 0, 0, time.UTC)
+
+func at(d time.Duration) time.Time { return agBase.Add(d) }
+
+// readyAgent logs an agent in (wrap-up wrapS) and makes it READY at t.
+func readyAgent(t testing.TB, s *AgentStore, id string, campaigns []string, wrapS int, t0 time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.login(ctx, id, "acc-1", campaigns, wrapS, 1, t0); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.setSession(ctx, id, 1, "sess-"+id, false); err != nil || !ok {
+		t.Fatalf("session: %v %v", ok, err)
+	}
+	if ok, err := s.joined(ctx, id, "sess-"+id, "1", t0); err != nil || !ok {
+		t.Fatalf("joined: %v %v", ok, err)
+	}
+}
+
+func mustState(t testing.TB, s *AgentStore, id string, now time.Time) agentLive {
+	t.Helper()
+	l, err := s.state(context.Background(), id, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func wantAgentState(t testing.TB, s *AgentStore, id string, now time.Time, want dialerv1.AgentState) agentLive {
+	t.Helper()
+	l := mustState(t, s, id, now)
+	if l.state != want {
+		t.Fatalf("agent %s at %v: %v, want %v (%+v)", id, now.Sub(agBase), l.state, want, l)
+	}
+	return l
+}
+
+func snapshot(t testing.TB, s *AgentStore, campaign string, now time.Time) AgentSnapshot {
+	t.Helper()
+	snap, err := s.Snapshot(context.Background(), campaign, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
+}
+
+// counts is a snapshot without its instants.
+type counts struct{ loggedIn, ready, wrapUp, onCall, paused int }
+
+func countsOf(s AgentSnapshot) counts {
+	return counts{s.LoggedIn, s.Ready, len(s.WrapUpEnds), len(s.OnCallSince), s.Paused}
+}
+
+func TestAgentStateMachine(t *testing.T) {
+	t.Parallel()
+	s := NewAgentStore(cachetest.New(t))
+	ctx := context.Background()
+	camp, id := ids.NewV4(), ids.NewV4()
+	want := func(now time.Time, c counts) {
+		t.Helper()
+		if got := countsOf(snapshot(t, s, camp, now)); got != c {
+			t.Fatalf("snapshot at %v: %+v, want %+v", now.Sub(agBase), got, c)
+		}
+	}
+
+	wantAgentState(t, s, id, at(0), dialerv1.AgentState_AGENT_STATE_LOGGED_OUT)
+	if err := s.login(ctx, id, "acc-1", []string{camp}, 5, 1, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	wantAgentState(t, s, id, at(0), dialerv1.AgentState_AGENT_STATE_LOGGING_IN)
+	want(at(0), counts{loggedIn: 1, paused: 1})
+	if err := s.login(ctx, id, "acc-1", []string{camp}, 5, 2, at(0)); err != errStateLoggedIn {
+		t.Fatalf("second login: %v", err)
+	}
+	// Only the session of this login, once joined, makes it READY.
+	if ok, _ := s.setSession(ctx, id, 1, "sess-1", false); !ok {
+		t.Fatal("session not taken")
+	}
+	if ok, _ := s.joined(ctx, id, "other-call", "1", at(time.Second)); ok {
+		t.Fatal("another call's join made the agent ready")
+	}
+	if _, _, ok, _ := s.Claim(ctx, camp, "c-0", at(time.Second)); ok {
+		t.Fatal("a logging-in agent was claimed")
+	}
+	if ok, _ := s.joined(ctx, id, "sess-1", "1", at(2*time.Second)); !ok {
+		t.Fatal("session join refused")
+	}
+	l := wantAgentState(t, s, id, at(2*time.Second), dialerv1.AgentState_AGENT_STATE_READY)
+	if l.session != "sess-1" || !l.since.Equal(at(2*time.Second)) {
+		t.Fatalf("ready: %+v", l)
+	}
+	want(at(2*time.Second), counts{loggedIn: 1, ready: 1})
+
+	// A customer: ON_CALL, then WRAP_UP for 5 s, then READY by itself.
+	agent, room, ok, err := s.Claim(ctx, camp, "c-1", at(3*time.Second))
+	if err != nil || !ok || agent != id || room != "agent-"+id {
+		t.Fatalf("claim: %q %q %v %v", agent, room, ok, err)
+	}
+	l = wantAgentState(t, s, id, at(3*time.Second), dialerv1.AgentState_AGENT_STATE_ON_CALL)
+	if l.call != "c-1" || l.campaign != camp {
+		t.Fatalf("on call: %+v", l)
+	}
+	want(at(3*time.Second), counts{loggedIn: 1, onCall: 1})
+	if _, _, ok, _ := s.Claim(ctx, camp, "c-2", at(3*time.Second)); ok {
+		t.Fatal("an agent on a call was claimed")
+	}
+	// Claiming again for the same call is that agent still.
+	if again, _, ok, _ := s.Claim(ctx, camp, "c-1", at(3*time.Second)); !ok || again != id {
+		t.Fatalf("claim again: %q %v", again, ok)
+	}
+	if err := s.Release(ctx, id, "c-other", at(9*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	wantAgentState(t, s, id, at(9*time.Second), dialerv1.AgentState_AGENT_STATE_ON_CALL) // another call's release: nothing
+	if err := s.Release(ctx, id, "c-1", at(10*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	l = wantAgentState(t, s, id, at(12*time.Second), dialerv1.AgentState_AGENT_STATE_WRAP_UP)
+	if !l.wrapUntil.Equal(at(15*time.Second)) || l.taken != 1 {
+		t.Fatalf("wrap-up: %+v", l)
+	}
+	snap := snapshot(t, s, camp, at(12*time.Second))
+	if countsOf(snap) != (counts{loggedIn: 1, wrapUp: 1}) || !snap.WrapUpEnds[0].Equal(at(15*time.Second)) {
+		t.Fatalf("snapshot in wrap-up: %+v", snap)
+	}
+	if _, _, ok, _ := s.Claim(ctx, camp, "c-2", at(14*time.Second)); ok {
+		t.Fatal("an agent in its wrap-up was claimed")
+	}
+	l = wantAgentState(t, s, id, at(15*time.Second), dialerv1.AgentState_AGENT_STATE_READY)
+	if !l.since.Equal(at(15 * time.Second)) {
+		t.Fatalf("ready after the wrap-up since %v", l.since.Sub(agBase))
+	}
+	want(at(15*time.Second), counts{loggedIn: 1, ready: 1})
+
+	// A pause asked during a call waits for the call and its wrap-up.
+	if _, _, ok, _ := s.Claim(ctx, camp, "c-2", at(20*time.Second)); !ok {
+		t.Fatal("ready agent after its wrap-up not claimed")
+	}
+	if err := s.pause(ctx, id, "lunch", at(21*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	l = wantAgentState(t, s, id, at(21*time.Second), dialerv1.AgentState_AGENT_STATE_ON_CALL)
+	if l.pending != "lunch" {
+		t.Fatalf("pending pause: %+v", l)
+	}
+	if err := s.Release(ctx, id, "c-2", at(30*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	l = wantAgentState(t, s, id, at(31*time.Second), dialerv1.AgentState_AGENT_STATE_WRAP_UP)
+	if l.pending != "lunch" || l.taken != 2 {
+		t.Fatalf("wrap-up before the pause: %+v", l)
+	}
+	// Headed for a pause: counted paused, never free.
+	want(at(31*time.Second), counts{loggedIn: 1, paused: 1})
+	if _, _, ok, _ := s.Claim(ctx, camp, "c-3", at(40*time.Second)); ok {
+		t.Fatal("an agent whose wrap-up ended in a pause was claimed")
+	}
+	l = wantAgentState(t, s, id, at(40*time.Second), dialerv1.AgentState_AGENT_STATE_PAUSED)
+	if l.pause != "lunch" || !l.since.Equal(at(35*time.Second)) {
+		t.Fatalf("paused after the wrap-up: %+v", l)
+	}
+	want(at(40*time.Second), counts{loggedIn: 1, paused: 1})
+
+	// SetReady; a pause when READY is at once; SetReady again.
+	if err := s.setReady(ctx, id, at(50*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	wantAgentState(t, s, id, at(50*time.Second), dialerv1.AgentState_AGENT_STATE_READY)
+	if err := s.setReady(ctx, id, at(51*time.Second)); err != nil {
+		t.Fatalf("ready when ready: %v", err)
+	}
+	if err := s.pause(ctx, id, "training", at(52*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if l = wantAgentState(t, s, id, at(52*time.Second), dialerv1.AgentState_AGENT_STATE_PAUSED); l.pause != "training" {
+		t.Fatalf("paused: %+v", l)
+	}
+	want(at(52*time.Second), counts{loggedIn: 1, paused: 1})
+	if err := s.setReady(ctx, id, at(53*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+
+	// SetReady in a wrap-up ends it now.
+	if _, _, ok, _ := s.Claim(ctx, camp, "c-4", at(60*time.Second)); !ok {
+		t.Fatal("not claimed")
+	}
+	if err := s.Release(ctx, id, "c-4", at(61*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.setReady(ctx, id, at(62*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if l = wantAgentState(t, s, id, at(62*time.Second), dialerv1.AgentState_AGENT_STATE_READY); !l.since.Equal(at(62 * time.Second)) {
+		t.Fatalf("ready: %+v", l)
+	}
+	// A pause in a wrap-up is at once.
+	if _, _, ok, _ := s.Claim(ctx, camp, "c-5", at(63*time.Second)); !ok {
+		t.Fatal("not claimed")
+	}
+	if err := s.Release(ctx, id, "c-5", at(64*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pause(ctx, id, "break", at(65*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	wantAgentState(t, s, id, at(65*time.Second), dialerv1.AgentState_AGENT_STATE_PAUSED)
+
+	// Logout: LOGGED_OUT, out of every set; pause and ready refused.
+	sess, account, err := s.logout(ctx, id, at(70*time.Second))
+	if err != nil || sess != "sess-1" || account != "acc-1" {
+		t.Fatalf("logout: %q %q %v", sess, account, err)
+	}
+	wantAgentState(t, s, id, at(70*time.Second), dialerv1.AgentState_AGENT_STATE_LOGGED_OUT)
+	want(at(70*time.Second), counts{})
+	if err := s.pause(ctx, id, "x", at(71*time.Second)); err != errStateInvalid {
+		t.Fatalf("pause logged out: %v", err)
+	}
+	if err := s.setReady(ctx, id, at(71*time.Second)); err != errStateInvalid {
+		t.Fatalf("ready logged out: %v", err)
+	}
+	// The old session's end changes nothing.
+	if ok, _ := s.sessionEnded(ctx, id, "sess-1", "1"); ok {
+		t.Fatal("an old session's end acted")
+	}
+}
+
+func TestAgentSessionEvents(t *testing.T) {
+	t.Parallel()
+	s := NewAgentStore(cachetest.New(t))
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		run  func(t *testing.T, id, camp string)
+		want dialerv1.AgentState
+	}{
+		{"joined before CreateCall answered", func(t *testing.T, id, camp string) {
+			// The event can beat Login's own bookkeeping: the login number
+			// says it is this login's session.
+			if ok, _ := s.joined(ctx, id, "sess-a", "1", at(time.Second)); !ok {
+				t.Fatal("join refused")
+			}
+			if ok, _ := s.setSession(ctx, id, 1, "sess-a", false); !ok {
+				t.Fatal("session refused")
+			}
+		}, dialerv1.AgentState_AGENT_STATE_READY},
+		{"another login's join", func(t *testing.T, id, camp string) {
+			if ok, _ := s.joined(ctx, id, "sess-old", "0", at(time.Second)); ok {
+				t.Fatal("an older login's session made the agent ready")
+			}
+		}, dialerv1.AgentState_AGENT_STATE_LOGGING_IN},
+		{"session failed", func(t *testing.T, id, camp string) {
+			_, _ = s.setSession(ctx, id, 1, "sess-b", false)
+			if ok, _ := s.sessionEnded(ctx, id, "sess-b", "1"); !ok {
+				t.Fatal("session end ignored")
+			}
+		}, dialerv1.AgentState_AGENT_STATE_LOGGED_OUT},
+		{"session ended during a customer call", func(t *testing.T, id, camp string) {
+			_, _ = s.setSession(ctx, id, 1, "sess-c", false)
+			_, _ = s.joined(ctx, id, "sess-c", "1", at(time.Second))
+			if _, _, ok, _ := s.Claim(ctx, camp, "cust-"+id, at(2*time.Second)); !ok {
+				t.Fatal("not claimed")
+			}
+			if ok, _ := s.sessionEnded(ctx, id, "sess-c", "1"); !ok {
+				t.Fatal("session end ignored")
+			}
+			// The customer's call, ending later, changes nothing.
+			if a, err := s.callEnded(ctx, camp, "cust-"+id, at(3*time.Second)); err != nil || a != "" {
+				t.Fatalf("call end released %q %v", a, err)
+			}
+		}, dialerv1.AgentState_AGENT_STATE_LOGGED_OUT},
+		{"session call ended at once", func(t *testing.T, id, camp string) {
+			if ok, _ := s.setSession(ctx, id, 1, "sess-d", true); ok {
+				t.Fatal("an ended call taken for a session")
+			}
+		}, dialerv1.AgentState_AGENT_STATE_LOGGED_OUT},
+		{"login without a call", func(t *testing.T, id, camp string) {
+			if err := s.abortLogin(ctx, id, 1); err != nil {
+				t.Fatal(err)
+			}
+		}, dialerv1.AgentState_AGENT_STATE_LOGGED_OUT},
+		{"logged out while logging in", func(t *testing.T, id, camp string) {
+			if _, _, err := s.logout(ctx, id, at(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if ok, _ := s.setSession(ctx, id, 1, "sess-e", false); ok {
+				t.Fatal("session taken after the logout")
+			}
+		}, dialerv1.AgentState_AGENT_STATE_LOGGED_OUT},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id, camp := ids.NewV4(), ids.NewV4()
+			if err := s.login(ctx, id, "acc-1", []string{camp}, 0, 1, at(0)); err != nil {
+				t.Fatal(err)
+			}
+			tt.run(t, id, camp)
+			wantAgentState(t, s, id, at(10*time.Second), tt.want)
+		})
+	}
+}
+
+func TestAgentClaimLongestIdle(t *testing.T) {
+	t.Parallel()
+	s := NewAgentStore(cachetest.New(t))
+	ctx := context.Background()
+	camp := ids.NewV4()
+	a, b, c, d := "a-"+ids.NewV4(), "b-"+ids.NewV4(), "c-"+ids.NewV4(), "d-"+ids.NewV4()
+	readyAgent(t, s, b, []string{camp}, 10, at(2*time.Second))
+	readyAgent(t, s, a, []string{camp}, 10, at(3*time.Second))
+	readyAgent(t, s, c, []string{camp}, 10, at(1*time.Second))
+	// d: ready first, then a call and a wrap-up that ended at 40 s.
+	readyAgent(t, s, d, []string{camp}, 10, at(0))
+	if got, _, _, _ := s.Claim(ctx, camp, "first", at(20*time.Second)); got != d {
+		t.Fatalf("first claim %s, want d", got)
+	}
+	if err := s.Release(ctx, d, "first", at(30*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for i := range 5 {
+		got, _, ok, err := s.Claim(ctx, camp, fmt.Sprint("call-", i), at(50*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			order = append(order, got)
+		}
+	}
+	if want := []string{c, b, a, d}; !slices.Equal(order, want) {
+		t.Fatalf("claimed %v, want %v (longest idle first; the wrap-up's end is when it became ready)", order, want)
+	}
+
+	// A call that never reached its agent gives it back in its place.
+	if err := s.Release(ctx, b, "call-1", at(51*time.Second), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(ctx, c, "call-0", at(52*time.Second), false); err != nil { // c: wrap-up till 62 s
+		t.Fatal(err)
+	}
+	if err := s.Release(ctx, a, "call-2", at(53*time.Second), true); err != nil {
+		t.Fatal(err)
+	}
+	l := wantAgentState(t, s, b, at(60*time.Second), dialerv1.AgentState_AGENT_STATE_READY)
+	if !l.since.Equal(at(2*time.Second)) || l.taken != 0 {
+		t.Fatalf("given back: %+v, want ready since 2s, no call taken", l)
+	}
+	order = nil
+	for i := range 3 {
+		if got, _, ok, _ := s.Claim(ctx, camp, fmt.Sprint("again-", i), at(70*time.Second)); ok {
+			order = append(order, got)
+		}
+	}
+	if want := []string{b, a, c}; !slices.Equal(order, want) {
+		t.Fatalf("claimed %v, want %v", order, want)
+	}
+}
+
+// Many replicas claiming at once never get the same agent.
+func TestAgentClaimConcurrent(t *testing.T) {
+	t.Parallel()
+	c := cachetest.New(t)
+	ctx := context.Background()
+	camp := ids.NewV4()
+	const agents, claimers, rounds = 60, 8, 3
+	s := NewAgentStore(c)
+	for i := range agents {
+		readyAgent(t, s, fmt.Sprintf("agent-%03d", i), []string{camp}, 0, at(time.Duration(i)*time.Millisecond))
+	}
+	for round := range rounds {
+		var (
+			mu    sync.Mutex
+			got   = map[string]string{} // agent -> call
+			calls []string
+			wg    sync.WaitGroup
+		)
+		for g := range claimers {
+			// Each claimer is a replica's store.
+			rs := NewAgentStore(c)
+			wg.Go(func() {
+				for i := range agents {
+					call := fmt.Sprintf("r%d-g%d-%d", round, g, i)
+					agent, _, ok, err := rs.Claim(ctx, camp, call, at(time.Hour))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if !ok {
+						continue
+					}
+					mu.Lock()
+					if other, dup := got[agent]; dup {
+						t.Errorf("agent %s claimed for %s and %s", agent, other, call)
+					}
+					got[agent] = call
+					calls = append(calls, call)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(got) != agents {
+			t.Fatalf("round %d: %d agents claimed, want %d", round, len(got), agents)
+		}
+		if snap := snapshot(t, s, camp, at(time.Hour)); countsOf(snap) != (counts{loggedIn: agents, onCall: agents}) {
+			t.Fatalf("round %d: %+v", round, countsOf(snap))
+		}
+		// Released at once, concurrently too.
+		for agent, call := range got {
+			wg.Go(func() {
+				if err := s.Release(ctx, agent, call, at(time.Hour), round%2 == 0); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if snap := snapshot(t, s, camp, at(time.Hour)); countsOf(snap) != (counts{loggedIn: agents, ready: agents}) {
+			t.Fatalf("round %d after the releases: %+v", round, countsOf(snap))
+		}
+	}
+}
+
+func TestAgentSnapshotCampaigns(t *testing.T) {
+	t.Parallel()
+	s := NewAgentStore(cachetest.New(t))
+	ctx := context.Background()
+	x, y, z := ids.NewV4(), ids.NewV4(), ids.NewV4()
+	// Four agents of x; "both" is also y's.
+	readyAgent(t, s, "ready", []string{x}, 10, at(0))
+	readyAgent(t, s, "both", []string{x, y}, 10, at(time.Second))
+	readyAgent(t, s, "idle", []string{x}, 10, at(2*time.Second))
+	if err := s.login(ctx, "paused", "acc-1", []string{x}, 10, 1, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	// The longest idle ("ready") takes a call and ends it at 5 s: wrap-up
+	// until 15 s.
+	if a, _, _, err := s.Claim(ctx, x, "w", at(3*time.Second)); err != nil || a != "ready" {
+		t.Fatalf("claimed %q %v", a, err)
+	}
+	if err := s.Release(ctx, "ready", "w", at(5*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	// "both" is on a call of y: on call in x too.
+	if a, _, _, _ := s.Claim(ctx, y, "b", at(6*time.Second)); a != "both" {
+		t.Fatalf("y's claim took %q", a)
+	}
+	snap := snapshot(t, s, x, at(10*time.Second))
+	if countsOf(snap) != (counts{loggedIn: 4, ready: 1, wrapUp: 1, onCall: 1, paused: 1}) {
+		t.Fatalf("x: %+v", countsOf(snap))
+	}
+	if !snap.WrapUpEnds[0].Equal(at(15*time.Second)) || !snap.OnCallSince[0].Equal(at(6*time.Second)) {
+		t.Fatalf("x's instants: %+v", snap)
+	}
+	if got := countsOf(snapshot(t, s, y, at(10*time.Second))); got != (counts{loggedIn: 1, onCall: 1}) {
+		t.Fatalf("y: %+v", got)
+	}
+	// After the wrap-up, that agent is ready.
+	if got := countsOf(snapshot(t, s, x, at(15*time.Second))); got != (counts{loggedIn: 4, ready: 2, onCall: 1, paused: 1}) {
+		t.Fatalf("x after the wrap-up: %+v", got)
+	}
+
+	// New campaigns for logged-in agents move them between the sets.
+	if err := s.configure(ctx, "both", []string{y, z}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.configure(ctx, "idle", []string{z}, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		campaign string
+		want     counts
+	}{
+		{x, counts{loggedIn: 2, ready: 1, paused: 1}},
+		{y, counts{loggedIn: 1, onCall: 1}},
+		{z, counts{loggedIn: 2, ready: 1, onCall: 1}},
+	} {
+		if got := countsOf(snapshot(t, s, tt.campaign, at(20*time.Second))); got != tt.want {
+			t.Errorf("after the new campaigns, %s: %+v, want %+v", tt.campaign, got, tt.want)
+		}
+	}
+	// Its call ends: no wrap-up now (wrap_s 0), ready in y and z.
+	if err := s.Release(ctx, "both", "b", at(21*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	if got := countsOf(snapshot(t, s, z, at(21*time.Second))); got != (counts{loggedIn: 2, ready: 2}) {
+		t.Fatalf("z: %+v", got)
+	}
+	// Configuring a logged-out agent changes nothing in the sets.
+	if err := s.configure(ctx, "nobody", []string{x}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := countsOf(snapshot(t, s, x, at(21*time.Second))); got != (counts{loggedIn: 2, ready: 1, paused: 1}) {
+		t.Fatalf("x: %+v", got)
+	}
+}
+
+func TestAgentWaitingCalls(t *testing.T) {
+	t.Parallel()
+	s := NewAgentStore(cachetest.New(t))
+	ctx := context.Background()
+	camp := ids.NewV4()
+	wc := func(call string, answered time.Duration) waitingCall {
+		return waitingCall{campaign: camp, call: call, account: "acc-1", answered: at(answered), deadline: at(answered + 2*time.Second)}
+	}
+	// No agent: the calls wait.
+	for i, call := range []string{"w1", "w2", "w3"} {
+		r, err := s.await(ctx, wc(call, time.Duration(i)*100*time.Millisecond), at(time.Duration(i)*100*time.Millisecond))
+		if err != nil || r.kind != "waiting" {
+			t.Fatalf("await %s: %+v %v", call, r, err)
+		}
+	}
+	if r, _ := s.await(ctx, wc("w1", 0), at(300*time.Millisecond)); r.kind != "known" {
+		t.Fatalf("await again: %+v", r)
+	}
+	if c, _ := s.waitingCampaigns(ctx); !slices.Equal(c, []string{camp}) {
+		t.Fatalf("waiting campaigns %v", c)
+	}
+	// An agent: a new call waits behind the others, and the oldest is served.
+	readyAgent(t, s, "ag-1", []string{camp}, 0, at(400*time.Millisecond))
+	if r, _ := s.await(ctx, wc("w4", 500*time.Millisecond), at(500*time.Millisecond)); r.kind != "waiting" {
+		t.Fatalf("new call with others waiting: %+v", r)
+	}
+	expired, pairs, err := s.match(ctx, camp, at(600*time.Millisecond), 10)
+	if err != nil || expired != 0 || len(pairs) != 1 || pairs[0].w.call != "w1" || pairs[0].agent != "ag-1" || pairs[0].room != "agent-ag-1" {
+		t.Fatalf("match: %d %+v %v", expired, pairs, err)
+	}
+	if w := pairs[0].w; w.account != "acc-1" || !w.answered.Equal(at(0)) || !w.deadline.Equal(at(2*time.Second)) {
+		t.Fatalf("matched call %+v", w)
+	}
+	// w2 hangs up while waiting; w3 is abandoned; w4's deadline passes.
+	if _, err := s.callEnded(ctx, camp, "w2", at(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.dropWaiting(ctx, camp, "w3"); err != nil || !ok {
+		t.Fatalf("drop: %v %v", ok, err)
+	}
+	if ok, _ := s.dropWaiting(ctx, camp, "w3"); ok {
+		t.Fatal("dropped twice")
+	}
+	if err := s.Release(ctx, "ag-1", "w1", at(time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	expired, pairs, err = s.match(ctx, camp, at(2600*time.Millisecond), 10)
+	if err != nil || expired != 1 || len(pairs) != 0 {
+		t.Fatalf("match after the deadline: %d %+v %v", expired, pairs, err)
+	}
+	wantAgentState(t, s, "ag-1", at(3*time.Second), dialerv1.AgentState_AGENT_STATE_READY)
+	if c, _ := s.waitingCampaigns(ctx); len(c) != 0 {
+		t.Fatalf("waiting campaigns %v", c)
+	}
+	// A free agent and nobody waiting: claimed at once.
+	if r, _ := s.await(ctx, wc("w5", 3*time.Second), at(3*time.Second)); r.kind != "claimed" || r.agent != "ag-1" {
+		t.Fatalf("await with a free agent: %+v", r)
+	}
+	if r, _ := s.await(ctx, wc("w5", 3*time.Second), at(3*time.Second)); r.kind != "dup" || r.agent != "ag-1" {
+		t.Fatalf("await again: %+v", r)
+	}
+	// Requeued only before its deadline.
+	if ok, _ := s.requeue(ctx, wc("w6", 3*time.Second), at(4*time.Second)); !ok {
+		t.Fatal("not requeued")
+	}
+	if ok, _ := s.requeue(ctx, wc("w7", 3*time.Second), at(6*time.Second)); ok {
+		t.Fatal("requeued past its deadline")
+	}
+}
+
+// The agents' cost in Redis, 100 agents of one campaign: a claim and its
+// release (two scripts, what a connected call costs), and the snapshot
+// pacing takes every tick.
+func BenchmarkAgentStore(b *testing.B) {
+	c := cachetest.New(b)
+	s := NewAgentStore(c)
+	ctx := context.Background()
+	camp := ids.NewV4()
+	for i := range 100 {
+		readyAgent(b, s, fmt.Sprintf("agent-%03d", i), []string{camp}, 0, at(time.Duration(i)*time.Millisecond))
+	}
+	// A third of them on calls, a third in wrap-ups: every set has members.
+	for i := range 33 {
+		if _, _, ok, _ := s.Claim(ctx, camp, fmt.Sprint("held-", i), at(time.Second)); !ok {
+			b.Fatal("not claimed")
+		}
+	}
+	s2 := NewAgentStore(c)
+	for i := range 33 {
+		a, _, ok, _ := s2.Claim(ctx, camp, fmt.Sprint("wrap-", i), at(time.Second))
+		if !ok {
+			b.Fatal("not claimed")
+		}
+		if err := s2.configure(ctx, a, []string{camp}, 3600); err != nil {
+			b.Fatal(err)
+		}
+		if err := s2.Release(ctx, a, fmt.Sprint("wrap-", i), at(time.Second), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := at(2 * time.Second)
+	b.Run("ClaimRelease", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			call := fmt.Sprint("b-", i)
+			agent, _, ok, err := s.Claim(ctx, camp, call, now)
+			if err != nil || !ok {
+				b.Fatalf("claim: %v %v", ok, err)
+			}
+			if err := s.Release(ctx, agent, call, now, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Snapshot", func(b *testing.B) {
+		for b.Loop() {
+			snap, err := s.Snapshot(ctx, camp, now)
+			if err != nil || snap.LoggedIn != 100 {
+				b.Fatalf("%+v %v", snap, err)
+			}
+		}
+	})
+	// The baseline: one round trip to the same Redis.
+	b.Run("Ping", func(b *testing.B) {
+		for b.Loop() {
+			if err := c.Ping(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

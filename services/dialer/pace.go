@@ -1,0 +1,249 @@
+package dialer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nyaruka/phonenumbers"
+
+	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
+	"github.com/ringback/ringback/services/dialer/pacing"
+)
+
+// pacer is a campaign's pacing state on this replica: the estimator, fed
+// from the campaign's ended attempts in PostgreSQL (so every replica
+// learns from every outcome, whichever replica applied it), and the last
+// decision for the metrics and the API.
+type pacer struct {
+	mu       sync.Mutex
+	run      int
+	est      *pacing.Estimator
+	seen     time.Time // ended_at of the latest attempt fed
+	seenCall string    // its call, to break ties on ended_at
+	last     pacing.Decision
+	lastIn   pacing.Input
+}
+
+// pacers are the engine's pacers by campaign.
+type pacers struct {
+	mu sync.Mutex
+	m  map[string]*pacer
+}
+
+func (p *pacers) get(campaign string, run int) *pacer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]*pacer{}
+	}
+	pc := p.m[campaign]
+	if pc == nil || pc.run != run {
+		pc = &pacer{run: run, est: pacing.NewEstimator()}
+		p.m[campaign] = pc
+	}
+	return pc
+}
+
+// peek is a campaign's last decision on this replica, nil if it has none.
+func (p *pacers) peek(campaign string) *pacing.Decision {
+	p.mu.Lock()
+	pc := p.m[campaign]
+	p.mu.Unlock()
+	if pc == nil {
+		return nil
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	d := pc.last
+	return &d
+}
+
+// claimPaced is claim for AGENTS and PREDICTIVE campaigns: under the
+// campaign's advisory lock (so the replicas' decisions never add up past
+// the pacing), it reads the calls ringing and talking, asks the pacing how
+// many to place given the campaign's agents (Redis) and its abandonment
+// windows, and leases that many due records.
+func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time) (recs []claimedRecord, live int, err error) {
+	if e.cfg.Agents == nil {
+		return nil, 0, fmt.Errorf("campaign %s paces by agents, and this engine has no agent store", c.id)
+	}
+	pc := e.pacers.get(c.id, c.run)
+	if err := e.feed(ctx, c, pc); err != nil {
+		return nil, 0, err
+	}
+	snap, err := e.cfg.Agents.Snapshot(ctx, c.id, now)
+	if err != nil {
+		return nil, 0, fmt.Errorf("agents of campaign %s: %w", c.id, err)
+	}
+	tx, err := e.db.Begin(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("claim records: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "dialer.campaign:"+c.id); err != nil {
+		return nil, 0, fmt.Errorf("lock campaign: %w", err)
+	}
+	in := pacing.Input{Now: now, Ready: snap.Ready, WrapUpEnds: snap.WrapUpEnds, OnCallSince: snap.OnCallSince,
+		Active: max(0, snap.LoggedIn-snap.Paused)}
+	// The calls in progress: ringing (placed, not answered; a record
+	// claimed and not placed yet counts as placed now) and answered.
+	rows, err := tx.Query(ctx, `SELECT r.status = 'talking', coalesce(a.started_at, $2)
+		FROM dialer.records r LEFT JOIN dialer.attempts a ON r.call_id <> '' AND a.call_id = r.call_id
+		WHERE r.campaign_id = $1 AND r.status IN ('running', 'talking') ORDER BY 2`, c.id, now)
+	if err != nil {
+		return nil, 0, fmt.Errorf("calls in progress: %w", err)
+	}
+	talking := 0
+	var answered bool
+	var placed time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&answered, &placed}, func() error {
+		if answered {
+			talking++
+		} else {
+			in.Ringing = append(in.Ringing, placed)
+		}
+		return nil
+	}); err != nil {
+		return nil, 0, fmt.Errorf("calls in progress: %w", err)
+	}
+	in.Live = talking + len(in.Ringing)
+	// Answered calls no agent has yet.
+	in.Waiting = max(0, talking-len(snap.OnCallSince))
+	var wrapS float64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(avg(a.wrap_up_s), 10) FROM dialer.agents a
+		JOIN dialer.agent_campaigns ac ON ac.agent_id = a.id WHERE ac.campaign_id = $1`, c.id).Scan(&wrapS); err != nil {
+		return nil, 0, fmt.Errorf("wrap-up of campaign %s: %w", c.id, err)
+	}
+	in.Wrap = time.Duration(wrapS * float64(time.Second))
+	if in.Day, in.Month, err = abandonmentWindows(ctx, tx, c.id, now); err != nil {
+		return nil, 0, err
+	}
+	in.Shift, in.ShiftLeft = shiftOf(c.s, now)
+	pc.mu.Lock()
+	model := pc.est.Model(now, in.Ringing, in.OnCallSince)
+	d := pacing.Decide(c.s.Pacing, in, model)
+	pc.last, pc.lastIn = d, in
+	pc.mu.Unlock()
+	e.m.observePacing(c.id, d, in)
+	if d.Dials > 0 {
+		rows, err := tx.Query(ctx, claimSQL, c.id, c.run, e.cfg.Instance, now.Add(e.cfg.Lease), now,
+			int16(dialerv1.ListStatus_LIST_STATUS_READY), in.Live+d.Dials)
+		if err != nil {
+			return nil, 0, fmt.Errorf("claim records: %w", err)
+		}
+		if recs, _, err = scanClaimed(rows); err != nil {
+			return nil, 0, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, 0, fmt.Errorf("claim records: %w", err)
+	}
+	return recs, in.Live, nil
+}
+
+// feed gives the pacer's estimator the campaign's attempts ended since it
+// last looked (at first, the latest pacing.DefaultOutcomes).
+func (e *Engine) feed(ctx context.Context, c engineCampaign, pc *pacer) error {
+	pc.mu.Lock()
+	since, sinceCall := pc.seen, pc.seenCall
+	pc.mu.Unlock()
+	rows, err := e.db.Query(ctx, `SELECT call_id, started_at, ended_at, answered_at, connected_at, live FROM (
+			SELECT call_id, started_at, ended_at, answered_at, connected_at, live FROM dialer.attempts
+			WHERE campaign_id = $1 AND ended_at IS NOT NULL AND (ended_at, call_id) > ($2, $3)
+			ORDER BY ended_at DESC, call_id DESC LIMIT $4) a ORDER BY ended_at, call_id`,
+		c.id, since, sinceCall, pacing.DefaultOutcomes)
+	if err != nil {
+		return fmt.Errorf("attempts of campaign %s: %w", c.id, err)
+	}
+	var (
+		call                    string
+		started, ended          time.Time
+		answeredAt, connectedAt *time.Time
+		live                    bool
+	)
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	_, err = pgx.ForEachRow(rows, []any{&call, &started, &ended, &answeredAt, &connectedAt, &live}, func() error {
+		o := pacing.Outcome{Placed: started, Live: live, Delay: ended.Sub(started)}
+		if live && answeredAt != nil {
+			o.Delay = answeredAt.Sub(started)
+		}
+		pc.est.AddOutcome(o)
+		if connectedAt != nil {
+			pc.est.AddTalk(*connectedAt, ended.Sub(*connectedAt))
+		}
+		pc.seen, pc.seenCall = ended, call
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("attempts of campaign %s: %w", c.id, err)
+	}
+	return nil
+}
+
+// rowQuerier is what abandonmentWindows needs of a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// abandonmentWindows are a campaign's live answers and abandoned calls in
+// the last 24 hours and 30 days (by the hour: the current hour and the
+// 23 or 719 before it).
+func abandonmentWindows(ctx context.Context, q rowQuerier, campaign string, now time.Time) (day, month pacing.Window, err error) {
+	err = q.QueryRow(ctx, `SELECT coalesce(sum(answered) FILTER (WHERE hour > $2::timestamptz - interval '24 hours'), 0),
+			coalesce(sum(abandoned) FILTER (WHERE hour > $2::timestamptz - interval '24 hours'), 0),
+			coalesce(sum(answered), 0), coalesce(sum(abandoned), 0)
+		FROM dialer.answer_counts WHERE campaign_id = $1 AND hour > $2::timestamptz - interval '30 days'`, campaign, now).
+		Scan(&day.Answered, &day.Abandoned, &month.Answered, &month.Abandoned)
+	if err != nil {
+		return day, month, fmt.Errorf("abandonment of campaign %s: %w", campaign, err)
+	}
+	return day, month, nil
+}
+
+// abandonmentOf is the API's view of the windows.
+func abandonmentOf(day, month pacing.Window) *dialerv1.Abandonment {
+	return &dialerv1.Abandonment{Answered_24H: day.Answered, Abandoned_24H: day.Abandoned, Rate_24H: day.Rate(),
+		Answered_30D: month.Answered, Abandoned_30D: month.Abandoned, Rate_30D: month.Rate()}
+}
+
+// shiftOf is the shift of a TAPERED campaign at now: from the start of its
+// first calling window of the day to shift_end (21:00 by default), in the
+// first time zone of its default country.
+func shiftOf(s Settings, now time.Time) (shift, left time.Duration) {
+	if s.Pacing.Method != pacing.Tapered {
+		return 0, 0
+	}
+	loc := time.UTC
+	if z := callingCodeZones(phonenumbers.GetCountryCodeForRegion(s.DefaultCountry)); len(z) > 0 {
+		if l, err := time.LoadLocation(z[0]); err == nil {
+			loc = l
+		}
+	}
+	local := now.In(loc)
+	end := s.ShiftEnd
+	if end == "" {
+		end = "21:00"
+	}
+	start := "08:00"
+	for _, w := range s.Hours.GetWindows() {
+		for _, d := range w.GetDays() {
+			if int(local.Weekday()) == int(d) && w.GetStart() < start {
+				start = w.GetStart()
+			}
+		}
+	}
+	at := func(hhmm string) time.Time {
+		t, err := time.ParseInLocation("15:04", hhmm, loc)
+		if err != nil {
+			return local
+		}
+		return time.Date(local.Year(), local.Month(), local.Day(), t.Hour(), t.Minute(), 0, 0, loc)
+	}
+	shift = at(end).Sub(at(start))
+	left = max(0, at(end).Sub(local))
+	return max(shift, 0), min(left, max(shift, 0))
+}

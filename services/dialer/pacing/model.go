@@ -1,0 +1,538 @@
+package pacing
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Bin is the resolution of the delay distributions.
+const Bin = time.Second
+
+// bins is how far the delay distributions reach (a dial rings at most
+// this long; later outcomes land in the last bin).
+const bins = 64
+
+// Outcome is one finished dial, as the estimator learns it.
+type Outcome struct {
+	// Placed is when the call was placed.
+	Placed time.Time
+	// Live: a person answered (a machine is not live).
+	Live bool
+	// Delay from the dial to the answer (live) or to the end (not live).
+	Delay time.Duration
+}
+
+// Estimator learns a campaign's model from its latest outcomes and talk
+// times. Not safe for concurrent use.
+type Estimator struct {
+	// outcomes, oldest placed first (they end out of order: insertion
+	// near the end keeps the order).
+	outcomes []Outcome
+	// liveHist and failHist count the outcomes' delays per bin.
+	liveHist, failHist [bins]float64
+	nLive, nFailed     int
+	talks              ring[talk]
+	// talkSum, talkSq and talkSecs sum the remembered talks' logarithms,
+	// their squares and their lengths.
+	talkSum, talkSq, talkSecs float64
+	talkOldest                time.Time
+	// fast is how many of the latest dials the fast answer rate looks at:
+	// a change of the answer rate shows in it within seconds.
+	fast int
+	// dist caches the distributions until the next Add.
+	dist *Model
+}
+
+// Sizes of the estimator's memory.
+const (
+	// DefaultOutcomes: the slow answer rate and the delay distributions
+	// are over the latest outcomes.
+	DefaultOutcomes = 600
+	// DefaultFast: the fast answer rate.
+	DefaultFast = 60
+	// DefaultTalks: the talk-time fit.
+	DefaultTalks = 300
+	// minOutcomes is what the model needs before it predicts.
+	minOutcomes = 30
+	// minInfo is the information (dials' worth) the answer rate must rest
+	// on before the pacer dials ahead of its agents: the first answers of a
+	// campaign are its quickest, and a rate read from them is far off.
+	minInfo = 100
+	// slowWeight and fastWeight are the information (dials' worth) the
+	// steady and the fast answer rates are measured over.
+	slowWeight = 300
+	fastWeight = 60
+	// minP keeps a run of failures from reading as "nobody ever answers",
+	// which would dial without end.
+	minP = 0.01
+)
+
+// NewEstimator returns an empty estimator.
+func NewEstimator() *Estimator {
+	return &Estimator{talks: newRing[talk](DefaultTalks), fast: DefaultFast}
+}
+
+// AddOutcome records a finished dial.
+func (e *Estimator) AddOutcome(o Outcome) {
+	if len(e.outcomes) == DefaultOutcomes {
+		e.count(e.outcomes[0], -1)
+		e.outcomes = append(e.outcomes[:0], e.outcomes[1:]...)
+	}
+	i := len(e.outcomes)
+	for i > 0 && e.outcomes[i-1].Placed.After(o.Placed) {
+		i--
+	}
+	e.outcomes = slices.Insert(e.outcomes, i, o)
+	e.count(o, 1)
+	e.dist = nil
+}
+
+func (e *Estimator) count(o Outcome, n int) {
+	b := min(bins-1, max(0, int(o.Delay/Bin)))
+	if o.Live {
+		e.liveHist[b] += float64(n)
+		e.nLive += n
+	} else {
+		e.failHist[b] += float64(n)
+		e.nFailed += n
+	}
+}
+
+type talk struct {
+	start time.Time
+	secs  float64
+}
+
+// AddTalk records the talk of a call an agent took, from start for d.
+func (e *Estimator) AddTalk(start time.Time, d time.Duration) {
+	t := talk{start: start, secs: math.Max(1, d.Seconds())}
+	if e.talks.len() >= plainFitTalks {
+		old := e.talks.buf[e.talks.next]
+		x := math.Log(old.secs)
+		e.talkSum, e.talkSq, e.talkSecs = e.talkSum-x, e.talkSq-x*x, e.talkSecs-old.secs
+	}
+	e.talks.add(t)
+	x := math.Log(t.secs)
+	e.talkSum, e.talkSq, e.talkSecs = e.talkSum+x, e.talkSq+x*x, e.talkSecs+t.secs
+	if start.Before(e.talkOldest) || e.talkOldest.IsZero() || e.talks.full {
+		e.talkOldest = e.oldestTalk()
+	}
+	e.dist = nil
+}
+
+// oldestTalk is the earliest start among the remembered talks.
+func (e *Estimator) oldestTalk() time.Time {
+	var oldest time.Time
+	e.talks.each(func(_ int, t talk) {
+		if oldest.IsZero() || t.start.Before(oldest) {
+			oldest = t.start
+		}
+	})
+	return oldest
+}
+
+// Outcomes is how many outcomes the estimator holds.
+func (e *Estimator) Outcomes() int { return len(e.outcomes) }
+
+// Model is what the estimator knows at now, given the calls still ringing
+// (placed at those instants) and the agents' calls still talking (since
+// those instants).
+//
+// The answer rate is not the share of live answers among the outcomes:
+// failures come back sooner than answers (1-25 s against 4-20 s), so when
+// the pace rises the latest outcomes are failures, and a pacer that
+// believed them would dial far too much. Each dial placed a seconds ago
+// would, if live, have been answered by now with probability F_L(a) (the
+// live-delay distribution); so the live answers among the latest dials,
+// ringing ones included, over the sum of their F_L(a) is an unbiased rate
+// that uses even the newest dials. Over the latest DefaultOutcomes dials it
+// is steady; over the latest DefaultFast it follows a change within
+// seconds, and is taken when it differs from the steady one by more than
+// chance explains.
+//
+// The talk time is fitted the same way: calls still talking count. The mean
+// is the talk time observed since the oldest remembered call started (the
+// calls still going included, up to now) over the calls that ended, the
+// estimate that does not mistake a campaign's first, short calls for its
+// calls; the spread is that of the ended calls' logarithms.
+func (e *Estimator) Model(now time.Time, ringing, talking []time.Time) *Model {
+	if e.dist == nil {
+		e.dist = e.distributions()
+	}
+	m := *e.dist
+	m.fitTalk(e, now, talking)
+	if m.N == 0 {
+		return &m
+	}
+	// Newest first: the ringing calls (newest first when given in
+	// placement order, as the engine and the harness do; sorted otherwise),
+	// then the outcomes. Until the window holds that much information (the
+	// sum of F_L(a): a dial placed a second ago says almost nothing yet).
+	if !slices.IsSortedFunc(ringing, func(a, b time.Time) int { return a.Compare(b) }) {
+		ringing = slices.Clone(ringing)
+		slices.SortFunc(ringing, func(a, b time.Time) int { return a.Compare(b) })
+	}
+	rate := func(want float64) (p, weight float64) {
+		live := 0.0
+		r, o := len(ringing)-1, len(e.outcomes)-1
+		for (r >= 0 || o >= 0) && weight < want {
+			if r >= 0 && (o < 0 || !ringing[r].Before(e.outcomes[o].Placed)) {
+				weight += at(m.liveCDF, math.Max(0, now.Sub(ringing[r]).Seconds()))
+				r--
+				continue
+			}
+			weight += at(m.liveCDF, math.Max(0, now.Sub(e.outcomes[o].Placed).Seconds()))
+			if e.outcomes[o].Live {
+				live++
+			}
+			o--
+		}
+		if weight < 1 {
+			return -1, weight
+		}
+		return math.Min(1, live/weight), weight
+	}
+	slow, sw := rate(slowWeight)
+	m.info = sw
+	fast, w := rate(fastWeight)
+	if slow < 0 {
+		slow = 0.5
+	}
+	m.P = slow
+	if fast >= 0 && w >= fastWeight*0.9 {
+		// Asked every tick, a two-sigma test would fire by chance every few
+		// seconds. A rate that looks higher (fewer dials: safe) is believed
+		// at two standard errors, one that looks lower (more dials) at
+		// three.
+		se := math.Sqrt(math.Max(slow*(1-slow), 0.01) / w)
+		if fast > slow+2*se || fast < slow-3*se {
+			m.P = fast
+		}
+	}
+	m.P = math.Max(m.P, minP)
+	return &m
+}
+
+// distributions are the delay and talk distributions (the part of the model
+// that changes only with an Add).
+func (e *Estimator) distributions() *Model {
+	m := &Model{N: len(e.outcomes)}
+	m.liveCDF = cdf(e.liveHist[:], e.nLive, uniformPrior(4, 20))
+	m.failCDF = cdf(e.failHist[:], e.nFailed, uniformPrior(1, 30))
+	return m
+}
+
+// plainFitTalks is how many ended talks the plain lognormal fit needs.
+const plainFitTalks = 100
+
+// Talk-time prior: 120 seconds, coefficient of variation 1, worth ten calls.
+const (
+	talkPriorN    = 10
+	talkPriorMean = 120.0
+)
+
+// fitTalk fits the lognormal talk time (see Model).
+func (m *Model) fitTalk(e *Estimator, now time.Time, talking []time.Time) {
+	s0 := math.Sqrt(math.Ln2)
+	exposure, ended := talkPriorMean*talkPriorN+e.talkSecs, float64(talkPriorN+e.talks.len())
+	sum, sq, oldest := e.talkSum, e.talkSq, e.talkOldest
+	for _, since := range talking {
+		if !oldest.IsZero() && since.Before(oldest) {
+			since = oldest
+		}
+		exposure += math.Max(0, now.Sub(since).Seconds())
+	}
+	n := float64(e.talks.len())
+	sigma := s0
+	if n >= 2 {
+		// The spread, with the prior's weight.
+		mean := sum / n
+		v := (sq/n - mean*mean)
+		sigma = math.Sqrt((v*n + s0*s0*talkPriorN) / (n + talkPriorN))
+	}
+	m.talkSigma = math.Max(sigma, 0.1)
+	m.talkMu = math.Log(exposure/ended) - m.talkSigma*m.talkSigma/2
+	if e.talks.len() >= plainFitTalks {
+		// Enough talks for a plain fit: the exposure estimate, exact for
+		// exponential talk times, runs high for the long-tailed ones calls
+		// have.
+		m.talkMu = sum / n
+	}
+	if math.IsNaN(m.talkMu) || math.IsNaN(m.talkSigma) {
+		m.talkMu, m.talkSigma = math.Log(talkPriorMean)-s0*s0/2, s0
+	}
+}
+
+// uniformPrior is a delay distribution spread evenly over [lo, hi] seconds,
+// what the model assumes of a delay it has not measured yet.
+func uniformPrior(lo, hi int) [bins]float64 {
+	var p [bins]float64
+	for i := lo; i <= hi && i < bins; i++ {
+		p[i] = 1 / float64(hi-lo+1)
+	}
+	return p
+}
+
+// cdf turns counts per bin into a cumulative distribution at the bins'
+// edges (cdf[k] = P(delay < k·Bin)), mixing in the prior with the weight of
+// five outcomes so an empty histogram still means something.
+func cdf(counts []float64, n int, prior [bins]float64) []float64 {
+	const priorN = 5.0
+	out := make([]float64, bins+1)
+	total := float64(n) + priorN
+	acc := 0.0
+	for k := range bins {
+		acc += (counts[k] + priorN*prior[k]) / total
+		out[k+1] = math.Min(1, acc)
+	}
+	out[bins] = 1
+	return out
+}
+
+// Model is a campaign's measured behaviour.
+type Model struct {
+	// P is the probability that a dial reaches a person.
+	P float64
+	// N is the outcomes it was measured on.
+	N                 int
+	liveCDF, failCDF  []float64
+	talkMu, talkSigma float64
+	// info is the information the answer rate rests on (dials' worth).
+	info float64
+}
+
+// Ready says whether the model has measured enough to predict with.
+func (m *Model) Ready() bool { return m != nil && m.N >= minOutcomes && m.info >= minInfo }
+
+// TalkMean is the mean talk time the model expects.
+func (m *Model) TalkMean() time.Duration {
+	return time.Duration(math.Exp(m.talkMu+m.talkSigma*m.talkSigma/2) * float64(time.Second))
+}
+
+// at interpolates a cumulative distribution at t seconds.
+func at(c []float64, t float64) float64 {
+	if t <= 0 {
+		return 0
+	}
+	k := int(t)
+	if k >= bins {
+		return 1
+	}
+	f := t - float64(k)
+	return c[k] + (c[k+1]-c[k])*f
+}
+
+// talkSurvival is P(talk > t seconds).
+func (m *Model) talkSurvival(t float64) float64 {
+	if t <= 0 {
+		return 1
+	}
+	return 1 - phi((math.Log(t)-m.talkMu)/m.talkSigma)
+}
+
+// phiTable holds the standard normal CDF on [-8, 8], 256 points a unit:
+// the forecast needs thousands of values a decision, to no better than
+// three decimals.
+var phiTable = func() []float64 {
+	t := make([]float64, 16*256+1)
+	for i := range t {
+		z := float64(i)/256 - 8
+		t[i] = 0.5 * math.Erfc(-z/math.Sqrt2)
+	}
+	return t
+}()
+
+// phi is the standard normal CDF, interpolated from phiTable.
+func phi(z float64) float64 {
+	x := (z + 8) * 256
+	if math.IsNaN(x) {
+		return 0.5
+	}
+	if x <= 0 {
+		return 0
+	}
+	if x >= float64(len(phiTable)-1) {
+		return 1
+	}
+	i := int(x)
+	return phiTable[i] + (phiTable[i+1]-phiTable[i])*(x-float64(i))
+}
+
+// forecast is the supply of agents and the demand of calls already placed
+// at each instant of the horizon, from which the risk of new calls follows.
+type forecast struct {
+	// At offsets tau[k] seconds from now: a new call answered then finds
+	// supMean agents free by tau+wait (variance supVar) and demMean earlier
+	// answers (variance demVar) before it.
+	tau                              []float64
+	weight                           []float64 // P(a new call's live answer falls at tau[k]) / P(live)
+	newLive                          []float64 // P(a new call is live and answered by tau[k])
+	supMean, supVar, demMean, demVar []float64
+}
+
+// horizon is where the new calls' live answers may fall: the bins with
+// mass in the live-delay distribution.
+func (m *Model) horizon() int {
+	last := 1
+	for k := 1; k <= bins; k++ {
+		if m.liveCDF[k]-m.liveCDF[k-1] > 1e-4 {
+			last = k
+		}
+	}
+	return last
+}
+
+func (m *Model) forecast(in Input, wait time.Duration) *forecast {
+	h := m.horizon()
+	f := &forecast{
+		tau: make([]float64, h), weight: make([]float64, h), newLive: make([]float64, h),
+		supMean: make([]float64, h), supVar: make([]float64, h), demMean: make([]float64, h), demVar: make([]float64, h),
+	}
+	g := wait.Seconds()
+	wrap := in.Wrap.Seconds()
+	now := in.Now
+	for k := range h {
+		t := float64(k) + 0.5
+		f.tau[k] = t
+		f.weight[k] = m.liveCDF[k+1] - m.liveCDF[k]
+		f.newLive[k] = m.P * at(m.liveCDF, t)
+		f.supMean[k] = float64(in.Ready)
+		f.demMean[k] = float64(in.Waiting)
+	}
+	for _, end := range in.WrapUpEnds {
+		free := end.Sub(now).Seconds() - g
+		for k := range h {
+			if free <= f.tau[k] {
+				f.supMean[k]++
+			}
+		}
+	}
+	for _, since := range in.OnCallSince {
+		x := math.Max(0, now.Sub(since).Seconds())
+		sx := m.talkSurvival(x)
+		if sx <= 0 {
+			sx = 1e-12
+		}
+		for k := range h {
+			// Free by tau+wait if the talk ends by tau+wait-wrap.
+			left := f.tau[k] + g - wrap
+			if left <= 0 {
+				continue
+			}
+			q := 1 - m.talkSurvival(x+left)/sx
+			f.supMean[k] += q
+			f.supVar[k] += q * (1 - q)
+		}
+	}
+	// The calls the pacer will place in the next ticks are answered in
+	// turn, and the quickest of them before a call placed now that rings
+	// longer: they take agents first. In a steady state their live answers
+	// come at the rate agents free up; those placed by s, answered within
+	// tau, are that rate times the integral of the live-delay CDF.
+	if in.Active > 0 {
+		rate := float64(in.Active) / (m.TalkMean().Seconds() + wrap)
+		// Or faster, when the pacer is filling free agents (a campaign's
+		// start, agents logging in): the pace of the last ten seconds.
+		recent := 0
+		for _, placed := range in.Ringing {
+			if now.Sub(placed) <= 10*time.Second {
+				recent++
+			}
+		}
+		rate = math.Max(rate, m.P*float64(recent)/10)
+		integral := 0.0
+		prev := 0.0
+		for k := range h {
+			// Integral of the CDF from 0 to tau[k] (trapezoids).
+			t := f.tau[k]
+			lo := 0.0
+			if k > 0 {
+				lo = f.tau[k-1]
+			}
+			cur := at(m.liveCDF, t)
+			integral += (prev + cur) / 2 * (t - lo)
+			prev = cur
+			future := rate * integral
+			f.demMean[k] += future
+			f.demVar[k] += future
+		}
+	}
+	p := m.P
+	for _, placed := range in.Ringing {
+		a := math.Max(0, now.Sub(placed).Seconds())
+		fa := at(m.liveCDF, a)
+		pending := p*(1-fa) + (1-p)*(1-at(m.failCDF, a))
+		if pending <= 1e-9 {
+			continue
+		}
+		for k := range h {
+			r := p * (at(m.liveCDF, a+f.tau[k]) - fa) / pending
+			f.demMean[k] += r
+			f.demVar[k] += r * (1 - r)
+		}
+	}
+	return f
+}
+
+// risk is the probability that the n-th new call, answered by a person,
+// finds no agent within the wait: averaged over when it is answered, the
+// chance that the agents free by then are fewer than the answers before
+// it (the calls already placed and n-1 other new ones) plus one.
+func (f *forecast) risk(n int) float64 {
+	var r, w float64
+	for k, wk := range f.weight {
+		if wk <= 0 {
+			continue
+		}
+		c := f.newLive[k]
+		mean := f.supMean[k] - f.demMean[k] - float64(n-1)*c
+		v := f.supVar[k] + f.demVar[k] + float64(n-1)*c*(1-c) + 0.25
+		// P(free agents left < 1), continuity-corrected.
+		r += wk * phi((0.5-mean)/math.Sqrt(v))
+		w += wk
+	}
+	if w == 0 {
+		return 1
+	}
+	return r / w
+}
+
+// ring is a fixed-size buffer of the latest values.
+type ring[T any] struct {
+	buf  []T
+	next int
+	full bool
+}
+
+func newRing[T any](n int) ring[T] { return ring[T]{buf: make([]T, n)} }
+
+func (r *ring[T]) add(v T) {
+	r.buf[r.next] = v
+	r.next++
+	if r.next == len(r.buf) {
+		r.next, r.full = 0, true
+	}
+}
+
+func (r *ring[T]) len() int {
+	if r.full {
+		return len(r.buf)
+	}
+	return r.next
+}
+
+// each visits the values oldest first, with their index in that order.
+func (r *ring[T]) each(fn func(int, T)) {
+	i := 0
+	if r.full {
+		for _, v := range r.buf[r.next:] {
+			fn(i, v)
+			i++
+		}
+	}
+	for _, v := range r.buf[:r.next] {
+		fn(i, v)
+		i++
+	}
+}

@@ -1,0 +1,158 @@
+package pacing
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+
+func TestDecideFixedAndAgents(t *testing.T) {
+	t.Parallel()
+	ringing := []time.Time{t0, t0}
+	tests := []struct {
+		name string
+		cfg  Config
+		in   Input
+		want int
+	}{
+		{"fixed fills the cap", Config{Mode: Fixed, MaxCalls: 10}, Input{Live: 4}, 6},
+		{"fixed at the cap", Config{Mode: Fixed, MaxCalls: 10}, Input{Live: 12}, 0},
+		{"progressive: free agents less those claimed", Config{Mode: Agents}, Input{Ready: 5, Waiting: 1, Ringing: ringing}, 2},
+		{"multiplier", Config{Mode: Agents, Multiplier: 2}, Input{Ready: 4, Ringing: ringing}, 6},
+		{"multiplier capped", Config{Mode: Agents, Multiplier: 2, MaxCalls: 5}, Input{Ready: 4, Ringing: ringing, Live: 3}, 2},
+		{"no agent", Config{Mode: Agents}, Input{Ringing: ringing}, 0},
+		{"predictive without a model is progressive", Config{Mode: Predictive}, Input{Ready: 3, Active: 3}, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Decide(tc.cfg, tc.in, nil).Dials; got != tc.want {
+				t.Errorf("Dials = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestThetaBudget(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Mode: Predictive}
+	under := Input{Day: Window{Answered: 1000, Abandoned: 10}, Month: Window{Answered: 1000, Abandoned: 10}}
+	if th, lim := Theta(cfg, under); lim || th <= DefaultThetaBase {
+		t.Errorf("1%%: theta %.3f limited %v, want more than the base", th, lim)
+	}
+	over := Input{Day: Window{Answered: 1000, Abandoned: 30}, Month: Window{Answered: 1000, Abandoned: 10}}
+	if th, lim := Theta(cfg, over); !lim || th != 0 {
+		t.Errorf("3%% over 24 h: theta %.3f limited %v, want the hard limit", th, lim)
+	}
+	month := Input{Day: Window{Answered: 100, Abandoned: 0}, Month: Window{Answered: 10000, Abandoned: 400}}
+	if _, lim := Theta(cfg, month); !lim {
+		t.Error("4% over 30 days: want the hard limit")
+	}
+	if _, lim := Theta(Config{Mode: Predictive, Method: Average}, over); lim {
+		t.Error("AVERAGE never stops")
+	}
+	// TAPERED allows more early in the shift.
+	early := over
+	early.Shift, early.ShiftLeft = 8*time.Hour, 8*time.Hour
+	if _, lim := Theta(Config{Mode: Predictive, Method: Tapered}, early); lim {
+		t.Error("TAPERED at the start of the shift: 3% is under twice the target")
+	}
+	late := early
+	late.ShiftLeft = time.Hour
+	if _, lim := Theta(Config{Mode: Predictive, Method: Tapered}, late); !lim {
+		t.Error("TAPERED late in the shift: want the hard limit")
+	}
+}
+
+// The answer rate is right even while the latest outcomes are the quick
+// failures of a burst, and it follows a drop within seconds.
+func TestEstimatorRate(t *testing.T) {
+	t.Parallel()
+	e := NewEstimator()
+	rng := rand.New(rand.NewPCG(7, 7))
+	type dial struct {
+		placed, end time.Duration
+		live        bool
+	}
+	var pending []dial
+	p := 0.3
+	var now time.Duration
+	check := func(want float64) {
+		t.Helper()
+		var ringing []time.Time
+		for _, d := range pending {
+			ringing = append(ringing, t0.Add(d.placed))
+		}
+		m := e.Model(t0.Add(now), ringing, nil)
+		if !m.Ready() {
+			t.Fatalf("at %s: model not ready", now)
+		}
+		if m.P < want-0.07 || m.P > want+0.07 {
+			t.Errorf("at %s: P = %.3f, want %.2f", now, m.P, want)
+		}
+	}
+	for step := range 6000 {
+		now += 200 * time.Millisecond
+		if step == 4000 {
+			p = 0.1
+		}
+		n := 1
+		if step%300 == 0 {
+			n = 40 // a burst: its failures come back first
+		}
+		for range n {
+			live := rng.Float64() < p
+			delay := time.Second + time.Duration(rng.Float64()*24e9)
+			if live {
+				delay = 4*time.Second + time.Duration(rng.Float64()*16e9)
+			}
+			pending = append(pending, dial{placed: now, end: now + delay, live: live})
+		}
+		rest := pending[:0]
+		for _, d := range pending {
+			if d.end <= now {
+				e.AddOutcome(Outcome{Placed: t0.Add(d.placed), Live: d.live, Delay: d.end - d.placed})
+			} else {
+				rest = append(rest, d)
+			}
+		}
+		pending = rest
+		switch step {
+		case 1000, 2310, 3900: // 2310: 10 s after a burst
+			check(0.3)
+		case 4000 + 300: // a minute after the drop
+			check(0.1)
+		}
+	}
+}
+
+// More calls never carry less risk, and risk grows with the calls ringing.
+func TestRiskMonotone(t *testing.T) {
+	t.Parallel()
+	e := NewEstimator()
+	for i := range 600 {
+		e.AddOutcome(Outcome{Placed: t0.Add(-time.Hour), Live: i%5 == 0, Delay: time.Duration(4+i%17) * time.Second})
+	}
+	in := Input{Now: t0, Ready: 2, Active: 20, Wrap: 10 * time.Second}
+	for i := range 18 {
+		in.OnCallSince = append(in.OnCallSince, t0.Add(-time.Duration(i*7)*time.Second))
+	}
+	m := e.Model(t0, nil, in.OnCallSince)
+	f := m.forecast(in, 2*time.Second)
+	prev := 0.0
+	for n := 1; n <= 40; n++ {
+		r := f.risk(n)
+		if r < prev-1e-9 {
+			t.Fatalf("risk(%d) = %.4f < risk(%d) = %.4f", n, r, n-1, prev)
+		}
+		prev = r
+	}
+	more := in
+	for range 30 {
+		more.Ringing = append(more.Ringing, t0.Add(-2*time.Second))
+	}
+	if a, b := f.risk(5), m.forecast(more, 2*time.Second).risk(5); b <= a {
+		t.Errorf("risk with 30 calls ringing %.4f, without %.4f", b, a)
+	}
+}

@@ -1,0 +1,53 @@
+package pacingsim
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ringback/ringback/services/dialer/pacing"
+)
+
+// Two hours of 50 agents at p = 0.2: predictive beats progressive and
+// stays within 3% abandonment; progressive abandons nothing.
+func TestPredictiveBeatsProgressive(t *testing.T) {
+	t.Parallel()
+	run := func(cfg pacing.Config) Result {
+		sc := Issue(50, 0.2, 1, cfg)
+		sc.Shift = 2 * time.Hour
+		return Run(sc)
+	}
+	prog := run(pacing.Config{Mode: pacing.Agents})
+	pred := run(pacing.Config{Mode: pacing.Predictive})
+	t.Logf("progressive %+v", prog)
+	t.Logf("predictive %+v", pred)
+	if prog.Abandoned != 0 {
+		t.Errorf("progressive abandoned %d calls", prog.Abandoned)
+	}
+	if pred.Abandonment > 0.03 {
+		t.Errorf("predictive abandonment %.4f over 3%%", pred.Abandonment)
+	}
+	if pred.Occupancy < prog.Occupancy+0.1 {
+		t.Errorf("predictive occupancy %.3f, progressive %.3f: want 10 points more", pred.Occupancy, prog.Occupancy)
+	}
+	if pred.Live == 0 || pred.Dials < pred.Live {
+		t.Errorf("counts %+v", pred)
+	}
+}
+
+// When p drops mid-shift, the dial level rises to the new need.
+func TestDropReaction(t *testing.T) {
+	t.Parallel()
+	sc := Issue(50, 0.3, 2, pacing.Config{Mode: pacing.Predictive})
+	sc.Shift, sc.PAfter, sc.ChangeAt = 90*time.Minute, 0.1, 45*time.Minute
+	r := Run(sc)
+	t.Logf("%+v", r)
+	if r.LevelAfter <= r.LevelBefore*1.3 {
+		t.Errorf("level before %.2f, after %.2f: want it to rise", r.LevelBefore, r.LevelAfter)
+	}
+	if r.React < 0 {
+		t.Error("the level never reached half way")
+	}
+	if r.Abandonment > 0.03 {
+		t.Errorf("abandonment %.4f", r.Abandonment)
+	}
+}

@@ -1,0 +1,216 @@
+package suite
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// agentState polls an agent until its state is want.
+func (e *e2e) agentState(t *testing.T, id, want string, within time.Duration) map[string]any {
+	t.Helper()
+	var a map[string]any
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		code, out := e.do(t, "GET", "/v1/dialer/agents/"+id, e.key, "")
+		if code != 200 {
+			t.Fatalf("agent: %d %v", code, out)
+		}
+		if a = out["agent"].(map[string]any); dig(a, "state") == want {
+			return a
+		}
+	}
+	t.Fatalf("agent %s never %s: %v", id, want, a)
+	return nil
+}
+
+// newAgent creates an endpoint for the simulator's registered user and an
+// agent on it for campaigns, and logs it in.
+func (e *e2e) newAgent(t *testing.T, user string, wrapUpS int, campaigns ...string) string {
+	t.Helper()
+	code, ep := e.do(t, "POST", "/v1/endpoints", e.key, `{"name":"phone `+user+`","kind":"ENDPOINT_KIND_REGISTERED_USER","address":"`+user+`"}`)
+	if code != 200 {
+		t.Fatalf("endpoint: %d %v", code, ep)
+	}
+	code, ag := e.do(t, "POST", "/v1/dialer/agents", e.key, fmt.Sprintf(`{"name":"agent %s","endpointId":%q,"wrapUpS":%d,"campaignIds":["%s"]}`,
+		user, dig(ep, "endpoint", "id"), wrapUpS, strings.Join(campaigns, `","`)))
+	if code != 200 {
+		t.Fatalf("agent: %d %v", code, ag)
+	}
+	id := dig(ag, "agent", "id")
+	if code, out := e.do(t, "POST", "/v1/dialer/agents/"+id+":login", e.key, `{}`); code != 200 {
+		t.Fatalf("login: %d %v", code, out)
+	}
+	e.agentState(t, id, "AGENT_STATE_READY", 15*time.Second)
+	return id
+}
+
+// Agents through the real services and the simulator: an AGENTS campaign
+// dials one call per free agent, each answered recipient is put in the
+// agent's room (their phone stays connected between customers) and the
+// agent wraps up and takes the next; with three calls per free agent
+// (dial_multiplier 3) and one agent, the two recipients no agent can take
+// within agent_wait_ms hear the safe-harbour message, are recorded
+// abandoned, their numbers locked out, and the campaign's abandonment is
+// in its progress and report.
+func TestEndToEndDialerAgents(t *testing.T) {
+	e := start(t)
+	const harbour = "tone_stream://%(300,0,440)"
+	create := func(name, pacing string) string {
+		t.Helper()
+		code, out := e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"`+name+`","defaultCountry":"US","dialAttempts":1,`+
+			`"pacing":`+pacing+`,`+allDay+`}`)
+		if code != 200 {
+			t.Fatalf("create %s: %d %v", name, code, out)
+		}
+		return dig(out, "campaign", "id")
+	}
+	progressive := create("Progressive", `{"mode":"PACING_MODE_AGENTS","safeHarbour":"`+harbour+`"}`)
+	over := create("Overdial", `{"mode":"PACING_MODE_AGENTS","dialMultiplier":3,"agentWaitMs":1000,"safeHarbour":"`+harbour+`","abandonLockoutS":7200}`)
+	// Refused: a paced campaign needs its safe-harbour message.
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"No harbour","pacing":{"mode":"PACING_MODE_PREDICTIVE"}}`); code != 400 {
+		t.Fatalf("paced campaign without safe_harbour: %d %v", code, out)
+	}
+	a1 := e.newAgent(t, "1001", 1, progressive)
+	a2 := e.newAgent(t, "1002", 1, progressive)
+
+	// Progressive: six recipients who answer and talk a few seconds, two
+	// agents. Nobody is abandoned; every call is connected to an agent.
+	var csv strings.Builder
+	csv.WriteString("Phone,Name\n")
+	for i := range 6 {
+		fmt.Fprintf(&csv, "55530%02d001,Customer %d\n", i, i)
+	}
+	if imp := e.importList(t, e.key, progressive, csv.String()); dig(imp, "list", "records") != "6" {
+		t.Fatalf("import: %v", imp)
+	}
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+progressive+":start", e.key, `{}`); code != 200 {
+		t.Fatalf("start: %d %v", code, out)
+	}
+	c := e.waitCampaign(t, e.key, progressive, "CAMPAIGN_STATUS_FINISHED", 90*time.Second)
+	if ab := c["progress"].(map[string]any)["abandonment"]; dig(ab.(map[string]any), "abandoned24h") != "" && dig(ab.(map[string]any), "abandoned24h") != "0" {
+		t.Fatalf("progressive campaign abandoned calls: %v", c["progress"])
+	}
+	_, recs := e.do(t, "GET", "/v1/dialer/campaigns/"+progressive+"/records", e.key, "")
+	rooms := map[string]int{}
+	for _, r := range recs["records"].([]any) {
+		rec := r.(map[string]any)
+		if dig(rec, "status") != "answered" {
+			t.Fatalf("record %v, want answered", rec)
+		}
+		call := e.waitFinal(t, dig(rec, "lastCallId"))
+		if call["abandoned"] == true || !strings.HasPrefix(dig(call, "conference"), "agent-") {
+			t.Fatalf("call %v: want connected to an agent's room", call)
+		}
+		rooms[dig(call, "conference")]++
+	}
+	if rooms["agent-"+a1]+rooms["agent-"+a2] != 6 {
+		t.Fatalf("calls by room %v, want all 6 with the two agents", rooms)
+	}
+	for _, id := range []string{a1, a2} {
+		a := e.agentState(t, id, "AGENT_STATE_READY", 10*time.Second)
+		if dig(a, "sessionCallId") == "" {
+			t.Fatalf("agent %v lost its session", a)
+		}
+	}
+
+	// Overdial: one agent (a2 paused), three calls for it; the recipients
+	// stay on the line.
+	if code, out := e.do(t, "POST", "/v1/dialer/agents/"+a2+":pause", e.key, `{"reason":"lunch"}`); code != 200 {
+		t.Fatalf("pause: %d %v", code, out)
+	}
+	if code, out := e.do(t, "PATCH", "/v1/dialer/agents/"+a1, e.key, `{"campaignIds":["`+over+`"]}`); code != 200 {
+		t.Fatalf("assign: %d %v", code, out)
+	}
+	if imp := e.importList(t, e.key, over, "Phone,Name\n5554000000,A\n5554010000,B\n5554020000,C\n"); dig(imp, "list", "records") != "3" {
+		t.Fatalf("import: %v", imp)
+	}
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+over+":start", e.key, `{}`); code != 200 {
+		t.Fatalf("start: %d %v", code, out)
+	}
+	onCall := e.agentState(t, a1, "AGENT_STATE_ON_CALL", 30*time.Second)
+	var abandoned []map[string]any
+	for deadline := time.Now().Add(30 * time.Second); len(abandoned) < 2 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_, recs := e.do(t, "GET", "/v1/dialer/campaigns/"+over+"/records?status=abandoned", e.key, "")
+		abandoned = nil
+		for _, r := range asList(recs["records"]) {
+			abandoned = append(abandoned, r.(map[string]any))
+		}
+	}
+	if len(abandoned) != 2 {
+		t.Fatalf("abandoned records %v, want 2", abandoned)
+	}
+	for _, rec := range abandoned {
+		call := e.waitFinal(t, dig(rec, "lastCallId"))
+		if call["abandoned"] != true || dig(call, "status") != "CALL_STATUS_COMPLETED" || dig(call, "conference") != "" {
+			t.Fatalf("abandoned call %v", call)
+		}
+		types := strings.Join(e.eventTypes(t, dig(call, "id")), ",")
+		if !strings.Contains(types, "AGENT_AWAITED") || !strings.Contains(types, "CALL_ABANDONED") {
+			t.Fatalf("abandoned call's events %s", types)
+		}
+	}
+	// The connected call: the agent hangs up through the API, wraps up,
+	// and is ready again.
+	if code, out := e.do(t, "POST", "/v1/calls/"+dig(onCall, "callId")+":hangup", e.key, `{}`); code != 200 {
+		t.Fatalf("hang up: %d %v", code, out)
+	}
+	e.agentState(t, a1, "AGENT_STATE_READY", 15*time.Second)
+	c = e.waitCampaign(t, e.key, over, "CAMPAIGN_STATUS_FINISHED", 30*time.Second)
+	ab := c["progress"].(map[string]any)["abandonment"].(map[string]any)
+	if dig(ab, "answered24h") != "3" || dig(ab, "abandoned24h") != "2" {
+		t.Fatalf("abandonment %v, want 2 of 3", ab)
+	}
+	_, rep := e.do(t, "GET", "/v1/dialer/campaigns/"+over+"/report", e.key, "")
+	if dig(rep["abandonment"].(map[string]any), "abandoned30d") != "2" {
+		t.Fatalf("report %v", rep)
+	}
+	// The abandoned numbers are locked out for the account: a new run
+	// dials the answered one only.
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+over+":start", e.key, `{}`); code != 200 {
+		t.Fatalf("restart: %d %v", code, out)
+	}
+	for _, rec := range abandoned {
+		number := fmt.Sprint(rec["numbers"].([]any)[0])
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			_, recs = e.do(t, "GET", "/v1/dialer/campaigns/"+over+"/records?status=ready", e.key, "")
+			waiting := false
+			for _, r := range asList(recs["records"]) {
+				r := r.(map[string]any)
+				if fmt.Sprint(r["numbers"].([]any)[0]) == number && dig(r, "tries") == "" && dig(r, "nextAttemptAt") > time.Now().Add(time.Hour).UTC().Format(time.RFC3339) {
+					waiting = true
+				}
+			}
+			if waiting {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not waiting for its lockout: %v", number, recs)
+			}
+		}
+	}
+	e.endAgents(t, over, a1, a2)
+}
+
+// The campaign's live call and the agents' sessions end; nothing is left
+// for the shutdown to wait for.
+func (e *e2e) endAgents(t *testing.T, campaign string, agents ...string) {
+	t.Helper()
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+campaign+":cancel", e.key, `{"hangupLiveCalls":true}`); code != 200 {
+		t.Fatalf("cancel: %d %v", code, out)
+	}
+	for _, id := range agents {
+		if code, out := e.do(t, "POST", "/v1/dialer/agents/"+id+":logout", e.key, `{}`); code != 200 {
+			t.Fatalf("logout: %d %v", code, out)
+		}
+		a := e.agentState(t, id, "AGENT_STATE_LOGGED_OUT", 5*time.Second)
+		if session := dig(a, "sessionCallId"); session != "" {
+			t.Fatalf("logged out with a session %v", a)
+		}
+	}
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
