@@ -63,7 +63,8 @@ fssim:
 ## queries over 10M records (in a database of their own, filled once); webhook:
 ## paced 3,000/s, throughput, a stalled neighbour, the naive baseline; banner: abuse
 ## refused, POST to originate, switch event to the visitor's stream; dialer: a 1M-row
-## list import, the engine's dial rate).
+## list import, the engine's dial rate; agents: connecting a customer; pacing: the
+## predictive pacer in its discrete-event harness, progressive beside it).
 bench:
 	@scripts/setup >/dev/null
 	cd freeswitch/sim && $(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
@@ -88,4 +89,7 @@ bench:
 	cd services && $(GO) test -run '^$$' -bench 'EngineCampaign' -benchtime 3x -count 3 ./dialer/
 	cd services && $(GO) test -run '^$$' -bench 'ExportRecords1M' -benchtime 1x -count 3 -timeout 30m ./dialer/
 	cd services && DIALER_BENCH_CAP=500 $(GO) test -run '^$$' -bench 'DialerCampaign' -benchtime 1x -count 1 -timeout 40m ./suite/
+	cd services && $(GO) test -run '^$$' -bench 'ConnectCall' -benchtime 500x -count 3 ./origination/
+	cd services && $(GO) test -run '^$$' -bench 'AgentStore' -count 3 ./dialer/
+	scripts/bench/pacing
 	cd services && $(GO) test -run '^$$' -bench 'NaiveDelivery' -benchtime 3000x -count 1 ./webhook/

@@ -325,12 +325,9 @@ func (s *AgentServer) ListAgents(ctx context.Context, req *dialerv1.ListAgentsRe
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, ErrInvalidArgument.WithMsg("page_size must be between 0 (100) and 1000")
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	after := ""
 	if tok := req.GetPageToken(); tok != "" {

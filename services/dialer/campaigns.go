@@ -221,8 +221,8 @@ func validatePacing(c *dialerv1.Campaign) error {
 	if l := p.GetMaxDialLevel(); l != 0 && (l < 1 || l > 10) {
 		return bad("pacing.max_dial_level must be 0 (4.0) or between 1 and 10")
 	}
-	if w := p.GetAgentWaitMs(); w != 0 && (w < 500 || w > 2000) {
-		return bad("pacing.agent_wait_ms must be 0 (2000) or between 500 and 2000")
+	if w := p.GetAgentWaitMs(); w != 0 && (w < 100 || w > 2000) {
+		return bad("pacing.agent_wait_ms must be 0 (2000) or between 100 and 2000")
 	}
 	if l := p.GetAbandonLockoutS(); l < 0 || l > 30*24*3600 {
 		return bad("pacing.abandon_lockout_s must be 0 (259200) or at most 2592000")

@@ -163,12 +163,9 @@ func (s *Server) ListDoNotCall(ctx context.Context, req *dialerv1.ListDoNotCallR
 	if err != nil {
 		return nil, err
 	}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0 || size > 1000:
-		return nil, ErrInvalidArgument.WithMsg("page_size: 0 (100) to 1000")
-	case size == 0:
-		size = 100
+	size, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
 	}
 	after := ""
 	if t := req.GetPageToken(); t != "" {
@@ -252,4 +249,15 @@ func LockedNumbers(ctx context.Context, db *pgxpool.Pool, account string, number
 		return nil, fmt.Errorf("abandoned numbers: %w", err)
 	}
 	return locked, nil
+}
+
+// pageSize is a list request's page size: 0 is 100, at most 1000.
+func pageSize(n int32) (int, error) {
+	switch {
+	case n < 0 || n > 1000:
+		return 0, ErrInvalidArgument.WithMsg("page_size must be between 0 (100) and 1000")
+	case n == 0:
+		return 100, nil
+	}
+	return int(n), nil
 }

@@ -60,6 +60,10 @@ type EngineConfig struct {
 	// Agents is the agents' live state, for the pacing of AGENTS and
 	// PREDICTIVE campaigns (AgentStore.Snapshot); nil: no agents.
 	Agents *AgentStore
+	// AgentMultiplier is AGENTS campaigns' calls per free agent when they
+	// set none (0: 1). PacingScale multiplies the durations the pacing sees
+	// (0: 1; the simulator's time scale in tests).
+	AgentMultiplier, PacingScale float64
 	// Now is the campaigns' clock: calling hours, retry intervals, start
 	// and end times, leases (default time.Now). Back-offs from origination's
 	// errors run on the real clock.
@@ -140,8 +144,10 @@ type Engine struct {
 	dials sync.WaitGroup
 	slots chan struct{} // bounds the dials in flight
 	m     *metrics
-	// pacers are the AGENTS and PREDICTIVE campaigns' pacing state.
+	// pacers are the AGENTS and PREDICTIVE campaigns' pacing state; epoch
+	// is the origin of their virtual clock when PacingScale is set.
 	pacers pacers
+	epoch  time.Time
 
 	mu        sync.Mutex
 	settings  map[string]cachedSettings // by campaign id
@@ -195,6 +201,7 @@ func NewEngine(cfg EngineConfig, db *pgxpool.Pool, calls originationv1.CallServi
 		endpoints: map[string]endpointDir{},
 		holdOff:   map[string]time.Time{},
 		checked:   map[int64]time.Time{},
+		epoch:     cfg.Now(),
 	}
 }
 

@@ -45,7 +45,7 @@ var (
 
 // recordStatuses are the statuses a record can be in (model.go).
 var recordStatuses = []string{StatusReady, StatusRunning, StatusTalking, StatusAnswered, StatusBusy, StatusNoAnswer,
-	StatusFailed, StatusAnsMachine, StatusDNC, StatusExpired, StatusCancel, StatusRescheduled}
+	StatusFailed, StatusAnsMachine, StatusDNC, StatusExpired, StatusCancel, StatusRescheduled, StatusAbandoned}
 
 // recordColumns are the columns of a records export, before the lists'
 // fields.

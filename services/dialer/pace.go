@@ -122,9 +122,16 @@ func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time
 		return nil, 0, err
 	}
 	in.Shift, in.ShiftLeft = shiftOf(c.s, now)
+	cfg := c.s.Pacing
+	if cfg.Mode == pacing.Agents && cfg.Multiplier == 0 {
+		cfg.Multiplier = e.cfg.AgentMultiplier
+	}
+	k := e.pacingScale()
+	in = scaleInput(in, e.epoch, k)
+	cfg.AgentWait = time.Duration(float64(cfg.AgentWait) * k)
 	pc.mu.Lock()
 	model := pc.est.Model(now, in.Ringing, in.OnCallSince)
-	d := pacing.Decide(c.s.Pacing, in, model)
+	d := pacing.Decide(cfg, in, model)
 	pc.last, pc.lastIn = d, in
 	pc.mu.Unlock()
 	e.m.observePacing(c.id, d, in)
@@ -166,14 +173,15 @@ func (e *Engine) feed(ctx context.Context, c engineCampaign, pc *pacer) error {
 	)
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
+	k, now := e.pacingScale(), e.epoch
 	_, err = pgx.ForEachRow(rows, []any{&call, &started, &ended, &answeredAt, &connectedAt, &live}, func() error {
-		o := pacing.Outcome{Placed: started, Live: live, Delay: ended.Sub(started)}
+		o := pacing.Outcome{Placed: scaleAt(now, started, k), Live: live, Delay: scaleDur(ended.Sub(started), k)}
 		if live && answeredAt != nil {
-			o.Delay = answeredAt.Sub(started)
+			o.Delay = scaleDur(answeredAt.Sub(started), k)
 		}
 		pc.est.AddOutcome(o)
 		if connectedAt != nil {
-			pc.est.AddTalk(*connectedAt, ended.Sub(*connectedAt))
+			pc.est.AddTalk(scaleAt(now, *connectedAt, k), scaleDur(ended.Sub(*connectedAt), k))
 		}
 		pc.seen, pc.seenCall = ended, call
 		return nil
@@ -182,6 +190,51 @@ func (e *Engine) feed(ctx context.Context, c engineCampaign, pc *pacer) error {
 		return fmt.Errorf("attempts of campaign %s: %w", c.id, err)
 	}
 	return nil
+}
+
+// pacingScale is EngineConfig.PacingScale, 1 when unset.
+func (e *Engine) pacingScale() float64 {
+	if e.cfg.PacingScale <= 0 {
+		return 1
+	}
+	return e.cfg.PacingScale
+}
+
+// scaleDur and scaleAt stretch durations, and instants away from an epoch,
+// by k (the simulator's time scale; 1 leaves them as they are): the pacing
+// then runs on a virtual clock k times faster, every instant it sees on
+// the same clock.
+func scaleDur(d time.Duration, k float64) time.Duration {
+	if k == 1 {
+		return d
+	}
+	return time.Duration(float64(d) * k)
+}
+
+func scaleAt(epoch, t time.Time, k float64) time.Time {
+	if k == 1 {
+		return t
+	}
+	return epoch.Add(scaleDur(t.Sub(epoch), k))
+}
+
+// scaleInput is in with its instants and durations stretched by k.
+func scaleInput(in pacing.Input, epoch time.Time, k float64) pacing.Input {
+	if k == 1 {
+		return in
+	}
+	at := func(ts []time.Time) []time.Time {
+		out := make([]time.Time, len(ts))
+		for i, t := range ts {
+			out[i] = scaleAt(epoch, t, k)
+		}
+		return out
+	}
+	in.Now = scaleAt(epoch, in.Now, k)
+	in.WrapUpEnds, in.OnCallSince, in.Ringing = at(in.WrapUpEnds), at(in.OnCallSince), at(in.Ringing)
+	in.Wrap = scaleDur(in.Wrap, k)
+	in.Shift, in.ShiftLeft = scaleDur(in.Shift, k), scaleDur(in.ShiftLeft, k)
+	return in
 }
 
 // rowQuerier is what abandonmentWindows needs of a pool or a transaction.

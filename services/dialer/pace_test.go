@@ -2,6 +2,7 @@ package dialer
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	"github.com/ringback/ringback/services/dialer/pacing"
+	"github.com/ringback/ringback/services/internal/cache/cachetest"
 )
 
 func predictiveCampaign() *dialerv1.Campaign {
@@ -125,7 +127,7 @@ func TestValidatePacing(t *testing.T) {
 		{"an announcement", func(c *dialerv1.Campaign) { c.OnAnswer = &dialerv1.OnAnswer{Announcement: "a.wav"} }},
 		{"target too high", func(c *dialerv1.Campaign) { c.Pacing.AbandonTarget = 0.2 }},
 		{"wait too long", func(c *dialerv1.Campaign) { c.Pacing.AgentWaitMs = 2500 }},
-		{"wait too short", func(c *dialerv1.Campaign) { c.Pacing.AgentWaitMs = 100 }},
+		{"wait too short", func(c *dialerv1.Campaign) { c.Pacing.AgentWaitMs = 50 }},
 		{"multiplier", func(c *dialerv1.Campaign) { c.Pacing.DialMultiplier = 0.5 }},
 		{"level", func(c *dialerv1.Campaign) { c.Pacing.MaxDialLevel = 20 }},
 		{"lockout", func(c *dialerv1.Campaign) { c.Pacing.AbandonLockoutS = -1 }},
@@ -161,5 +163,84 @@ func TestShiftOf(t *testing.T) {
 	// Past the shift's end: nothing left.
 	if _, left := shiftOf(SettingsOf(c), now.Add(7*time.Hour)); left != 0 {
 		t.Errorf("after the shift: %s left", left)
+	}
+}
+
+// With a pacing scale, every instant is on one virtual clock: ages and
+// durations are k times longer whenever they are read.
+func TestScaleInput(t *testing.T) {
+	t.Parallel()
+	epoch := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	now := epoch.Add(time.Minute)
+	in := scaleInput(pacing.Input{Now: now, Ringing: []time.Time{now.Add(-time.Second)}, OnCallSince: []time.Time{now.Add(-3 * time.Second)},
+		WrapUpEnds: []time.Time{now.Add(500 * time.Millisecond)}, Wrap: time.Second}, epoch, 10)
+	if in.Now != epoch.Add(10*time.Minute) || in.Now.Sub(in.Ringing[0]) != 10*time.Second || in.Now.Sub(in.OnCallSince[0]) != 30*time.Second ||
+		in.WrapUpEnds[0].Sub(in.Now) != 5*time.Second || in.Wrap != 10*time.Second {
+		t.Errorf("scaled %+v", in)
+	}
+	// An outcome fed a minute earlier is as old, on the same clock.
+	placed := scaleAt(epoch, now.Add(-2*time.Minute), 10)
+	if in.Now.Sub(placed) != 20*time.Minute {
+		t.Errorf("outcome age %s, want 20m", in.Now.Sub(placed))
+	}
+	if got := scaleInput(pacing.Input{Now: now}, epoch, 1); got.Now != now {
+		t.Error("scale 1 changed the input")
+	}
+}
+
+// Two replicas pace one AGENTS campaign: together they never place more
+// calls than there are free agents (the advisory lock makes their
+// decisions one after the other), and they place the next ones as agents
+// free up.
+func TestEnginePacedReplicasShareAgents(t *testing.T) {
+	t.Parallel()
+	h := newEngHarness(t)
+	store := NewAgentStore(cachetest.New(t))
+	campaign := h.engCampaign(t, &dialerv1.Campaign{MaxConcurrentCalls: 50, Pacing: &dialerv1.Pacing{Mode: dialerv1.PacingMode_PACING_MODE_AGENTS,
+		SafeHarbour: "sorry.wav"}}, dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+	recs := engNumbers("3", 30)
+	for _, r := range recs {
+		h.fake.setScript(r.numbers[0], "hold")
+	}
+	h.engList(t, campaign, recs...)
+	const agents = 4
+	var ids []string
+	for i := range agents {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1)
+		readyAgent(t, store, id, []string{campaign}, 0, h.clock.Now().Add(-time.Second))
+		ids = append(ids, id)
+	}
+	h.start(t, "a", func(c *EngineConfig) { c.Agents = store })
+	h.start(t, "b", func(c *EngineConfig) { c.Agents = store })
+	eventually(t, "a call per agent", func() bool { return len(h.fake.heldCalls()) == agents })
+	quietly(t, 500*time.Millisecond, "a call beyond the free agents", func() bool { return h.fake.maxLiveOf(campaign) <= agents })
+	// The router gives each answered call an agent; two of them end, and
+	// their agents are free again.
+	held := h.fake.heldCalls()
+	byCall := map[string]string{}
+	for _, call := range held {
+		agent, _, ok, err := store.Claim(context.Background(), campaign, call, h.clock.Now())
+		if err != nil || !ok {
+			t.Fatalf("claim for %s: %v %v", call, ok, err)
+		}
+		byCall[call] = agent
+	}
+	for _, call := range held[:2] {
+		h.fake.release(call, "complete")
+		if err := store.Release(context.Background(), byCall[call], call, h.clock.Now().Add(-time.Second), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "two more calls", func() bool { return len(h.fake.dialed()) == agents+2 })
+	quietly(t, 500*time.Millisecond, "a call beyond the free agents", func() bool {
+		return len(h.fake.dialed()) == agents+2 && h.fake.maxLiveOf(campaign) <= agents
+	})
+	if p := h.fake.problems(); len(p) > 0 {
+		t.Fatalf("fake origination saw: %v", p)
+	}
+	for _, d := range h.fake.dialed() {
+		if d.req.GetAwaitAgent().GetSafeHarbour() != "sorry.wav" {
+			t.Fatalf("call without await_agent: %v", d.req)
+		}
 	}
 }

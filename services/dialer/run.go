@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +48,31 @@ type Config struct {
 	// replica: campaigns, lists and reports, dialing left to the engine
 	// replicas.
 	Engine bool
+	// AgentMultiplier is the AGENTS mode's calls per free agent for
+	// campaigns that set none (RINGBACK_DIALER_AGENT_MULTIPLIER, 1.0; 1 to
+	// 10): "only dial out when there are free members, times the global
+	// multiplier".
+	AgentMultiplier float64
+	// PacingScale multiplies every duration the engine gives the pacing
+	// (RINGBACK_DIALER_PACING_SCALE, 1): set it to the FreeSWITCH
+	// simulator's time scale, so that a campaign against a simulator
+	// running ten times faster is paced as the real one would be. Never
+	// set in production.
+	PacingScale float64
+}
+
+// floatVar reads a float variable within [lo, hi].
+func floatVar(l *config.Loader, name string, def float64, lo, hi float64, usage string) float64 {
+	v := def
+	l.Func(name, strconv.FormatFloat(def, 'f', -1, 64), usage, func(s string) error {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f < lo || f > hi {
+			return fmt.Errorf("want a number from %g to %g", lo, hi)
+		}
+		v = f
+		return nil
+	})
+	return v
 }
 
 // LoadConfig reads the dialer's configuration.
@@ -62,6 +88,8 @@ func LoadConfig(l *config.Loader) Config {
 		Lease:           l.Duration("RINGBACK_DIALER_LEASE", 10*time.Second, "how long a replica holds a record it dials without renewing it"),
 		DefaultHours:    defaultHours(l),
 		OutcomeWorkers:  l.Int("RINGBACK_DIALER_OUTCOME_WORKERS", DefaultOutcomeWorkers, "batches of call events handled at once"),
+		AgentMultiplier: floatVar(l, "RINGBACK_DIALER_AGENT_MULTIPLIER", DefaultAgentMultiplier, 1, 10, "AGENTS campaigns' calls per free agent when they set none"),
+		PacingScale:     floatVar(l, "RINGBACK_DIALER_PACING_SCALE", 1, 1, 1000, "multiplies the durations the pacing sees (the simulator's time scale; 1 in production)"),
 		Engine:          l.Bool("RINGBACK_DIALER_ENGINE", true, "run the engine here (false: an API replica that dials nothing)"),
 	}
 }

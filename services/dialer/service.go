@@ -34,7 +34,8 @@ func startService(ctx context.Context, cfg Config, p *platform.Platform, calls o
 		return &service{api: &Server{DB: p.DB, Calls: calls, Endpoints: endpoints, Log: log}, agents: agents, stop: func(context.Context) {}}, nil
 	}
 	engine := NewEngine(EngineConfig{Instance: cfg.Instance, Tick: cfg.Tick, Lease: cfg.Lease, Endpoints: endpoints,
-		DefaultHours: cfg.DefaultHours, OutcomeWorkers: cfg.OutcomeWorkers, Registerer: p.Registry, Agents: store}, p.DB, calls, log)
+		DefaultHours: cfg.DefaultHours, OutcomeWorkers: cfg.OutcomeWorkers, Registerer: p.Registry, Agents: store,
+		AgentMultiplier: cfg.AgentMultiplier, PacingScale: cfg.PacingScale}, p.DB, calls, log)
 	// The dialer may start before anything created the stream it reads.
 	if err := p.Bus.EnsureStream(ctx, natsbus.Calls(0)); err != nil {
 		return nil, fmt.Errorf("calls stream: %w", err)

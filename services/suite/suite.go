@@ -17,6 +17,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringback/ringback/freeswitch/sim"
+	"github.com/ringback/ringback/freeswitch/sim/scenario"
 	"github.com/ringback/ringback/services/cdr"
 	"github.com/ringback/ringback/services/dialer"
 	"github.com/ringback/ringback/services/gateway"
@@ -34,9 +35,12 @@ type Options struct {
 	Lookup func(string) (string, bool)
 	// SimESLAddr and SimControlAddr are where the simulator listens
 	// (defaults 127.0.0.1:8021 and 127.0.0.1:8022); SimTimeScale speeds
-	// its far ends up (default 1).
+	// its far ends up (default 1); SimScenario scripts them from the
+	// first call on (nil: scenario.Default(); PUT /scenario on the control
+	// API replaces it later).
 	SimESLAddr, SimControlAddr string
 	SimTimeScale               float64
+	SimScenario                *scenario.Scenario
 	// DevAccount is created at start with DevKey as an API key (a new key
 	// when empty); "" creates none.
 	DevAccount, DevKey string
@@ -89,7 +93,8 @@ func Run(ctx context.Context, opts Options) error {
 		if ctlAddr == "" {
 			ctlAddr = "127.0.0.1:8022"
 		}
-		s, err := sim.Start(ctx, sim.Config{ESLAddr: eslAddr, ControlAddr: ctlAddr, TimeScale: opts.SimTimeScale, Logger: log.With("component", "fssim")})
+		s, err := sim.Start(ctx, sim.Config{ESLAddr: eslAddr, ControlAddr: ctlAddr, TimeScale: opts.SimTimeScale,
+			Scenario: opts.SimScenario, Logger: log.With("component", "fssim")})
 		if err != nil {
 			return fmt.Errorf("start the FreeSWITCH simulator: %w", err)
 		}

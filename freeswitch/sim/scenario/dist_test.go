@@ -3,6 +3,7 @@ package scenario
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -27,6 +28,10 @@ func TestDistSampleBounds(t *testing.T) {
 		{"normal no spread", Normal(2*s1, 0), 2 * s1, 2 * s1, 2 * s1, 0},
 		// Half-normal: truncating N(0, 1s) at 0 leaves mean 1s*sqrt(2/pi) ~ 797.9ms.
 		{"normal truncated at zero", Normal(0, s1), 0, math.MaxInt64, 798 * ms, 20 * ms},
+		// Standard error of the mean 120s/sqrt(20000) ~ 0.85s.
+		{"lognormal", Lognormal(120*s1, 120*s1), 1, math.MaxInt64, 120 * s1, 3 * s1},
+		{"lognormal no spread", Lognormal(2*s1, 0), 2 * s1, 2 * s1, 2 * s1, 0},
+		{"lognormal zero", Lognormal(0, 0), 0, 0, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +66,7 @@ func TestDistFixedConsumesNoRandomness(t *testing.T) {
 	Dist{}.Sample(a)
 	Normal(s1, 0).Sample(a)
 	Uniform(s1, s1).Sample(a)
+	Lognormal(s1, 0).Sample(a)
 	if a.Uint64() != b.Uint64() {
 		t.Error("fixed samples consumed randomness")
 	}
@@ -81,6 +87,11 @@ func TestDistCheckAndString(t *testing.T) {
 		{Normal(5*s1, s1), "{mean: 5s, stddev: 1s}", ""},
 		{Normal(-s1, s1), "{mean: -1s, stddev: 1s}", "mean: negative duration -1s"},
 		{Normal(s1, -s1), "{mean: 1s, stddev: -1s}", "stddev: negative duration -1s"},
+		{Lognormal(120*s1, 120*s1), "{shape: lognormal, mean: 2m0s, stddev: 2m0s}", ""},
+		{Lognormal(s1, 0), "{shape: lognormal, mean: 1s, stddev: 0s}", ""},
+		{Lognormal(-s1, s1), "{shape: lognormal, mean: -1s, stddev: 1s}", "mean: negative duration -1s"},
+		{Lognormal(s1, -s1), "{shape: lognormal, mean: 1s, stddev: -1s}", "stddev: negative duration -1s"},
+		{Lognormal(0, s1), "{shape: lognormal, mean: 0s, stddev: 1s}", "mean: a lognormal's mean must be positive"},
 		{Dist{Shape: "zipf"}, `invalid("zipf")`, `unknown distribution shape "zipf"`},
 	}
 	for _, tt := range tests {
@@ -95,5 +106,69 @@ func TestDistCheckAndString(t *testing.T) {
 				t.Error("IsZero wrong")
 			}
 		})
+	}
+}
+
+// A lognormal Dist has the mean and standard deviation it is given (of the
+// durations, not of their logarithms), and a lognormal's median,
+// mean/sqrt(1+cv^2): a normal with the same moments would have its median
+// at the mean.
+func TestDistLognormalMoments(t *testing.T) {
+	const n = 200000
+	tests := []struct {
+		mean, stddev time.Duration
+	}{
+		{120 * s1, 120 * s1}, // talk times: cv 1, the pacing issue's
+		{30 * s1, 10 * s1},
+		{s1, 3 * s1},
+	}
+	for _, tt := range tests {
+		d := Lognormal(tt.mean, tt.stddev)
+		t.Run(d.String(), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(5, 6))
+			xs := make([]float64, n)
+			var sum float64
+			for i := range xs {
+				v := d.Sample(r)
+				if v <= 0 {
+					t.Fatalf("sample %v not positive", v)
+				}
+				xs[i] = v.Seconds()
+				sum += xs[i]
+			}
+			mean := sum / n
+			var sq float64
+			for _, x := range xs {
+				sq += (x - mean) * (x - mean)
+			}
+			cv := math.Sqrt(sq/(n-1)) / mean
+			wantCV := tt.stddev.Seconds() / tt.mean.Seconds()
+			slices.Sort(xs)
+			median := xs[n/2]
+			wantMedian := tt.mean.Seconds() / math.Sqrt(1+wantCV*wantCV)
+			// The tolerances are several standard errors at this n (the
+			// cv's is the widest: a lognormal's variance has a heavy tail
+			// at cv 3).
+			if rel := math.Abs(mean/tt.mean.Seconds() - 1); rel > 0.01*max(1, wantCV) {
+				t.Errorf("mean %.3fs, want %.3fs (off by %.2f%%)", mean, tt.mean.Seconds(), rel*100)
+			}
+			if math.Abs(cv/wantCV-1) > 0.05*max(1, wantCV) {
+				t.Errorf("cv %.3f, want %.3f", cv, wantCV)
+			}
+			if math.Abs(median/wantMedian-1) > 0.01 {
+				t.Errorf("median %.3fs, want %.3fs", median, wantMedian)
+			}
+		})
+	}
+}
+
+// The same seed gives the same lognormal draws.
+func TestDistLognormalDeterministic(t *testing.T) {
+	d := Lognormal(120*s1, 120*s1)
+	a, b := rand.New(rand.NewPCG(7, 8)), rand.New(rand.NewPCG(7, 8))
+	for i := range 1000 {
+		if x, y := d.Sample(a), d.Sample(b); x != y {
+			t.Fatalf("draw %d: %v and %v", i, x, y)
+		}
 	}
 }

@@ -15,8 +15,9 @@
 // for you: "486$" means "ends in 486", "^\+44" means "starts with +44". The
 // first matching rule decides; it holds one or more weighted outcome specs
 // ([Weighted], [OutcomeSpec]) whose durations are distributions ([Dist]:
-// fixed, uniform or truncated normal). If no rule matches, the catch-all of
-// the Default scenario applies (answer after 0.8-1.2 s, talk 4-6 s).
+// fixed, uniform, truncated normal or lognormal). If no rule matches, the
+// catch-all of the Default scenario applies (answer after 0.8-1.2 s, talk
+// 4-6 s).
 //
 // Scenarios are written in YAML or JSON and read with [Parse]; see
 // example.yaml in this directory for every feature, with comments.

@@ -35,7 +35,9 @@ import (
 // dtmf_interval, dtmf_source, machine_greeting, sip_status, cause, and weight
 // inside outcomes (default 1). Durations are Go duration strings ("1.5s",
 // "300ms", "0"); a distribution is such a string (fixed), {min, max}
-// (uniform) or {mean, stddev} (normal truncated at 0). YAML anchors, aliases
+// (uniform), {mean, stddev} (normal truncated at 0) or {shape: lognormal,
+// mean, stddev} (lognormal: positive, skewed to the right, as talk times
+// are); shape may also be given as uniform or normal. YAML anchors, aliases
 // and merge keys (<<) work. Unknown keys are errors.
 //
 // Errors are *Error values naming the path (rules[2].outcomes[0].ring) and
@@ -306,7 +308,8 @@ func parseUsers(n *yaml.Node) (UserPolicy, error) {
 	return u, nil
 }
 
-// parseDist reads a duration string, {min, max} or {mean, stddev}.
+// parseDist reads a duration string, {min, max}, {mean, stddev}, or either
+// mapping with a shape: {shape: lognormal, mean, stddev}.
 func parseDist(n *yaml.Node, path string) (Dist, error) {
 	n = deref(n)
 	var d Dist
@@ -321,44 +324,9 @@ func parseDist(n *yaml.Node, path string) (Dist, error) {
 		}
 		d = Fixed(v)
 	case yaml.MappingNode:
-		fields, err := mapping(n, path)
-		if err != nil {
+		var err error
+		if d, err = parseDistMapping(n, path); err != nil {
 			return Dist{}, err
-		}
-		got := map[string]time.Duration{}
-		for _, f := range fields {
-			switch f.key {
-			case "min", "max", "mean", "stddev":
-				s, err := scalar(f.val, path+"."+f.key)
-				if err != nil {
-					return Dist{}, err
-				}
-				v, msg := parseDuration(s)
-				if msg != "" {
-					return Dist{}, errAt(f.val, path+"."+f.key, "%s", msg)
-				}
-				got[f.key] = v
-			default:
-				return Dist{}, unknownKey(f, path, []string{"min", "max", "mean", "stddev"})
-			}
-		}
-		_, hasMin := got["min"]
-		_, hasMax := got["max"]
-		_, hasMean := got["mean"]
-		_, hasSD := got["stddev"]
-		switch {
-		case (hasMin || hasMax) && (hasMean || hasSD):
-			return Dist{}, errAt(n, path, "give either min and max (uniform) or mean and stddev (normal), not both")
-		case hasMin && hasMax:
-			d = Uniform(got["min"], got["max"])
-		case hasMin || hasMax:
-			return Dist{}, errAt(n, path, "uniform needs both min and max")
-		case hasMean && hasSD:
-			d = Normal(got["mean"], got["stddev"])
-		case hasMean || hasSD:
-			return Dist{}, errAt(n, path, "normal needs both mean and stddev")
-		default:
-			return Dist{}, errAt(n, path, "empty; give min and max, or mean and stddev")
 		}
 	default:
 		return Dist{}, errAt(n, path, "must be a duration string, {min, max} or {mean, stddev}, not %s", describe(n))
@@ -367,6 +335,84 @@ func parseDist(n *yaml.Node, path string) (Dist, error) {
 		return Dist{}, errAt(n, path, "%s", msg)
 	}
 	return d, nil
+}
+
+// distKeys are the keys of a distribution's mapping.
+var distKeys = []string{"shape", "min", "max", "mean", "stddev"}
+
+// parseDistMapping reads {min, max}, {mean, stddev} and, with a shape,
+// {shape: uniform|normal|lognormal, ...}. Without a shape the keys decide:
+// min and max are uniform, mean and stddev normal.
+func parseDistMapping(n *yaml.Node, path string) (Dist, error) {
+	fields, err := mapping(n, path)
+	if err != nil {
+		return Dist{}, err
+	}
+	got := map[string]time.Duration{}
+	var shape Shape
+	for _, f := range fields {
+		switch f.key {
+		case "shape":
+			s, err := scalar(f.val, path+".shape")
+			if err != nil {
+				return Dist{}, err
+			}
+			switch shape = Shape(s); shape {
+			case ShapeUniform, ShapeNormal, ShapeLognormal:
+			default:
+				return Dist{}, errAt(f.val, path+".shape", "unknown shape %q (want uniform, normal or lognormal)", s)
+			}
+		case "min", "max", "mean", "stddev":
+			s, err := scalar(f.val, path+"."+f.key)
+			if err != nil {
+				return Dist{}, err
+			}
+			v, msg := parseDuration(s)
+			if msg != "" {
+				return Dist{}, errAt(f.val, path+"."+f.key, "%s", msg)
+			}
+			got[f.key] = v
+		default:
+			return Dist{}, unknownKey(f, path, distKeys)
+		}
+	}
+	_, hasMin := got["min"]
+	_, hasMax := got["max"]
+	_, hasMean := got["mean"]
+	_, hasSD := got["stddev"]
+	bounds, moments := hasMin || hasMax, hasMean || hasSD
+	switch shape {
+	case "":
+		switch {
+		case bounds && moments:
+			return Dist{}, errAt(n, path, "give either min and max (uniform) or mean and stddev (normal), not both")
+		case bounds:
+			shape = ShapeUniform
+		case moments:
+			shape = ShapeNormal
+		default:
+			return Dist{}, errAt(n, path, "empty; give min and max, or mean and stddev")
+		}
+	case ShapeUniform:
+		if moments {
+			return Dist{}, errAt(n, path, "shape uniform takes min and max, not mean and stddev")
+		}
+	default:
+		if bounds {
+			return Dist{}, errAt(n, path, "shape %s takes mean and stddev, not min and max", shape)
+		}
+	}
+	switch {
+	case shape == ShapeUniform && !(hasMin && hasMax):
+		return Dist{}, errAt(n, path, "uniform needs both min and max")
+	case shape == ShapeUniform:
+		return Uniform(got["min"], got["max"]), nil
+	case !(hasMean && hasSD):
+		return Dist{}, errAt(n, path, "%s needs both mean and stddev", shape)
+	case shape == ShapeLognormal:
+		return Lognormal(got["mean"], got["stddev"]), nil
+	}
+	return Normal(got["mean"], got["stddev"]), nil
 }
 
 // parseDuration parses a Go duration, with a friendlier message for the

@@ -71,6 +71,25 @@ rules:
 			},
 		},
 		{
+			name: "distributions with a shape",
+			in: `
+rules:
+  - kind: answer
+    ring: {shape: uniform, min: 4s, max: 20s}
+    talk: {shape: lognormal, mean: 120s, stddev: 120s}
+    dtmf: "1"
+    dtmf_delay: {shape: normal, mean: 5s, stddev: 1s}
+    dtmf_interval: {stddev: 0s, shape: lognormal, mean: 400ms}
+`,
+			check: func(t *testing.T, s *Scenario) {
+				sp := s.Rules[0].Outcomes[0].Spec
+				if sp.Ring != Uniform(4*time.Second, 20*time.Second) || sp.Talk != Lognormal(2*time.Minute, 2*time.Minute) ||
+					sp.DTMFDelay != Normal(5*time.Second, time.Second) || sp.DTMFInterval != Lognormal(400*ms, 0) {
+					t.Errorf("spec = %+v", sp)
+				}
+			},
+		},
+		{
 			name: "kind and match omitted: answer everything",
 			in:   `rules: [{ring: 2s}]`,
 			check: func(t *testing.T, s *Scenario) {
@@ -246,7 +265,17 @@ func TestParseInvalid(t *testing.T) {
 		{"normal without stddev", "rules: [{ring: {mean: 1s}}]", "scenario: rules[0].ring: normal needs both mean and stddev (line 1)"},
 		{"mixed distribution", "rules: [{ring: {min: 1s, max: 2s, mean: 1s}}]", "scenario: rules[0].ring: give either min and max (uniform) or mean and stddev (normal), not both (line 1)"},
 		{"empty distribution", "rules: [{ring: {}}]", "scenario: rules[0].ring: empty; give min and max, or mean and stddev (line 1)"},
-		{"unknown distribution key", "rules: [{ring: {low: 1s}}]", `scenario: rules[0].ring: unknown key "low" (known: min, max, mean, stddev) (line 1)`},
+		{"unknown distribution key", "rules: [{ring: {low: 1s}}]", `scenario: rules[0].ring: unknown key "low" (known: shape, min, max, mean, stddev) (line 1)`},
+		{"unknown shape", "rules:\n  - talk: {shape: lognorm, mean: 1s, stddev: 1s}", `scenario: rules[0].talk.shape: unknown shape "lognorm" (want uniform, normal or lognormal) (line 2)`},
+		{"fixed is not a shape", "rules: [{talk: {shape: fixed, mean: 1s}}]", `scenario: rules[0].talk.shape: unknown shape "fixed" (want uniform, normal or lognormal) (line 1)`},
+		{"shape not a string", "rules: [{talk: {shape: [lognormal], mean: 1s, stddev: 1s}}]", "scenario: rules[0].talk.shape: must be a string, not a list (line 1)"},
+		{"lognormal without stddev", "rules: [{talk: {shape: lognormal, mean: 120s}}]", "scenario: rules[0].talk: lognormal needs both mean and stddev (line 1)"},
+		{"lognormal alone", "rules: [{talk: {shape: lognormal}}]", "scenario: rules[0].talk: lognormal needs both mean and stddev (line 1)"},
+		{"lognormal with bounds", "rules: [{talk: {shape: lognormal, min: 1s, max: 2s}}]", "scenario: rules[0].talk: shape lognormal takes mean and stddev, not min and max (line 1)"},
+		{"uniform with moments", "rules: [{talk: {shape: uniform, mean: 1s, stddev: 2s}}]", "scenario: rules[0].talk: shape uniform takes min and max, not mean and stddev (line 1)"},
+		{"lognormal zero mean", "rules: [{talk: {shape: lognormal, mean: 0s, stddev: 1s}}]", "scenario: rules[0].talk: mean: a lognormal's mean must be positive (line 1)"},
+		{"lognormal negative stddev", "rules: [{talk: {shape: lognormal, mean: 1s, stddev: -1s}}]", "scenario: rules[0].talk: stddev: negative duration -1s (line 1)"},
+		{"lognormal without unit", "rules: [{talk: {shape: lognormal, mean: 120, stddev: 120s}}]", `scenario: rules[0].talk.mean: duration "120" has no unit; write e.g. "120s" or "120ms" (line 1)`},
 		{"distribution as a list", "rules: [{ring: [1s, 2s]}]", "scenario: rules[0].ring: must be a duration string, {min, max} or {mean, stddev}, not a list (line 1)"},
 		{"talk on a failure", "rules:\n  - kind: busy\n    talk: 1s", "scenario: rules[0].talk: not allowed for kind busy: only answer and machine answer the call (line 3)"},
 		{"dtmf on no_answer", "rules: [{kind: no_answer, dtmf: '1'}]", "scenario: rules[0].dtmf: not allowed for kind no_answer: only answer and machine answer the call (line 1)"},
@@ -307,6 +336,8 @@ func TestValidateGoScenario(t *testing.T) {
 			`scenario: rules[0].outcomes[0].ring: unknown distribution shape "poisson"`},
 		{"min greater than max", &Scenario{Rules: []Rule{{Outcomes: []Weighted{{Weight: 1, Spec: OutcomeSpec{Talk: Uniform(2*time.Second, time.Second)}}}}}},
 			"scenario: rules[0].outcomes[0].talk: min 2s is greater than max 1s"},
+		{"lognormal without a mean", &Scenario{Rules: []Rule{{Outcomes: []Weighted{{Weight: 1, Spec: OutcomeSpec{Talk: Lognormal(0, time.Second)}}}}}},
+			"scenario: rules[0].outcomes[0].talk: mean: a lognormal's mean must be positive"},
 		{"users regexp", &Scenario{Users: UserPolicy{Registered: "("}},
 			"scenario: users.registered: invalid regexp \"(\": error parsing regexp: missing closing ): `(`"},
 		{"users answer", &Scenario{Users: UserPolicy{Answer: OutcomeSpec{Kind: Busy, DTMF: "1"}}},

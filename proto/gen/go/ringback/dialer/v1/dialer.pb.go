@@ -576,7 +576,7 @@ type Pacing struct {
 	MaxDialLevel float64 `protobuf:"fixed64,5,opt,name=max_dial_level,json=maxDialLevel,proto3" json:"max_dial_level,omitempty"`
 	// AGENTS and PREDICTIVE: how long an answered recipient may wait for a
 	// free agent, in milliseconds, before the safe-harbour message. 0: 2000;
-	// 500 to 2000 (the regulators' 2 seconds).
+	// 100 to 2000 (the regulators' 2 seconds).
 	AgentWaitMs int32 `protobuf:"varint,6,opt,name=agent_wait_ms,json=agentWaitMs,proto3" json:"agent_wait_ms,omitempty"`
 	// AGENTS and PREDICTIVE: the recorded message played to a recipient no
 	// agent could take (it should name the caller and how to call back).
