@@ -475,6 +475,12 @@ func (m *Model) forecast(in Input, wait time.Duration) *forecast {
 	return f
 }
 
+// varFloor is added to every variance of the risk: the normal
+// approximation of sums of a few Bernoulli variables is overconfident in
+// small teams (calibrated with the harness: 0.25 to 1 moved 50 agents'
+// worst seed from 0.860 to 0.861 occupancy at less abandonment).
+const varFloor = 1.0
+
 // risk is the probability that the n-th new call, answered by a person,
 // finds no agent within the wait: averaged over when it is answered, the
 // chance that the agents free by then are fewer than the answers before
@@ -487,7 +493,7 @@ func (f *forecast) risk(n int) float64 {
 		}
 		c := f.newLive[k]
 		mean := f.supMean[k] - f.demMean[k] - float64(n-1)*c
-		v := f.supVar[k] + f.demVar[k] + float64(n-1)*c*(1-c) + 0.25
+		v := f.supVar[k] + f.demVar[k] + float64(n-1)*c*(1-c) + varFloor
 		// P(free agents left < 1), continuity-corrected.
 		r += wk * phi((0.5-mean)/math.Sqrt(v))
 		w += wk

@@ -84,10 +84,8 @@ const (
 	DefaultMaxLevel  = 4.0
 	DefaultAgentWait = 2 * time.Second
 	// DefaultThetaMax is the largest risk a new call may carry: the
-	// probability that, answered by a person, it finds no agent. Calibrated
-	// with the harness (docs/pacing.md): higher gains little occupancy and
-	// spends the budget in bursts.
-	DefaultThetaMax = 0.12
+	// probability that, answered by a person, it finds no agent.
+	DefaultThetaMax = 0.25
 	// DefaultThetaBase is the risk taken with abandonment at its aim.
 	DefaultThetaBase = 0.06
 	// DefaultMargin keeps the pacer's own aim this far under the target, so
