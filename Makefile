@@ -89,6 +89,7 @@ bench:
 	cd services && $(GO) test -run '^$$' -bench 'EngineCampaign' -benchtime 3x -count 3 ./dialer/
 	cd services && $(GO) test -run '^$$' -bench 'ExportRecords1M' -benchtime 1x -count 3 -timeout 30m ./dialer/
 	cd services && DIALER_BENCH_CAP=500 $(GO) test -run '^$$' -bench 'DialerCampaign' -benchtime 1x -count 1 -timeout 40m ./suite/
+	cd services && $(GO) test -run '^$$' -bench 'PacingEndToEnd' -benchtime 1x -count 1 -timeout 20m ./suite/
 	cd services && $(GO) test -run '^$$' -bench 'ConnectCall' -benchtime 500x -count 3 ./origination/
 	cd services && $(GO) test -run '^$$' -bench 'AgentStore' -count 3 ./dialer/
 	scripts/bench/pacing

@@ -169,10 +169,17 @@ func (e *Engine) talking(ctx context.Context, calls []*originationv1.Call) error
 	if len(records) == 0 {
 		return nil
 	}
-	_, err := e.db.Exec(ctx, `UPDATE dialer.records r SET status = 'talking', call_id = u.call_id,
+	// The attempt is resolved for pacing now, on the dialer's clock: a
+	// person answered (machine detection, when it runs, may still say
+	// otherwise at the end).
+	_, err := e.db.Exec(ctx, `WITH u AS (
+			SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::int[], $5::text[], $6::text[]) AS u(record, campaign, run, try, call_id, account)),
+		resolved AS (
+			UPDATE dialer.attempts a SET resolved_at = $7, live = true
+			FROM u WHERE a.call_id = u.call_id AND a.campaign_id = u.campaign AND a.resolved_at IS NULL AND a.ended_at IS NULL)
+		UPDATE dialer.records r SET status = 'talking', call_id = u.call_id,
 			last_attempt_at = CASE WHEN r.call_id = '' THEN $7 ELSE r.last_attempt_at END
-		FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::int[], $5::text[], $6::text[]) AS u(record, campaign, run, try, call_id, account),
-			dialer.campaigns c
+		FROM u, dialer.campaigns c
 		WHERE r.id = u.record AND r.campaign_id = u.campaign AND r.run = u.run AND r.tries = u.try AND r.status = 'running'
 			AND r.call_id IN ('', u.call_id) AND c.id = r.campaign_id AND c.account_id = u.account`,
 		records, campaigns, runs, tries, ids, accounts, e.now())
@@ -258,12 +265,13 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 				JOIN dialer.campaigns c ON c.id = r.campaign_id AND c.account_id = u.account),
 		attempt AS (
 			INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at, ended_at, outcome, hangup_cause, billsec,
-				answered_at, connected_at, live, abandoned)
+				answered_at, connected_at, live, abandoned, resolved_at)
 			SELECT call_id, record, campaign, run, try, number, started_at, ended_at, outcome, cause, billsec,
-				answered_at, connected_at, live, abandoned FROM rec
+				answered_at, connected_at, live, abandoned, $18 FROM rec
 			ON CONFLICT (call_id) DO UPDATE SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome,
 				hangup_cause = EXCLUDED.hangup_cause, billsec = EXCLUDED.billsec, answered_at = EXCLUDED.answered_at,
-				connected_at = EXCLUDED.connected_at, live = EXCLUDED.live, abandoned = EXCLUDED.abandoned
+				connected_at = EXCLUDED.connected_at, live = EXCLUDED.live, abandoned = EXCLUDED.abandoned,
+				resolved_at = coalesce(dialer.attempts.resolved_at, EXCLUDED.resolved_at)
 			WHERE dialer.attempts.ended_at IS NULL
 			RETURNING call_id),
 		-- Counted once: only the attempts this statement ended.

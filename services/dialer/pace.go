@@ -18,13 +18,16 @@ import (
 // learns from every outcome, whichever replica applied it), and the last
 // decision for the metrics and the API.
 type pacer struct {
-	mu       sync.Mutex
-	run      int
-	est      *pacing.Estimator
-	seen     time.Time // ended_at of the latest attempt fed
-	seenCall string    // its call, to break ties on ended_at
-	last     pacing.Decision
-	lastIn   pacing.Input
+	mu  sync.Mutex
+	run int
+	est *pacing.Estimator
+	// seen and talkSeen are the latest resolved_at and ended_at fed;
+	// fed and talked the attempts fed lately (by call), so that reads
+	// that overlap feed each once.
+	seen, talkSeen time.Time
+	fed, talked    map[string]time.Time
+	last           pacing.Decision
+	lastIn         pacing.Input
 }
 
 // pacers are the engine's pacers by campaign.
@@ -41,7 +44,7 @@ func (p *pacers) get(campaign string, run int) *pacer {
 	}
 	pc := p.m[campaign]
 	if pc == nil || pc.run != run {
-		pc = &pacer{run: run, est: pacing.NewEstimator()}
+		pc = &pacer{run: run, est: pacing.NewEstimator(), fed: map[string]time.Time{}, talked: map[string]time.Time{}}
 		p.m[campaign] = pc
 	}
 	return pc
@@ -130,7 +133,7 @@ func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time
 	in = scaleInput(in, e.epoch, k)
 	cfg.AgentWait = time.Duration(float64(cfg.AgentWait) * k)
 	pc.mu.Lock()
-	model := pc.est.Model(now, in.Ringing, in.OnCallSince)
+	model := pc.est.Model(in.Now, in.Ringing, in.OnCallSince)
 	d := pacing.Decide(cfg, in, model)
 	pc.last, pc.lastIn = d, in
 	pc.mu.Unlock()
@@ -151,45 +154,93 @@ func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time
 	return recs, in.Live, nil
 }
 
-// feed gives the pacer's estimator the campaign's attempts ended since it
-// last looked (at first, the latest pacing.DefaultOutcomes).
+// feed gives the pacer's estimator what the campaign's attempts told since
+// it last looked (at first, the latest pacing.DefaultOutcomes): each
+// attempt when it was resolved (a person answered, on the dialer's clock,
+// as the call goes on; or the call ended unanswered), and the talk of each
+// ended call an agent took. The reads overlap the last ones by a margin
+// (batches of outcomes commit out of order) and an attempt seen once is
+// skipped.
 func (e *Engine) feed(ctx context.Context, c engineCampaign, pc *pacer) error {
 	pc.mu.Lock()
-	since, sinceCall := pc.seen, pc.seenCall
+	since, talkSince := pc.seen, pc.talkSeen
 	pc.mu.Unlock()
-	rows, err := e.db.Query(ctx, `SELECT call_id, started_at, ended_at, answered_at, connected_at, live FROM (
-			SELECT call_id, started_at, ended_at, answered_at, connected_at, live FROM dialer.attempts
-			WHERE campaign_id = $1 AND ended_at IS NOT NULL AND (ended_at, call_id) > ($2, $3)
-			ORDER BY ended_at DESC, call_id DESC LIMIT $4) a ORDER BY ended_at, call_id`,
-		c.id, since, sinceCall, pacing.DefaultOutcomes)
+	limit := pacing.DefaultOutcomes
+	rows, err := e.db.Query(ctx, `SELECT call_id, started_at, resolved_at, live FROM (
+			SELECT call_id, started_at, resolved_at, live FROM dialer.attempts
+			WHERE campaign_id = $1 AND resolved_at > $2 ORDER BY resolved_at DESC LIMIT $3) a ORDER BY resolved_at`,
+		c.id, since.Add(-feedOverlap), limit)
 	if err != nil {
 		return fmt.Errorf("attempts of campaign %s: %w", c.id, err)
 	}
 	var (
-		call                    string
-		started, ended          time.Time
-		answeredAt, connectedAt *time.Time
-		live                    bool
+		call              string
+		started, resolved time.Time
+		live              bool
 	)
+	k := e.pacingScale()
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	k, now := e.pacingScale(), e.epoch
-	_, err = pgx.ForEachRow(rows, []any{&call, &started, &ended, &answeredAt, &connectedAt, &live}, func() error {
-		o := pacing.Outcome{Placed: scaleAt(now, started, k), Live: live, Delay: scaleDur(ended.Sub(started), k)}
-		if live && answeredAt != nil {
-			o.Delay = scaleDur(answeredAt.Sub(started), k)
+	_, err = pgx.ForEachRow(rows, []any{&call, &started, &resolved, &live}, func() error {
+		if _, ok := pc.fed[call]; ok {
+			return nil
 		}
-		pc.est.AddOutcome(o)
-		if connectedAt != nil {
-			pc.est.AddTalk(scaleAt(now, *connectedAt, k), scaleDur(ended.Sub(*connectedAt), k))
+		pc.fed[call] = resolved
+		pc.est.AddOutcome(pacing.Outcome{Placed: scaleAt(e.epoch, started, k), Live: live, Delay: scaleDur(resolved.Sub(started), k)})
+		if resolved.After(pc.seen) {
+			pc.seen = resolved
 		}
-		pc.seen, pc.seenCall = ended, call
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("attempts of campaign %s: %w", c.id, err)
 	}
+	// Talk times are the switch's own (answer to end): not scaled, since
+	// a simulator's clock already runs at its scale.
+	rows, err = e.db.Query(ctx, `SELECT call_id, connected_at, ended_at FROM (
+			SELECT call_id, connected_at, ended_at FROM dialer.attempts
+			WHERE campaign_id = $1 AND connected_at IS NOT NULL AND ended_at > $2 ORDER BY ended_at DESC LIMIT $3) a ORDER BY ended_at`,
+		c.id, talkSince.Add(-feedOverlap*time.Duration(k)), pacing.DefaultTalks)
+	if err != nil {
+		return fmt.Errorf("talks of campaign %s: %w", c.id, err)
+	}
+	var connected, ended time.Time
+	now := scaleAt(e.epoch, e.now(), k)
+	_, err = pgx.ForEachRow(rows, []any{&call, &connected, &ended}, func() error {
+		if _, ok := pc.talked[call]; ok {
+			return nil
+		}
+		pc.talked[call] = ended
+		talk := ended.Sub(connected)
+		pc.est.AddTalk(now.Add(-talk), talk)
+		if ended.After(pc.talkSeen) {
+			pc.talkSeen = ended
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("talks of campaign %s: %w", c.id, err)
+	}
+	pc.prune(k)
 	return nil
+}
+
+// feedOverlap is how far back each read of the attempts goes before the
+// last one's latest: longer than any batch of outcomes takes to commit.
+const feedOverlap = 10 * time.Second
+
+// prune forgets the attempts older than the reads' overlap.
+func (pc *pacer) prune(k float64) {
+	for call, t := range pc.fed {
+		if t.Before(pc.seen.Add(-2 * feedOverlap)) {
+			delete(pc.fed, call)
+		}
+	}
+	for call, t := range pc.talked {
+		if t.Before(pc.talkSeen.Add(-2 * feedOverlap * time.Duration(k))) {
+			delete(pc.talked, call)
+		}
+	}
 }
 
 // pacingScale is EngineConfig.PacingScale, 1 when unset.

@@ -244,3 +244,42 @@ func TestEnginePacedReplicasShareAgents(t *testing.T) {
 		}
 	}
 }
+
+// The pacing learns a live answer when the person answers, not when the
+// call ends (a call that goes on for minutes would otherwise read, for
+// its whole length, as a dial that reached nobody), and each attempt once.
+func TestFeedLearnsAnswersAtTheAnswer(t *testing.T) {
+	t.Parallel()
+	f := newOutcomeFixture(t, predictiveCampaign())
+	ctx := context.Background()
+	if _, err := f.h.db.Exec(ctx, `INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at)
+		VALUES ('call-1', $1, $2, 1, 1, '+34911111111', $3)`, f.record, f.campaign, f.now.Add(-12*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c := f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_ANSWERED)
+	c.Second = nil
+	f.deliver(t, eventsv1.EventType_EVENT_TYPE_LEG_ANSWERED, originationv1.LegRole_LEG_ROLE_FIRST, c)
+	ec := engineCampaign{id: f.campaign, account: engAccount, run: 1, s: SettingsOf(predictiveCampaign())}
+	pc := f.e.pacers.get(f.campaign, 1)
+	for range 2 {
+		if err := f.e.feed(ctx, ec, pc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pc.est.Outcomes(); n != 1 {
+		t.Fatalf("%d outcomes fed, want the answer once", n)
+	}
+	// The end adds the talk, not a second outcome.
+	c = proto.Clone(c).(*originationv1.Call)
+	c.Status, c.BridgedAt = originationv1.CallStatus_CALL_STATUS_COMPLETED, timestamppb.New(f.now.Add(-10*time.Second))
+	f.deliver(t, eventsv1.EventType_EVENT_TYPE_CALL_COMPLETED, 0, c)
+	if err := f.e.feed(ctx, ec, pc); err != nil {
+		t.Fatal(err)
+	}
+	if n := pc.est.Outcomes(); n != 1 {
+		t.Fatalf("%d outcomes after the end, want 1", n)
+	}
+	if len(pc.talked) != 1 {
+		t.Fatalf("talks fed: %v", pc.talked)
+	}
+}
