@@ -288,15 +288,10 @@ func scaleInput(in pacing.Input, epoch time.Time, k float64) pacing.Input {
 	return in
 }
 
-// rowQuerier is what abandonmentWindows needs of a pool or a transaction.
-type rowQuerier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // abandonmentWindows are a campaign's live answers and abandoned calls in
 // the last 24 hours and 30 days (by the hour: the current hour and the
 // 23 or 719 before it).
-func abandonmentWindows(ctx context.Context, q rowQuerier, campaign string, now time.Time) (day, month pacing.Window, err error) {
+func abandonmentWindows(ctx context.Context, q querier, campaign string, now time.Time) (day, month pacing.Window, err error) {
 	err = q.QueryRow(ctx, `SELECT coalesce(sum(answered) FILTER (WHERE hour > $2::timestamptz - interval '24 hours'), 0),
 			coalesce(sum(abandoned) FILTER (WHERE hour > $2::timestamptz - interval '24 hours'), 0),
 			coalesce(sum(answered), 0), coalesce(sum(abandoned), 0)

@@ -19,6 +19,7 @@ import (
 	"github.com/percipia/eslgo"
 	"github.com/percipia/eslgo/command"
 
+	"github.com/ringback/ringback/freeswitch/sim/scenario"
 	"github.com/ringback/ringback/services/internal/ids"
 	"github.com/ringback/ringback/services/internal/store/storetest"
 )
@@ -39,9 +40,10 @@ type bannerBench struct {
 }
 
 // startBench runs the whole suite for a benchmark, quietly, on a new
-// database, with the simulator at scale and env over the defaults; it
-// returns the suite's Info and its database URL.
-func startBench(b *testing.B, scale float64, env map[string]string) (Info, string) {
+// database, with the simulator at scale playing sc (nil: its default
+// scenario) and env over the defaults; it returns the suite's Info and its
+// database URL.
+func startBench(b *testing.B, scale float64, sc *scenario.Scenario, env map[string]string) (Info, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	db := storetest.NewDatabase(b)
 	all := map[string]string{
@@ -66,7 +68,7 @@ func startBench(b *testing.B, scale float64, env map[string]string) (Info, strin
 	ready, done := make(chan Info, 1), make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{Lookup: func(n string) (string, bool) { v, ok := all[n]; return v, ok },
-			SimESLAddr: "127.0.0.1:0", SimControlAddr: "127.0.0.1:0", SimTimeScale: scale,
+			SimESLAddr: "127.0.0.1:0", SimControlAddr: "127.0.0.1:0", SimTimeScale: scale, SimScenario: sc,
 			DevAccount: "bench", DevKey: "rb_bench_key_0123456789", Log: log, Ready: func(i Info) { ready <- i }})
 	}()
 	var info Info
@@ -84,7 +86,7 @@ func startBannerBench(b *testing.B, scale float64, events ...string) *bannerBenc
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	bb := &bannerBench{b: b, seen: map[string]time.Time{}, client: &http.Client{Timeout: 30 * time.Second}}
-	bb.info, _ = startBench(b, scale, nil)
+	bb.info, _ = startBench(b, scale, nil, nil)
 	e := &e2e{info: bb.info, key: bb.info.DevKey}
 	code, out := e.do(b, "POST", "/v1/campaigns", bb.info.DevKey, `{"name":"bench","operatorEndpointIds":[`+e.devOperator(b)+`],
 		"challenge":"CHALLENGE_MODE_OFF","limits":{"perIpPerHour":1000000,"perNumberPerDay":1000,"perCampaignPerMinute":1000000}}`)

@@ -98,7 +98,7 @@ func BenchmarkDialerCampaign(b *testing.B) {
 	records := envInt("DIALER_BENCH_RECORDS", 100000)
 	limit := envInt("DIALER_BENCH_CAP", 400)
 	bin := proctest.Build(b, "github.com/ringback/ringback/services/cmd/dialer")
-	info, dbURL := startBench(b, 10, map[string]string{"RINGBACK_DIALER_ENGINE": "false"})
+	info, dbURL := startBench(b, 10, nil, map[string]string{"RINGBACK_DIALER_ENGINE": "false"})
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"math"
 	"os"
 	"strconv"
@@ -21,8 +19,6 @@ import (
 	"github.com/ringback/ringback/freeswitch/sim/scenario"
 	"github.com/ringback/ringback/services/dialer/pacing"
 	"github.com/ringback/ringback/services/dialer/pacing/pacingsim"
-	"github.com/ringback/ringback/services/internal/ids"
-	"github.com/ringback/ringback/services/internal/store/storetest"
 )
 
 // The pacing benchmark's fixed parameters. Everything the pacing sees is
@@ -132,7 +128,7 @@ rules:
 	if err != nil {
 		b.Fatal(err)
 	}
-	info, dbURL := startPacingBench(b, sc, map[string]string{
+	info, dbURL := startBench(b, pacingScale, sc, map[string]string{
 		"RINGBACK_DIALER_TICK":          (pacingTick / pacingScale).String(),
 		"RINGBACK_DIALER_PACING_SCALE":  strconv.Itoa(pacingScale),
 		"RINGBACK_DIALER_DEFAULT_HOURS": "00:00-24:00",
@@ -557,48 +553,6 @@ func (c *simClock) base() time.Time {
 func (c *simClock) at(t time.Time) time.Time {
 	base := c.base()
 	return base.Add(time.Duration(float64(t.Sub(base)) * c.scale))
-}
-
-// startPacingBench is startBench with the simulator at pacingScale playing
-// sc.
-func startPacingBench(b *testing.B, sc *scenario.Scenario, env map[string]string) (Info, string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	db := storetest.NewDatabase(b)
-	all := map[string]string{
-		"DATABASE_URL": db, "RINGBACK_HTTP_ADDR": "127.0.0.1:0",
-		"RINGBACK_INSTANCE": "bench-" + ids.NewV4(), "RINGBACK_LOG_LEVEL": "error", "RINGBACK_OPERATOR_TOKEN": operatorToken,
-	}
-	for _, s := range []string{"ORIGINATION", "GATEWAY", "RATING", "CDR", "WEBHOOK", "DIALER"} {
-		all["RINGBACK_"+s+"_ADMIN_ADDR"], all["RINGBACK_"+s+"_GRPC_ADDR"] = "127.0.0.1:0", "localhost:0"
-	}
-	for k, v := range env {
-		all[k] = v
-	}
-	var logTo io.Writer = io.Discard
-	if path := os.Getenv("BENCH_LOG"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = f.Close() })
-		logTo = f
-	}
-	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ready, done := make(chan Info, 1), make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Lookup: func(n string) (string, bool) { v, ok := all[n]; return v, ok },
-			SimESLAddr: "127.0.0.1:0", SimControlAddr: "127.0.0.1:0", SimTimeScale: pacingScale, SimScenario: sc,
-			DevAccount: "bench", DevKey: "rb_bench_key_0123456789", Log: log, Ready: func(i Info) { ready <- i }})
-	}()
-	var info Info
-	select {
-	case info = <-ready:
-	case err := <-done:
-		cancel()
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cancel(); <-done })
-	return info, db
 }
 
 func envFloat(b *testing.B, name string, def float64) float64 {
