@@ -436,7 +436,10 @@ func (e *Engine) step(ctx context.Context, c engineCampaign) {
 }
 
 // claimSQL counts a campaign's live records and leases up to $7 minus them
-// of its due ones.
+// of its due ones, while the campaign is RUNNING (2) on run $2: the tick
+// read it running, but a dial refused since may have paused it (as
+// INSUFFICIENT_BALANCE does) and given its record back, and the statement
+// that sees the record back sees the pause.
 const claimSQL = `WITH live AS (
 			SELECT count(*) AS n FROM dialer.records WHERE campaign_id = $1 AND status IN ('running', 'talking')),
 		claimed AS (
@@ -445,6 +448,7 @@ const claimSQL = `WITH live AS (
 			FROM (SELECT id FROM dialer.records
 				WHERE campaign_id = $1 AND NOT final AND status NOT IN ('running', 'talking') AND next_at <= $5
 					AND list_id IN (SELECT id FROM dialer.lists WHERE campaign_id = $1 AND active AND status = $6)
+					AND EXISTS (SELECT 1 FROM dialer.campaigns WHERE id = $1 AND status = 2 AND run = $2)
 				ORDER BY next_at, id LIMIT greatest($7 - (SELECT n FROM live), 0) FOR UPDATE SKIP LOCKED) due
 			WHERE r.id = due.id
 			RETURNING r.id, r.numbers, r.fields, r.schedule_ext, r.tries)
