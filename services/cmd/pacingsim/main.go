@@ -140,9 +140,10 @@ func format(j *job, r pacingsim.Result, took time.Duration) string {
 		strconv.FormatFloat(sc.P, 'f', -1, 64), sc.Seed, r.Occupancy, r.Abandonment)
 	s += fmt.Sprintf(" occupancy_exact=%.4f dials=%d live=%d abandoned=%d level=%.2f wait_ms=%d limited=%.3f",
 		r.Occupancy, r.Dials, r.Live, r.Abandoned, r.Level, r.Wait.Milliseconds(), r.LimitedShare)
+	s += fmt.Sprintf(" worst_day=%.3f worst_at=%s", r.WorstDay, r.WorstAt.Round(time.Second))
 	if sc.PAfter > 0 {
-		s += fmt.Sprintf(" scenario=drop p_after=%s change_at=%s react_s=%.1f level_before=%.2f level_after=%.2f worst_day=%.3f",
-			strconv.FormatFloat(sc.PAfter, 'f', -1, 64), sc.ChangeAt, r.React.Seconds(), r.LevelBefore, r.LevelAfter, r.WorstDay)
+		s += fmt.Sprintf(" scenario=drop p_after=%s change_at=%s react_s=%.1f level_before=%.2f level_after=%.2f",
+			strconv.FormatFloat(sc.PAfter, 'f', -1, 64), sc.ChangeAt, r.React.Seconds(), r.LevelBefore, r.LevelAfter)
 	}
 	return s + fmt.Sprintf(" sim_ms=%d", took.Milliseconds())
 }

@@ -84,8 +84,11 @@ const (
 	DefaultMaxLevel  = 4.0
 	DefaultAgentWait = 2 * time.Second
 	// DefaultThetaMax is the largest risk a new call may carry: the
-	// probability that, answered by a person, it finds no agent.
-	DefaultThetaMax = 0.25
+	// probability that, answered by a person, it finds no agent. Higher
+	// (0.25 was), the pacer spends the budget of a campaign's first hour in
+	// its first minutes (the running rate at 4-5% after 100 answers) and
+	// pays for it with hours near the limit.
+	DefaultThetaMax = 0.12
 	// DefaultThetaBase is the risk taken with abandonment at its aim.
 	DefaultThetaBase = 0.06
 	// DefaultMargin keeps the pacer's own aim this far under the target, so

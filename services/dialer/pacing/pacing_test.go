@@ -156,3 +156,23 @@ func TestRiskMonotone(t *testing.T) {
 		t.Errorf("risk with 30 calls ringing %.4f, without %.4f", b, a)
 	}
 }
+
+// A campaign's first outcomes are its quickest: the model does not predict
+// from them until its first dial has had Settle to end, however many there
+// are.
+func TestModelWaitsForSettledOutcomes(t *testing.T) {
+	t.Parallel()
+	e := NewEstimator()
+	// 300 dials placed over the first 20 s, each ended after 1-5 s: quick
+	// failures and the quickest answers, as a start shows them.
+	for i := range 300 {
+		placed := t0.Add(time.Duration(i) * 20 * time.Second / 300)
+		e.AddOutcome(Outcome{Placed: placed, Live: i%5 == 0, Delay: time.Duration(1+i%5) * time.Second})
+	}
+	if m := e.Model(t0.Add(30*time.Second), nil, nil); m.Ready() {
+		t.Fatal("ready 30 s after the first dial: its outcomes are only the quick ones")
+	}
+	if m := e.Model(t0.Add(Settle+20*time.Second), nil, nil); !m.Ready() {
+		t.Fatalf("not ready %s after the first dial, with 300 settled outcomes", Settle+20*time.Second)
+	}
+}

@@ -81,6 +81,8 @@ type Result struct {
 	// WorstDay is the highest the abandonment rate so far reached after
 	// its first 100 live answers.
 	WorstDay float64
+	// WorstAt is when it did.
+	WorstAt time.Duration
 }
 
 type evKind uint8
@@ -166,6 +168,7 @@ type sim struct {
 	levelSum           float64
 	levelTrace         []float64 // per tick
 	worst              float64
+	worstAt            time.Duration
 }
 
 // Run runs a scenario.
@@ -188,7 +191,7 @@ func Run(sc Scenario) Result {
 			s.talkTotal += sc.Shift - s.agents[i].since
 		}
 	}
-	r := Result{Dials: int64(len(s.dials)), Live: s.live, Abandoned: s.abandoned, WorstDay: s.worst}
+	r := Result{Dials: int64(len(s.dials)), Live: s.live, Abandoned: s.abandoned, WorstDay: s.worst, WorstAt: s.worstAt}
 	r.Occupancy = s.talkTotal.Seconds() / (float64(sc.Agents) * sc.Shift.Seconds())
 	if s.live > 0 {
 		r.Abandonment = float64(s.abandoned) / float64(s.live)
@@ -265,7 +268,9 @@ func (s *sim) outcome(id int) {
 	s.live++
 	d.answered = s.now
 	if s.live >= 100 {
-		s.worst = math.Max(s.worst, float64(s.abandoned)/float64(s.live))
+		if r := float64(s.abandoned) / float64(s.live); r > s.worst {
+			s.worst, s.worstAt = r, s.now
+		}
 	}
 	if a := s.longestIdle(); a >= 0 {
 		s.connect(id, a)

@@ -51,3 +51,18 @@ func TestDropReaction(t *testing.T) {
 		t.Errorf("abandonment %.4f", r.Abandonment)
 	}
 }
+
+// A 100-agent start (every agent free, nothing measured) does not burst:
+// the running abandonment rate stays under 5% once it rests on 100 answers
+// (before Settle, the first outcomes' quick delays made it 15-18%).
+func TestStartDoesNotBurst(t *testing.T) {
+	t.Parallel()
+	for seed := uint64(1); seed <= 4; seed++ {
+		sc := Issue(100, 0.3, seed, pacing.Config{Mode: pacing.Predictive})
+		sc.Shift = 20 * time.Minute
+		r := Run(sc)
+		if r.WorstDay > 0.05 {
+			t.Errorf("seed %d: the running rate reached %.3f at %s", seed, r.WorstDay, r.WorstAt)
+		}
+	}
+}
