@@ -45,6 +45,8 @@ func run(ctx context.Context, args []string) error {
 	drop := fs.Bool("drop", true, "also run the mid-shift drop of p from 0.3 to 0.1 (predictive)")
 	method := fs.String("method", "hard_limit", "predictive method: hard_limit, tapered, average")
 	theta := fs.Float64("theta", 0, "predictive: the risk per call at the aim (0: the default)")
+	thetaMax := fs.Float64("thetamax", 0, "predictive: the most risk per call (0: the default)")
+	thetaFixed := fs.Float64("theta-fixed", 0, "predictive: this risk per call whatever the abandonment (no budget control: the policy's frontier)")
 	wait := fs.Duration("wait", pacing.DefaultAgentWait, "how long an answered person waits for an agent")
 	connect := fs.Duration("connect", 0, "delay from an answer to the agent (the router's)")
 	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "runs at once")
@@ -68,7 +70,7 @@ func run(ctx context.Context, args []string) error {
 		case "progressive":
 			return pacing.Config{Mode: pacing.Agents, Multiplier: 1, AgentWait: *wait}, nil
 		case "predictive":
-			return pacing.Config{Mode: pacing.Predictive, Method: m, ThetaBase: *theta, AgentWait: *wait}, nil
+			return pacing.Config{Mode: pacing.Predictive, Method: m, ThetaBase: *theta, ThetaMax: *thetaMax, FixedTheta: *thetaFixed, AgentWait: *wait}, nil
 		}
 		return pacing.Config{}, fmt.Errorf("-modes: unknown mode %q", mode)
 	}

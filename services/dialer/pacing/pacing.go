@@ -124,6 +124,12 @@ type Config struct {
 	// Margin (Predictive): the share of the target kept in reserve; 0:
 	// DefaultMargin.
 	Margin float64
+	// FixedTheta (Predictive), when above 0: the risk allowed whatever the
+	// abandonment windows say (no budget control, no hard limit). No
+	// campaign setting maps to it: it is how the harness measures the
+	// frontier of the pacer's policy (occupancy against abandonment) apart
+	// from the control of the budget.
+	FixedTheta float64
 }
 
 func (c Config) withDefaults() Config {
@@ -318,6 +324,9 @@ const (
 // predictive places calls while the next one's risk is at most Theta.
 func predictive(cfg Config, in Input, m *Model) Decision {
 	theta, limited := Theta(cfg, in)
+	if cfg.FixedTheta > 0 {
+		theta, limited = cfg.FixedTheta, false
+	}
 	prog := progressive(in, 1)
 	d := Decision{Theta: theta, Limited: limited}
 	if limited || m == nil || !m.Ready() {

@@ -176,3 +176,32 @@ func TestModelWaitsForSettledOutcomes(t *testing.T) {
 		t.Fatalf("not ready %s after the first dial, with 300 settled outcomes", Settle+20*time.Second)
 	}
 }
+
+// FixedTheta takes the risk it names whatever the budget: the harness's
+// measure of the policy apart from the control of the budget.
+func TestFixedThetaIgnoresTheBudget(t *testing.T) {
+	t.Parallel()
+	e := NewEstimator()
+	for i := range 600 {
+		e.AddOutcome(Outcome{Placed: t0.Add(-time.Hour), Live: i%5 == 0, Delay: time.Duration(4+i%17) * time.Second})
+	}
+	spent := Window{Answered: 1000, Abandoned: 40}
+	// One agent free, three about to be: at most Active/10 = 2 calls a tick.
+	in := Input{Now: t0, Ready: 1, Active: 20, Wrap: 10 * time.Second, Day: spent, Month: spent,
+		WrapUpEnds: []time.Time{t0.Add(time.Second), t0.Add(2 * time.Second), t0.Add(3 * time.Second)}}
+	for i := range 16 {
+		in.OnCallSince = append(in.OnCallSince, t0.Add(-time.Duration(i*7)*time.Second))
+	}
+	m := e.Model(t0, nil, in.OnCallSince)
+	if !m.Ready() {
+		t.Fatal("model not ready")
+	}
+	limited := Decide(Config{Mode: Predictive}, in, m)
+	if !limited.Limited || limited.Dials != 1 {
+		t.Fatalf("4%% abandoned: %+v, want the hard limit's one call per free agent", limited)
+	}
+	fixed := Decide(Config{Mode: Predictive, FixedTheta: 0.2}, in, m)
+	if fixed.Limited || fixed.Theta != 0.2 || fixed.Dials != 2 {
+		t.Fatalf("FixedTheta 0.2 over a spent budget: %+v, want the 2 calls a tick allows", fixed)
+	}
+}
