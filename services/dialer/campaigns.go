@@ -224,6 +224,9 @@ func validatePacing(c *dialerv1.Campaign) error {
 	if w := p.GetAgentWaitMs(); w != 0 && (w < 100 || w > 2000) {
 		return bad("pacing.agent_wait_ms must be 0 (2000) or between 100 and 2000")
 	}
+	if r := p.GetReleaseAfterS(); r != 0 && r != -1 && (r < 15 || r > 120) {
+		return bad("pacing.release_after_s must be 0 (15), -1 (never) or between 15 and 120: the regulators' least ring is 15 s")
+	}
 	if l := p.GetAbandonLockoutS(); l < 0 || l > 30*24*3600 {
 		return bad("pacing.abandon_lockout_s must be 0 (259200) or at most 2592000")
 	}

@@ -22,6 +22,9 @@ type metrics struct {
 	abandonment *prometheus.GaugeVec
 	dialLevel   *prometheus.GaugeVec
 	theta       *prometheus.GaugeVec
+	// released counts the calls a predictive campaign hung up unanswered
+	// (pacing.Decision.Release) that origination did end.
+	released *prometheus.CounterVec
 }
 
 // observePacing records a paced campaign's decision.
@@ -44,9 +47,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Calls ringing per active agent of a paced campaign after the last decision."}, []string{"campaign_id"}),
 		theta: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "ringback", Subsystem: "dialer", Name: "pacing_risk",
 			Help: "The risk a predictive campaign's next call may carry (the chance it finds no agent), 0 at the hard limit."}, []string{"campaign_id"}),
+		released: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "ringback", Subsystem: "dialer", Name: "released_calls_total",
+			Help: "Calls a predictive campaign hung up unanswered after the lawful ring, as no agent would have been free to take them."}, []string{"campaign_id"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dials, m.outcomes, m.abandonment, m.dialLevel, m.theta)
+		reg.MustRegister(m.dials, m.outcomes, m.abandonment, m.dialLevel, m.theta, m.released)
 	}
 	return m
 }

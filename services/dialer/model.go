@@ -162,7 +162,8 @@ func SettingsOf(c *dialerv1.Campaign) Settings {
 	}
 	p := c.GetPacing()
 	s.Pacing = pacing.Config{MaxCalls: s.MaxConcurrent, Multiplier: p.GetDialMultiplier(), Target: p.GetAbandonTarget(),
-		MaxLevel: p.GetMaxDialLevel(), AgentWait: time.Duration(p.GetAgentWaitMs()) * time.Millisecond}
+		MaxLevel: p.GetMaxDialLevel(), AgentWait: time.Duration(p.GetAgentWaitMs()) * time.Millisecond,
+		ReleaseAfter: time.Duration(p.GetReleaseAfterS()) * time.Second}
 	switch p.GetMode() {
 	case dialerv1.PacingMode_PACING_MODE_AGENTS:
 		s.Pacing.Mode = pacing.Agents

@@ -8,8 +8,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nyaruka/phonenumbers"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
+	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	"github.com/ringback/ringback/services/dialer/pacing"
 )
 
@@ -93,7 +96,7 @@ func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time
 		Active: max(0, snap.LoggedIn-snap.Paused)}
 	// The calls in progress: ringing (placed, not answered; a record
 	// claimed and not placed yet counts as placed now) and answered.
-	rows, err := tx.Query(ctx, `SELECT r.status = 'talking', coalesce(a.started_at, $2)
+	rows, err := tx.Query(ctx, `SELECT r.status = 'talking', coalesce(a.started_at, $2), r.call_id
 		FROM dialer.records r LEFT JOIN dialer.attempts a ON r.call_id <> '' AND a.call_id = r.call_id
 		WHERE r.campaign_id = $1 AND r.status IN ('running', 'talking') ORDER BY 2`, c.id, now)
 	if err != nil {
@@ -102,11 +105,14 @@ func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time
 	talking := 0
 	var answered bool
 	var placed time.Time
-	if _, err := pgx.ForEachRow(rows, []any{&answered, &placed}, func() error {
+	var call string
+	var ringingCalls []string // the calls of in.Ringing
+	if _, err := pgx.ForEachRow(rows, []any{&answered, &placed, &call}, func() error {
 		if answered {
 			talking++
 		} else {
 			in.Ringing = append(in.Ringing, placed)
+			ringingCalls = append(ringingCalls, call)
 		}
 		return nil
 	}); err != nil {
@@ -151,7 +157,45 @@ func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time
 	if err := tx.Commit(ctx); err != nil {
 		return nil, 0, fmt.Errorf("claim records: %w", err)
 	}
+	if len(d.Release) > 0 {
+		var ids []string
+		for _, i := range d.Release {
+			if ringingCalls[i] != "" {
+				ids = append(ids, ringingCalls[i])
+			}
+		}
+		e.releaseCalls(ctx, c, ids, releaseRing(cfg, k))
+	}
 	return recs, in.Live, nil
+}
+
+// releaseRing is the least ring origination must check before it releases
+// a call of a campaign paced by cfg: the lawful ring the pacing counted
+// from the dial, which the switch's side counts from the ringing, on the
+// real clock (the pacing's runs k times faster under a simulator).
+func releaseRing(cfg pacing.Config, k float64) time.Duration {
+	return time.Duration(float64(cfg.MinRing()) / k)
+}
+
+// releaseCalls hangs up calls the pacing released: unanswered, rung at
+// least minRing (origination checks both, under the call's lock, and
+// refuses otherwise: the call then goes on). Each ends NO_ANSWER, its
+// record retried as such; the estimator learns only that nobody answered
+// it in that time (feed).
+func (e *Engine) releaseCalls(ctx context.Context, c engineCampaign, ids []string, minRing time.Duration) {
+	for _, id := range ids {
+		rctx, cancel := context.WithTimeout(e.outgoing(ctx, c.account), e.cfg.RPCTimeout)
+		_, err := e.calls.HangupCall(rctx, &originationv1.HangupCallRequest{Id: id, UnansweredRingingMs: int32(max(1, minRing.Milliseconds()))})
+		cancel()
+		switch status.Code(err) {
+		case codes.OK:
+			e.m.released.WithLabelValues(c.id).Inc()
+		case codes.FailedPrecondition, codes.NotFound:
+			// Answered, ended or not rung that long meanwhile: it goes on.
+		default:
+			e.log.Warn("dialer: release a call", "campaign_id", c.id, "call_id", id, "err", err)
+		}
+	}
 }
 
 // feed gives the pacer's estimator what the campaign's attempts told since
@@ -166,8 +210,11 @@ func (e *Engine) feed(ctx context.Context, c engineCampaign, pc *pacer) error {
 	since, talkSince := pc.seen, pc.talkSeen
 	pc.mu.Unlock()
 	limit := pacing.DefaultOutcomes
-	rows, err := e.db.Query(ctx, `SELECT call_id, started_at, resolved_at, live FROM (
-			SELECT call_id, started_at, resolved_at, live FROM dialer.attempts
+	// A call the dialer hung up unanswered (released, or a campaign
+	// stopped with its calls: the cause is the originator's cancel) says
+	// only that nobody answered it so far.
+	rows, err := e.db.Query(ctx, `SELECT call_id, started_at, resolved_at, live, released FROM (
+			SELECT call_id, started_at, resolved_at, live, NOT live AND hangup_cause = 'ORIGINATOR_CANCEL' AS released FROM dialer.attempts
 			WHERE campaign_id = $1 AND resolved_at > $2 ORDER BY resolved_at DESC LIMIT $3) a ORDER BY resolved_at`,
 		c.id, since.Add(-feedOverlap), limit)
 	if err != nil {
@@ -176,17 +223,18 @@ func (e *Engine) feed(ctx context.Context, c engineCampaign, pc *pacer) error {
 	var (
 		call              string
 		started, resolved time.Time
-		live              bool
+		live, released    bool
 	)
 	k := e.pacingScale()
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	_, err = pgx.ForEachRow(rows, []any{&call, &started, &resolved, &live}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&call, &started, &resolved, &live, &released}, func() error {
 		if _, ok := pc.fed[call]; ok {
 			return nil
 		}
 		pc.fed[call] = resolved
-		pc.est.AddOutcome(pacing.Outcome{Placed: scaleAt(e.epoch, started, k), Live: live, Delay: scaleDur(resolved.Sub(started), k)})
+		pc.est.AddOutcome(pacing.Outcome{Placed: scaleAt(e.epoch, started, k), Live: live, Delay: scaleDur(resolved.Sub(started), k),
+			Released: released})
 		if resolved.After(pc.seen) {
 			pc.seen = resolved
 		}

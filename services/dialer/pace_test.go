@@ -133,9 +133,19 @@ func TestValidatePacing(t *testing.T) {
 		{"lockout", func(c *dialerv1.Campaign) { c.Pacing.AbandonLockoutS = -1 }},
 		{"shift end", func(c *dialerv1.Campaign) { c.Pacing.ShiftEnd = "9pm" }},
 		{"mode", func(c *dialerv1.Campaign) { c.Pacing.Mode = 99 }},
+		{"release under the lawful ring", func(c *dialerv1.Campaign) { c.Pacing.ReleaseAfterS = 10 }},
+		{"release too late", func(c *dialerv1.Campaign) { c.Pacing.ReleaseAfterS = 121 }},
+		{"release negative", func(c *dialerv1.Campaign) { c.Pacing.ReleaseAfterS = -2 }},
 	}
 	if err := validatePacing(ok()); err != nil {
 		t.Fatalf("valid campaign refused: %v", err)
+	}
+	for _, r := range []int32{-1, 15, 120} {
+		c := ok()
+		c.Pacing.ReleaseAfterS = r
+		if err := validatePacing(c); err != nil {
+			t.Errorf("release_after_s %d refused: %v", r, err)
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,5 +291,55 @@ func TestFeedLearnsAnswersAtTheAnswer(t *testing.T) {
 	}
 	if len(pc.talked) != 1 {
 		t.Fatalf("talks fed: %v", pc.talked)
+	}
+}
+
+// A call the dialer released (hung up unanswered: origination ends it
+// FAILED, NO_ANSWER, its first leg's cause ORIGINATOR_CANCEL) reaches the
+// pacing as a released outcome, which the answer rate does not take for a
+// dial that reached nobody; a plain no-answer is a failure.
+func TestFeedMarksReleasedCalls(t *testing.T) {
+	t.Parallel()
+	f := newOutcomeFixture(t, predictiveCampaign())
+	ctx := context.Background()
+	for i, cause := range []string{"ORIGINATOR_CANCEL", "NO_ANSWER"} {
+		id := fmt.Sprintf("call-%d", i+1)
+		if _, err := f.h.db.Exec(ctx, `INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at)
+			VALUES ($4, $1, $2, 1, $5, '+34911111111', $3)`, f.record, f.campaign, f.now.Add(-20*time.Second), id, i+1); err != nil {
+			t.Fatal(err)
+		}
+		c := f.call(id, i+1, originationv1.CallStatus_CALL_STATUS_FAILED)
+		c.FailedLeg, c.FailureReason = originationv1.LegRole_LEG_ROLE_FIRST, originationv1.FailureReason_FAILURE_REASON_NO_ANSWER
+		c.First.HangupCause = cause
+		f.deliver(t, eventsv1.EventType_EVENT_TYPE_CALL_FAILED, originationv1.LegRole_LEG_ROLE_FIRST, c)
+	}
+	ec := engineCampaign{id: f.campaign, account: engAccount, run: 1, s: SettingsOf(predictiveCampaign())}
+	pc := f.e.pacers.get(f.campaign, 1)
+	if err := f.e.feed(ctx, ec, pc); err != nil {
+		t.Fatal(err)
+	}
+	if n, r := pc.est.Outcomes(), pc.est.Released(); n != 2 || r != 1 {
+		t.Fatalf("%d outcomes, %d released; want 2, of which the cancelled one released", n, r)
+	}
+}
+
+// What origination is asked to check before a release: the campaign's
+// release_after_s, 15 s when unset (never less: the lawful ring), on the
+// real clock.
+func TestReleaseRing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		after time.Duration
+		k     float64
+		want  time.Duration
+	}{
+		{0, 1, 15 * time.Second},
+		{30 * time.Second, 1, 30 * time.Second},
+		{0, 10, 1500 * time.Millisecond},
+		{-time.Second, 1, 0},
+	} {
+		if got := releaseRing(pacing.Config{Mode: pacing.Predictive, ReleaseAfter: tc.after}, tc.k); got != tc.want {
+			t.Errorf("release after %s at scale %g: origination checks %s, want %s", tc.after, tc.k, got, tc.want)
+		}
 	}
 }

@@ -323,6 +323,7 @@ func (e *Engine) redial(c *Call) bool {
 		}
 	}
 	c.Attempt++
+	c.RingSeen = time.Time{}
 	c.Ending, c.FailedLeg, c.FailureReason, c.HangupCause = "", "", "", ""
 	c.AnsweredAt, c.AttemptStartedAt, c.Announced = time.Time{}, time.Time{}, false
 	c.Status = StatusQueued

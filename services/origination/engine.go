@@ -590,6 +590,46 @@ func (e *Engine) Hangup(ctx context.Context, id, cause string) (*Call, error) {
 	return c, nil
 }
 
+// ErrNotReleasable: Release found the call answered, ended, or not ringing
+// long enough.
+var ErrNotReleasable = errors.New("call not releasable")
+
+// Release ends a call whose first party has not answered and whose first
+// leg has rung at least minRing (a predictive dialer's release of a call no
+// agent would take; the FCC and Ofcom allow it after 15 s of ringing). The
+// call ends FAILED on the first leg with reason NO_ANSWER and the leg's
+// cause ORIGINATOR_CANCEL. Answered, over, or not ringing that long:
+// ErrNotReleasable, and the call goes on. Should the party answer while
+// the hangup is on its way, the call ends COMPLETED and abandoned.
+func (e *Engine) Release(ctx context.Context, id string, minRing time.Duration) (*Call, error) {
+	unlock := e.lock(id)
+	defer unlock()
+	c, err := e.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	l := &c.First
+	now := e.now().UTC()
+	switch {
+	case c.Status.Final() || c.Ending != "":
+		return nil, fmt.Errorf("call %s is over: %w", id, ErrNotReleasable)
+	case l.Status != LegRinging || c.RingSeen.IsZero():
+		return nil, fmt.Errorf("call %s: first party not ringing (%s): %w", id, l.Status, ErrNotReleasable)
+	case now.Sub(c.RingSeen) < minRing:
+		return nil, fmt.Errorf("call %s has rung %s, less than %s: %w", id, now.Sub(c.RingSeen).Round(time.Millisecond), minRing, ErrNotReleasable)
+	}
+	c.Released = true
+	c.setEnding(StatusFailed, RoleFirst, ReasonNoAnswer)
+	if err := e.commit(ctx, c, []action{hangupAction(RoleFirst, causeOriginatorCancel)}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// causeOriginatorCancel is FreeSWITCH's cause for a call its originator
+// ended before the answer.
+const causeOriginatorCancel = "ORIGINATOR_CANCEL"
+
 // Recover brings this instance's live calls back in line with FreeSWITCH.
 // It runs at start (a restarted origination picks its calls up where they
 // were) and after an event-socket reconnect (events may have been missed):
@@ -860,6 +900,12 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		if c.Ending != "" {
 			// The call is ending (canceled, the other party gone): a late
 			// answer is hung up at once.
+			if c.Released && role == RoleFirst {
+				// Answered as it was released: a person was hung up on,
+				// which the regulators count as abandoned.
+				c.Abandoned = true
+				c.setEnding(StatusCompleted, "", "")
+			}
 			e.record(c, EventLegAnswered, role)
 			return []action{hangupAction(role, "NORMAL_CLEARING")}
 		}
@@ -993,6 +1039,9 @@ func (e *Engine) legRinging(c *Call, role Role, now time.Time) {
 		return
 	}
 	l.Status, l.RingingAt = LegRinging, now
+	if role == RoleFirst {
+		c.RingSeen = e.now().UTC()
+	}
 	if c.Status == StatusDialing {
 		c.Status = StatusRinging
 	}

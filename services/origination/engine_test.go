@@ -372,9 +372,7 @@ func TestHangupThroughAPI(t *testing.T) {
 	t.Parallel()
 	t.Run("while ringing: canceled", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t)
-		c := h.create(CreateRequest{First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}})
-		h.waitCmd("originate first")
+		h, c := dialingCall(t)
 		if _, err := h.e.Hangup(context.Background(), c.ID, ""); err != nil {
 			t.Fatal(err)
 		}
@@ -522,4 +520,80 @@ func TestRecoverWhenNodeRestarted(t *testing.T) {
 	if got.First.Status != LegHungup || got.Second.Status != LegFailed {
 		t.Fatalf("legs after node restart: %+v / %+v", got.First, got.Second)
 	}
+}
+
+func TestReleaseUnansweredCall(t *testing.T) {
+	t.Parallel()
+	t.Run("ringing long enough: failed, no answer", func(t *testing.T) {
+		t.Parallel()
+		h, c := dialingCall(t)
+		if _, err := h.e.Release(context.Background(), c.ID, time.Millisecond); !errorsIs(err, ErrNotReleasable) {
+			t.Fatalf("dialing, not ringing yet: err = %v, want ErrNotReleasable", err)
+		}
+		h.event(c, RoleFirst, "CHANNEL_PROGRESS", "", 0)
+		h.waitStatus(c.ID, StatusRinging)
+		if _, err := h.e.Release(context.Background(), c.ID, time.Hour); !errorsIs(err, ErrNotReleasable) {
+			t.Fatalf("rung less than the least ring: err = %v, want ErrNotReleasable", err)
+		}
+		h.noCmd("hangup")
+		time.Sleep(5 * time.Millisecond)
+		if _, err := h.e.Release(context.Background(), c.ID, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		h.waitCmd("hangup " + c.First.UUID + " ORIGINATOR_CANCEL")
+		if _, err := h.e.Release(context.Background(), c.ID, time.Millisecond); !errorsIs(err, ErrNotReleasable) {
+			t.Fatalf("released twice: err = %v, want ErrNotReleasable", err)
+		}
+		h.event(c, RoleFirst, "CHANNEL_HANGUP_COMPLETE", "ORIGINATOR_CANCEL", 0)
+		got := h.waitStatus(c.ID, StatusFailed)
+		if got.FailedLeg != RoleFirst || got.FailureReason != ReasonNoAnswer || !got.Released || got.Abandoned ||
+			got.First.HangupCause != "ORIGINATOR_CANCEL" {
+			t.Fatalf("released call: %+v", got)
+		}
+		h.noCmd("originate second")
+	})
+	t.Run("answered: not released", func(t *testing.T) {
+		t.Parallel()
+		h, c := ringingCall(t)
+		h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+		h.waitCmd("originate second")
+		if _, err := h.e.Release(context.Background(), c.ID, time.Millisecond); !errorsIs(err, ErrNotReleasable) {
+			t.Fatalf("err = %v, want ErrNotReleasable", err)
+		}
+		h.noCmd("hangup")
+	})
+	t.Run("answered as the release went out: abandoned", func(t *testing.T) {
+		t.Parallel()
+		h, c := ringingCall(t)
+		time.Sleep(5 * time.Millisecond)
+		if _, err := h.e.Release(context.Background(), c.ID, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		h.waitCmd("hangup " + c.First.UUID + " ORIGINATOR_CANCEL")
+		h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+		h.event(c, RoleFirst, "CHANNEL_HANGUP_COMPLETE", "NORMAL_CLEARING", 0)
+		got := h.waitStatus(c.ID, StatusCompleted)
+		if !got.Abandoned || !got.Released || got.First.AnsweredAt.IsZero() {
+			t.Fatalf("a person hung up on at the answer must count as abandoned: %+v", got)
+		}
+		h.noCmd("originate second")
+	})
+}
+
+// dialingCall is a call whose first party is being dialed.
+func dialingCall(t *testing.T) (*harness, *Call) {
+	t.Helper()
+	h := newHarness(t)
+	c := h.create(CreateRequest{First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}})
+	h.waitCmd("originate first")
+	return h, c
+}
+
+// ringingCall is a call whose first party rings.
+func ringingCall(t *testing.T) (*harness, *Call) {
+	t.Helper()
+	h, c := dialingCall(t)
+	h.event(c, RoleFirst, "CHANNEL_PROGRESS", "", 0)
+	h.waitStatus(c.ID, StatusRinging)
+	return h, c
 }

@@ -52,6 +52,8 @@ func GRPCError(err error) error {
 		return statusError(codes.FailedPrecondition, "ENDPOINT_BUSY", err.Error())
 	case errors.Is(err, ErrNotFound):
 		return statusError(codes.NotFound, "CALL_NOT_FOUND", err.Error())
+	case errors.Is(err, ErrNotReleasable):
+		return statusError(codes.FailedPrecondition, "CALL_NOT_RELEASABLE", err.Error())
 	case errors.Is(err, ErrNotWaiting):
 		return statusError(codes.FailedPrecondition, "CALL_NOT_WAITING", err.Error())
 	case errors.Is(err, ErrRatingUnavailable):
@@ -209,6 +211,16 @@ func (s *CallServer) HangupCall(ctx context.Context, req *originationv1.HangupCa
 	cause := req.GetCause()
 	if cause != "" && !validHangupCause(cause) {
 		return nil, statusError(codes.InvalidArgument, "INVALID_ARGUMENT", "cause must be a FreeSWITCH hangup cause such as NORMAL_CLEARING")
+	}
+	if ms := req.GetUnansweredRingingMs(); ms != 0 {
+		if ms < 0 || cause != "" {
+			return nil, statusError(codes.InvalidArgument, "INVALID_ARGUMENT", "unanswered_ringing_ms must be positive, and without a cause")
+		}
+		c, err := s.Engine.Release(ctx, req.GetId(), time.Duration(ms)*time.Millisecond)
+		if err != nil {
+			return nil, GRPCError(err)
+		}
+		return &originationv1.HangupCallResponse{Call: ToProto(c, s.now())}, nil
 	}
 	c, err := s.Engine.Hangup(ctx, req.GetId(), cause)
 	if err != nil {

@@ -15,11 +15,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/ringback/ringback/freeswitch/sim"
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
+	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	"github.com/ringback/ringback/services/internal/cache/cachetest"
 	"github.com/ringback/ringback/services/internal/esl"
 	"github.com/ringback/ringback/services/internal/ids"
 	"github.com/ringback/ringback/services/internal/natsbus"
 	"github.com/ringback/ringback/services/internal/natsbus/natstest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -355,5 +358,52 @@ func TestThroughSimulatorOriginationRestart(t *testing.T) {
 		if ch.Variables["ringback_call_id"] == c.ID {
 			t.Fatalf("leg left on the switch: %+v", ch)
 		}
+	}
+}
+
+// A release (HangupCall with unanswered_ringing_ms) through the simulator:
+// refused while the call has not rung that long, then the call ends
+// FAILED, NO_ANSWER, the switch reporting the leg's ORIGINATOR_CANCEL.
+func TestThroughSimulatorRelease(t *testing.T) {
+	t.Parallel()
+	st := newStack(t)
+	srv := &CallServer{Engine: st.engine, Redis: st.store.rdb}
+	ctx := asAccount("acct-it")
+	// ...0408 rings until the originate timeout.
+	resp, err := srv.CreateCall(ctx, &originationv1.CreateCallRequest{
+		First:  &originationv1.PartySpec{Target: &originationv1.PartySpec_Number{Number: "+15551230408"}},
+		Second: &originationv1.PartySpec{Target: &originationv1.PartySpec_Number{Number: "+15551230002"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetCall().GetId()
+	for _, bad := range []*originationv1.HangupCallRequest{
+		{Id: id, UnansweredRingingMs: -1},
+		{Id: id, UnansweredRingingMs: 1, Cause: "NORMAL_CLEARING"},
+	} {
+		if _, err := srv.HangupCall(ctx, bad); status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("%v: err = %v, want INVALID_ARGUMENT", bad, err)
+		}
+	}
+	ringing := st.waitStatus(id, StatusRinging)
+	if _, err := srv.HangupCall(ctx, &originationv1.HangupCallRequest{Id: id, UnansweredRingingMs: 60_000}); reasonOf(err) != "CALL_NOT_RELEASABLE" {
+		t.Fatalf("rung under a minute: err = %v, want CALL_NOT_RELEASABLE", err)
+	}
+	if got, _ := st.engine.Get(context.Background(), id); got.Status != StatusRinging {
+		t.Fatalf("a refused release ended the call: %+v", got)
+	}
+	time.Sleep(time.Until(ringing.RingSeen.Add(50 * time.Millisecond)))
+	if _, err := srv.HangupCall(ctx, &originationv1.HangupCallRequest{Id: id, UnansweredRingingMs: 20}); err != nil {
+		got, _ := st.engine.Get(context.Background(), id)
+		t.Fatalf("%v; call %+v", err, got)
+	}
+	done := st.waitStatus(id, StatusFailed, StatusCanceled, StatusCompleted)
+	if done.Status != StatusFailed || done.FailedLeg != RoleFirst || done.FailureReason != ReasonNoAnswer ||
+		done.First.HangupCause != "ORIGINATOR_CANCEL" || !done.Released || done.Second.Status != LegFailed {
+		t.Fatalf("released call: %+v", done)
+	}
+	got := strings.Join(st.eventTypes(id), " ")
+	if want := "CALL_QUEUED/UNSPECIFIED CALL_DIALING/FIRST LEG_RINGING/FIRST LEG_HANGUP/FIRST CALL_FAILED/FIRST"; got != want {
+		t.Fatalf("events:\n got %s\nwant %s", got, want)
 	}
 }

@@ -237,13 +237,19 @@ type Call struct {
 	// ConnectCall; AwaitUntil is when the wait ends while it lasts.
 	// Conference is the room the first party was sent to (and is in once
 	// BridgedAt is set); Abandoned says the wait ended with no agent.
-	Session          string      `json:"session,omitempty"`
-	AwaitAgent       *AwaitAgent `json:"await_agent,omitempty"`
-	AwaitUntil       time.Time   `json:"await_until,omitzero"`
-	Conference       string      `json:"conference,omitempty"`
-	Abandoned        bool        `json:"abandoned,omitempty"`
-	MaxDurationS     int         `json:"max_duration_s,omitempty"`
-	ReminderTimeoutS int         `json:"reminder_timeout_s,omitempty"`
+	Session    string      `json:"session,omitempty"`
+	AwaitAgent *AwaitAgent `json:"await_agent,omitempty"`
+	AwaitUntil time.Time   `json:"await_until,omitzero"`
+	Conference string      `json:"conference,omitempty"`
+	Abandoned  bool        `json:"abandoned,omitempty"`
+	// Released: the dialer ended the call unanswered (Engine.Release).
+	// RingSeen is when this service saw the first leg ring, on its own
+	// clock (the legs' times are the switch's): Release counts the ring
+	// from it, never longer than the switch rang.
+	Released         bool      `json:"released,omitempty"`
+	RingSeen         time.Time `json:"ring_seen,omitzero"`
+	MaxDurationS     int       `json:"max_duration_s,omitempty"`
+	ReminderTimeoutS int       `json:"reminder_timeout_s,omitempty"`
 	// VisitorLeg is the leg reaching a banner's visitor (campaign calls).
 	VisitorLeg Role `json:"visitor_leg,omitempty"`
 	// Attempt counts the attempts from 1; a campaign call whose visitor

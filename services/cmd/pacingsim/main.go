@@ -47,6 +47,8 @@ func run(ctx context.Context, args []string) error {
 	theta := fs.Float64("theta", 0, "predictive: the risk per call at the aim (0: the default)")
 	thetaMax := fs.Float64("thetamax", 0, "predictive: the most risk per call (0: the default)")
 	thetaFixed := fs.Float64("theta-fixed", 0, "predictive: this risk per call whatever the abandonment (no budget control: the policy's frontier)")
+	releaseAfter := fs.Duration("release-after", pacing.DefaultReleaseAfter, "predictive: release (hang up) a call unanswered this long that would find no agent; 0: never")
+	releaseRisk := fs.Float64("release-risk", 0, "predictive: the risk above which such a call is released (0: the default)")
 	wait := fs.Duration("wait", pacing.DefaultAgentWait, "how long an answered person waits for an agent")
 	connect := fs.Duration("connect", 0, "delay from an answer to the agent (the router's)")
 	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "runs at once")
@@ -65,12 +67,17 @@ func run(ctx context.Context, args []string) error {
 	if m == 0 {
 		return fmt.Errorf("-method %q: want hard_limit, tapered or average", *method)
 	}
+	ra := *releaseAfter
+	if ra == 0 {
+		ra = -1 // the flag's 0 is "never"; the Config's, the default
+	}
 	cfgFor := func(mode string) (pacing.Config, error) {
 		switch mode {
 		case "progressive":
 			return pacing.Config{Mode: pacing.Agents, Multiplier: 1, AgentWait: *wait}, nil
 		case "predictive":
-			return pacing.Config{Mode: pacing.Predictive, Method: m, ThetaBase: *theta, ThetaMax: *thetaMax, FixedTheta: *thetaFixed, AgentWait: *wait}, nil
+			return pacing.Config{Mode: pacing.Predictive, Method: m, ThetaBase: *theta, ThetaMax: *thetaMax, FixedTheta: *thetaFixed, AgentWait: *wait,
+				ReleaseAfter: ra, ReleaseRisk: *releaseRisk}, nil
 		}
 		return pacing.Config{}, fmt.Errorf("-modes: unknown mode %q", mode)
 	}
@@ -142,7 +149,8 @@ func format(j *job, r pacingsim.Result, took time.Duration) string {
 		strconv.FormatFloat(sc.P, 'f', -1, 64), sc.Seed, r.Occupancy, r.Abandonment)
 	s += fmt.Sprintf(" occupancy_exact=%.4f dials=%d live=%d abandoned=%d level=%.2f wait_ms=%d limited=%.3f",
 		r.Occupancy, r.Dials, r.Live, r.Abandoned, r.Level, r.Wait.Milliseconds(), r.LimitedShare)
-	s += fmt.Sprintf(" worst_day=%.3f worst_at=%s", r.WorstDay, r.WorstAt.Round(time.Second))
+	s += fmt.Sprintf(" worst_day=%.3f worst_at=%s released=%d released_live=%d", r.WorstDay, r.WorstAt.Round(time.Second),
+		r.Released, r.ReleasedLive)
 	if sc.PAfter > 0 {
 		s += fmt.Sprintf(" scenario=drop p_after=%s change_at=%s react_s=%.1f level_before=%.2f level_after=%.2f",
 			strconv.FormatFloat(sc.PAfter, 'f', -1, 64), sc.ChangeAt, r.React.Seconds(), r.LevelBefore, r.LevelAfter)

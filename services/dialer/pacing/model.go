@@ -29,6 +29,12 @@ type Outcome struct {
 	Live bool
 	// Delay from the dial to the answer (live) or to the end (not live).
 	Delay time.Duration
+	// Released: the dialer hung the call up unanswered after Delay
+	// (Decision.Release, or a campaign stopped with its calls). It says
+	// only that nobody answered within Delay: the answer rate counts the
+	// live answer it might have had since (see Model), and the failures'
+	// delays leave it out.
+	Released bool
 }
 
 // Estimator learns a campaign's model from its latest outcomes and talk
@@ -50,6 +56,8 @@ type Estimator struct {
 	fast int
 	// dist caches the distributions until the next Add.
 	dist *Model
+	// lastP is the answer rate last measured (0: none yet).
+	lastP float64
 }
 
 // Sizes of the estimator's memory.
@@ -97,6 +105,9 @@ func (e *Estimator) AddOutcome(o Outcome) {
 }
 
 func (e *Estimator) count(o Outcome, n int) {
+	if o.Released {
+		return
+	}
 	b := min(bins-1, max(0, int(o.Delay/Bin)))
 	if o.Live {
 		e.liveHist[b] += float64(n)
@@ -138,6 +149,17 @@ func (e *Estimator) oldestTalk() time.Time {
 		}
 	})
 	return oldest
+}
+
+// Released is how many of the outcomes it holds are of released calls.
+func (e *Estimator) Released() int {
+	n := 0
+	for _, o := range e.outcomes {
+		if o.Released {
+			n++
+		}
+	}
+	return n
 }
 
 // Outcomes is how many outcomes the estimator holds.
@@ -198,7 +220,17 @@ func (e *Estimator) Model(now time.Time, ringing, talking []time.Time) *Model {
 				r--
 				continue
 			}
-			weight += at(m.liveCDF, math.Max(0, now.Sub(e.outcomes[o].Placed).Seconds()))
+			age := math.Max(0, now.Sub(e.outcomes[o].Placed).Seconds())
+			weight += at(m.liveCDF, age)
+			if r := e.outcomes[o]; r.Released {
+				// Released because nobody had answered it yet: a
+				// window that ended at its release would count only
+				// the dials that did not answer late, and read the
+				// rate low. It keeps its window, and counts the live
+				// answer it would have given since, as likely as the
+				// last rate says.
+				live += e.lateLive(&m, r.Delay.Seconds(), age)
+			}
 			if e.outcomes[o].Live {
 				live++
 			}
@@ -227,7 +259,24 @@ func (e *Estimator) Model(now time.Time, ringing, talking []time.Time) *Model {
 		}
 	}
 	m.P = math.Max(m.P, minP)
+	e.lastP = m.P
 	return &m
+}
+
+// lateLive is the chance that a call released after d seconds, unanswered,
+// would have been answered by a person between then and age seconds after
+// its dial, at the rate last measured.
+func (e *Estimator) lateLive(m *Model, d, age float64) float64 {
+	p := e.lastP
+	if p <= 0 {
+		p = 0.2
+	}
+	fd := at(m.liveCDF, d)
+	pending := p*(1-fd) + (1-p)*(1-at(m.failCDF, d))
+	if pending <= 1e-9 || age <= d {
+		return 0
+	}
+	return p * (at(m.liveCDF, age) - fd) / pending
 }
 
 // distributions are the delay and talk distributions (the part of the model
@@ -481,22 +530,30 @@ func (m *Model) forecast(in Input, wait time.Duration) *forecast {
 			f.demVar[k] += future
 		}
 	}
-	p := m.P
 	for _, placed := range in.Ringing {
-		a := math.Max(0, now.Sub(placed).Seconds())
-		fa := at(m.liveCDF, a)
-		pending := p*(1-fa) + (1-p)*(1-at(m.failCDF, a))
-		if pending <= 1e-9 {
-			continue
-		}
-		for k := range h {
-			r := p * (at(m.liveCDF, a+f.tau[k]) - fa) / pending
-			f.demMean[k] += r
-			f.demVar[k] += r * (1 - r)
-		}
+		f.ringing(m, math.Max(0, now.Sub(placed).Seconds()), 1)
 	}
 	return f
 }
+
+// ringing adds (sign 1) or takes out (-1) the demand of a call ringing for
+// a seconds: the chance that a person answers it by each instant.
+func (f *forecast) ringing(m *Model, a float64, sign float64) {
+	p := m.P
+	fa := at(m.liveCDF, a)
+	pending := p*(1-fa) + (1-p)*(1-at(m.failCDF, a))
+	if pending <= 1e-9 {
+		return
+	}
+	for k, t := range f.tau {
+		r := p * (at(m.liveCDF, a+t) - fa) / pending
+		f.demMean[k] += sign * r
+		f.demVar[k] += sign * r * (1 - r)
+	}
+}
+
+// drop takes a call ringing for a seconds out of the demand (released).
+func (f *forecast) drop(m *Model, a float64) { f.ringing(m, a, -1) }
 
 // varFloor is added to every variance of the risk: the normal
 // approximation of sums of a few Bernoulli variables is overconfident in
@@ -523,6 +580,38 @@ func (f *forecast) risk(n int) float64 {
 	}
 	if w == 0 {
 		return 1
+	}
+	return r / w
+}
+
+// ringingRisk is the probability that the call placed age seconds ago and
+// still ringing, if a person answers it, finds no agent within the wait:
+// averaged over when it may still be answered, the chance that the agents
+// free by then are fewer than the other answers before it plus one. f
+// counts the call among its demand; its own share is taken out.
+func (m *Model) ringingRisk(f *forecast, age float64) float64 {
+	p := m.P
+	fa := at(m.liveCDF, age)
+	if 1-fa <= 1e-9 {
+		return 0 // past the longest ring a person answers after
+	}
+	pending := p*(1-fa) + (1-p)*(1-at(m.failCDF, age))
+	var r, w, prev float64
+	for k, t := range f.tau {
+		byT := at(m.liveCDF, age+t) - fa
+		wk := (byT - prev) / (1 - fa) // P(answered in this bin | live)
+		prev = byT
+		if wk <= 1e-9 {
+			continue
+		}
+		own := p * byT / pending
+		mean := f.supMean[k] - (f.demMean[k] - own)
+		v := math.Max(0, f.supVar[k]+f.demVar[k]-own*(1-own)) + varFloor
+		r += wk * phi((0.5-mean)/math.Sqrt(v))
+		w += wk
+	}
+	if w == 0 {
+		return 0
 	}
 	return r / w
 }

@@ -1,7 +1,9 @@
 package pacing
 
 import (
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -203,5 +205,98 @@ func TestFixedThetaIgnoresTheBudget(t *testing.T) {
 	fixed := Decide(Config{Mode: Predictive, FixedTheta: 0.2}, in, m)
 	if fixed.Limited || fixed.Theta != 0.2 || fixed.Dials != 2 {
 		t.Fatalf("FixedTheta 0.2 over a spent budget: %+v, want the 2 calls a tick allows", fixed)
+	}
+}
+
+// A call that has rung the lawful minimum and, answered now, would find no
+// agent is released; a younger one, or one an agent is free for, is not.
+func TestReleaseCallsNoAgentWouldTake(t *testing.T) {
+	t.Parallel()
+	e := NewEstimator()
+	for i := range 600 {
+		e.AddOutcome(Outcome{Placed: t0.Add(-time.Hour), Live: i%5 == 0, Delay: time.Duration(4+i%17) * time.Second})
+	}
+	// Ten agents, all a few seconds into their calls: none is likely to
+	// be free in the next half minute.
+	busy := Input{Now: t0, Active: 10, Wrap: 10 * time.Second}
+	for i := range 10 {
+		busy.OnCallSince = append(busy.OnCallSince, t0.Add(-time.Duration(2+i)*time.Second))
+	}
+	for range 6 {
+		busy.Ringing = append(busy.Ringing, t0.Add(-16*time.Second)) // rung 16 s
+	}
+	for range 3 {
+		busy.Ringing = append(busy.Ringing, t0.Add(-10*time.Second)) // rung 10 s
+	}
+	busy.Live = len(busy.Ringing) + len(busy.OnCallSince)
+	m := e.Model(t0, busy.Ringing, busy.OnCallSince)
+	if !m.Ready() {
+		t.Fatal("model not ready")
+	}
+	d := Decide(Config{Mode: Predictive}, busy, m)
+	if !slices.Equal(d.Release, []int{0, 1, 2, 3, 4, 5}) || d.Dials != 0 {
+		t.Fatalf("every agent busy: %+v, want the six calls rung 16 s released and nothing dialed", d)
+	}
+	if want := 3.0 / 10; math.Abs(d.Level-want) > 1e-9 {
+		t.Errorf("level %.2f, want %.2f (the released calls do not count)", d.Level, want)
+	}
+	if d := Decide(Config{Mode: Predictive, ReleaseAfter: -1}, busy, m); len(d.Release) != 0 {
+		t.Errorf("ReleaseAfter < 0 releases %v", d.Release)
+	}
+	if d := Decide(Config{Mode: Predictive, ReleaseAfter: 20 * time.Second}, busy, m); len(d.Release) != 0 {
+		t.Errorf("ReleaseAfter 20 s releases calls rung 16 s: %v", d.Release)
+	}
+	// Agents free for every one of them: nothing to release.
+	free := busy
+	free.Ready, free.OnCallSince = 10, nil
+	if d := Decide(Config{Mode: Predictive}, free, e.Model(t0, free.Ringing, nil)); len(d.Release) != 0 {
+		t.Errorf("ten agents free: released %v", d.Release)
+	}
+}
+
+// A released call keeps its place in the answer rate: counting it only up
+// to its release would read the rate low (every call still ringing then is
+// one that did not answer early).
+func TestReleasedOutcomesDoNotBiasTheAnswerRate(t *testing.T) {
+	t.Parallel()
+	// 1,000 dials, a fifth of them live, answered 4-20 s after the dial;
+	// the others end after 1-25 s; every third call still ringing at
+	// 15 s is released then (the harness releases 2-5% of the dials; the
+	// delay distributions learn from the calls that ended of themselves).
+	const n = 1000
+	var plain, released []Outcome
+	for i := range n {
+		placed := t0.Add(-time.Hour + time.Duration(i)*time.Second)
+		live := i%5 == 0
+		delay := time.Duration(1+(i*7)%25) * time.Second
+		if live {
+			delay = time.Duration(4+(i/5)%17) * time.Second
+		}
+		o := Outcome{Placed: placed, Live: live, Delay: delay}
+		if delay > 15*time.Second && i%3 == 0 {
+			o = Outcome{Placed: placed, Delay: 15 * time.Second, Released: true}
+		}
+		released = append(released, o)
+		plain = append(plain, Outcome{Placed: placed, Live: o.Live, Delay: o.Delay}) // the release taken for a failure
+	}
+	rate := func(os []Outcome) float64 {
+		e := NewEstimator()
+		e.lastP = 0.5 // far off: the rate's own iterations correct it
+		for _, o := range os {
+			e.AddOutcome(o)
+		}
+		var p float64
+		for range 8 {
+			p = e.Model(t0.Add(time.Hour), nil, nil).P
+		}
+		return p
+	}
+	if got := rate(released); math.Abs(got-0.2) > 0.01 {
+		t.Errorf("answer rate with releases %.3f, want 0.2 ± 0.01", got)
+	} else {
+		t.Logf("answer rate with releases %.3f", got)
+	}
+	if got := rate(plain); got > 0.19 {
+		t.Errorf("counted as failures, the releases should read the rate low: %.3f", got)
 	}
 }

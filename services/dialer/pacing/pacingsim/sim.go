@@ -83,6 +83,9 @@ type Result struct {
 	WorstDay float64
 	// WorstAt is when it did.
 	WorstAt time.Duration
+	// Released is the calls the pacer hung up unanswered; ReleasedLive,
+	// those of them a person would have answered (not in Live).
+	Released, ReleasedLive int64
 }
 
 type evKind uint8
@@ -143,6 +146,9 @@ type dial struct {
 	answered time.Duration
 	deadline time.Duration
 	waiting  bool
+	// released: the pacer hung it up unanswered (its outcome event is
+	// void).
+	released bool
 }
 
 type sim struct {
@@ -169,6 +175,7 @@ type sim struct {
 	levelTrace         []float64 // per tick
 	worst              float64
 	worstAt            time.Duration
+	released, relLive  int64
 }
 
 // Run runs a scenario.
@@ -191,7 +198,8 @@ func Run(sc Scenario) Result {
 			s.talkTotal += sc.Shift - s.agents[i].since
 		}
 	}
-	r := Result{Dials: int64(len(s.dials)), Live: s.live, Abandoned: s.abandoned, WorstDay: s.worst, WorstAt: s.worstAt}
+	r := Result{Dials: int64(len(s.dials)), Live: s.live, Abandoned: s.abandoned, WorstDay: s.worst, WorstAt: s.worstAt,
+		Released: s.released, ReleasedLive: s.relLive}
 	r.Occupancy = s.talkTotal.Seconds() / (float64(sc.Agents) * sc.Shift.Seconds())
 	if s.live > 0 {
 		r.Abandonment = float64(s.abandoned) / float64(s.live)
@@ -232,7 +240,9 @@ func (s *sim) advance(t time.Duration) {
 		s.now = e.at
 		switch e.kind {
 		case evDial:
-			s.outcome(e.id)
+			if !s.dials[e.id].released {
+				s.outcome(e.id)
+			}
 		case evConnect:
 			s.startTalk(e.id)
 		case evTalkEnd:
@@ -329,6 +339,19 @@ func (s *sim) serveWaiting() {
 	}
 }
 
+// release hangs up a ringing call: the estimator learns that nobody
+// answered it so far.
+func (s *sim) release(id int) {
+	d := &s.dials[id]
+	s.removeRinging(id)
+	d.released = true
+	s.released++
+	if d.live {
+		s.relLive++
+	}
+	s.est.AddOutcome(pacing.Outcome{Placed: s.at(d.placed), Delay: s.now - d.placed, Released: true})
+}
+
 func (s *sim) removeWaiting(id int) {
 	for i, w := range s.waiting {
 		if w == id {
@@ -378,6 +401,13 @@ func (s *sim) decide() {
 	s.decisions++
 	if d.Limited {
 		s.limited++
+	}
+	ids := make([]int, len(d.Release))
+	for i, j := range d.Release {
+		ids[i] = s.ringing[j] // before any is removed: removal reorders
+	}
+	for _, id := range ids {
+		s.release(id)
 	}
 	for range d.Dials {
 		id := len(s.dials)

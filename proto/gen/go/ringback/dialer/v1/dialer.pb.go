@@ -588,7 +588,13 @@ type Pacing struct {
 	// TAPERED: the local time ("HH:MM", the campaign's default country's
 	// first zone) the shift ends, by which the 24-hour rate must be back at
 	// the target. Empty: 21:00.
-	ShiftEnd      string `protobuf:"bytes,9,opt,name=shift_end,json=shiftEnd,proto3" json:"shift_end,omitempty"`
+	ShiftEnd string `protobuf:"bytes,9,opt,name=shift_end,json=shiftEnd,proto3" json:"shift_end,omitempty"`
+	// PREDICTIVE: a call still unanswered after ringing this long, in
+	// seconds, is hung up when, answered, it would most likely find no agent
+	// (a release: the recipient sees a missed call, the record is retried as
+	// NO_ANSWER). It halves the abandonment at the same talk time. 0: 15 (the
+	// least ring the FCC and Ofcom allow); 15 to 120; -1: never.
+	ReleaseAfterS int32 `protobuf:"varint,10,opt,name=release_after_s,json=releaseAfterS,proto3" json:"release_after_s,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -684,6 +690,13 @@ func (x *Pacing) GetShiftEnd() string {
 		return x.ShiftEnd
 	}
 	return ""
+}
+
+func (x *Pacing) GetReleaseAfterS() int32 {
+	if x != nil {
+		return x.ReleaseAfterS
+	}
+	return 0
 }
 
 // Seconds before the next attempt of a record, by outcome. 0: the
@@ -3878,7 +3891,7 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"started_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x122\n" +
-	"\x06pacing\x18\x15 \x01(\v2\x1a.ringback.dialer.v1.PacingR\x06pacing\"\xfb\x02\n" +
+	"\x06pacing\x18\x15 \x01(\v2\x1a.ringback.dialer.v1.PacingR\x06pacing\"\xa3\x03\n" +
 	"\x06Pacing\x122\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x1e.ringback.dialer.v1.PacingModeR\x04mode\x12'\n" +
 	"\x0fdial_multiplier\x18\x02 \x01(\x01R\x0edialMultiplier\x12%\n" +
@@ -3888,7 +3901,9 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\ragent_wait_ms\x18\x06 \x01(\x05R\vagentWaitMs\x12!\n" +
 	"\fsafe_harbour\x18\a \x01(\tR\vsafeHarbour\x12*\n" +
 	"\x11abandon_lockout_s\x18\b \x01(\x05R\x0fabandonLockoutS\x12\x1b\n" +
-	"\tshift_end\x18\t \x01(\tR\bshiftEnd\"\xa2\x01\n" +
+	"\tshift_end\x18\t \x01(\tR\bshiftEnd\x12&\n" +
+	"\x0frelease_after_s\x18\n" +
+	" \x01(\x05R\rreleaseAfterS\"\xa2\x01\n" +
 	"\x0eRetryIntervals\x12\x15\n" +
 	"\x06busy_s\x18\x01 \x01(\x05R\x05busyS\x12\x1e\n" +
 	"\vno_answer_s\x18\x02 \x01(\x05R\tnoAnswerS\x12!\n" +

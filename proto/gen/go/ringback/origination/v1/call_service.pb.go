@@ -564,9 +564,18 @@ type HangupCallRequest struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// FreeSWITCH hangup cause to use, e.g. NORMAL_CLEARING or CALL_REJECTED.
 	// Empty: NORMAL_CLEARING.
-	Cause         string `protobuf:"bytes,2,opt,name=cause,proto3" json:"cause,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Cause string `protobuf:"bytes,2,opt,name=cause,proto3" json:"cause,omitempty"`
+	// Set (without cause): a release, as a predictive dialer ends a call no
+	// agent would take. Only a call whose first party has not answered and
+	// has been ringing at least this long (milliseconds; the FCC and Ofcom
+	// require 15000) is hung up; it ends FAILED on the first leg with reason
+	// NO_ANSWER (the leg's cause ORIGINATOR_CANCEL). Otherwise the call goes
+	// on and the request fails with FAILED_PRECONDITION, reason
+	// CALL_NOT_RELEASABLE. A party answering as the hangup goes out ends the
+	// call COMPLETED and abandoned.
+	UnansweredRingingMs int32 `protobuf:"varint,3,opt,name=unanswered_ringing_ms,json=unansweredRingingMs,proto3" json:"unanswered_ringing_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *HangupCallRequest) Reset() {
@@ -611,6 +620,13 @@ func (x *HangupCallRequest) GetCause() string {
 		return x.Cause
 	}
 	return ""
+}
+
+func (x *HangupCallRequest) GetUnansweredRingingMs() int32 {
+	if x != nil {
+		return x.UnansweredRingingMs
+	}
+	return 0
 }
 
 // Asks to connect a waiting call to a room.
@@ -806,10 +822,11 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"t\n" +
 	"\x15ListLiveCallsResponse\x123\n" +
 	"\x05calls\x18\x01 \x03(\v2\x1d.ringback.origination.v1.CallR\x05calls\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"m\n" +
 	"\x11HangupCallRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05cause\x18\x02 \x01(\tR\x05cause\"D\n" +
+	"\x05cause\x18\x02 \x01(\tR\x05cause\x122\n" +
+	"\x15unanswered_ringing_ms\x18\x03 \x01(\x05R\x13unansweredRingingMs\"D\n" +
 	"\x12ConnectCallRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\n" +
