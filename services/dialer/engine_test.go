@@ -1409,8 +1409,14 @@ func TestEngineBlastOptions(t *testing.T) {
 		t.Fatalf("account's do-not-call list %v (%v), want [%s]", blocked, err, optOut)
 	}
 	// Another campaign of the account never dials it.
-	other := h.engCampaign(t, &dialerv1.Campaign{}, dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+	// Created, then running once its list is in: the engine is running,
+	// and a running campaign with nothing to dial is finished.
+	other := h.engCampaign(t, &dialerv1.Campaign{}, dialerv1.CampaignStatus_CAMPAIGN_STATUS_CREATED)
 	again := h.engList(t, other, engRecord{numbers: []string{optOut}})[0]
+	if _, err := h.db.Exec(context.Background(), `UPDATE dialer.campaigns SET status = $2 WHERE id = $1`, other,
+		int16(dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)); err != nil {
+		t.Fatal(err)
+	}
 	r := h.waitRecord(t, again, "final", func(r engRecordRow) bool { return r.final })
 	if r.status != StatusDNC || len(h.fake.dialedNumbers(again)) != 0 {
 		t.Errorf("opted-out number in another campaign: %+v, dialed %v", r, h.fake.dialedNumbers(again))
