@@ -271,8 +271,7 @@ func (e *Estimator) lateLive(m *Model, d, age float64) float64 {
 	if p <= 0 {
 		p = 0.2
 	}
-	fd := at(m.liveCDF, d)
-	pending := p*(1-fd) + (1-p)*(1-at(m.failCDF, d))
+	fd, pending := m.pending(p, d)
 	if pending <= 1e-9 || age <= d {
 		return 0
 	}
@@ -540,8 +539,7 @@ func (m *Model) forecast(in Input, wait time.Duration) *forecast {
 // a seconds: the chance that a person answers it by each instant.
 func (f *forecast) ringing(m *Model, a float64, sign float64) {
 	p := m.P
-	fa := at(m.liveCDF, a)
-	pending := p*(1-fa) + (1-p)*(1-at(m.failCDF, a))
+	fa, pending := m.pending(p, a)
 	if pending <= 1e-9 {
 		return
 	}
@@ -550,6 +548,14 @@ func (f *forecast) ringing(m *Model, a float64, sign float64) {
 		f.demMean[k] += sign * r
 		f.demVar[k] += sign * r * (1 - r)
 	}
+}
+
+// pending is, for a call still ringing a seconds after its dial, the
+// chance F_L(a) that a live call would have been answered by then, and the
+// chance that any call (live with probability p) is still ringing.
+func (m *Model) pending(p, a float64) (fa, pending float64) {
+	fa = at(m.liveCDF, a)
+	return fa, p*(1-fa) + (1-p)*(1-at(m.failCDF, a))
 }
 
 // drop takes a call ringing for a seconds out of the demand (released).
@@ -591,11 +597,10 @@ func (f *forecast) risk(n int) float64 {
 // counts the call among its demand; its own share is taken out.
 func (m *Model) ringingRisk(f *forecast, age float64) float64 {
 	p := m.P
-	fa := at(m.liveCDF, age)
+	fa, pending := m.pending(p, age)
 	if 1-fa <= 1e-9 {
 		return 0 // past the longest ring a person answers after
 	}
-	pending := p*(1-fa) + (1-p)*(1-at(m.failCDF, age))
 	var r, w, prev float64
 	for k, t := range f.tau {
 		byT := at(m.liveCDF, age+t) - fa

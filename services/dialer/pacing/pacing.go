@@ -377,16 +377,16 @@ const (
 // little further ahead (at 10 agents and p = 0.2, 2.5% of the live
 // answers released for half the abandonment at the same occupancy; see
 // docs/pacing.md).
-func release(cfg Config, in Input, m *Model, f *forecast) []int {
+func release(cfg Config, in Input, m *Model, fc func() *forecast) []int {
 	var out []int
 	for i, placed := range in.Ringing {
 		age := in.Now.Sub(placed)
-		if age >= cfg.ReleaseAfter && m.ringingRisk(f, age.Seconds()) > cfg.ReleaseRisk {
+		if age >= cfg.ReleaseAfter && m.ringingRisk(fc(), age.Seconds()) > cfg.ReleaseRisk {
 			out = append(out, i)
 		}
 	}
 	for _, i := range out {
-		f.drop(m, in.Now.Sub(in.Ringing[i]).Seconds())
+		fc().drop(m, in.Now.Sub(in.Ringing[i]).Seconds())
 	}
 	return out
 }
@@ -417,9 +417,17 @@ func predictive(cfg Config, in Input, m *Model) Decision {
 		d.Dials = progressive(in, 1)
 		return d
 	}
-	f := m.forecast(in, cfg.AgentWait)
+	// The forecast is built once, when first needed (a call old enough to
+	// release, or calls to place), on the calls ringing now.
+	var f *forecast
+	fc := func() *forecast {
+		if f == nil {
+			f = m.forecast(in, cfg.AgentWait)
+		}
+		return f
+	}
 	if cfg.ReleaseAfter > 0 {
-		d.Release = release(cfg, in, m, f)
+		d.Release = release(cfg, in, m, fc)
 		if len(d.Release) > 0 {
 			in.Ringing = without(in.Ringing, d.Release)
 			in.Live -= len(d.Release)
@@ -442,7 +450,7 @@ func predictive(cfg Config, in Input, m *Model) Decision {
 	// one burst that one misjudged rate would turn into abandoned calls.
 	limit = min(limit, max(1, in.Active/burstShare))
 	n := 0
-	for n < limit && f.risk(n+1) <= theta {
+	for n < limit && fc().risk(n+1) <= theta {
 		n++
 	}
 	// Never fewer than progressive: its calls carry no risk.
