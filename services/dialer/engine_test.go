@@ -361,6 +361,7 @@ type fakeOrigination struct {
 	dials      []fakeDial // every call created, in order
 	endpoints  []*originationv1.Endpoint
 	refuseNext []error // CreateCall answers these first, in order
+	hangups    []*originationv1.HangupCallRequest
 }
 
 type fakeDial struct {
@@ -528,6 +529,20 @@ func (f *fakeOrigination) CreateCall(ctx context.Context, req *originationv1.Cre
 	f.wg.Add(1)
 	go f.play(fc, behavior)
 	return &originationv1.CreateCallResponse{Call: proto.Clone(c).(*originationv1.Call)}, nil
+}
+
+// HangupCall records the request; the fake's calls end by their script.
+func (f *fakeOrigination) HangupCall(ctx context.Context, req *originationv1.HangupCallRequest) (*originationv1.HangupCallResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hangups = append(f.hangups, req)
+	return &originationv1.HangupCallResponse{}, nil
+}
+
+func (f *fakeOrigination) hangupRequests() []*originationv1.HangupCallRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.hangups)
 }
 
 func first(v []string) string {

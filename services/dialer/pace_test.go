@@ -3,6 +3,7 @@ package dialer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -341,5 +342,82 @@ func TestReleaseRing(t *testing.T) {
 		if got := releaseRing(pacing.Config{Mode: pacing.Predictive, ReleaseAfter: tc.after}, tc.k); got != tc.want {
 			t.Errorf("release after %s at scale %g: origination checks %s, want %s", tc.after, tc.k, got, tc.want)
 		}
+	}
+}
+
+// The engine hangs up, through origination, the ringing calls the pacing
+// releases: those rung the lawful 15 s that a person answering now would
+// find no agent for, asking origination to check that ring. Not a call
+// that rang less, and none while agents are free to take them.
+func TestClaimPacedReleasesCalls(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		free        int // agents READY; 0: one agent ON_CALL since now
+		wantRelease []string
+	}{
+		{"no agent for them", 0, []string{"ring-1", "ring-2", "ring-3"}},
+		{"agents free", 3, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newOutcomeFixture(t, predictiveCampaign())
+			ctx := context.Background()
+			store := NewAgentStore(cachetest.New(t))
+			f.e.cfg.Agents = store
+			for i := range max(1, tc.free) {
+				readyAgent(t, store, fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1), []string{f.campaign}, 10, f.now.Add(-time.Minute))
+			}
+			if tc.free == 0 {
+				if _, _, ok, err := store.Claim(ctx, f.campaign, "talk-1", f.now); err != nil || !ok {
+					t.Fatalf("claim the agent: %v %v", ok, err)
+				}
+			}
+			// Three calls ringing 18 s, one 5 s.
+			recs := f.h.engList(t, f.campaign, engNumbers("5", 4)...)
+			for i, rec := range recs {
+				call, placed := fmt.Sprintf("ring-%d", i+1), f.now.Add(-18*time.Second)
+				if i == 3 {
+					placed = f.now.Add(-5 * time.Second)
+				}
+				if _, err := f.h.db.Exec(ctx, `UPDATE dialer.records SET status = 'running', tries = 1, call_id = $2 WHERE id = $1`, rec, call); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.h.db.Exec(ctx, `INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at)
+					VALUES ($1, $2, $3, 1, 1, '+34955555555', $4)`, call, rec, f.campaign, placed); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// What ten minutes of the campaign taught: 1 dial in 5 live,
+			// talks of two minutes.
+			pc := f.e.pacers.get(f.campaign, 1)
+			for i := range 600 {
+				o := pacing.Outcome{Placed: f.now.Add(-11*time.Minute + time.Duration(i)*time.Second), Live: i%5 == 0}
+				if o.Live {
+					o.Delay = time.Duration(4+i%16) * time.Second
+				} else {
+					o.Delay = time.Duration(1+i%25) * time.Second
+				}
+				pc.est.AddOutcome(o)
+			}
+			for i := range 100 {
+				pc.est.AddTalk(f.now.Add(-10*time.Minute+time.Duration(i)*time.Second), 120*time.Second)
+			}
+			ec := engineCampaign{id: f.campaign, account: engAccount, run: 1, s: SettingsOf(predictiveCampaign())}
+			if _, _, err := f.e.claimPaced(ctx, ec, f.now); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, req := range f.h.fake.hangupRequests() {
+				got = append(got, req.GetId())
+				if req.GetUnansweredRingingMs() != 15000 || req.GetCause() != "" {
+					t.Errorf("hangup of %s: %v, want unanswered_ringing_ms 15000 and no cause", req.GetId(), req)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.wantRelease) {
+				t.Fatalf("released %v, want %v (decision %+v)", got, tc.wantRelease, f.e.pacers.peek(f.campaign))
+			}
+		})
 	}
 }
