@@ -29,10 +29,13 @@ func main() {
 }
 
 type job struct {
-	line string
 	sc   pacingsim.Scenario
 	mode string
-	out  string
+	r    pacingsim.Result
+	took time.Duration
+	// told is a drop run's twin whose pacer is told p (not printed on
+	// its own: its reaction goes on the run's line).
+	told *job
 }
 
 func run(ctx context.Context, args []string) error {
@@ -105,7 +108,10 @@ func run(ctx context.Context, args []string) error {
 				sc := pacingsim.Issue(n, 0.3, uint64(seed), cfg)
 				sc.Shift, sc.ConnectDelay = shift, *connect
 				sc.PAfter, sc.ChangeAt = 0.1, shift/2
-				jobs = append(jobs, &job{sc: sc, mode: "predictive"})
+				told := sc
+				told.ToldP = true
+				j := &job{sc: sc, mode: "predictive", told: &job{sc: told, mode: "predictive"}}
+				jobs = append(jobs, j, j.told)
 			}
 		}
 	}
@@ -122,8 +128,8 @@ func run(ctx context.Context, args []string) error {
 				return
 			}
 			t0 := time.Now()
-			r := pacingsim.Run(j.sc)
-			j.out = format(j, r, time.Since(t0))
+			j.r = pacingsim.Run(j.sc)
+			j.took = time.Since(t0)
 		}()
 	}
 	wg.Wait()
@@ -133,18 +139,20 @@ func run(ctx context.Context, args []string) error {
 	// The contract's lines on stdout; the drop scenario's (its p changes
 	// mid-shift, so it is no run of one p) on stderr, marked.
 	for _, j := range jobs {
-		if j.sc.PAfter > 0 {
-			fmt.Fprintln(os.Stderr, "# drop", j.out)
-			continue
+		switch {
+		case j.sc.ToldP:
+		case j.sc.PAfter > 0:
+			fmt.Fprintln(os.Stderr, "# drop", format(j))
+		default:
+			fmt.Println(format(j))
 		}
-		fmt.Println(j.out)
 	}
 	fmt.Fprintf(os.Stderr, "# %d runs of %s simulated in %s\n", len(jobs), shift, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-func format(j *job, r pacingsim.Result, took time.Duration) string {
-	sc := j.sc
+func format(j *job) string {
+	sc, r := j.sc, j.r
 	s := fmt.Sprintf("mode=%s agents=%d p=%s seed=%d occupancy=%.2f abandonment=%.3f", j.mode, sc.Agents,
 		strconv.FormatFloat(sc.P, 'f', -1, 64), sc.Seed, r.Occupancy, r.Abandonment)
 	s += fmt.Sprintf(" occupancy_exact=%.4f dials=%d live=%d abandoned=%d level=%.2f wait_ms=%d limited=%.3f",
@@ -155,7 +163,12 @@ func format(j *job, r pacingsim.Result, took time.Duration) string {
 		s += fmt.Sprintf(" scenario=drop p_after=%s change_at=%s react_s=%.1f level_before=%.2f level_after=%.2f",
 			strconv.FormatFloat(sc.PAfter, 'f', -1, 64), sc.ChangeAt, r.React.Seconds(), r.LevelBefore, r.LevelAfter)
 	}
-	return s + fmt.Sprintf(" sim_ms=%d", took.Milliseconds())
+	if t := j.told; t != nil {
+		s += fmt.Sprintf(" react_told_s=%.1f abandonment_told=%.3f", t.r.React.Seconds(), t.r.Abandonment)
+		ev := pacingsim.DropEvidence(sc, r.DialRate, pacingsim.ReactTarget, 4000, sc.Seed)
+		s += fmt.Sprintf(" dial_rate_15s=%.2f evidence_15s=%.2f false_alarm_15s=%.3f", r.DialRate, ev.KL, ev.FalseAlarm)
+	}
+	return s + fmt.Sprintf(" sim_ms=%d", j.took.Milliseconds())
 }
 
 func ints(s string) ([]int, error) {

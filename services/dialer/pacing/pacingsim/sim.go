@@ -44,6 +44,10 @@ type Scenario struct {
 	// ConnectDelay is the time from a person's answer to being put with a
 	// free agent (the event, the router and the transfer).
 	ConnectDelay time.Duration
+	// ToldP tells the pacer the true P at every decision in place of the
+	// estimate's: a baseline that is not a pacer, to tell the pacing's own
+	// reaction to a change of P from the time the estimate takes to see it.
+	ToldP bool
 }
 
 // Issue returns the scenario the issue specifies, for n agents and
@@ -78,6 +82,9 @@ type Result struct {
 	React time.Duration
 	// LevelBefore and LevelAfter are those levels.
 	LevelBefore, LevelAfter float64
+	// DialRate is the dials per second the pacer placed in the 15 s after
+	// the change: what the evidence of the change rests on (DropEvidence).
+	DialRate float64
 	// WorstDay is the highest the abandonment rate so far reached after
 	// its first 100 live answers.
 	WorstDay float64
@@ -212,6 +219,15 @@ func Run(sc Scenario) Result {
 		r.Wait = s.waitSum / time.Duration(s.connected)
 	}
 	r.React, r.LevelBefore, r.LevelAfter = s.reaction()
+	if sc.PAfter > 0 {
+		n := 0
+		for _, d := range s.dials {
+			if d.placed >= sc.ChangeAt && d.placed < sc.ChangeAt+ReactTarget {
+				n++
+			}
+		}
+		r.DialRate = float64(n) / ReactTarget.Seconds()
+	}
 	return r
 }
 
@@ -397,6 +413,9 @@ func (s *sim) input() pacing.Input {
 func (s *sim) decide() {
 	in := s.input()
 	m := s.est.Model(in.Now, in.Ringing, in.OnCallSince)
+	if s.sc.ToldP {
+		m.P = s.p()
+	}
 	d := pacing.Decide(s.sc.Pacing, in, m)
 	s.decisions++
 	if d.Limited {
@@ -426,6 +445,10 @@ func (s *sim) decide() {
 	s.levelSum += level
 	s.levelTrace = append(s.levelTrace, level)
 }
+
+// ReactTarget is how soon the issue wants the dial level to react to a
+// change of p.
+const ReactTarget = 15 * time.Second
 
 // reaction measures how fast the dial level moved after a change of P:
 // when its 5-second average was half way from its level before the change
