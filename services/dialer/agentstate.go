@@ -36,10 +36,15 @@ import (
 //	waiting:<campaign>    zset of answered calls waiting for an agent, scored by their deadline
 //	waiting-info:<campaign> hash call -> "account|answered ms|deadline ms"
 //	waiting-campaigns     set of the campaigns with waiting calls
+//	shared:<campaign>     set of the campaign's logged-in agents that have other campaigns too
+//	pacing                zset of the campaigns paced by agents, scored by the last instant a
+//	                      replica read their agents (Snapshot): those read within pacingLive
+//	                      are dialing for agents now
 //
 // A logged-in agent is in exactly one of free:, oncall: and paused: of each
 // of its campaigns; an agent of several campaigns appears in each (on a
-// call of one, it is ON_CALL in all of them). The state stored for a
+// call of one, it is ON_CALL in all of them). Pacing counts such an agent
+// in one of them only (see Snapshot). The state stored for a
 // WRAP_UP agent stays WRAP_UP after its end; every reader (the scripts and
 // Go) sees it as READY since the end (PAUSED with a pending pause), and the
 // next transition stores that.
@@ -125,6 +130,7 @@ local function place(id, h, old)
     redis.call('ZREM', P .. 'free:' .. c, id)
     redis.call('ZREM', P .. 'oncall:' .. c, id)
     redis.call('ZREM', P .. 'paused:' .. c, id)
+    redis.call('SREM', P .. 'shared:' .. c, id)
   end
   local set, score
   if h.state == READY then set, score = 'free:', h.avail
@@ -135,8 +141,10 @@ local function place(id, h, old)
     redis.call('SREM', P .. 'agents-in', id)
     return
   end
-  for _, c in ipairs(split(h.campaigns)) do
+  local cs = split(h.campaigns)
+  for _, c in ipairs(cs) do
     redis.call('ZADD', P .. set .. c, string.format('%.0f', score), id)
+    if #cs > 1 then redis.call('SADD', P .. 'shared:' .. c, id) end
   end
   redis.call('SADD', P .. 'agents-in', id)
 end
@@ -473,46 +481,115 @@ type AgentSnapshot struct {
 	WrapUpEnds  []time.Time // agents in WRAP_UP, when each is free (all after now)
 	OnCallSince []time.Time // agents ON_CALL, since when
 	Paused      int         // PAUSED or LOGGING_IN (and in a wrap-up that ends in a pause)
+	Elsewhere   int         // agents of the campaign counted for another of theirs (not above)
 }
 
-// Snapshot is what pacing needs of a campaign's agents now: one round trip
-// (a MULTI of five reads of the campaign's three sets), whose cost grows
-// with the agents in WRAP_UP and ON_CALL only. An agent of several
-// campaigns counts in each; on a call of one of them it is ON_CALL in all.
-func (s *AgentStore) Snapshot(ctx context.Context, campaignID string, now time.Time) (AgentSnapshot, error) {
-	free, oncall, paused := s.p+"free:"+campaignID, s.p+"oncall:"+campaignID, s.p+"paused:"+campaignID
-	at := strconv.FormatInt(ms(now), 10)
-	var (
-		ready, nfree, npaused *redis.IntCmd
-		wraps, calls          *redis.ZSliceCmd
-	)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		ready = p.ZCount(ctx, free, "-inf", at)
-		wraps = p.ZRangeByScoreWithScores(ctx, free, &redis.ZRangeBy{Min: "(" + at, Max: "+inf"})
-		nfree = p.ZCard(ctx, free)
-		calls = p.ZRangeWithScores(ctx, oncall, 0, -1)
-		npaused = p.ZCard(ctx, paused)
-		return nil
-	})
+// pacingLive is how long after a replica last read a campaign's agents
+// (Snapshot, every tick of a campaign dialing for agents) the campaign
+// still counts as dialing: its shared agents count for it.
+const pacingLive = 5 * time.Second
+
+// Snapshot is what pacing needs of a campaign's agents now, in one script,
+// which also marks the campaign as dialing for agents now when dialing is
+// set (it has calls in progress or records due; the engine knows from its
+// last tick).
+//
+// An agent of several campaigns is in the sets of each; counted in each, it
+// would be every campaign's free agent at once, and each pacing would dial
+// for it. It counts in one: among its campaigns dialing now (this one
+// included), the one with the highest hash of agent and campaign
+// (rendezvous hashing). The agents of a set of campaigns spread evenly over
+// them, each campaign keeps its agents while the others start and stop
+// (only the agents the new one wins move), and every replica computes the
+// same without a word to the others. Elsewhere is how many of the
+// campaign's agents count for another campaign. The cost grows with the
+// agents in WRAP_UP and ON_CALL, and with the shared ones.
+//
+// The router still gives a waiting call any free agent of its campaign,
+// shared or not: an answered person is better served by an agent another
+// campaign counted on than abandoned.
+func (s *AgentStore) Snapshot(ctx context.Context, campaignID string, now time.Time, dialing bool) (AgentSnapshot, error) {
+	r, err := snapshotScript.Run(ctx, s.rdb, nil, s.p, campaignID, ms(now), pacingLive.Milliseconds(), boolArg(dialing)).Slice()
 	if err != nil {
 		return AgentSnapshot{}, fmt.Errorf("agents of campaign %s: %w", campaignID, err)
 	}
-	snap := AgentSnapshot{Ready: int(ready.Val()), Paused: int(npaused.Val())}
-	if w := wraps.Val(); len(w) > 0 {
-		snap.WrapUpEnds = make([]time.Time, len(w))
-		for i, z := range w {
-			snap.WrapUpEnds[i] = time.UnixMilli(int64(z.Score))
-		}
+	if len(r) != 6 {
+		return AgentSnapshot{}, fmt.Errorf("agents of campaign %s: %d values, want 6", campaignID, len(r))
 	}
-	if c := calls.Val(); len(c) > 0 {
-		snap.OnCallSince = make([]time.Time, len(c))
-		for i, z := range c {
-			snap.OnCallSince[i] = time.UnixMilli(int64(z.Score))
+	num := func(v any) int { n, _ := v.(int64); return int(n) }
+	instants := func(v any) []time.Time {
+		l, _ := v.([]any)
+		if len(l) == 0 {
+			return nil
 		}
+		out := make([]time.Time, len(l))
+		for i, x := range l {
+			str, _ := x.(string)
+			f, _ := strconv.ParseFloat(str, 64)
+			out[i] = time.UnixMilli(int64(f))
+		}
+		return out
 	}
-	snap.LoggedIn = int(nfree.Val()) + len(snap.OnCallSince) + snap.Paused
+	snap := AgentSnapshot{Ready: num(r[0]), Paused: num(r[2]), Elsewhere: num(r[3]), WrapUpEnds: instants(r[4]), OnCallSince: instants(r[5])}
+	snap.LoggedIn = num(r[1]) + len(snap.OnCallSince) + snap.Paused
 	return snap, nil
 }
+
+// Snapshot: ARGV campaign, now, pacingLive (ms), dialing (1/0). {ready, in
+// free:, paused, elsewhere, wrap-up ends, call starts}, the campaign's
+// agents that count for it. A campaign not dialing still counts the agents
+// it would win: once it has records due, it dials for them (and is marked).
+var snapshotScript = agentScript(`
+local camp, now, live = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local pk = P .. 'pacing'
+if ARGV[5] == '1' then redis.call('ZADD', pk, now, camp) end
+redis.call('ZREMRANGEBYSCORE', pk, '-inf', now - 100 * live)
+local away, elsewhere, dialing = {}, 0, {[camp] = true}
+local function isDialing(c)
+  if dialing[c] == nil then
+    local seen = tonumber(redis.call('ZSCORE', pk, c))
+    dialing[c] = seen ~= nil and seen >= now - live
+  end
+  return dialing[c]
+end
+for _, id in ipairs(redis.call('SMEMBERS', P .. 'shared:' .. camp)) do
+  local best, mine = nil, false
+  for _, c in ipairs(split(redis.call('HGET', P .. 'agent:' .. id, 'campaigns') or '')) do
+    if isDialing(c) then
+      local h = redis.sha1hex(id .. '|' .. c)
+      if best == nil or h > best then best, mine = h, c == camp end
+    end
+  end
+  if not mine then away[id], elsewhere = true, elsewhere + 1 end
+end
+local free, oncall, paused = P .. 'free:' .. camp, P .. 'oncall:' .. camp, P .. 'paused:' .. camp
+if elsewhere == 0 then
+  local wraps = {}
+  local w = redis.call('ZRANGEBYSCORE', free, '(' .. now, '+inf', 'WITHSCORES')
+  for i = 2, #w, 2 do wraps[#wraps + 1] = w[i] end
+  local calls = {}
+  local c = redis.call('ZRANGE', oncall, 0, -1, 'WITHSCORES')
+  for i = 2, #c, 2 do calls[#calls + 1] = c[i] end
+  return {redis.call('ZCOUNT', free, '-inf', now), redis.call('ZCARD', free), redis.call('ZCARD', paused), 0, wraps, calls}
+end
+local ready, nfree, wraps = 0, 0, {}
+local f = redis.call('ZRANGE', free, 0, -1, 'WITHSCORES')
+for i = 1, #f, 2 do
+  if not away[f[i]] then
+    nfree = nfree + 1
+    if tonumber(f[i + 1]) <= now then ready = ready + 1 else wraps[#wraps + 1] = f[i + 1] end
+  end
+end
+local calls = {}
+local c = redis.call('ZRANGE', oncall, 0, -1, 'WITHSCORES')
+for i = 1, #c, 2 do
+  if not away[c[i]] then calls[#calls + 1] = c[i + 1] end
+end
+local np = 0
+for _, id in ipairs(redis.call('ZRANGE', paused, 0, -1)) do
+  if not away[id] then np = np + 1 end
+end
+return {ready, nfree, np, elsewhere, wraps, calls}`)
 
 // agentLive is an agent's state as stored, read at an instant.
 type agentLive struct {

@@ -54,7 +54,7 @@ func wantAgentState(t testing.TB, s *AgentStore, id string, now time.Time, want 
 
 func snapshot(t testing.TB, s *AgentStore, campaign string, now time.Time) AgentSnapshot {
 	t.Helper()
-	snap, err := s.Snapshot(context.Background(), campaign, now)
+	snap, err := s.Snapshot(context.Background(), campaign, now, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,11 +468,15 @@ func TestAgentSnapshotCampaigns(t *testing.T) {
 	if !snap.WrapUpEnds[0].Equal(at(15*time.Second)) || !snap.OnCallSince[0].Equal(at(6*time.Second)) {
 		t.Fatalf("x's instants: %+v", snap)
 	}
-	if got := countsOf(snapshot(t, s, y, at(10*time.Second))); got != (counts{loggedIn: 1, onCall: 1}) {
-		t.Fatalf("y: %+v", got)
+	// y dials for agents too now: "both" counts in one of them.
+	sy, sx := snapshot(t, s, y, at(10*time.Second)), snapshot(t, s, x, at(10*time.Second))
+	xElse := sx.Elsewhere
+	if sx.Elsewhere+sy.Elsewhere != 1 || countsOf(sy) != (counts{loggedIn: 1 - sy.Elsewhere, onCall: 1 - sy.Elsewhere}) ||
+		countsOf(sx) != (counts{loggedIn: 4 - xElse, ready: 1, wrapUp: 1, onCall: 1 - xElse, paused: 1}) {
+		t.Fatalf("x and y both dialing: x %+v, y %+v; want the shared agent in one", sx, sy)
 	}
 	// After the wrap-up, that agent is ready.
-	if got := countsOf(snapshot(t, s, x, at(15*time.Second))); got != (counts{loggedIn: 4, ready: 2, onCall: 1, paused: 1}) {
+	if got := countsOf(snapshot(t, s, x, at(15*time.Second))); got != (counts{loggedIn: 4 - xElse, ready: 2, onCall: 1 - xElse, paused: 1}) {
 		t.Fatalf("x after the wrap-up: %+v", got)
 	}
 
@@ -483,15 +487,21 @@ func TestAgentSnapshotCampaigns(t *testing.T) {
 	if err := s.configure(ctx, "idle", []string{z}, 0); err != nil {
 		t.Fatal(err)
 	}
+	// (y last dialed at 10 s: at 20 s it no longer does, until it reads
+	// its agents again; z starts.)
+	sx, sy = snapshot(t, s, x, at(20*time.Second)), snapshot(t, s, y, at(20*time.Second))
+	sz := snapshot(t, s, z, at(20*time.Second))
+	zElse := sz.Elsewhere
 	for _, tt := range []struct {
 		campaign string
+		got      AgentSnapshot
 		want     counts
 	}{
-		{x, counts{loggedIn: 2, ready: 1, paused: 1}},
-		{y, counts{loggedIn: 1, onCall: 1}},
-		{z, counts{loggedIn: 2, ready: 1, onCall: 1}},
+		{x, sx, counts{loggedIn: 2, ready: 1, paused: 1}},
+		{y, sy, counts{loggedIn: 1, onCall: 1}},
+		{z, sz, counts{loggedIn: 2 - zElse, ready: 1, onCall: 1 - zElse}},
 	} {
-		if got := countsOf(snapshot(t, s, tt.campaign, at(20*time.Second))); got != tt.want {
+		if got := countsOf(tt.got); got != tt.want {
 			t.Errorf("after the new campaigns, %s: %+v, want %+v", tt.campaign, got, tt.want)
 		}
 	}
@@ -499,7 +509,7 @@ func TestAgentSnapshotCampaigns(t *testing.T) {
 	if err := s.Release(ctx, "both", "b", at(21*time.Second), false); err != nil {
 		t.Fatal(err)
 	}
-	if got := countsOf(snapshot(t, s, z, at(21*time.Second))); got != (counts{loggedIn: 2, ready: 2}) {
+	if got := countsOf(snapshot(t, s, z, at(21*time.Second))); got != (counts{loggedIn: 2 - zElse, ready: 2 - zElse}) {
 		t.Fatalf("z: %+v", got)
 	}
 	// Configuring a logged-out agent changes nothing in the sets.
@@ -508,6 +518,78 @@ func TestAgentSnapshotCampaigns(t *testing.T) {
 	}
 	if got := countsOf(snapshot(t, s, x, at(21*time.Second))); got != (counts{loggedIn: 2, ready: 1, paused: 1}) {
 		t.Fatalf("x: %+v", got)
+	}
+}
+
+// Agents shared by campaigns dialing at once count in one of them each:
+// together the campaigns count each agent once, split about evenly; a
+// campaign that starts takes only agents from the others (none moves
+// between those), and one that stops dialing gives its agents back.
+func TestAgentSnapshotSharedAgents(t *testing.T) {
+	t.Parallel()
+	s := NewAgentStore(cachetest.New(t))
+	ctx := context.Background()
+	a, b, c := "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b", "00000000-0000-4000-8000-00000000000c"
+	const shared = 40
+	for i := range shared {
+		readyAgent(t, s, fmt.Sprintf("shared-%02d", i), []string{a, b}, 10, at(0))
+	}
+	readyAgent(t, s, "a-only-1", []string{a}, 10, at(0))
+	readyAgent(t, s, "a-only-2", []string{a}, 10, at(0))
+	ready := func(campaign string, now time.Duration) AgentSnapshot {
+		t.Helper()
+		snap := snapshot(t, s, campaign, at(now))
+		if snap.LoggedIn != snap.Ready || snap.Paused != 0 || len(snap.OnCallSince)+len(snap.WrapUpEnds) != 0 {
+			t.Fatalf("%s: %+v, want its agents ready", campaign, snap)
+		}
+		return snap
+	}
+	// a alone dials: every agent of a is a's.
+	if snap := ready(a, time.Second); snap.Ready != shared+2 || snap.Elsewhere != 0 {
+		t.Fatalf("a alone: %+v", snap)
+	}
+	// b starts: the shared agents split.
+	sb := ready(b, time.Second)
+	sa := ready(a, time.Second)
+	if sa.Ready+sb.Ready != shared+2 || sa.Elsewhere+sb.Elsewhere != shared || sb.Ready < shared/4 || sb.Ready > 3*shared/4 {
+		t.Fatalf("a and b: a %+v, b %+v; want the %d shared agents split, each counted once", sa, sb, shared)
+	}
+	// c starts, every shared agent being c's too: c takes agents from a
+	// and b, none moves from one to the other.
+	for i := range shared {
+		if err := s.configure(ctx, fmt.Sprintf("shared-%02d", i), []string{a, b, c}, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc := ready(c, 2*time.Second)
+	sa2, sb2 := ready(a, 2*time.Second), ready(b, 2*time.Second)
+	if sa2.Ready+sb2.Ready+sc.Ready != shared+2 || sa2.Ready > sa.Ready || sb2.Ready > sb.Ready || sc.Ready == 0 {
+		t.Fatalf("a, b, c: %d, %d, %d (a and b had %d, %d): want c's from a and b only, each agent once",
+			sa2.Ready, sb2.Ready, sc.Ready, sa.Ready, sb.Ready)
+	}
+	// b and c stop dialing: 5 s on, a has them all again.
+	later := 2*time.Second + pacingLive + time.Millisecond
+	if snap := ready(a, later); snap.Ready != shared+2 || snap.Elsewhere != 0 {
+		t.Fatalf("a after b and c stopped: %+v", snap)
+	}
+	// c reads its agents with nothing due (out of its hours, say): it sees
+	// those it would win, and takes none from a.
+	idle, err := s.Snapshot(ctx, c, at(later), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle.Ready == 0 || idle.Ready == shared {
+		t.Fatalf("c, not dialing: %+v, want the agents it would win from a", idle)
+	}
+	if snap := ready(a, later); snap.Ready != shared+2 {
+		t.Fatalf("a with c not dialing: %+v, want all its agents", snap)
+	}
+	// A shared agent that logs out leaves the shared set.
+	if _, err := logoutScript.Run(ctx, s.rdb, nil, s.p, "shared-00", ms(at(10*time.Second))).Result(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.rdb.SCard(ctx, s.p+"shared:"+a).Result(); err != nil || n != shared-1 {
+		t.Fatalf("shared agents of a after a logout: %d %v", n, err)
 	}
 }
 
@@ -583,7 +665,8 @@ func TestAgentWaitingCalls(t *testing.T) {
 
 // The agents' cost in Redis, 100 agents of one campaign: a claim and its
 // release (two scripts, what a connected call costs), and the snapshot
-// pacing takes every tick.
+// pacing takes every tick; then with every agent shared with another
+// campaign dialing.
 func BenchmarkAgentStore(b *testing.B) {
 	c := cachetest.New(b)
 	s := NewAgentStore(c)
@@ -626,8 +709,31 @@ func BenchmarkAgentStore(b *testing.B) {
 	})
 	b.Run("Snapshot", func(b *testing.B) {
 		for b.Loop() {
-			snap, err := s.Snapshot(ctx, camp, now)
+			snap, err := s.Snapshot(ctx, camp, now, true)
 			if err != nil || snap.LoggedIn != 100 {
+				b.Fatalf("%+v %v", snap, err)
+			}
+		}
+	})
+	// Every agent is another dialing campaign's too: the snapshot decides,
+	// per agent, which of the two counts it.
+	other := ids.NewV4()
+	for i := range 100 {
+		wrap := 0
+		if l := mustState(b, s, fmt.Sprintf("agent-%03d", i), now); l.state == dialerv1.AgentState_AGENT_STATE_WRAP_UP {
+			wrap = 3600
+		}
+		if err := s.configure(ctx, fmt.Sprintf("agent-%03d", i), []string{camp, other}, wrap); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := s.Snapshot(ctx, other, now, true); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("SnapshotShared", func(b *testing.B) {
+		for b.Loop() {
+			snap, err := s.Snapshot(ctx, camp, now, true)
+			if err != nil || snap.LoggedIn+snap.Elsewhere != 100 || snap.Elsewhere == 0 {
 				b.Fatalf("%+v %v", snap, err)
 			}
 		}

@@ -31,6 +31,9 @@ type pacer struct {
 	fed, talked    map[string]time.Time
 	last           pacing.Decision
 	lastIn         pacing.Input
+	// dialing: the campaign had calls in progress or records due when it
+	// last knew (its shared agents count for it: AgentStore.Snapshot).
+	dialing bool
 }
 
 // pacers are the engine's pacers by campaign.
@@ -47,7 +50,7 @@ func (p *pacers) get(campaign string, run int) *pacer {
 	}
 	pc := p.m[campaign]
 	if pc == nil || pc.run != run {
-		pc = &pacer{run: run, est: pacing.NewEstimator(), fed: map[string]time.Time{}, talked: map[string]time.Time{}}
+		pc = &pacer{run: run, est: pacing.NewEstimator(), fed: map[string]time.Time{}, talked: map[string]time.Time{}, dialing: true}
 		p.m[campaign] = pc
 	}
 	return pc
@@ -80,7 +83,10 @@ func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time
 	if err := e.feed(ctx, c, pc); err != nil {
 		return nil, 0, err
 	}
-	snap, err := e.cfg.Agents.Snapshot(ctx, c.id, now)
+	pc.mu.Lock()
+	dialing := pc.dialing
+	pc.mu.Unlock()
+	snap, err := e.cfg.Agents.Snapshot(ctx, c.id, now, dialing)
 	if err != nil {
 		return nil, 0, fmt.Errorf("agents of campaign %s: %w", c.id, err)
 	}
@@ -157,6 +163,14 @@ func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time
 	if err := tx.Commit(ctx); err != nil {
 		return nil, 0, fmt.Errorf("claim records: %w", err)
 	}
+	// Whether the campaign dials for its agents (Snapshot): calls in
+	// progress, or records found when it looked for some; when it did not
+	// look, as it was.
+	pc.mu.Lock()
+	if d.Dials > 0 || in.Live > 0 {
+		pc.dialing = in.Live > 0 || len(recs) > 0
+	}
+	pc.mu.Unlock()
 	if len(d.Release) > 0 {
 		var ids []string
 		for _, i := range d.Release {

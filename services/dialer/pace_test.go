@@ -256,6 +256,83 @@ func TestEnginePacedReplicasShareAgents(t *testing.T) {
 	}
 }
 
+// Two AGENTS campaigns dialing at once share their agents: each agent
+// counts in one of them, so together they never place more calls than
+// there are agents (counted in each, they would place twice as many).
+func TestEnginePacedCampaignsShareAgents(t *testing.T) {
+	t.Parallel()
+	h := newEngHarness(t)
+	store := NewAgentStore(cachetest.New(t))
+	paced := &dialerv1.Pacing{Mode: dialerv1.PacingMode_PACING_MODE_AGENTS, SafeHarbour: "sorry.wav"}
+	var campaigns []string
+	for i, prefix := range []string{"6", "7"} {
+		c := h.engCampaign(t, &dialerv1.Campaign{Name: fmt.Sprint("shared ", i), MaxConcurrentCalls: 50, Pacing: paced},
+			dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+		recs := engNumbers(prefix, 20)
+		for _, r := range recs {
+			h.fake.setScript(r.numbers[0], "hold")
+		}
+		h.engList(t, c, recs...)
+		campaigns = append(campaigns, c)
+	}
+	const agents = 6
+	for i := range agents {
+		readyAgent(t, store, fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1), campaigns, 0, h.clock.Now().Add(-time.Second))
+	}
+	// Both campaigns are dialing for agents from the start (the first
+	// tick of a campaign that starts while another dials counts, once,
+	// the agents the other dialed for: see Snapshot).
+	for _, c := range campaigns {
+		snapshot(t, store, c, h.clock.Now())
+	}
+	h.start(t, "a", func(c *EngineConfig) { c.Agents = store })
+	eventually(t, "a call per agent", func() bool { return len(h.fake.heldCalls()) == agents })
+	quietly(t, 500*time.Millisecond, "more calls than agents", func() bool {
+		return h.fake.maxLiveOf(campaigns[0])+h.fake.maxLiveOf(campaigns[1]) <= agents
+	})
+	if p := h.fake.problems(); len(p) > 0 {
+		t.Fatalf("fake origination saw: %v", p)
+	}
+}
+
+// A paced campaign with nothing due and nothing in progress does not mark
+// itself as dialing (its shared agents then count for the campaigns that
+// do); with a record due, it does again.
+func TestClaimPacedDialingMark(t *testing.T) {
+	t.Parallel()
+	h := newEngHarness(t)
+	store := NewAgentStore(cachetest.New(t))
+	settings := &dialerv1.Campaign{MaxConcurrentCalls: 5, Pacing: &dialerv1.Pacing{Mode: dialerv1.PacingMode_PACING_MODE_AGENTS, SafeHarbour: "sorry.wav"}}
+	campaign := h.engCampaign(t, settings, dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+	now := h.clock.Now()
+	h.engList(t, campaign, engRecord{numbers: []string{"+34918000001"}, scheduleAt: now.Add(time.Hour)})
+	readyAgent(t, store, "00000000-0000-4000-8000-000000000001", []string{campaign}, 0, now.Add(-time.Second))
+	e := NewEngine(EngineConfig{Instance: "a", Agents: store, Now: h.clock.Now}, h.db, h.calls, engLogger())
+	ec := engineCampaign{id: campaign, account: engAccount, run: 1, s: SettingsOf(settings)}
+	dialing := func() bool {
+		pc := e.pacers.get(campaign, 1)
+		pc.mu.Lock()
+		defer pc.mu.Unlock()
+		return pc.dialing
+	}
+	if !dialing() {
+		t.Fatal("a new pacer does not take its campaign for dialing")
+	}
+	if recs, _, err := e.claimPaced(context.Background(), ec, now); err != nil || len(recs) != 0 {
+		t.Fatalf("claimed %v %v, want nothing due", recs, err)
+	}
+	if dialing() {
+		t.Fatal("nothing due, nothing in progress: still marked dialing")
+	}
+	h.engList(t, campaign, engRecord{numbers: []string{"+34918000002"}})
+	if recs, _, err := e.claimPaced(context.Background(), ec, now); err != nil || len(recs) != 1 {
+		t.Fatalf("claimed %v %v, want the record due", recs, err)
+	}
+	if !dialing() {
+		t.Fatal("a record due: not marked dialing")
+	}
+}
+
 // The pacing learns a live answer when the person answers, not when the
 // call ends (a call that goes on for minutes would otherwise read, for
 // its whole length, as a dial that reached nobody), and each attempt once.
