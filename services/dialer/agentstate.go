@@ -503,7 +503,7 @@ const pacingLive = 5 * time.Second
 // (only the agents the new one wins move), and every replica computes the
 // same without a word to the others. Elsewhere is how many of the
 // campaign's agents count for another campaign. The cost grows with the
-// agents in WRAP_UP and ON_CALL, and with the shared ones.
+// campaign's agents, and more with the shared ones.
 //
 // The router still gives a waiting call any free agent of its campaign,
 // shared or not: an answered person is better served by an agent another
@@ -562,18 +562,8 @@ for _, id in ipairs(redis.call('SMEMBERS', P .. 'shared:' .. camp)) do
   end
   if not mine then away[id], elsewhere = true, elsewhere + 1 end
 end
-local free, oncall, paused = P .. 'free:' .. camp, P .. 'oncall:' .. camp, P .. 'paused:' .. camp
-if elsewhere == 0 then
-  local wraps = {}
-  local w = redis.call('ZRANGEBYSCORE', free, '(' .. now, '+inf', 'WITHSCORES')
-  for i = 2, #w, 2 do wraps[#wraps + 1] = w[i] end
-  local calls = {}
-  local c = redis.call('ZRANGE', oncall, 0, -1, 'WITHSCORES')
-  for i = 2, #c, 2 do calls[#calls + 1] = c[i] end
-  return {redis.call('ZCOUNT', free, '-inf', now), redis.call('ZCARD', free), redis.call('ZCARD', paused), 0, wraps, calls}
-end
 local ready, nfree, wraps = 0, 0, {}
-local f = redis.call('ZRANGE', free, 0, -1, 'WITHSCORES')
+local f = redis.call('ZRANGE', P .. 'free:' .. camp, 0, -1, 'WITHSCORES')
 for i = 1, #f, 2 do
   if not away[f[i]] then
     nfree = nfree + 1
@@ -581,12 +571,12 @@ for i = 1, #f, 2 do
   end
 end
 local calls = {}
-local c = redis.call('ZRANGE', oncall, 0, -1, 'WITHSCORES')
+local c = redis.call('ZRANGE', P .. 'oncall:' .. camp, 0, -1, 'WITHSCORES')
 for i = 1, #c, 2 do
   if not away[c[i]] then calls[#calls + 1] = c[i + 1] end
 end
 local np = 0
-for _, id in ipairs(redis.call('ZRANGE', paused, 0, -1)) do
+for _, id in ipairs(redis.call('ZRANGE', P .. 'paused:' .. camp, 0, -1)) do
   if not away[id] then np = np + 1 end
 end
 return {ready, nfree, np, elsewhere, wraps, calls}`)
