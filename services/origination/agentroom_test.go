@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/ringback/ringback/freeswitch/sim"
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
 	"github.com/ringback/ringback/services/internal/esl"
@@ -982,11 +983,7 @@ func TestThroughSimulatorAwaitAgentAbandoned(t *testing.T) {
 	}
 	_, err = srv.ConnectCall(asAccount("acct-it"), &originationv1.ConnectCallRequest{Id: customer.GetId(), Conference: "agent-1002"})
 	wantCode(t, err, codes.FailedPrecondition, "CALL_NOT_WAITING")
-	for _, ch := range st.sim.Channels() {
-		if ch.UUID == customer.GetFirst().GetUuid() {
-			t.Fatalf("the abandoned party is still up: %+v", ch)
-		}
-	}
+	st.waitGone(t, "the abandoned party", func(ch sim.ChannelInfo) bool { return ch.UUID == customer.GetFirst().GetUuid() })
 }
 
 // origination restarts while an agent is in its room and a customer waits

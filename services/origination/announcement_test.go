@@ -315,11 +315,7 @@ func TestThroughSimulatorAnnouncementOnly(t *testing.T) {
 					t.Fatalf("completed call's leg: %+v", got.First)
 				}
 			}
-			for _, ch := range st.sim.Channels() {
-				if ch.Variables["ringback_call_id"] == c.ID {
-					t.Fatalf("a channel of the ended call is still up: %+v", ch)
-				}
-			}
+			st.waitGone(t, "a channel of the ended call", ofCall(c.ID))
 		})
 	}
 }
