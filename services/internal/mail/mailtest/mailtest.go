@@ -107,8 +107,17 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 	}()
 	t.Cleanup(func() {
+		// Close closes only the listeners Serve has registered: if the test
+		// ends before the goroutine above has run, Serve would then accept on
+		// ln forever. Closing ln here too ends it either way (a CI run hung
+		// 14 minutes so).
 		_ = s.srv.Close()
-		<-s.served
+		_ = ln.Close()
+		select {
+		case <-s.served:
+		case <-time.After(10 * time.Second):
+			t.Error("mailtest: the server did not stop within 10 s of Close")
+		}
 		s.log.stop()
 	})
 	return s
