@@ -837,6 +837,17 @@ func solvePoW(challenge string, bits int) string {
 	}
 }
 
+// wrongNonce returns a nonce that does not solve challenge. Any fixed guess
+// would solve it by chance once in 2^bits runs.
+func wrongNonce(challenge string, bits int) string {
+	for i := 0; ; i++ {
+		n := "wrong" + strconv.Itoa(i)
+		if leadingZeroBits(sha256.Sum256([]byte(challenge+":"+n))) < bits {
+			return n
+		}
+	}
+}
+
 // challengeOf reads the challenge of a 428.
 func challengeOf(t *testing.T, r resp) (string, int) {
 	t.Helper()
@@ -863,7 +874,7 @@ func TestBannerChallenge(t *testing.T) {
 			t.Fatalf("428 without CORS headers: %v", r.header)
 		}
 		nonce := solvePoW(ch, bits)
-		body["challenge"], body["nonce"] = ch, nonce+"x"
+		body["challenge"], body["nonce"] = ch, wrongNonce(ch, bits)
 		challengeOf(t, e.post(t, c.Id, body, shop)) // a wrong nonce
 		body["nonce"] = nonce
 		if r := e.post(t, c.Id, body, shop); r.status != 200 {

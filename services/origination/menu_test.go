@@ -404,20 +404,28 @@ func TestMenuRecoveredAfterRestart(t *testing.T) {
 		t.Fatalf("recovered call: %+v", got)
 	}
 	// Each restart publishes the outbox again under the same sequence
-	// numbers (the bus drops such duplicates): count each event once.
-	h.pub.mu.Lock()
-	var events []string
-	seen := map[int64]bool{}
-	for i, seq := range h.pub.seqs[c.ID] {
-		if !seen[seq] {
-			seen[seq] = true
-			events = append(events, h.pub.events[i])
+	// numbers (the bus drops such duplicates): count each event once. The
+	// outbox publishes after the status is stored: wait for the last ones
+	// (up to 5 s, as wantEvents).
+	events := func() string {
+		h.pub.mu.Lock()
+		defer h.pub.mu.Unlock()
+		var events []string
+		seen := map[int64]bool{}
+		for i, seq := range h.pub.seqs[c.ID] {
+			if !seen[seq] {
+				seen[seq] = true
+				events = append(events, h.pub.events[i])
+			}
 		}
+		return strings.Join(events, " ")
 	}
-	h.pub.mu.Unlock()
 	want := "CALL_QUEUED CALL_DIALING(first) LEG_ANSWERED(first) ANNOUNCEMENT_STARTED(first) ANNOUNCEMENT_FINISHED(first) " +
 		"MENU_CHOICE(first) LEG_HANGUP(first) CALL_COMPLETED"
-	if got := strings.Join(events, " "); got != want {
+	for deadline := time.Now().Add(5 * time.Second); events() != want && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if got := events(); got != want {
 		t.Fatalf("events:\n got %s\nwant %s", got, want)
 	}
 }
