@@ -78,7 +78,9 @@ var (
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // agentLua is the scripts' shared part: the hash's codec, the derived
-// state of a finished wrap-up, and the placement in the campaigns' sets.
+// state of a finished wrap-up, the placement in the campaigns' sets, and
+// which campaign a shared agent counts for. LIVE (pacingLive in ms) comes
+// before it.
 const agentLua = `
 local P = ARGV[1]
 local OUT, IN, READY, CALL, WRAP, PAUSED = 1, 2, 3, 4, 5, 6
@@ -160,8 +162,34 @@ local function logout(id, h)
   place(id, h, old)
 end
 
--- claim gives the campaign's agent free longest to the call: {agent, room,
--- dup} with dup 1 when the call already had that agent, or nil.
+-- isDialing: whether a replica read campaign c's agents in the last LIVE ms
+-- while it dialed (zset pacing), cached in dialing.
+local function isDialing(dialing, c, now)
+  if dialing[c] == nil then
+    local seen = tonumber(redis.call('ZSCORE', P .. 'pacing', c))
+    dialing[c] = seen ~= nil and seen >= now - LIVE
+  end
+  return dialing[c]
+end
+
+-- countsFor: whether the shared agent id (of campaigns, a comma list)
+-- counts for camp: among its campaigns dialing now, camp included, camp has
+-- the highest hash of agent and campaign (rendezvous hashing).
+local function countsFor(id, campaigns, camp, now, dialing)
+  local best, mine = nil, false
+  for _, c in ipairs(split(campaigns)) do
+    if c == camp or isDialing(dialing, c, now) then
+      local hash = redis.sha1hex(id .. '|' .. c)
+      if best == nil or hash > best then best, mine = hash, c == camp end
+    end
+  end
+  return mine
+end
+
+-- claim gives the call the campaign's agent free longest among those that
+-- count for it (not shared, or shared and counting for it), else the one
+-- free longest: {agent, room, dup} with dup 1 when the call already had
+-- that agent, or nil.
 local function claim(campaign, call, now, ttl)
   local ck = P .. 'call-agent:' .. call
   local cur = redis.call('GET', ck)
@@ -169,27 +197,41 @@ local function claim(campaign, call, now, ttl)
     local h = load(cur)
     if h.state == CALL and h.call == call then return {cur, h.room, '1'} end
   end
-  local fk = P .. 'free:' .. campaign
-  for _ = 1, 1000 do
-    local r = redis.call('ZRANGEBYSCORE', fk, '-inf', now, 'LIMIT', 0, 1)
-    if #r == 0 then return nil end
-    local id = r[1]
-    local h = load(id)
-    settle(h, now)
-    local member = false
-    for _, c in ipairs(split(h.campaigns)) do
-      if c == campaign then member = true end
-    end
-    if h.state == READY and member then
-      h.state, h.since, h.call, h.campaign = CALL, now, call, campaign
-      save(id, h)
-      place(id, h, h.campaigns)
-      redis.call('SET', ck, id, 'PX', ttl)
-      return {id, h.room, '0'}
-    end
-    -- Not what its place says (it cannot be, but never loop on it).
-    redis.call('ZREM', fk, id)
+  local fk, sk = P .. 'free:' .. campaign, P .. 'shared:' .. campaign
+  local function take(id, h)
+    h.state, h.since, h.call, h.campaign = CALL, now, call, campaign
+    save(id, h)
+    place(id, h, h.campaigns)
+    redis.call('SET', ck, id, 'PX', ttl)
+    return {id, h.room, '0'}
   end
+  -- Page through the free agents, longest free first, a few at a time:
+  -- the first is nearly always taken. kept counts those passed over (still
+  -- in the set), which is where the next page starts.
+  local dialing, otherID, other, kept = {}, nil, nil, 0
+  for _ = 1, 1000, 16 do
+    local page = redis.call('ZRANGEBYSCORE', fk, '-inf', now, 'LIMIT', kept, 16)
+    if #page == 0 then break end
+    for _, id in ipairs(page) do
+      local h = load(id)
+      settle(h, now)
+      local member = false
+      for _, c in ipairs(split(h.campaigns)) do
+        if c == campaign then member = true end
+      end
+      if h.state == READY and member then
+        if redis.call('SISMEMBER', sk, id) == 0 or countsFor(id, h.campaigns, campaign, now, dialing) then
+          return take(id, h)
+        end
+        if otherID == nil then otherID, other = id, h end
+        kept = kept + 1
+      else
+        -- Not what its place says (it cannot be, but never loop on it).
+        redis.call('ZREM', fk, id)
+      end
+    end
+  end
+  if otherID ~= nil then return take(otherID, other) end
   return nil
 end
 
@@ -232,7 +274,9 @@ local function dropWaiting(campaign, call)
 end
 `
 
-func agentScript(body string) *redis.Script { return redis.NewScript(agentLua + body) }
+func agentScript(body string) *redis.Script {
+	return redis.NewScript(fmt.Sprintf("local LIVE = %d\n", pacingLive.Milliseconds()) + agentLua + body)
+}
 
 // Login: ARGV id, account, campaigns, wrap_s, n, now. 1, or 0 when the agent
 // is logged in.
@@ -435,7 +479,9 @@ return 1`)
 
 // Claim takes the campaign's agent that is free longest (READY, or WRAP_UP
 // whose end is <= now) for callID: ON_CALL; returns ok=false when none is
-// free. Claiming again for a call that has its agent returns that agent.
+// free. An agent shared with other campaigns that counts for another of
+// them (see Snapshot) is taken only when no other is free. Claiming again
+// for a call that has its agent returns that agent.
 func (s *AgentStore) Claim(ctx context.Context, campaignID, callID string, now time.Time) (agentID, room string, ok bool, err error) {
 	r, err := claimScript.Run(ctx, s.rdb, nil, s.p, campaignID, callID, ms(now), callAgentTTL.Milliseconds()).StringSlice()
 	if err != nil {
@@ -505,11 +551,12 @@ const pacingLive = 5 * time.Second
 // campaign's agents count for another campaign. The cost grows with the
 // campaign's agents, and more with the shared ones.
 //
-// The router still gives a waiting call any free agent of its campaign,
-// shared or not: an answered person is better served by an agent another
+// The router gives a waiting call the agent free longest among those that
+// count for its campaign, and only when none is free one that counts for
+// another (Claim): an answered person is better served by an agent another
 // campaign counted on than abandoned.
 func (s *AgentStore) Snapshot(ctx context.Context, campaignID string, now time.Time, dialing bool) (AgentSnapshot, error) {
-	r, err := snapshotScript.Run(ctx, s.rdb, nil, s.p, campaignID, ms(now), pacingLive.Milliseconds(), boolArg(dialing)).Slice()
+	r, err := snapshotScript.Run(ctx, s.rdb, nil, s.p, campaignID, ms(now), boolArg(dialing)).Slice()
 	if err != nil {
 		return AgentSnapshot{}, fmt.Errorf("agents of campaign %s: %w", campaignID, err)
 	}
@@ -535,32 +582,20 @@ func (s *AgentStore) Snapshot(ctx context.Context, campaignID string, now time.T
 	return snap, nil
 }
 
-// Snapshot: ARGV campaign, now, pacingLive (ms), dialing (1/0). {ready, in
+// Snapshot: ARGV campaign, now, dialing (1/0). {ready, in
 // free:, paused, elsewhere, wrap-up ends, call starts}, the campaign's
 // agents that count for it. A campaign not dialing still counts the agents
 // it would win: once it has records due, it dials for them (and is marked).
 var snapshotScript = agentScript(`
-local camp, now, live = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local camp, now = ARGV[2], tonumber(ARGV[3])
 local pk = P .. 'pacing'
-if ARGV[5] == '1' then redis.call('ZADD', pk, now, camp) end
-redis.call('ZREMRANGEBYSCORE', pk, '-inf', now - 100 * live)
-local away, elsewhere, dialing = {}, 0, {[camp] = true}
-local function isDialing(c)
-  if dialing[c] == nil then
-    local seen = tonumber(redis.call('ZSCORE', pk, c))
-    dialing[c] = seen ~= nil and seen >= now - live
-  end
-  return dialing[c]
-end
+if ARGV[4] == '1' then redis.call('ZADD', pk, now, camp) end
+redis.call('ZREMRANGEBYSCORE', pk, '-inf', now - 100 * LIVE)
+local away, elsewhere, dialing = {}, 0, {}
 for _, id in ipairs(redis.call('SMEMBERS', P .. 'shared:' .. camp)) do
-  local best, mine = nil, false
-  for _, c in ipairs(split(redis.call('HGET', P .. 'agent:' .. id, 'campaigns') or '')) do
-    if isDialing(c) then
-      local h = redis.sha1hex(id .. '|' .. c)
-      if best == nil or h > best then best, mine = h, c == camp end
-    end
+  if not countsFor(id, redis.call('HGET', P .. 'agent:' .. id, 'campaigns') or '', camp, now, dialing) then
+    away[id], elsewhere = true, elsewhere + 1
   end
-  if not mine then away[id], elsewhere = true, elsewhere + 1 end
 end
 local ready, nfree, wraps = 0, 0, {}
 local f = redis.call('ZRANGE', P .. 'free:' .. camp, 0, -1, 'WITHSCORES')

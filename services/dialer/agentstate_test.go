@@ -2,6 +2,8 @@ package dialer
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
@@ -373,6 +375,72 @@ func TestAgentClaimLongestIdle(t *testing.T) {
 	}
 }
 
+// A call claims first the agents that count for its campaign: with a and
+// b dialing, a's call gets the shared agent a counts on, though the one b
+// counts on has been free longer; once a has none left, b's (an answered
+// person is better served than abandoned); with b no longer dialing, every
+// shared agent counts for a again.
+func TestAgentClaimPrefersItsOwnAgents(t *testing.T) {
+	t.Parallel()
+	s := NewAgentStore(cachetest.New(t))
+	ctx := context.Background()
+	a, b := "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+	// The split, computed apart from the scripts: the campaign with the
+	// higher sha1 of agent|campaign.
+	owner := func(id string) string {
+		ha, hb := sha1.Sum([]byte(id+"|"+a)), sha1.Sum([]byte(id+"|"+b))
+		if hex.EncodeToString(ha[:]) > hex.EncodeToString(hb[:]) {
+			return a
+		}
+		return b
+	}
+	// More of b's than the claim reads at once (16), so that it pages.
+	var ofA, ofB []string
+	for i := 0; len(ofA) < 2 || len(ofB) < 20; i++ {
+		id := fmt.Sprintf("shared-%02d", i)
+		if owner(id) == a && len(ofA) < 2 {
+			ofA = append(ofA, id)
+		} else if owner(id) == b && len(ofB) < 20 {
+			ofB = append(ofB, id)
+		}
+	}
+	// b's agents free longest.
+	for i, id := range ofB {
+		readyAgent(t, s, id, []string{a, b}, 10, at(time.Duration(i)*time.Millisecond))
+	}
+	readyAgent(t, s, ofA[0], []string{a, b}, 10, at(2*time.Second))
+	readyAgent(t, s, ofA[1], []string{a, b}, 10, at(3*time.Second))
+	now := at(10 * time.Second)
+	snapshot(t, s, a, now) // both dialing
+	snapshot(t, s, b, now)
+	claim := func(campaign, call string, now time.Time) string {
+		t.Helper()
+		got, _, ok, err := s.Claim(ctx, campaign, call, now)
+		if err != nil || !ok {
+			t.Fatalf("claim %s for %s: %v %v", call, campaign, ok, err)
+		}
+		return got
+	}
+	if got := []string{claim(a, "a1", now), claim(a, "a2", now), claim(a, "a3", now)}; !slices.Equal(got, []string{ofA[0], ofA[1], ofB[0]}) {
+		t.Fatalf("a's claims: %v, want its own %v first, then b's %s", got, ofA, ofB[0])
+	}
+	if got := claim(b, "b1", now); got != ofB[1] {
+		t.Fatalf("b's claim: %s, want %s", got, ofB[1])
+	}
+	// b stops dialing: all four count for a; back in line by their wait.
+	for i, call := range []string{"a1", "a2", "a3", "b1"} {
+		agent := []string{ofA[0], ofA[1], ofB[0], ofB[1]}[i]
+		if err := s.Release(ctx, agent, call, at(11*time.Second), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := now.Add(pacingLive + time.Second)
+	snapshot(t, s, a, later)
+	if got := claim(a, "a4", later); got != ofB[0] {
+		t.Fatalf("a's claim with b not dialing: %s, want %s, free longest", got, ofB[0])
+	}
+}
+
 // Many replicas claiming at once never get the same agent.
 func TestAgentClaimConcurrent(t *testing.T) {
 	t.Parallel()
@@ -695,18 +763,21 @@ func BenchmarkAgentStore(b *testing.B) {
 		}
 	}
 	now := at(2 * time.Second)
-	b.Run("ClaimRelease", func(b *testing.B) {
-		for i := 0; b.Loop(); i++ {
-			call := fmt.Sprint("b-", i)
-			agent, _, ok, err := s.Claim(ctx, camp, call, now)
-			if err != nil || !ok {
-				b.Fatalf("claim: %v %v", ok, err)
-			}
-			if err := s.Release(ctx, agent, call, now, true); err != nil {
-				b.Fatal(err)
+	claimRelease := func(prefix string) func(b *testing.B) {
+		return func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				call := fmt.Sprint(prefix, i)
+				agent, _, ok, err := s.Claim(ctx, camp, call, now)
+				if err != nil || !ok {
+					b.Fatalf("claim: %v %v", ok, err)
+				}
+				if err := s.Release(ctx, agent, call, now, true); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
-	})
+	}
+	b.Run("ClaimRelease", claimRelease("b-"))
 	b.Run("Snapshot", func(b *testing.B) {
 		for b.Loop() {
 			snap, err := s.Snapshot(ctx, camp, now, true)
@@ -738,6 +809,8 @@ func BenchmarkAgentStore(b *testing.B) {
 			}
 		}
 	})
+	// The claim passes over the free agents the other campaign counts on.
+	b.Run("ClaimReleaseShared", claimRelease("s-"))
 	// The baseline: one round trip to the same Redis.
 	b.Run("Ping", func(b *testing.B) {
 		for b.Loop() {
