@@ -1038,3 +1038,43 @@ func TestThroughSimulatorAgentSessionSurvivesRestart(t *testing.T) {
 		t.Fatalf("customer's events:\n got %s\nwant %s", events, want)
 	}
 }
+
+// The drain of a shutdown does not wait for the agents' sessions in their
+// rooms (the replica that comes back takes them over:
+// TestThroughSimulatorAgentSessionSurvivesRestart), but waits for a
+// customer's call, and for a session whose phone still rings.
+func TestDrainLeavesSessionsInTheirRooms(t *testing.T) {
+	t.Parallel()
+	st := newStack(t)
+	srv, phones := agentPhones(t, st, "1004")
+	svc := &Service{Engine: st.engine}
+	drain := func(d time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return svc.Drain(ctx)
+	}
+	session, agent := startSession(t, st, srv, phones["1004"], "agent-1004")
+	if n := svc.LiveCount(context.Background()); n != 0 {
+		t.Fatalf("LiveCount with only a session in its room: %d", n)
+	}
+	if err := drain(5 * time.Second); err != nil {
+		t.Fatalf("drain with only a session in its room: %v", err)
+	}
+	customer := awaitCall(t, srv, "+15551230000", 30000)
+	st.waitEvent(customer.GetId(), eventsv1.EventType_EVENT_TYPE_AGENT_AWAITED)
+	if n := svc.LiveCount(context.Background()); n != 1 {
+		t.Fatalf("LiveCount with a customer waiting: %d, want 1", n)
+	}
+	if err := drain(300 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("drain with a customer waiting: %v, want the deadline", err)
+	}
+	if _, err := srv.HangupCall(asAccount("acct-it"), &originationv1.HangupCallRequest{Id: customer.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	st.waitStatus(customer.GetId(), StatusCompleted, StatusFailed, StatusCanceled)
+	if err := drain(5 * time.Second); err != nil {
+		t.Fatalf("drain once the customer's call ended: %v", err)
+	}
+	st.hangupChannel(agent)
+	st.waitStatus(session, StatusCompleted)
+}

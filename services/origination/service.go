@@ -153,13 +153,10 @@ func (s *Service) Drain(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		live, err := s.Engine.store.Live(ctx, s.Engine.cfg.Instance)
+		live, err := s.draining(ctx)
 		if err != nil {
 			return err
 		}
-		// Calls waiting for a redial or for opening hours have no channel:
-		// another instance adopts them once this one is gone.
-		live = slices.DeleteFunc(live, func(c *Call) bool { return c.Status == StatusQueued && !c.NextAttemptAt.IsZero() })
 		if len(live) == 0 {
 			return nil
 		}
@@ -171,9 +168,28 @@ func (s *Service) Drain(ctx context.Context) error {
 	}
 }
 
-// LiveCount is the number of calls this instance drives.
+// draining are the calls Drain waits for: those this instance drives,
+// but for two kinds that need nothing of it until it is back.
+//   - Calls waiting for a redial or for opening hours have no channel:
+//     another instance adopts them once this one is gone.
+//   - An agent's session in its room lasts as long as the agent's shift.
+//     Waiting for it would hold every rolling update for the whole
+//     RINGBACK_SHUTDOWN_TIMEOUT, and the replica that comes back under the
+//     same name takes it over where it was (its channel is checked, the
+//     customers the dialer connects to the room go by their own calls).
+func (s *Service) draining(ctx context.Context) ([]*Call, error) {
+	live, err := s.Engine.store.Live(ctx, s.Engine.cfg.Instance)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(live, func(c *Call) bool {
+		return c.Status == StatusQueued && !c.NextAttemptAt.IsZero() || c.Session != "" && c.Status == StatusBridged
+	}), nil
+}
+
+// LiveCount is the number of calls Drain waits for.
 func (s *Service) LiveCount(ctx context.Context) int {
-	live, _ := s.Engine.store.Live(ctx, s.Engine.cfg.Instance)
+	live, _ := s.draining(ctx)
 	return len(live)
 }
 
