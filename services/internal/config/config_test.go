@@ -124,6 +124,7 @@ func TestLoadPlatform(t *testing.T) {
 				DatabaseURL:     config.DefaultDatabaseURL,
 				RedisURL:        config.DefaultRedisURL,
 				NATSURL:         config.DefaultNATSURL,
+				NATSReplicas:    1,
 				AdminAddr:       config.DefaultAdminAddr,
 				GRPCAddr:        config.DefaultGRPCAddr,
 				LogLevel:        slog.LevelInfo,
@@ -137,6 +138,7 @@ func TestLoadPlatform(t *testing.T) {
 				DatabaseURL:     config.DefaultDatabaseURL,
 				RedisURL:        config.DefaultRedisURL,
 				NATSURL:         config.DefaultNATSURL,
+				NATSReplicas:    1,
 				AdminAddr:       "127.0.0.1:9091",
 				GRPCAddr:        "127.0.0.1:50052",
 				LogLevel:        slog.LevelInfo,
@@ -153,12 +155,14 @@ func TestLoadPlatform(t *testing.T) {
 				"RINGBACK_GRPC_ADDR":        "0.0.0.0:9200",
 				"RINGBACK_LOG_LEVEL":        "DEBUG",
 				"RINGBACK_SHUTDOWN_TIMEOUT": "90s",
+				"RINGBACK_NATS_REPLICAS":    "3",
 			},
 			defaults: config.PlatformDefaults{AdminAddr: "127.0.0.1:9091"},
 			want: config.Platform{
 				DatabaseURL:     "postgresql://rb:pw@db:5432/ringback",
 				RedisURL:        "rediss://:pw@cache:6380/2",
 				NATSURL:         "nats://n1:4222,nats://n2:4222",
+				NATSReplicas:    3,
 				AdminAddr:       "0.0.0.0:9100",
 				GRPCAddr:        "0.0.0.0:9200",
 				LogLevel:        slog.LevelDebug,
@@ -169,6 +173,11 @@ func TestLoadPlatform(t *testing.T) {
 			name:    "zero shutdown timeout",
 			env:     map[string]string{"RINGBACK_SHUTDOWN_TIMEOUT": "0s"},
 			problem: "RINGBACK_SHUTDOWN_TIMEOUT: must be positive",
+		},
+		{
+			name:    "nats replicas out of range",
+			env:     map[string]string{"RINGBACK_NATS_REPLICAS": "7"},
+			problem: "RINGBACK_NATS_REPLICAS: must be 1 to 5",
 		},
 		{
 			name:    "admin and grpc clash",
@@ -262,7 +271,7 @@ func TestUsageListsVariablesAndHidesSecretDefaults(t *testing.T) {
 	config.LoadPlatform(l, config.PlatformDefaults{})
 	l.Secret("FREESWITCH_ESL_PASSWORD", "ClueCon", "event socket password")
 	u := l.Usage()
-	for _, v := range []string{"DATABASE_URL", "REDIS_URL", "NATS_URL", "RINGBACK_ADMIN_ADDR", "RINGBACK_GRPC_ADDR", "RINGBACK_LOG_LEVEL", "RINGBACK_SHUTDOWN_TIMEOUT", "FREESWITCH_ESL_PASSWORD"} {
+	for _, v := range []string{"DATABASE_URL", "REDIS_URL", "NATS_URL", "RINGBACK_ADMIN_ADDR", "RINGBACK_GRPC_ADDR", "RINGBACK_LOG_LEVEL", "RINGBACK_SHUTDOWN_TIMEOUT", "RINGBACK_NATS_REPLICAS", "FREESWITCH_ESL_PASSWORD"} {
 		if !strings.Contains(u, v) {
 			t.Errorf("usage lacks %s:\n%s", v, u)
 		}
@@ -270,7 +279,7 @@ func TestUsageListsVariablesAndHidesSecretDefaults(t *testing.T) {
 	if strings.Contains(u, "ClueCon") {
 		t.Errorf("usage shows a secret default:\n%s", u)
 	}
-	if got := len(l.Vars()); got != 8 {
-		t.Errorf("Vars() has %d entries, want 8", got)
+	if got := len(l.Vars()); got != 9 {
+		t.Errorf("Vars() has %d entries, want 9", got)
 	}
 }

@@ -33,6 +33,12 @@ type Platform struct {
 	// NATSURL (NATS_URL) is one or more comma-separated nats:// URLs of the
 	// same cluster, as nats.Connect takes them.
 	NATSURL string
+	// NATSReplicas (RINGBACK_NATS_REPLICAS, 1 to 5) is the replica count of
+	// the CALLS stream: 3 in a 3-node NATS cluster keeps the call events
+	// through the loss of a server. The services set it at every start,
+	// and NATS moves an existing stream to it; a single server refuses
+	// more than 1.
+	NATSReplicas int
 	// AdminAddr (RINGBACK_ADMIN_ADDR) is host:port of the admin HTTP server:
 	// /metrics, /healthz, /readyz. Each service has its own default port.
 	AdminAddr string
@@ -74,6 +80,8 @@ func LoadPlatform(l *Loader, d PlatformDefaults) Platform {
 			"Redis URL", "redis", "rediss", "unix"),
 		NATSURL: strings.Join(l.URLs("NATS_URL", DefaultNATSURL,
 			"comma-separated NATS server URLs", "nats", "tls", "ws", "wss"), ","),
+		NATSReplicas: l.Int("RINGBACK_NATS_REPLICAS", 1,
+			"replica count of the CALLS stream (3 in a 3-node NATS cluster)"),
 		AdminAddr: l.HostPort("RINGBACK_ADMIN_ADDR", d.AdminAddr,
 			"host:port of the admin HTTP server (/metrics, /healthz, /readyz)"),
 		GRPCAddr: l.HostPort("RINGBACK_GRPC_ADDR", d.GRPCAddr,
@@ -90,6 +98,7 @@ func LoadPlatform(l *Loader, d PlatformDefaults) Platform {
 		return nil
 	})
 	l.Check(p.ShutdownTimeout > 0, "RINGBACK_SHUTDOWN_TIMEOUT", "must be positive")
+	l.Check(p.NATSReplicas >= 1 && p.NATSReplicas <= 5, "RINGBACK_NATS_REPLICAS", "must be 1 to 5")
 	if p.AdminAddr != "" && p.AdminAddr == p.GRPCAddr {
 		l.Problemf("RINGBACK_GRPC_ADDR", "same address as RINGBACK_ADMIN_ADDR (%s)", p.AdminAddr)
 	}
@@ -115,6 +124,7 @@ func (p Platform) LogValue() slog.Value {
 		slog.String("database_url", r.DatabaseURL),
 		slog.String("redis_url", r.RedisURL),
 		slog.String("nats_url", r.NATSURL),
+		slog.Int("nats_replicas", r.NATSReplicas),
 		slog.String("admin_addr", r.AdminAddr),
 		slog.String("grpc_addr", r.GRPCAddr),
 		slog.String("log_level", r.LogLevel.String()),

@@ -41,9 +41,10 @@ const (
 
 // Bus is a connection to NATS with JetStream. It is safe for concurrent use.
 type Bus struct {
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	log *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	log      *slog.Logger
+	replicas int // Options.StreamReplicas
 }
 
 // Options tunes Connect; the zero value is what services use.
@@ -53,6 +54,10 @@ type Options struct {
 	// PingInterval is how often the client checks the server is alive
 	// (default 10s; a dead server is noticed after 3 missed pings).
 	PingInterval time.Duration
+	// StreamReplicas is the replica count of the streams EnsureStream
+	// declares without one (0: 1, a single server's). In a NATS cluster, 3
+	// keeps the call events through the loss of a server.
+	StreamReplicas int
 }
 
 // Connect connects to the comma-separated NATS URLs in url, naming the
@@ -117,7 +122,7 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger, opts Optio
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	return &Bus{nc: nc, js: js, log: log}, nil
+	return &Bus{nc: nc, js: js, log: log, replicas: opts.StreamReplicas}, nil
 }
 
 // Close closes the connection. Stop consumers first.
@@ -142,7 +147,9 @@ type StreamSpec struct {
 	// Duplicates (a duration) is the Nats-Msg-Id deduplication window
 	// (0: DefaultDuplicates).
 	Duplicates time.Duration
-	// Replicas in a clustered NATS (0: 1).
+	// Replicas in a clustered NATS (0: the Bus's Options.StreamReplicas).
+	// EnsureStream changes an existing stream's count to it: NATS adds or
+	// removes the copies while the stream serves.
 	Replicas int
 }
 
@@ -156,15 +163,19 @@ func Calls(maxAge time.Duration) StreamSpec {
 
 // EnsureStream creates the stream or updates it to spec; every service
 // declares the streams it uses at start, so the order they start in does
-// not matter.
+// not matter. A NATS cluster that is electing its leaders (it has just
+// started, or lost a server) leaves a request unanswered or answers it
+// "unavailable": each attempt waits at most ensureAttempt, and those are
+// tried again until ctx ends. A refusal (a replica count the servers
+// cannot hold, subjects another stream has) is returned at once.
 func (b *Bus) EnsureStream(ctx context.Context, spec StreamSpec) error {
 	if spec.Duplicates <= 0 {
 		spec.Duplicates = DefaultDuplicates
 	}
 	if spec.Replicas <= 0 {
-		spec.Replicas = 1
+		spec.Replicas = max(1, b.replicas)
 	}
-	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:       spec.Name,
 		Subjects:   spec.Subjects,
 		Storage:    jetstream.FileStorage,
@@ -173,12 +184,31 @@ func (b *Bus) EnsureStream(ctx context.Context, spec StreamSpec) error {
 		MaxAge:     spec.MaxAge,
 		Duplicates: spec.Duplicates,
 		Replicas:   spec.Replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("ensure stream %s: %w", spec.Name, err)
 	}
-	return nil
+	for {
+		actx, cancel := context.WithTimeout(ctx, ensureAttempt)
+		_, err := b.js.CreateOrUpdateStream(actx, cfg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		again := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
+			errors.As(err, &apiErr) && apiErr.Code == 503
+		if !again || ctx.Err() != nil {
+			return fmt.Errorf("ensure stream %s: %w", spec.Name, err)
+		}
+		b.log.Warn("nats: stream not ensured yet, trying again", "stream", spec.Name, logging.Err(err))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ensure stream %s: %w", spec.Name, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
+
+// ensureAttempt bounds one attempt of EnsureStream.
+const ensureAttempt = 5 * time.Second
 
 // PubAck says where a published message was stored.
 type PubAck struct {

@@ -511,3 +511,92 @@ func TestConsumeValidates(t *testing.T) {
 		})
 	}
 }
+
+// In a NATS cluster, a Bus with StreamReplicas 3 declares the CALLS stream
+// on three servers, and the events survive the loss of the stream's leader;
+// a single server refuses the count rather than keep one copy silently.
+func TestEnsureStreamReplicated(t *testing.T) {
+	t.Parallel()
+	servers := natstest.StartCluster(t, 3)
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.URL())
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	b, err := Connect(ctx, strings.Join(urls, ","), "test", slog.New(slog.DiscardHandler),
+		Options{ReconnectWait: 50 * time.Millisecond, StreamReplicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.EnsureStream(ctx, Calls(0)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.js.Stream(ctx, CallsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Leader == "" {
+		t.Fatalf("stream: %d replicas, cluster %+v", info.Config.Replicas, info.Cluster)
+	}
+	if _, err := b.Publish(ctx, "calls.c1.call_queued", "c1.queued", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	// The stream's leader goes; the other two elect another and keep both
+	// the event stored before and the ones published after.
+	lost := false
+	for i, s := range servers {
+		if "n"+fmt.Sprint(i) == info.Cluster.Leader {
+			s.Shutdown()
+			lost = true
+		}
+	}
+	if !lost {
+		t.Fatalf("no server is the stream's leader %q", info.Cluster.Leader)
+	}
+	// An attempt sent as the client reconnects may go unanswered: each one
+	// waits 2 s (the message id makes a retry store it once).
+	var ack PubAck
+	for {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		ack, err = b.Publish(actx, "calls.c1.call_dialing", "c1.dialing", []byte("after"))
+		acancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("publish after the leader's loss: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ack.Sequence != 2 {
+		t.Fatalf("published after the leader's loss at sequence %d, want 2", ack.Sequence)
+	}
+	for seq, want := range map[uint64]string{1: "before", 2: "after"} {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil || string(m.Data) != want {
+			t.Fatalf("message %d: %q, %v; want %q", seq, m.Data, err, want)
+		}
+	}
+
+	single := natstest.Start(t)
+	b1, err := Connect(ctx, single.URL(), "test", slog.New(slog.DiscardHandler), Options{StreamReplicas: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b1.Close()
+	// A refusal is returned at once, not tried again until the deadline.
+	rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer rcancel()
+	if err := b1.EnsureStream(rctx, Calls(0)); err == nil || !strings.Contains(err.Error(), "replica") {
+		t.Fatalf("3 replicas on a single server: %v, want a refusal", err)
+	}
+	if rctx.Err() != nil {
+		t.Fatal("3 replicas on a single server: the refusal was tried again until the deadline")
+	}
+}

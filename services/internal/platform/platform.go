@@ -60,7 +60,7 @@ func Open(ctx context.Context, name string, cfg config.Platform, needs Needs, lo
 		p.closers = append(p.closers, func() { _ = rdb.Close() })
 	}
 	if needs.NATS {
-		bus, err := natsbus.Connect(ctx, cfg.NATSURL, name, log, natsbus.Options{})
+		bus, err := natsbus.Connect(ctx, cfg.NATSURL, name, log, natsbus.Options{StreamReplicas: cfg.NATSReplicas})
 		if err != nil {
 			return fail(err)
 		}
