@@ -7,9 +7,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +47,8 @@ func run(ctx context.Context, args []string) error {
 	seeds := fs.Int("seeds", 5, "seeds per scenario")
 	hours := fs.Float64("hours", 8, "simulated hours per run")
 	modes := fs.String("modes", "progressive,predictive", "modes")
-	drop := fs.Bool("drop", true, "also run the mid-shift drop of p from 0.3 to 0.1 (predictive)")
+	drop := fs.Bool("drop", true, "also run the mid-shift drop of p from 0.3 to 0.1 (predictive, and the peer with -peer)")
+	peer := fs.Bool("peer", true, "also run the peer baseline, VICIdial's adaptive method (-method's), tuned per team size (see peerDiffTarget); its lines go to stderr")
 	method := fs.String("method", "hard_limit", "predictive method: hard_limit, tapered, average")
 	theta := fs.Float64("theta", 0, "predictive: the risk per call at the aim (0: the default)")
 	thetaMax := fs.Float64("thetamax", 0, "predictive: the most risk per call (0: the default)")
@@ -55,6 +58,10 @@ func run(ctx context.Context, args []string) error {
 	wait := fs.Duration("wait", pacing.DefaultAgentWait, "how long an answered person waits for an agent")
 	connect := fs.Duration("connect", 0, "delay from an answer to the agent (the router's)")
 	parallel := fs.Int("parallel", runtime.GOMAXPROCS(0), "runs at once")
+	step := fs.Int("step", 0, "instead of the runs above: the drop's step response, averaged over this many seeds per team size, for predictive, predictive told p, and the peer")
+	stepAt := fs.Duration("step-at", time.Hour, "-step: when p drops (the run ends 15 min after)")
+	fastWindows := fs.String("fast-windows", "", `predictive: the estimator's fast answer rates, narrowest first, as "weight,drop,rise;..." (dials' worth, standard errors; inf: never), e.g. "20,2,inf;60,3,2" (empty: pacing.DefaultFastWindows)`)
+	stepModes := fs.String("step-modes", "predictive,predictive_told,vicidial", "-step: the modes to run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,6 +73,10 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("-p: %w", err)
 	}
+	windows, err := parseWindows(*fastWindows)
+	if err != nil {
+		return fmt.Errorf("-fast-windows: %w", err)
+	}
 	m := map[string]pacing.Method{"hard_limit": pacing.HardLimit, "tapered": pacing.Tapered, "average": pacing.Average}[*method]
 	if m == 0 {
 		return fmt.Errorf("-method %q: want hard_limit, tapered or average", *method)
@@ -73,6 +84,9 @@ func run(ctx context.Context, args []string) error {
 	ra := *releaseAfter
 	if ra == 0 {
 		ra = -1 // the flag's 0 is "never"; the Config's, the default
+	}
+	peerFor := func(sc *pacingsim.Scenario) {
+		sc.Adapt = &pacingsim.Adapt{Method: m, DiffTarget: peerDiffTarget(sc.Agents), MaxLevel: 3}
 	}
 	cfgFor := func(mode string) (pacing.Config, error) {
 		switch mode {
@@ -85,6 +99,29 @@ func run(ctx context.Context, args []string) error {
 		return pacing.Config{}, fmt.Errorf("-modes: unknown mode %q", mode)
 	}
 	shift := time.Duration(*hours * float64(time.Hour))
+	if *step > 0 {
+		modes := strings.Split(*stepModes, ",")
+		for _, mode := range modes {
+			if !slices.Contains([]string{"predictive", "predictive_told", "vicidial"}, mode) {
+				return fmt.Errorf("-step-modes: unknown mode %q", mode)
+			}
+		}
+		return stepResponses(ctx, agents, modes, *step, *stepAt, *parallel, func(n int, seed uint64, mode string) pacingsim.Scenario {
+			cfg, _ := cfgFor("predictive")
+			sc := pacingsim.Issue(n, 0.3, seed, cfg)
+			sc.Shift, sc.ConnectDelay = *stepAt+pacingsim.StepAfter, *connect
+			sc.PAfter, sc.ChangeAt = 0.1, *stepAt
+			sc.FastWindows = windows
+			switch mode {
+			case "predictive_told":
+				sc.ToldP = true
+			case "vicidial":
+				sc.Pacing = pacing.Config{AgentWait: *wait}
+				peerFor(&sc)
+			}
+			return sc
+		})
+	}
 	var jobs []*job
 	for _, n := range agents {
 		for _, p := range ps {
@@ -96,7 +133,14 @@ func run(ctx context.Context, args []string) error {
 					}
 					sc := pacingsim.Issue(n, p, uint64(seed), cfg)
 					sc.Shift, sc.ConnectDelay = shift, *connect
+					sc.FastWindows = windows
 					jobs = append(jobs, &job{sc: sc, mode: mode})
+				}
+				if *peer {
+					sc := pacingsim.Issue(n, p, uint64(seed), pacing.Config{AgentWait: *wait})
+					sc.Shift, sc.ConnectDelay = shift, *connect
+					peerFor(&sc)
+					jobs = append(jobs, &job{sc: sc, mode: "vicidial"})
 				}
 			}
 		}
@@ -108,16 +152,47 @@ func run(ctx context.Context, args []string) error {
 				sc := pacingsim.Issue(n, 0.3, uint64(seed), cfg)
 				sc.Shift, sc.ConnectDelay = shift, *connect
 				sc.PAfter, sc.ChangeAt = 0.1, shift/2
+				sc.FastWindows = windows
 				told := sc
 				told.ToldP = true
 				j := &job{sc: sc, mode: "predictive", told: &job{sc: told, mode: "predictive"}}
 				jobs = append(jobs, j, j.told)
+				if *peer {
+					ps := sc
+					ps.Pacing = pacing.Config{AgentWait: *wait}
+					peerFor(&ps)
+					jobs = append(jobs, &job{sc: ps, mode: "vicidial"})
+				}
 			}
 		}
 	}
 	start := time.Now()
+	runAll(ctx, jobs, *parallel)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// The contract's lines on stdout; the drop scenario's (its p changes
+	// mid-shift, so it is no run of one p) and the peer's (no mode of the
+	// contract's) on stderr, marked.
+	for _, j := range jobs {
+		switch {
+		case j.sc.ToldP:
+		case j.sc.PAfter > 0:
+			fmt.Fprintln(os.Stderr, "# drop", format(j))
+		case j.sc.Adapt != nil:
+			fmt.Fprintln(os.Stderr, "# peer", format(j))
+		default:
+			fmt.Println(format(j))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "# %d runs of %s simulated in %s\n", len(jobs), shift, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// runAll runs the jobs, parallel at once.
+func runAll(ctx context.Context, jobs []*job, parallel int) {
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(1, *parallel))
+	sem := make(chan struct{}, max(1, parallel))
 	for _, j := range jobs {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -133,22 +208,49 @@ func run(ctx context.Context, args []string) error {
 		}()
 	}
 	wg.Wait()
+}
+
+// stepResponses runs the drop for seeds seeds per team size and mode, and
+// prints each mode's step response (pacingsim.StepResponse): one line per
+// team size and mode.
+func stepResponses(ctx context.Context, agents []int, modes []string, seeds int, at time.Duration, parallel int,
+	scenario func(n int, seed uint64, mode string) pacingsim.Scenario) error {
+	var jobs []*job
+	for _, n := range agents {
+		for _, mode := range modes {
+			for seed := 1; seed <= seeds; seed++ {
+				jobs = append(jobs, &job{sc: scenario(n, uint64(seed), mode), mode: mode})
+			}
+		}
+	}
+	start := time.Now()
+	runAll(ctx, jobs, parallel)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The contract's lines on stdout; the drop scenario's (its p changes
-	// mid-shift, so it is no run of one p) on stderr, marked.
-	for _, j := range jobs {
-		switch {
-		case j.sc.ToldP:
-		case j.sc.PAfter > 0:
-			fmt.Fprintln(os.Stderr, "# drop", format(j))
-		default:
-			fmt.Println(format(j))
+	for i := 0; i < len(jobs); i += seeds {
+		group := jobs[i : i+seeds]
+		var steps [][]float64
+		aband := 0.0
+		for _, j := range group {
+			steps = append(steps, j.r.Step)
+			aband += j.r.Abandonment
 		}
+		j := group[0]
+		st := pacingsim.StepResponse(j.sc.Tick, steps)
+		fmt.Printf("step mode=%s agents=%d runs=%d p=%g p_after=%g change_at=%s level_before=%.3f level_after=%.3f noise=%.3f t10_s=%s t50_s=%s t90_s=%s abandonment_mean=%.4f\n",
+			j.mode, j.sc.Agents, st.Runs, j.sc.P, j.sc.PAfter, at, st.Before, st.After, st.Noise, secs(st.T10), secs(st.T50), secs(st.T90), aband/float64(len(group)))
 	}
-	fmt.Fprintf(os.Stderr, "# %d runs of %s simulated in %s\n", len(jobs), shift, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "# %d runs in %s\n", len(jobs), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// secs is a duration in seconds, or "never" for a negative one.
+func secs(d time.Duration) string {
+	if d < 0 {
+		return "never"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 0, 64)
 }
 
 func format(j *job) string {
@@ -159,6 +261,9 @@ func format(j *job) string {
 		r.Occupancy, r.Dials, r.Live, r.Abandoned, r.Level, r.Wait.Milliseconds(), r.LimitedShare)
 	s += fmt.Sprintf(" worst_day=%.3f worst_at=%s released=%d released_live=%d", r.WorstDay, r.WorstAt.Round(time.Second),
 		r.Released, r.ReleasedLive)
+	if a := sc.Adapt; a != nil {
+		s += fmt.Sprintf(" dl_diff_target=%g max_level=%g", a.DiffTarget, a.MaxLevel)
+	}
 	if sc.PAfter > 0 {
 		s += fmt.Sprintf(" scenario=drop p_after=%s change_at=%s react_s=%.1f level_before=%.2f level_after=%.2f",
 			strconv.FormatFloat(sc.PAfter, 'f', -1, 64), sc.ChangeAt, r.React.Seconds(), r.LevelBefore, r.LevelAfter)
@@ -171,6 +276,25 @@ func format(j *job) string {
 	return s + fmt.Sprintf(" sim_ms=%d", j.took.Milliseconds())
 }
 
+// peerDiffTarget is the peer's adaptive_dl_diff_target for a team of n
+// agents: the agents it aims to keep ready on average. VICIdial's default,
+// 0, aims at as many calls waiting as agents ready, which only the drop
+// rules hold back (occupancy 0.61-0.63 at 3.0-3.3% abandonment, p = 0.2,
+// about progressive's); these are the best of a scan of the targets
+// (docs/benchmarks.md), an operator's best tuning found in hindsight;
+// other sizes get 1.6·√n.
+func peerDiffTarget(n int) float64 {
+	switch n {
+	case 10:
+		return -4
+	case 50:
+		return -10
+	case 100:
+		return -16
+	}
+	return -math.Round(1.6 * math.Sqrt(float64(n)))
+}
+
 func ints(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
@@ -179,6 +303,34 @@ func ints(s string) ([]int, error) {
 			return nil, fmt.Errorf("%q is not a positive integer", f)
 		}
 		out = append(out, n)
+	}
+	return out, nil
+}
+
+// parseWindows reads -fast-windows: "weight,drop,rise;..." (empty: nil,
+// the default windows).
+func parseWindows(s string) ([]pacing.FastWindow, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []pacing.FastWindow
+	for _, w := range strings.Split(s, ";") {
+		f := strings.Split(w, ",")
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%q is not weight,drop,rise", w)
+		}
+		var x [3]float64
+		for i := range f {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f[i]), 64)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %q is not a number", w, f[i])
+			}
+			x[i] = v
+		}
+		out = append(out, pacing.FastWindow{Weight: x[0], Drop: x[1], Rise: x[2]})
+	}
+	if err := pacing.NewEstimator().SetFastWindows(out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -300,3 +300,242 @@ func TestReleasedOutcomesDoNotBiasTheAnswerRate(t *testing.T) {
 		t.Errorf("counted as failures, the releases should read the rate low: %.3f", got)
 	}
 }
+
+// The fast answer rate is unbiased while calls ring, 4 s after a burst (when
+// the ended dials are all failures) as in a steady stream, and its spread is
+// what the pacer's test assumes of it (sqrt(p(1-p)/information)): the
+// information counted for the young dials, ringing or ended, is right.
+func TestAnswerRateLikelihood(t *testing.T) {
+	t.Parallel()
+	const p, perSecond = 0.3, 3
+	e := NewEstimator()
+	ds := newDialStream(rand.New(rand.NewPCG(3, 13)), perSecond, [2]float64{4, 16}, [2]float64{1, 24})
+	var steady, burst, z []float64
+	for tick := range 90000 {
+		now := float64(tick) / 5
+		ds.due(now, p)
+		if tick%300 == 280 { // every minute, 150 dials at once
+			for range 150 {
+				ds.place(now, p)
+			}
+		}
+		ds.feed(now, e)
+		// After the first 10 minutes, 4 s after each burst and 30 s later
+		// (a window of 60 dials' worth is some 20 s of dials: the windows
+		// hardly overlap).
+		if now < 600 || tick%150 != 0 {
+			continue
+		}
+		ringing := ds.ringing()
+		m := e.Model(at0(now), ringing, nil)
+		_, _, fasts := e.rates(m, at0(now), ringing)
+		f, info := fasts[len(fasts)-1].p, fasts[len(fasts)-1].info
+		if tick%300 == 0 {
+			burst = append(burst, f)
+		} else {
+			steady, z = append(steady, f), append(z, (f-p)/math.Sqrt(p*(1-p)/info))
+		}
+	}
+	meanSD := func(v []float64) (mean, sd float64) {
+		for _, f := range v {
+			mean += f / float64(len(v))
+		}
+		for _, f := range v {
+			sd += (f - mean) * (f - mean) / float64(len(v)-1)
+		}
+		return mean, math.Sqrt(sd)
+	}
+	mean, sd := meanSD(steady)
+	bmean, bsd := meanSD(burst)
+	_, zsd := meanSD(z)
+	t.Logf("%d windows: fast rate %.4f ± %.4f, %.2f times the standard error the test assumes; 4 s after a burst %.4f ± %.4f",
+		len(steady), mean, sd, zsd, bmean, bsd)
+	if math.Abs(mean-p) > 3*sd/math.Sqrt(float64(len(steady))) {
+		t.Errorf("mean fast rate %.4f, want %.2f", mean, p)
+	}
+	if math.Abs(bmean-p) > 3*bsd/math.Sqrt(float64(len(burst))) {
+		t.Errorf("mean fast rate after a burst %.4f, want %.2f", bmean, p)
+	}
+	if zsd < 0.85 || zsd > 1.15 {
+		t.Errorf("fast rate's spread %.2f times the standard error the test assumes", zsd)
+	}
+}
+
+// at0 is s seconds after t0.
+func at0(s float64) time.Time { return t0.Add(time.Duration(s * 1e9)) }
+
+// TestFastWindows checks SetFastWindows and what a narrower, more credulous
+// window does: it reads a drop of the answer rate sooner, and reads one by
+// chance more often while the rate holds (why it is not the default).
+func TestFastWindows(t *testing.T) {
+	t.Parallel()
+	for _, bad := range [][]FastWindow{
+		{{Weight: 5, Drop: 3, Rise: 2}},
+		{{Weight: 400, Drop: 3, Rise: 2}},
+		{{Weight: 60, Drop: 3, Rise: 2}, {Weight: 20, Drop: 3, Rise: 2}},
+		{{Weight: 60, Drop: 0.5, Rise: 2}},
+		{{Weight: 60, Drop: 3, Rise: math.NaN()}},
+		{{Weight: 10, Drop: 3, Rise: 2}, {Weight: 20, Drop: 3, Rise: 2}, {Weight: 30, Drop: 3, Rise: 2}, {Weight: 40, Drop: 3, Rise: 2}, {Weight: 50, Drop: 3, Rise: 2}},
+	} {
+		if err := NewEstimator().SetFastWindows(bad); err == nil {
+			t.Errorf("SetFastWindows(%v): no error", bad)
+		}
+	}
+	narrow := []FastWindow{{Weight: 15, Drop: 1.5, Rise: math.Inf(1)}, {Weight: 60, Drop: 3, Rise: 2}}
+	if err := NewEstimator().SetFastWindows(narrow); err != nil {
+		t.Fatal(err)
+	}
+
+	// Dials at 3 a second, p 0.3 for 15 minutes, then 0.1: the rate each
+	// estimator reads every second of the last 5 steady minutes, and 12 s
+	// after the drop.
+	const runs, perSecond, dropAt = 20, 3.0, 900.0
+	var afterDef, afterNarrow float64
+	var lowDef, lowNarrow, steadyTicks int
+	for seed := range uint64(runs) {
+		def, nar := NewEstimator(), NewEstimator()
+		if err := nar.SetFastWindows(narrow); err != nil {
+			t.Fatal(err)
+		}
+		ds := newDialStream(rand.New(rand.NewPCG(seed, 17)), perSecond, [2]float64{4, 16}, [2]float64{1, 24})
+		for tick := range int(dropAt+12) * 5 {
+			now := float64(tick) / 5
+			p := 0.3
+			if now >= dropAt {
+				p = 0.1
+			}
+			ds.due(now, p)
+			ds.feed(now, def, nar)
+			last := tick == int(dropAt+12)*5-1
+			if !last && (now < dropAt-300 || now >= dropAt || tick%5 != 0) {
+				continue
+			}
+			ringing := ds.ringing()
+			pd, pn := def.Model(at0(now), ringing, nil).P, nar.Model(at0(now), ringing, nil).P
+			if last {
+				afterDef += pd / runs
+				afterNarrow += pn / runs
+				continue
+			}
+			steadyTicks++
+			if pd < 0.22 {
+				lowDef++
+			}
+			if pn < 0.22 {
+				lowNarrow++
+			}
+		}
+	}
+	fDef, fNarrow := float64(lowDef)/float64(steadyTicks), float64(lowNarrow)/float64(steadyTicks)
+	t.Logf("12 s after the drop: default %.3f, narrow %.3f; steady under 0.22: default %.3f, narrow %.3f of the time",
+		afterDef, afterNarrow, fDef, fNarrow)
+	if afterNarrow > afterDef-0.03 {
+		t.Errorf("12 s after the drop the narrow window reads %.3f, the default %.3f: want it lower by 0.03 or more", afterNarrow, afterDef)
+	}
+	if fNarrow < 2*fDef || fNarrow < 0.01 {
+		t.Errorf("steady, the narrow window reads under 0.22 %.3f of the time, the default %.3f: want at least twice as often", fNarrow, fDef)
+	}
+}
+
+// TestDelaysLearnedAtHighDialRates: the delay distributions are learned
+// from settled dials (placed Settle ago), so the estimator must keep every
+// outcome that long, however fast it dials. Kept to the latest 600, at 15
+// dials a second every outcome went before it settled and the delays stayed
+// the prior's (answers after 4-20 s) whatever they were.
+func TestDelaysLearnedAtHighDialRates(t *testing.T) {
+	t.Parallel()
+	for _, perSecond := range []float64{3, 15, 60} {
+		e := NewEstimator()
+		// Answers after 2-6 s, failures after 1-10 s: not the prior's.
+		ds := newDialStream(rand.New(rand.NewPCG(5, uint64(perSecond))), perSecond, [2]float64{2, 4}, [2]float64{1, 9})
+		var m *Model
+		for tick := range 5 * 300 {
+			now := float64(tick) / 5
+			ds.due(now, 0.2)
+			ds.feed(now, e)
+			m = e.Model(at0(now), nil, nil)
+		}
+		// At 6 s every answer has come; the prior has a quarter of them.
+		if got := at(m.liveCDF, 6); got < 0.95 {
+			t.Errorf("%g dials a second: %.2f of the answers learned to come by 6 s, want all (%d answers, %d failures learned)",
+				perSecond, got, e.nLive, e.nFailed)
+		}
+		if got := at(m.failCDF, 10); got < 0.95 {
+			t.Errorf("%g dials a second: %.2f of the failures learned to end by 10 s, want all", perSecond, got)
+		}
+		if n := len(e.outcomes); float64(n) > perSecond*(Settle.Seconds()+15)+DefaultOutcomes {
+			t.Errorf("%g dials a second: %d outcomes kept, more than the latest %s's and %d", perSecond, n, Settle+15*time.Second, DefaultOutcomes)
+		}
+	}
+	// Never asked for a model, nothing is learned: the outcomes are kept up
+	// to maxOutcomes.
+	e := NewEstimator()
+	for i := range maxOutcomes + 100 {
+		e.AddOutcome(Outcome{Placed: at0(float64(i) / 100), Delay: time.Second})
+	}
+	if n := len(e.outcomes); n > maxOutcomes || n < DefaultOutcomes || !e.outcomes[n-1].Placed.Equal(at0(float64(maxOutcomes+99)/100)) {
+		t.Errorf("never asked for a model: %d outcomes kept (the most: %d), the latest %v", n, maxOutcomes, e.outcomes[n-1].Placed)
+	}
+}
+
+// dialStream is a Poisson stream of dials whose outcomes are fed to
+// estimators as they end: a live answer after live[0] + live[1]·U seconds,
+// a failure after fail[0] + fail[1]·U (U uniform in [0, 1)).
+type dialStream struct {
+	rng        *rand.Rand
+	perSecond  float64
+	live, fail [2]float64
+	next       float64 // when the next dial of the stream is placed
+	pending    []streamDial
+}
+
+type streamDial struct {
+	placed, end float64
+	live        bool
+}
+
+func newDialStream(rng *rand.Rand, perSecond float64, live, fail [2]float64) *dialStream {
+	return &dialStream{rng: rng, perSecond: perSecond, live: live, fail: fail}
+}
+
+// place places one dial at now that a person answers with probability p.
+func (s *dialStream) place(now, p float64) {
+	d := streamDial{placed: now, live: s.rng.Float64() < p}
+	if d.live {
+		d.end = now + s.live[0] + s.live[1]*s.rng.Float64()
+	} else {
+		d.end = now + s.fail[0] + s.fail[1]*s.rng.Float64()
+	}
+	s.pending = append(s.pending, d)
+}
+
+// due places the stream's dials due by now.
+func (s *dialStream) due(now, p float64) {
+	for ; s.next <= now; s.next += s.rng.ExpFloat64() / s.perSecond {
+		s.place(now, p)
+	}
+}
+
+// feed gives es the outcomes of the dials ended by now.
+func (s *dialStream) feed(now float64, es ...*Estimator) {
+	rest := s.pending[:0]
+	for _, d := range s.pending {
+		if d.end > now {
+			rest = append(rest, d)
+			continue
+		}
+		for _, e := range es {
+			e.AddOutcome(Outcome{Placed: at0(d.placed), Live: d.live, Delay: time.Duration((d.end - d.placed) * 1e9)})
+		}
+	}
+	s.pending = rest
+}
+
+// ringing are the placements of the dials still ringing.
+func (s *dialStream) ringing() []time.Time {
+	var r []time.Time
+	for _, d := range s.pending {
+		r = append(r, at0(d.placed))
+	}
+	return r
+}

@@ -17,6 +17,7 @@ import (
 	"container/heap"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/ringback/ringback/services/dialer/pacing"
@@ -48,6 +49,12 @@ type Scenario struct {
 	// estimate's: a baseline that is not a pacer, to tell the pacing's own
 	// reaction to a change of P from the time the estimate takes to see it.
 	ToldP bool
+	// Adapt, when set, dials by VICIdial's adaptive method in place of
+	// Pacing: the peer baseline (see Adapt).
+	Adapt *Adapt
+	// FastWindows, if set, replace the estimator's (see
+	// pacing.Estimator.SetFastWindows, which must take them).
+	FastWindows []pacing.FastWindow
 }
 
 // Issue returns the scenario the issue specifies, for n agents and
@@ -85,6 +92,10 @@ type Result struct {
 	// DialRate is the dials per second the pacer placed in the 15 s after
 	// the change: what the evidence of the change rests on (DropEvidence).
 	DialRate float64
+	// Step (with a change of P) is the dial level at every tick from
+	// StepBefore before the change to StepAfter after it, for the step
+	// response over many runs (StepResponse).
+	Step []float64
 	// WorstDay is the highest the abandonment rate so far reached after
 	// its first 100 live answers.
 	WorstDay float64
@@ -156,6 +167,8 @@ type dial struct {
 	// released: the pacer hung it up unanswered (its outcome event is
 	// void).
 	released bool
+	// abandoned: answered, and no agent within the wait.
+	abandoned bool
 }
 
 type sim struct {
@@ -169,6 +182,7 @@ type sim struct {
 	ringing []int // dial ids ringing
 	waiting []int // dial ids answered, no agent yet (FIFO)
 	est     *pacing.Estimator
+	peer    *adapt // Scenario.Adapt's state
 	base    time.Time
 	talkMu  float64
 	talkSig float64
@@ -192,6 +206,14 @@ func Run(sc Scenario) Result {
 	}
 	s := &sim{sc: sc, rng: rand.New(rand.NewPCG(sc.Seed, uint64(sc.Agents)<<32|uint64(sc.P*1000))),
 		agents: make([]agent, sc.Agents), est: pacing.NewEstimator(), base: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
+	if sc.Adapt != nil {
+		s.peer = newAdapt(*sc.Adapt)
+	}
+	if sc.FastWindows != nil {
+		if err := s.est.SetFastWindows(sc.FastWindows); err != nil {
+			panic(err)
+		}
+	}
 	s.talkSig = math.Sqrt(math.Log(1 + sc.TalkCV*sc.TalkCV))
 	s.talkMu = math.Log(sc.TalkMean.Seconds()) - s.talkSig*s.talkSig/2
 	for t := time.Duration(0); t < sc.Shift; t += sc.Tick {
@@ -227,6 +249,11 @@ func Run(sc Scenario) Result {
 			}
 		}
 		r.DialRate = float64(n) / ReactTarget.Seconds()
+		from := max(0, int((sc.ChangeAt-StepBefore)/sc.Tick))
+		to := min(len(s.levelTrace), int((sc.ChangeAt+StepAfter)/sc.Tick))
+		if from < to {
+			r.Step = slices.Clone(s.levelTrace[from:to])
+		}
 	}
 	return r
 }
@@ -275,6 +302,7 @@ func (s *sim) advance(t time.Duration) {
 			d := &s.dials[e.id]
 			if d.waiting {
 				d.waiting = false
+				d.abandoned = true
 				s.removeWaiting(e.id)
 				s.abandoned++
 			}
@@ -411,24 +439,13 @@ func (s *sim) input() pacing.Input {
 }
 
 func (s *sim) decide() {
-	in := s.input()
-	m := s.est.Model(in.Now, in.Ringing, in.OnCallSince)
-	if s.sc.ToldP {
-		m.P = s.p()
+	var n int
+	if s.peer != nil {
+		n = s.peer.dials(s)
+	} else {
+		n = s.pace()
 	}
-	d := pacing.Decide(s.sc.Pacing, in, m)
-	s.decisions++
-	if d.Limited {
-		s.limited++
-	}
-	ids := make([]int, len(d.Release))
-	for i, j := range d.Release {
-		ids[i] = s.ringing[j] // before any is removed: removal reorders
-	}
-	for _, id := range ids {
-		s.release(id)
-	}
-	for range d.Dials {
+	for range n {
 		id := len(s.dials)
 		live := s.rng.Float64() < s.p()
 		var delay time.Duration
@@ -441,9 +458,32 @@ func (s *sim) decide() {
 		s.ringing = append(s.ringing, id)
 		s.push(s.now+delay, evDial, id)
 	}
+	s.decisions++
 	level := float64(len(s.ringing)) / float64(s.sc.Agents)
 	s.levelSum += level
 	s.levelTrace = append(s.levelTrace, level)
+}
+
+// pace asks the pacing, releases the calls it releases, and returns the
+// calls it places.
+func (s *sim) pace() int {
+	in := s.input()
+	m := s.est.Model(in.Now, in.Ringing, in.OnCallSince)
+	if s.sc.ToldP {
+		m.P = s.p()
+	}
+	d := pacing.Decide(s.sc.Pacing, in, m)
+	if d.Limited {
+		s.limited++
+	}
+	ids := make([]int, len(d.Release))
+	for i, j := range d.Release {
+		ids[i] = s.ringing[j] // before any is removed: removal reorders
+	}
+	for _, id := range ids {
+		s.release(id)
+	}
+	return d.Dials
 }
 
 // ReactTarget is how soon the issue wants the dial level to react to a

@@ -97,3 +97,123 @@ func TestDropEvidence(t *testing.T) {
 		t.Errorf("false alarms %.3f / %.3f / %.3f: want them to fall with the information", early.FalseAlarm, late.FalseAlarm, faster.FalseAlarm)
 	}
 }
+
+// The peer's level follows AST_VDadapt.pl's arithmetic.
+func TestAdaptLevel(t *testing.T) {
+	t.Parallel()
+	hard := Adapt{Method: pacing.HardLimit, DropTarget: 0.03, MaxLevel: 3}
+	quiet := adaptStats{callsToday: 1000, answersToday: 200, dropsToday: 6, left: 4 * time.Hour} // 3.0%: not over
+	over := quiet
+	over.dropsToday = 7 // 3.5%
+	cases := []struct {
+		name                string
+		cfg                 Adapt
+		level, diff, agents float64
+		st                  adaptStats
+		want                float64
+	}{
+		{"two agents ready in ten", hard, 2, 2, 10, quiet, 2.4},
+		{"two calls waiting", hard, 2, -2, 10, quiet, 1.6},
+		{"intensity 20 up", Adapt{Method: pacing.HardLimit, MaxLevel: 3, DropTarget: 0.03, Intensity: 20}, 2, 2, 10, quiet, 2.48},
+		{"intensity 20 down", Adapt{Method: pacing.HardLimit, MaxLevel: 3, DropTarget: 0.03, Intensity: 20}, 2, -2, 10, quiet, 1.68},
+		{"capped", hard, 2.8, 5, 10, quiet, 3},
+		{"floored", hard, 1.1, -5, 10, quiet, 1},
+		{"hard limit", hard, 2, 2, 10, over, 1},
+		{"average", Adapt{Method: pacing.Average, MaxLevel: 3, DropTarget: 0.03}, 2, 2, 10, over, 1.2},
+		{"tapered, 4 h left", Adapt{Method: pacing.Tapered, MaxLevel: 3, DropTarget: 0.03}, 2.5, 0, 10, over, 1},
+		{"tapered, 9 h left", Adapt{Method: pacing.Tapered, MaxLevel: 3, DropTarget: 0.03}, 2.5, 0, 10, adaptStats{callsToday: 1000, answersToday: 200, dropsToday: 7, left: 9 * time.Hour}, 2.25},
+		{"few calls yet", hard, 2, 0, 10, adaptStats{callsToday: 50, answersToday: 10, dropsToday: 5}, 2},
+		{"half the minute dropped", hard, 2.4, 0, 10, adaptStats{callsMinute: 30, dropsMinute: 16}, 1.2},
+	}
+	for _, c := range cases {
+		got := adaptLevel(c.cfg, c.level, c.diff, c.agents, c.st)
+		if math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%s: level %.4f, want %.4f", c.name, got, c.want)
+		}
+	}
+}
+
+// The peer in the harness: held at one line per agent it is progressive
+// (no abandonment); free to adapt, it dials ahead of its agents, and its
+// hard limit holds the day at about the target.
+func TestAdaptPeer(t *testing.T) {
+	t.Parallel()
+	run := func(a Adapt) Result {
+		sc := Issue(50, 0.2, 1, pacing.Config{})
+		sc.Shift, sc.Adapt = 2*time.Hour, &a
+		return Run(sc)
+	}
+	one := run(Adapt{MaxLevel: 1})
+	prog := func() Result {
+		sc := Issue(50, 0.2, 1, pacing.Config{Mode: pacing.Agents})
+		sc.Shift = 2 * time.Hour
+		return Run(sc)
+	}()
+	tuned := run(Adapt{DiffTarget: -10})
+	t.Logf("level 1: %+v", one)
+	t.Logf("progressive: %+v", prog)
+	t.Logf("adapting: %+v", tuned)
+	if one.Abandoned != 0 || one.Dials != prog.Dials || one.Occupancy != prog.Occupancy {
+		t.Errorf("at level 1: %d dials, occupancy %.4f, %d abandoned; want progressive's %d dials, %.4f",
+			one.Dials, one.Occupancy, one.Abandoned, prog.Dials, prog.Occupancy)
+	}
+	if tuned.Occupancy < one.Occupancy+0.05 || tuned.Level < one.Level*1.1 {
+		t.Errorf("adapting: occupancy %.3f level %.2f, at level 1 %.3f %.2f: want it ahead", tuned.Occupancy, tuned.Level, one.Occupancy, one.Level)
+	}
+	if tuned.Abandonment > 0.035 || tuned.Abandoned == 0 {
+		t.Errorf("adapting: abandonment %.4f (%d calls)", tuned.Abandonment, tuned.Abandoned)
+	}
+}
+
+// The step response reads the mean of the runs' levels: a ramp from 0.3 to
+// 0.9 over 20 s after the change is a tenth, half and nine tenths of the
+// way at 2, 10 and 18 s, through noise that the runs average out and that
+// one run shows.
+func TestStepResponse(t *testing.T) {
+	t.Parallel()
+	tick := 200 * time.Millisecond
+	ticks := int((StepBefore + StepAfter) / tick)
+	change := int(StepBefore / tick)
+	ramp := int(20 * time.Second / tick)
+	run := func(noise float64) []float64 {
+		s := make([]float64, ticks)
+		for i := range s {
+			switch {
+			case i < change:
+				s[i] = 0.3
+			case i < change+ramp:
+				s[i] = 0.3 + 0.6*float64(i-change+1)/float64(ramp)
+			default:
+				s[i] = 0.9
+			}
+			if i%2 == 0 {
+				s[i] += noise
+			} else {
+				s[i] -= noise
+			}
+		}
+		return s
+	}
+	st := StepResponse(tick, [][]float64{run(0.2), run(-0.2), nil})
+	t.Logf("%+v", st)
+	if st.Runs != 2 || math.Abs(st.Before-0.3) > 1e-9 || math.Abs(st.After-0.9) > 1e-9 || st.Noise > 1e-9 {
+		t.Errorf("runs %d, before %.3f, after %.3f, noise %.3f", st.Runs, st.Before, st.After, st.Noise)
+	}
+	// Read at the end of the first bin whose mean is past the share: a
+	// second after the ramp itself is.
+	if st.T10 != 3*time.Second || st.T50 != 11*time.Second || st.T90 != 19*time.Second {
+		t.Errorf("T10 %s, T50 %s, T90 %s; want 3s, 11s, 19s", st.T10, st.T50, st.T90)
+	}
+	// Alone, a run's ±0.2 leaves ±0.04 in each bin of five ticks: a
+	// fifteenth of the step.
+	if one := StepResponse(tick, [][]float64{run(0.2)}); math.Abs(one.Noise-0.04/0.6) > 1e-6 {
+		t.Errorf("one run: noise %.4f, want %.4f", one.Noise, 0.04/0.6)
+	}
+	flat := run(0)
+	for i := change; i < len(flat); i++ {
+		flat[i] = 0.3
+	}
+	if st := StepResponse(tick, [][]float64{flat}); st.T10 != -1 {
+		t.Errorf("no change: %+v", st)
+	}
+}
