@@ -168,7 +168,7 @@ func (b *Bus) open(ctx context.Context, spec ConsumerSpec, pull int) (*Consumer,
 	if err != nil {
 		return nil, fmt.Errorf("consume %s/%s: %w", spec.Stream, spec.Durable, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(pull))
+	it, err := cons.Messages(jetstream.PullMaxMessages(pull), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s/%s: %w", spec.Stream, spec.Durable, err)
 	}
@@ -182,6 +182,16 @@ func (b *Bus) open(ctx context.Context, spec ConsumerSpec, pull int) (*Consumer,
 	c.handlerCtx, c.cancelHandler = context.WithCancel(context.Background())
 	return c, nil
 }
+
+// pullHeartbeat is how often the server confirms an open pull request while
+// it has nothing to deliver; after two silent periods the client takes the
+// request as lost and pulls again. nats.go's default (15s for its 30s
+// requests) leaves a consumer idle for 30 s when a request is lost, and
+// nats.go v1.55.0 loses one itself: a request whose messages are all read
+// before the goroutine that sent it marks it sent is never followed by the
+// next one (checkPending sees fetchInProgress still set). A second is cheap
+// (one small message a second per idle consumer) and bounds that gap to 2 s.
+const pullHeartbeat = time.Second
 
 // read pulls messages and hands each to its subject's worker until the
 // iterator closes (Stop, or the connection closed).
@@ -216,6 +226,11 @@ func (c *Consumer) nextFailed(err error) (closed bool) {
 			c.log.Error("consumer: stopped by the server or a closed connection", logging.Err(err))
 		}
 		return true
+	}
+	if errors.Is(err, jetstream.ErrNoHeartbeat) {
+		// The open pull request is taken as lost; the next Next sends another.
+		c.log.Warn("consumer: no heartbeat from the server, pulling again", "silent_for", (2 * pullHeartbeat).String())
+		return false
 	}
 	c.log.Warn("consumer: fetching messages", logging.Err(err))
 	select {
