@@ -25,26 +25,8 @@ import (
 // Two pages: the gateway's own demo page, and a company's page on another
 // origin that embeds /widget.js with the campaign this test creates (the
 // embedding every customer does: cross-origin requests, CORS, the status
-// stream from the gateway's origin).
-//
-// TODO(banner demo hook): /demo/banner shows the campaign that the suite's
-// gateway.RunOptions.DemoCampaign returns, which is the development campaign
-// (Info.DevCampaignID, created by EnsureDevCampaign), and a test cannot
-// change it. To show the "Browser test" campaign created below there, the
-// suite needs an Options.DemoCampaign func() string (or string) that Run
-// consults before the development campaign, e.g. in suite.go:
-//
-//	DemoCampaign: func() string {
-//		if opts.DemoCampaign != nil {
-//			if id := opts.DemoCampaign(); id != "" {
-//				return id
-//			}
-//		}
-//		return demo.Load().(string)
-//	},
-//
-// and start() in suite_test.go would need to take it. Until then the demo
-// page subtest follows a call of the development campaign.
+// stream from the gateway's origin). The demo page is pointed at that
+// campaign too (suite.Options.DemoCampaign).
 func TestEndToEndBannerBrowser(t *testing.T) {
 	e := start(t)
 
@@ -60,22 +42,15 @@ func TestEndToEndBannerBrowser(t *testing.T) {
 
 	// The two run one after the other: they call the same operator number.
 	t.Run("demo page", func(t *testing.T) {
+		e.demo.Store(campaignID)
+		defer e.demo.Store("")
 		p := openPage(t, browserCtx, e.info.HTTPURL+"/demo/banner")
-		// TODO(banner demo hook): want campaignID once the suite can point
-		// the demo page at it.
-		want := e.info.DevCampaignID
-		if got := p.eval(`document.querySelector('script[data-campaign]').dataset.campaign`); got != want {
-			t.Errorf("the demo page's campaign: %q, want %q", got, want)
+		if got := p.eval(`document.querySelector('script[data-campaign]').dataset.campaign`); got != campaignID {
+			t.Errorf("the demo page's campaign: %q, want %q", got, campaignID)
 		}
-		// The development campaign plays an announcement to the visitor
-		// before it calls the company: longer than a ...0001 visitor talks
-		// at the test time scale (they hang up first, FAILED CALLING TO
-		// USER). A ...0000 visitor stays on the line until the company
-		// (...0001) hangs up. TODO(banner demo hook): "+15551230001" with
-		// the "Browser test" campaign, which has no announcement.
-		p.call("+15551230000")
+		p.call("+15551230001")
 		if msg := p.waitStates("connected", "ended"); msg != "" {
-			t.Fatalf("%s\nthe campaign's calls:\n%s", msg, e.campaignEvents(want))
+			t.Fatalf("%s\nthe campaign's calls:\n%s", msg, e.campaignEvents(campaignID))
 		}
 	})
 

@@ -47,6 +47,10 @@ type Options struct {
 	Log                *slog.Logger
 	// Ready is called once everything serves.
 	Ready func(Info)
+	// DemoCampaign, if set and it returns an id, names the campaign the
+	// gateway's /demo/banner shows; otherwise it shows the development
+	// campaign.
+	DemoCampaign func() string
 }
 
 // Info says where the suite serves.
@@ -282,7 +286,14 @@ func Run(ctx context.Context, opts Options) error {
 		errs <- gateway.Run(ctx, gwCfg, log.With("component", "gateway"), reg, gateway.RunOptions{
 			DevAccount: opts.DevAccount, DevKey: opts.DevKey,
 			DevAccountReady: func(id, key string) { info.DevAccountID, info.DevKey = id, key },
-			DemoCampaign:    func() string { return demo.Load().(string) },
+			DemoCampaign: func() string {
+				if opts.DemoCampaign != nil {
+					if id := opts.DemoCampaign(); id != "" {
+						return id
+					}
+				}
+				return demo.Load().(string)
+			},
 			Ready: func(s *server.Server) {
 				info.HTTPURL = "http://" + s.PublicAddr().String()
 				close(gwReady)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +52,8 @@ type e2e struct {
 	key  string
 	mail *mailtest.Server // where the suite's emails go
 	db   string           // the suite's database URL (for more replicas, and to look inside)
+	// demo is the campaign /demo/banner shows ("": the development one).
+	demo atomic.Value
 
 	mu     sync.Mutex
 	events map[string][]*eventsv1.CallEvent
@@ -99,15 +102,17 @@ func start(t *testing.T) *e2e {
 	}
 	ready := make(chan Info, 1)
 	done := make(chan error, 1)
+	e := &e2e{t: t, mail: mails, db: db, events: map[string][]*eventsv1.CallEvent{}}
+	e.demo.Store("")
 	go func() {
 		done <- Run(ctx, Options{
 			Lookup: lookup, SimESLAddr: "127.0.0.1:0", SimControlAddr: "127.0.0.1:0", SimTimeScale: 10, // 20 left a loaded machine too little real time between the far ends' moves
 			DevAccount: "e2e", DevKey: "rb_e2e_test_key_0123456789",
 			Log:   testLog(t),
-			Ready: func(i Info) { ready <- i },
+			Ready:        func(i Info) { ready <- i },
+			DemoCampaign: func() string { return e.demo.Load().(string) },
 		})
 	}()
-	e := &e2e{t: t, mail: mails, db: db, events: map[string][]*eventsv1.CallEvent{}}
 	select {
 	case e.info = <-ready:
 	case err := <-done:
