@@ -233,6 +233,14 @@ func validatePacing(c *dialerv1.Campaign) error {
 	if e := p.GetShiftEnd(); e != "" && (!hhmmRe.MatchString(e) || e == "00:00") {
 		return bad("pacing.shift_end must be HH:MM")
 	}
+	if z := p.GetShiftTimeZone(); z != "" && zoneOf(z) == nil {
+		return bad("pacing.shift_time_zone %q: use an IANA time zone such as Europe/Madrid", z)
+	}
+	if p.GetMethod() == dialerv1.AdaptMethod_ADAPT_METHOD_TAPERED && p.GetShiftTimeZone() == "" {
+		if zones := callingCodeZones(phonenumbers.GetCountryCodeForRegion(c.GetDefaultCountry())); !sameClock(zones) {
+			return bad("pacing.shift_time_zone is required for a TAPERED campaign whose default country (%q) does not tell the shift's zone: it has none or several", c.GetDefaultCountry())
+		}
+	}
 	paced := p.GetMode() == dialerv1.PacingMode_PACING_MODE_AGENTS || p.GetMode() == dialerv1.PacingMode_PACING_MODE_PREDICTIVE
 	if !paced {
 		return nil

@@ -141,23 +141,56 @@ func inWindow(loc *time.Location, ws []window, t time.Time) bool {
 // bounded by the tz database, so one cache serves the whole process.
 var zoneCache sync.Map // name -> *time.Location
 
+// zoneOf loads the IANA zone z through zoneCache; nil for a name Go does not
+// know, and for "" and "Local" (the host's zone is no zone of a number or a
+// shift).
+func zoneOf(z string) *time.Location {
+	if z == "" || z == "Local" || len(z) > 64 {
+		return nil
+	}
+	if v, ok := zoneCache.Load(z); ok {
+		return v.(*time.Location)
+	}
+	loc, err := time.LoadLocation(z)
+	if err != nil {
+		return nil
+	}
+	zoneCache.Store(z, loc)
+	return loc
+}
+
+// sameClock reports whether zones are known and all keep one clock, in
+// winter and in summer (a country's several names for one zone, as +44's
+// London and Jersey).
+func sameClock(zones []string) bool {
+	locs := make([]*time.Location, 0, len(zones))
+	for _, z := range zones {
+		if loc := zoneOf(z); loc != nil {
+			locs = append(locs, loc)
+		}
+	}
+	if len(locs) == 0 {
+		return false
+	}
+	for _, month := range []time.Month{time.January, time.July} {
+		at := time.Date(2026, month, 15, 12, 0, 0, 0, time.UTC)
+		_, want := at.In(locs[0]).Zone()
+		for _, loc := range locs[1:] {
+			if _, off := at.In(loc).Zone(); off != want {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // locations loads zones, skipping names Go does not know; none left is UTC.
 func locations(zones []string) []*time.Location {
 	locs := make([]*time.Location, 0, len(zones))
 	for _, z := range zones {
-		if z == "" || z == "Local" {
-			continue // "" and "Local" are no zones of a number
+		if loc := zoneOf(z); loc != nil {
+			locs = append(locs, loc)
 		}
-		if v, ok := zoneCache.Load(z); ok {
-			locs = append(locs, v.(*time.Location))
-			continue
-		}
-		loc, err := time.LoadLocation(z)
-		if err != nil {
-			continue
-		}
-		zoneCache.Store(z, loc)
-		locs = append(locs, loc)
 	}
 	if len(locs) == 0 {
 		locs = append(locs, time.UTC)

@@ -111,8 +111,11 @@ type Settings struct {
 	Pacing      pacing.Config
 	SafeHarbour string
 	Lockout     time.Duration
-	// ShiftEnd (TAPERED): "HH:MM" in the default country's time.
+	// ShiftEnd (TAPERED): "HH:MM" in ShiftZone.
 	ShiftEnd string
+	// ShiftZone (TAPERED) is the shift's time zone; nil: the first zone of
+	// DefaultCountry.
+	ShiftZone *time.Location
 }
 
 // Paced reports whether answers go to the campaign's agents.
@@ -184,6 +187,7 @@ func SettingsOf(c *dialerv1.Campaign) Settings {
 		s.Pacing.AgentWait = pacing.DefaultAgentWait
 	}
 	s.SafeHarbour, s.ShiftEnd = p.GetSafeHarbour(), p.GetShiftEnd()
+	s.ShiftZone = zoneOf(p.GetShiftTimeZone())
 	s.Lockout = pick(p.GetAbandonLockoutS(), DefaultAbandonLockout)
 	s.Retry[StatusAbandoned] = s.Lockout
 	if t := c.GetStartTime(); t != nil {

@@ -372,17 +372,15 @@ func abandonmentOf(day, month pacing.Window) *dialerv1.Abandonment {
 }
 
 // shiftOf is the shift of a TAPERED campaign at now: from the start of its
-// first calling window of the day to shift_end (21:00 by default), in the
-// first time zone of its default country.
+// first calling window of the day to shift_end (21:00 by default), in
+// shift_time_zone (by default the first time zone of its default country).
 func shiftOf(s Settings, now time.Time) (shift, left time.Duration) {
 	if s.Pacing.Method != pacing.Tapered {
 		return 0, 0
 	}
-	loc := time.UTC
-	if z := callingCodeZones(phonenumbers.GetCountryCodeForRegion(s.DefaultCountry)); len(z) > 0 {
-		if l, err := time.LoadLocation(z[0]); err == nil {
-			loc = l
-		}
+	loc := s.ShiftZone
+	if loc == nil {
+		loc = locations(callingCodeZones(phonenumbers.GetCountryCodeForRegion(s.DefaultCountry)))[0]
 	}
 	local := now.In(loc)
 	end := s.ShiftEnd

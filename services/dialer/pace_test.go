@@ -133,6 +133,15 @@ func TestValidatePacing(t *testing.T) {
 		{"level", func(c *dialerv1.Campaign) { c.Pacing.MaxDialLevel = 20 }},
 		{"lockout", func(c *dialerv1.Campaign) { c.Pacing.AbandonLockoutS = -1 }},
 		{"shift end", func(c *dialerv1.Campaign) { c.Pacing.ShiftEnd = "9pm" }},
+		{"shift zone unknown", func(c *dialerv1.Campaign) { c.Pacing.ShiftTimeZone = "Mars/Olympus" }},
+		{"shift zone of the host", func(c *dialerv1.Campaign) { c.Pacing.ShiftTimeZone = "Local" }},
+		{"shift zone a path", func(c *dialerv1.Campaign) { c.Pacing.ShiftTimeZone = "../../etc/passwd" }},
+		{"tapered in a country of several zones", func(c *dialerv1.Campaign) {
+			c.DefaultCountry, c.Pacing.Method = "US", dialerv1.AdaptMethod_ADAPT_METHOD_TAPERED
+		}},
+		{"tapered without a country", func(c *dialerv1.Campaign) {
+			c.DefaultCountry, c.Pacing.Method = "", dialerv1.AdaptMethod_ADAPT_METHOD_TAPERED
+		}},
 		{"mode", func(c *dialerv1.Campaign) { c.Pacing.Mode = 99 }},
 		{"release under the lawful ring", func(c *dialerv1.Campaign) { c.Pacing.ReleaseAfterS = 10 }},
 		{"release too late", func(c *dialerv1.Campaign) { c.Pacing.ReleaseAfterS = 121 }},
@@ -140,6 +149,15 @@ func TestValidatePacing(t *testing.T) {
 	}
 	if err := validatePacing(ok()); err != nil {
 		t.Fatalf("valid campaign refused: %v", err)
+	}
+	// TAPERED where the country tells the shift's zone: one zone (DE), or
+	// several names of one clock (GB's +44: London, Jersey, Guernsey, Man).
+	for _, country := range []string{"DE", "GB"} {
+		c := ok()
+		c.DefaultCountry, c.Pacing.Method = country, dialerv1.AdaptMethod_ADAPT_METHOD_TAPERED
+		if err := validatePacing(c); err != nil {
+			t.Errorf("TAPERED in %s refused: %v", country, err)
+		}
 	}
 	for _, r := range []int32{-1, 15, 120} {
 		c := ok()
@@ -174,6 +192,23 @@ func TestShiftOf(t *testing.T) {
 	// Past the shift's end: nothing left.
 	if _, left := shiftOf(SettingsOf(c), now.Add(7*time.Hour)); left != 0 {
 		t.Errorf("after the shift: %s left", left)
+	}
+
+	// A country of several zones: the shift's is named. 14:00 in Los
+	// Angeles (UTC-8 before March 8): 6 h left to 20:00.
+	c.DefaultCountry = "US"
+	c.Pacing.ShiftTimeZone = "America/Los_Angeles"
+	if err := validatePacing(c); err != nil {
+		t.Fatalf("shift_time_zone refused: %v", err)
+	}
+	now = time.Date(2026, 3, 4, 22, 0, 0, 0, time.UTC)
+	if shift, left := shiftOf(SettingsOf(c), now); shift != 12*time.Hour || left != 6*time.Hour {
+		t.Errorf("Los Angeles: shift %s, left %s; want 12h, 6h", shift, left)
+	}
+	// The same instant in New York's shift is past 17:00: 3 h left.
+	c.Pacing.ShiftTimeZone = "America/New_York"
+	if _, left := shiftOf(SettingsOf(c), now); left != 3*time.Hour {
+		t.Errorf("New York: %s left, want 3h", left)
 	}
 }
 

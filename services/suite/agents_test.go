@@ -71,6 +71,19 @@ func TestEndToEndDialerAgents(t *testing.T) {
 	if code, out := e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"No harbour","pacing":{"mode":"PACING_MODE_PREDICTIVE"}}`); code != 400 {
 		t.Fatalf("paced campaign without safe_harbour: %d %v", code, out)
 	}
+	// TAPERED reads its shift in a time zone: a US campaign names it.
+	tapered := `{"mode":"PACING_MODE_PREDICTIVE","method":"ADAPT_METHOD_TAPERED","shiftEnd":"20:00","safeHarbour":"` + harbour + `"`
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"Tapered","defaultCountry":"US","pacing":`+tapered+`}}`); code != 400 ||
+		dig(out, "error", "code") != "INVALID_ARGUMENT" || !strings.Contains(dig(out, "error", "message"), "shift_time_zone") {
+		t.Fatalf("TAPERED in the US without shift_time_zone: %d %v", code, out)
+	}
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"Tapered","defaultCountry":"US","pacing":`+tapered+`,"shiftTimeZone":"Mars/Olympus"}}`); code != 400 {
+		t.Fatalf("TAPERED with an unknown zone: %d %v", code, out)
+	}
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"Tapered","defaultCountry":"US","pacing":`+tapered+`,"shiftTimeZone":"America/Chicago"}}`); code != 200 ||
+		dig(out, "campaign", "pacing", "shiftTimeZone") != "America/Chicago" {
+		t.Fatalf("TAPERED with shift_time_zone: %d %v", code, out)
+	}
 	a1 := e.newAgent(t, "1001", 1, progressive)
 	a2 := e.newAgent(t, "1002", 1, progressive)
 

@@ -585,9 +585,8 @@ type Pacing struct {
 	// A number whose call was abandoned is not dialed again (by any campaign
 	// of the account) for this long, in seconds. 0: 259200 (72 hours).
 	AbandonLockoutS int32 `protobuf:"varint,8,opt,name=abandon_lockout_s,json=abandonLockoutS,proto3" json:"abandon_lockout_s,omitempty"`
-	// TAPERED: the local time ("HH:MM", the campaign's default country's
-	// first zone) the shift ends, by which the 24-hour rate must be back at
-	// the target. Empty: 21:00.
+	// TAPERED: the local time ("HH:MM", in shift_time_zone) the shift ends,
+	// by which the 24-hour rate must be back at the target. Empty: 21:00.
 	ShiftEnd string `protobuf:"bytes,9,opt,name=shift_end,json=shiftEnd,proto3" json:"shift_end,omitempty"`
 	// PREDICTIVE: a call still unanswered after ringing this long, in
 	// seconds, is hung up when, answered, it would most likely find no agent
@@ -595,6 +594,11 @@ type Pacing struct {
 	// NO_ANSWER). It halves the abandonment at the same talk time. 0: 15 (the
 	// least ring the FCC and Ofcom allow); 15 to 120; -1: never.
 	ReleaseAfterS int32 `protobuf:"varint,10,opt,name=release_after_s,json=releaseAfterS,proto3" json:"release_after_s,omitempty"`
+	// TAPERED: the IANA time zone of the agents' shift ("Europe/Madrid"),
+	// in which shift_end and the start of the first calling window are
+	// read. Empty: the first zone of the campaign's default country (for a
+	// country with several, such as US, set it).
+	ShiftTimeZone string `protobuf:"bytes,11,opt,name=shift_time_zone,json=shiftTimeZone,proto3" json:"shift_time_zone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -697,6 +701,13 @@ func (x *Pacing) GetReleaseAfterS() int32 {
 		return x.ReleaseAfterS
 	}
 	return 0
+}
+
+func (x *Pacing) GetShiftTimeZone() string {
+	if x != nil {
+		return x.ShiftTimeZone
+	}
+	return ""
 }
 
 // Seconds before the next attempt of a record, by outcome. 0: the
@@ -3891,7 +3902,7 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"started_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x14 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x122\n" +
-	"\x06pacing\x18\x15 \x01(\v2\x1a.ringback.dialer.v1.PacingR\x06pacing\"\xa3\x03\n" +
+	"\x06pacing\x18\x15 \x01(\v2\x1a.ringback.dialer.v1.PacingR\x06pacing\"\xcb\x03\n" +
 	"\x06Pacing\x122\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x1e.ringback.dialer.v1.PacingModeR\x04mode\x12'\n" +
 	"\x0fdial_multiplier\x18\x02 \x01(\x01R\x0edialMultiplier\x12%\n" +
@@ -3903,7 +3914,8 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\x11abandon_lockout_s\x18\b \x01(\x05R\x0fabandonLockoutS\x12\x1b\n" +
 	"\tshift_end\x18\t \x01(\tR\bshiftEnd\x12&\n" +
 	"\x0frelease_after_s\x18\n" +
-	" \x01(\x05R\rreleaseAfterS\"\xa2\x01\n" +
+	" \x01(\x05R\rreleaseAfterS\x12&\n" +
+	"\x0fshift_time_zone\x18\v \x01(\tR\rshiftTimeZone\"\xa2\x01\n" +
 	"\x0eRetryIntervals\x12\x15\n" +
 	"\x06busy_s\x18\x01 \x01(\x05R\x05busyS\x12\x1e\n" +
 	"\vno_answer_s\x18\x02 \x01(\x05R\tnoAnswerS\x12!\n" +
