@@ -108,7 +108,7 @@ func start(t *testing.T) *e2e {
 		done <- Run(ctx, Options{
 			Lookup: lookup, SimESLAddr: "127.0.0.1:0", SimControlAddr: "127.0.0.1:0", SimTimeScale: 10, // 20 left a loaded machine too little real time between the far ends' moves
 			DevAccount: "e2e", DevKey: "rb_e2e_test_key_0123456789",
-			Log:   testLog(t),
+			Log:          testLog(t),
 			Ready:        func(i Info) { ready <- i },
 			DemoCampaign: func() string { return e.demo.Load().(string) },
 		})
