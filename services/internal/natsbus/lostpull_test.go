@@ -117,30 +117,20 @@ func TestLostPullRequestRecovered(t *testing.T) {
 				t.Fatal(err)
 			}
 			delivered := make(chan string, 10)
-			var err error
-			var c *Consumer
-			spec := ConsumerSpec{Stream: CallsStream, Durable: "lost"}
+			spec := ConsumerSpec{Durable: "lost"}
 			if kind == "per message" {
-				c, err = b.Consume(t.Context(), spec, func(_ context.Context, m Msg) error {
+				consume(t, b, spec, func(_ context.Context, m Msg) error {
 					delivered <- m.MsgID
 					return nil
 				})
 			} else {
-				c, err = b.ConsumeBatch(t.Context(), BatchSpec{ConsumerSpec: spec}, func(_ context.Context, msgs []Msg) error {
+				consumeBatch(t, b, BatchSpec{ConsumerSpec: spec}, func(_ context.Context, msgs []Msg) error {
 					for _, m := range msgs {
 						delivered <- m.MsgID
 					}
 					return nil
 				})
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = c.Stop(ctx)
-			})
 			ids := publishN(t, b, "lost", 3)
 
 			// Well short of the 30 s the library's default heartbeat takes to
