@@ -113,8 +113,8 @@ type Settings struct {
 	Lockout     time.Duration
 	// ShiftEnd (TAPERED): "HH:MM" in ShiftZone.
 	ShiftEnd string
-	// ShiftZone (TAPERED) is the shift's time zone; nil: the first zone of
-	// DefaultCountry.
+	// ShiftZone (TAPERED) is the shift's time zone: shift_time_zone, else
+	// the first zone of DefaultCountry.
 	ShiftZone *time.Location
 }
 
@@ -187,7 +187,12 @@ func SettingsOf(c *dialerv1.Campaign) Settings {
 		s.Pacing.AgentWait = pacing.DefaultAgentWait
 	}
 	s.SafeHarbour, s.ShiftEnd = p.GetSafeHarbour(), p.GetShiftEnd()
-	s.ShiftZone = zoneOf(p.GetShiftTimeZone())
+	if s.Pacing.Method == pacing.Tapered {
+		s.ShiftZone = zoneOf(p.GetShiftTimeZone())
+		if s.ShiftZone == nil { // campaigns from before shift_time_zone
+			s.ShiftZone = locations(callingCodeZones(phonenumbers.GetCountryCodeForRegion(s.DefaultCountry)))[0]
+		}
+	}
 	s.Lockout = pick(p.GetAbandonLockoutS(), DefaultAbandonLockout)
 	s.Retry[StatusAbandoned] = s.Lockout
 	if t := c.GetStartTime(); t != nil {

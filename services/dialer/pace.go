@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nyaruka/phonenumbers"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -380,7 +379,7 @@ func shiftOf(s Settings, now time.Time) (shift, left time.Duration) {
 	}
 	loc := s.ShiftZone
 	if loc == nil {
-		loc = locations(callingCodeZones(phonenumbers.GetCountryCodeForRegion(s.DefaultCountry)))[0]
+		loc = time.UTC
 	}
 	local := now.In(loc)
 	end := s.ShiftEnd
