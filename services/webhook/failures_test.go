@@ -709,3 +709,50 @@ func TestDisabledAfterFailing(t *testing.T) {
 		t.Errorf("%d emails, want the one", len(msgs))
 	}
 }
+
+// A delivery handed back as parked (its subscription unknown to this
+// instance's cache) is parked only if the subscription is disabled indeed:
+// an enable that has just made it due may not have reached the cache yet
+// (TestDisabledAfterFailing lost its waiting deliveries so in CI).
+func TestReleaseParksOnlyForDisabledSubscriptions(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, map[string]string{"RINGBACK_WEBHOOK_RETRY_SCHEDULE": "0s,1h"})
+	recv := webhooktest.Start(t, func(webhooktest.Request) (int, string, time.Duration) { return 500, "", 0 })
+	w, _ := h.subscribe(t, "acct-a", &webhookv1.Webhook{Url: recv.URL, EventTypes: []eventsv1.EventType{eventsv1.EventType_EVENT_TYPE_CALL_QUEUED}})
+	h.publish(t, callEvents(callSpec{})...)
+	var id string
+	failWaitDeliveries(t, h, "acct-a", w.GetId(), "", 15*time.Second, "a delivery waiting for its retry", func(ds []*webhookv1.Delivery) bool {
+		for _, d := range ds {
+			if d.GetAttempts() >= 1 && d.GetState() == webhookv1.DeliveryState_DELIVERY_STATE_PENDING {
+				id = d.GetId()
+				return true
+			}
+		}
+		return false
+	})
+	ctx := t.Context()
+	h.svc.Close(ctx) // its dispatcher stopped, only the test moves the delivery
+	releaseParked := func() time.Time {
+		t.Helper()
+		if _, err := h.st.DB.Exec(ctx, `UPDATE webhook.deliveries SET lease_owner = 'test-owner' WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.st.release(ctx, "test-owner", []string{id}, []time.Time{parked}); err != nil {
+			t.Fatal(err)
+		}
+		var due time.Time
+		if err := h.st.DB.QueryRow(ctx, `SELECT next_attempt_at FROM webhook.deliveries WHERE id = $1`, id).Scan(&due); err != nil {
+			t.Fatal(err)
+		}
+		return due
+	}
+	if due := releaseParked(); !due.Before(time.Now().Add(time.Minute)) {
+		t.Errorf("the enabled subscription's delivery was parked (due %v)", due)
+	}
+	if _, err := h.st.DB.Exec(ctx, `UPDATE webhook.subscriptions SET enabled = false WHERE id = $1`, w.GetId()); err != nil {
+		t.Fatal(err)
+	}
+	if due := releaseParked(); !due.Equal(parked) {
+		t.Errorf("the disabled subscription's delivery is due at %v, want parked", due)
+	}
+}

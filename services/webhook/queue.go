@@ -174,9 +174,14 @@ func (st *Store) renewLeases(ctx context.Context, owner string, lease time.Durat
 
 // release hands held deliveries back: each is due again at its time.
 func (st *Store) release(ctx context.Context, owner string, ids []string, due []time.Time) error {
-	_, err := st.DB.Exec(ctx, `UPDATE webhook.deliveries d SET next_attempt_at = r.due, lease_owner = NULL
-		FROM unnest($1::text[], $2::timestamptz[]) AS r(id, due)
-		WHERE d.id = r.id AND d.lease_owner = $3 AND d.state = 1`, ids, due, owner)
+	// A delivery is parked when this instance does not know its
+	// subscription as enabled; but its cache may be behind an enable that
+	// has just made the delivery due (the poller can claim it before the
+	// reload): parked only if the subscription is disabled indeed, else due.
+	_, err := st.DB.Exec(ctx, `UPDATE webhook.deliveries d
+		SET next_attempt_at = CASE WHEN r.due >= $4 AND s.enabled THEN now() ELSE r.due END, lease_owner = NULL
+		FROM unnest($1::text[], $2::timestamptz[]) AS r(id, due), webhook.subscriptions s
+		WHERE d.id = r.id AND s.id = d.subscription_id AND d.lease_owner = $3 AND d.state = 1`, ids, due, owner, parked)
 	return err
 }
 
