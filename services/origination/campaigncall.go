@@ -416,8 +416,7 @@ func (e *Engine) sweep(ctx context.Context) {
 			continue
 		}
 		if c.Owner != e.cfg.Instance {
-			alive, err := e.store.Alive(ctx, c.Owner)
-			if err != nil || alive {
+			if !e.adoptable(ctx, c) {
 				continue // its owner wakes it
 			}
 			unlock := e.lock(id)

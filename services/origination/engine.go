@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringback/ringback/services/internal/billing"
@@ -84,7 +85,10 @@ type Store interface {
 	// Heartbeat says an instance is alive for ttl; Alive asks.
 	Heartbeat(ctx context.Context, instance string, ttl time.Duration) error
 	Alive(ctx context.Context, instance string) (bool, error)
-	// Adopt makes owner drive c (a waiting call whose owner is gone);
+	// Gone lists the instances that heartbeat no more and still have
+	// live calls; those with none are forgotten.
+	Gone(ctx context.Context) ([]string, error)
+	// Adopt makes owner drive c (a call whose owner is gone);
 	// ErrConflict if c changed since it was loaded.
 	Adopt(ctx context.Context, c *Call, owner string) error
 }
@@ -197,8 +201,8 @@ type Config struct {
 	MaxDuration        time.Duration // cap and default for max_duration_s; default 4h
 	Workers            int           // event workers; events of one call always go to the same one; default 64
 	// HeartbeatTTL is how long this instance counts as alive after its
-	// last heartbeat (sent every third of it); another instance adopts
-	// its waiting calls after that. Default 15s.
+	// last heartbeat (sent every third of it); after that the other
+	// instances adopt its calls, waiting and live (adopt.go). Default 15s.
 	HeartbeatTTL time.Duration
 }
 
@@ -228,6 +232,8 @@ type Engine struct {
 	timers sync.Map
 	// awaitTimers end the waits for an agent (call ID -> *awaitTimer).
 	awaitTimers sync.Map
+	// leaving: this instance is shutting down and adopts nothing more.
+	leaving atomic.Bool
 }
 
 // NewEngine builds an engine and starts its event workers.
@@ -254,8 +260,9 @@ func NewEngine(cfg Config, sw Switch, store Store, pub Publisher, locks Locker, 
 		e.wg.Add(1)
 		go e.worker(e.queues[i])
 	}
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go e.waiter()
+	go e.adopter()
 	return e
 }
 
@@ -650,11 +657,26 @@ func (e *Engine) Recover(ctx context.Context, nodeRestarted map[string]bool) err
 }
 
 func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) error {
+	for attempt := 0; ; attempt++ {
+		err := e.recoverOnce(ctx, id, nodeGone)
+		if !errors.Is(err, ErrConflict) || attempt == 2 {
+			return err
+		}
+		// Written meanwhile: by an API call, or by another instance that
+		// adopted it while this one could not reach Redis. Read it again.
+		e.live.Delete(id)
+	}
+}
+
+func (e *Engine) recoverOnce(ctx context.Context, id string, nodeGone bool) error {
 	unlock := e.lock(id)
 	defer unlock()
 	c, err := e.load(ctx, id)
 	if err != nil {
 		return err
+	}
+	if c.Owner != e.cfg.Instance {
+		return nil // adopted by another instance
 	}
 	if c.Status == StatusQueued {
 		// Created but not started (or starting right now), or waiting for

@@ -41,6 +41,7 @@ func (f *fakeSwitch) add(cmd string) error {
 }
 
 func (f *fakeSwitch) PickNode() (string, error) { return "fs1", nil }
+func (f *fakeSwitch) HasNode(node string) bool  { return node == "fs1" }
 func (f *fakeSwitch) Originate(_ context.Context, _ string, o OriginateLeg) error {
 	return f.add(fmt.Sprintf("originate %s %s %s cid=%s timeout=%s", o.Variables["ringback_leg"], o.UUID, o.DialString, o.CallerIDNumber, o.RingTimeout))
 }
@@ -188,6 +189,7 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{t: t, sw: &fakeSwitch{failNext: map[string]error{}}, pub: &recorder{}, store: NewRedisStore(testRedis(t))}
 	h.store.WaitingKey = "test:origination:waiting:" + ids.NewV4()
+	h.store.InstancesKey = "test:origination:instances:" + ids.NewV4()
 	eps := staticEndpoints{"agent-7": {ID: "agent-7", Kind: KindRegisteredUser, Address: "1007", CallerIDNumber: "+15550001007", RingTimeoutMS: 15000}}
 	h.e = NewEngine(Config{Instance: "test-" + ids.NewV4()}, h.sw, h.store, h.pub, &memLocker{}, DialPlan{Endpoints: eps},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))

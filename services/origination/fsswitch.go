@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -147,6 +148,11 @@ func (s *ESLSwitch) PickNode() (string, error) {
 		return n, nil
 	}
 	return "", esl.ErrNotConnected
+}
+
+// HasNode implements Switch.
+func (s *ESLSwitch) HasNode(node string) bool {
+	return slices.ContainsFunc(s.Client.Nodes(), func(n esl.NodeStatus) bool { return n.Node == node })
 }
 
 // Originate implements Switch. The client's Originate waits for the

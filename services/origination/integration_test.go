@@ -112,6 +112,7 @@ func newStackScale(t testing.TB, scale float64) *stack {
 	cc := cachetest.New(t)
 	st.store = NewRedisStore(cc.Redis())
 	st.store.WaitingKey = cc.Key("origination", "waiting") // this test's instances only
+	st.store.InstancesKey = cc.Key("origination", "instances")
 	st.sw = NewESLSwitch(log)
 	st.client, err = esl.Dial(ctx, esl.Config{Addrs: []string{eslAddr}, Password: "ClueCon", Events: Events, Logger: log}, st.sw.Handlers())
 	if err != nil {
@@ -134,6 +135,18 @@ func newStackScale(t testing.TB, scale float64) *stack {
 // recovers the calls the old one drove.
 func (st *stack) restart(t testing.TB) {
 	t.Helper()
+	e2, sw, client := st.instance(t, st.cfg, DialPlan{})
+	if err := e2.Recover(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	st.engine, st.sw, st.client = e2, sw, client
+}
+
+// instance is another origination process on the same switch and store: an
+// engine of its own on an event-socket connection of its own. Closing the
+// three (client, switch, engine) is the process gone.
+func (st *stack) instance(t testing.TB, cfg Config, res Resolver) (*Engine, *ESLSwitch, *esl.Client) {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sw := NewESLSwitch(log)
 	client, err := esl.Dial(context.Background(), esl.Config{Addrs: []string{st.sim.ESLAddr()}, Password: "ClueCon", Events: Events, Logger: log}, sw.Handlers())
@@ -141,13 +154,10 @@ func (st *stack) restart(t testing.TB) {
 		t.Fatal(err)
 	}
 	sw.Client = client
-	e2 := NewEngine(st.cfg, sw, st.store, st.engine.pub, st.engine.locks, DialPlan{}, log)
-	sw.Attach(e2)
-	t.Cleanup(func() { client.Close(); sw.Close(); e2.Close() })
-	if err := e2.Recover(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	st.engine, st.sw, st.client = e2, sw, client
+	e := NewEngine(cfg, sw, st.store, st.engine.pub, st.engine.locks, res, log)
+	sw.Attach(e)
+	t.Cleanup(func() { client.Close(); sw.Close(); e.Close() })
+	return e, sw, client
 }
 
 func (st *stack) waitStatus(id string, want ...Status) *Call {

@@ -150,6 +150,7 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 // Drain waits for the calls this instance drives to end (stage one of the
 // two-stage shutdown; new calls are already refused).
 func (s *Service) Drain(ctx context.Context) error {
+	s.Engine.Leave()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -176,7 +177,8 @@ func (s *Service) Drain(ctx context.Context) error {
 //     Waiting for it would hold every rolling update for the whole
 //     RINGBACK_SHUTDOWN_TIMEOUT, and the replica that comes back under the
 //     same name takes it over where it was (its channel is checked, the
-//     customers the dialer connects to the room go by their own calls).
+//     customers the dialer connects to the room go by their own calls);
+//     if none comes back, another replica adopts it (adopt.go).
 func (s *Service) draining(ctx context.Context) ([]*Call, error) {
 	live, err := s.Engine.store.Live(ctx, s.Engine.cfg.Instance)
 	if err != nil {

@@ -24,11 +24,14 @@ type RedisStore struct {
 	// WaitingKey is the shared sorted set of waiting calls; every
 	// instance of a deployment must use the same (the default).
 	WaitingKey string
+	// InstancesKey is the set of the instances that heartbeat (Gone reads
+	// it); shared by every instance of a deployment, like WaitingKey.
+	InstancesKey string
 }
 
 // NewRedisStore wraps a Redis client.
 func NewRedisStore(rdb redis.UniversalClient) *RedisStore {
-	return &RedisStore{rdb: rdb, Retention: 24 * time.Hour, WaitingKey: waitingKey}
+	return &RedisStore{rdb: rdb, Retention: 24 * time.Hour, WaitingKey: waitingKey, InstancesKey: instancesKey}
 }
 
 func callKey(id string) string             { return "origination:call:" + id }
@@ -131,6 +134,9 @@ const waitingKey = "origination:waiting"
 
 func instanceKey(name string) string { return "origination:instance:" + name }
 
+// instancesKey is the set of instance names that have heartbeat.
+const instancesKey = "origination:instances"
+
 // Wait implements Store.
 func (s *RedisStore) Wait(ctx context.Context, id string, at time.Time) error {
 	if err := s.rdb.ZAdd(ctx, s.WaitingKey, redis.Z{Score: float64(at.UnixMilli()), Member: id}).Err(); err != nil {
@@ -156,9 +162,42 @@ func (s *RedisStore) Due(ctx context.Context, now time.Time, limit int) ([]strin
 	return ids, nil
 }
 
-// Heartbeat implements Store.
+// Heartbeat implements Store: the instance's key, which expires after ttl,
+// and its name in the set Gone reads.
 func (s *RedisStore) Heartbeat(ctx context.Context, instance string, ttl time.Duration) error {
-	return s.rdb.Set(ctx, instanceKey(instance), time.Now().UTC().Format(time.RFC3339), ttl).Err()
+	pipe := s.rdb.Pipeline()
+	pipe.Set(ctx, instanceKey(instance), time.Now().UTC().Format(time.RFC3339), ttl)
+	pipe.SAdd(ctx, s.InstancesKey, instance)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// goneScript says whether an instance is gone and has live calls left (1);
+// one that is gone with none is forgotten. Atomic, so that an instance
+// heartbeating again between the checks is never forgotten.
+var goneScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('SCARD', KEYS[2]) > 0 then return 1 end
+redis.call('SREM', KEYS[3], ARGV[1])
+return 0`)
+
+// Gone implements Store.
+func (s *RedisStore) Gone(ctx context.Context) ([]string, error) {
+	names, err := s.rdb.SMembers(ctx, s.InstancesKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	var gone []string
+	for _, name := range names {
+		n, err := goneScript.Run(ctx, s.rdb, []string{instanceKey(name), liveKey(name), s.InstancesKey}, name).Int()
+		if err != nil {
+			return nil, fmt.Errorf("check instance %s: %w", name, err)
+		}
+		if n == 1 {
+			gone = append(gone, name)
+		}
+	}
+	return gone, nil
 }
 
 // Alive implements Store.
@@ -168,7 +207,9 @@ func (s *RedisStore) Alive(ctx context.Context, instance string) (bool, error) {
 }
 
 // Adopt implements Store: c (as loaded) changes owner if nobody wrote it
-// since, and moves to the new owner's live set.
+// since, and moves to the new owner's live set. Should the move fail after
+// the owner changed, the call is in both sets until it ends: the old
+// owner's Recover skips calls it does not own.
 func (s *RedisStore) Adopt(ctx context.Context, c *Call, owner string) error {
 	old := c.Owner
 	c.Owner = owner

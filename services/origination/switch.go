@@ -19,6 +19,9 @@ var ErrSwitchUnreachable = errors.New("FreeSWITCH unreachable")
 type Switch interface {
 	// PickNode chooses the FreeSWITCH node for a new call.
 	PickNode() (string, error)
+	// HasNode says whether node is one of this instance's FreeSWITCH
+	// nodes, connected or not (only such a node's calls can be adopted).
+	HasNode(node string) bool
 	// Originate starts dialing one leg and returns once FreeSWITCH took the
 	// job; the outcome arrives as events carrying the leg's UUID.
 	Originate(ctx context.Context, node string, o OriginateLeg) error

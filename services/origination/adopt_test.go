@@ -1,0 +1,200 @@
+package origination
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
+	"github.com/ringback/ringback/services/internal/ids"
+)
+
+// An instance gone for good (scaled down, its node lost) leaves live calls
+// on the switch: an agent's session in its room, a customer waiting for an
+// agent, a bridged call whose far end hangs up while nobody drives it. Once
+// its heartbeat has expired the other instances adopt them all: the call
+// that ended meanwhile is ended, the customer gets the safe harbour, and
+// the session is driven from then on. A live instance's call is left to it.
+func TestThroughSimulatorLiveCallsAdoptedWhenTheirInstanceIsGone(t *testing.T) {
+	t.Parallel()
+	st := newStack(t)
+	ctx := context.Background()
+	played := playbacks(t, st)
+	_, phones := agentPhones(t, st, "1005")
+	res := st.engine.res
+	gone := "gone-" + ids.NewV4()
+	a, aSw, aClient := st.instance(t, Config{Instance: gone, HeartbeatTTL: 600 * time.Millisecond}, res)
+	b, _, _ := st.instance(t, Config{Instance: "alive-" + ids.NewV4(), HeartbeatTTL: time.Minute}, res)
+	srvA := &CallServer{Engine: a, Redis: st.store.rdb}
+
+	session, agent := startSession(t, st, srvA, phones["1005"], "agent-1005")
+	customer := awaitCall(t, srvA, "+15558870000", 30000)
+	st.waitEvent(customer.GetId(), eventsv1.EventType_EVENT_TYPE_AGENT_AWAITED)
+	twoParty := CreateRequest{AccountID: "acct-it", Mode: ModeSimultaneous,
+		First: PartySpec{Number: "+15551230000"}, Second: PartySpec{Number: "+15558880000"}}
+	bridged, err := a.Create(ctx, twoParty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := b.Create(ctx, twoParty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridged = st.waitStatus(bridged.ID, StatusBridged)
+	kept = st.waitStatus(kept.ID, StatusBridged)
+
+	// A goes away for good; the far end of its bridged call hangs up.
+	aClient.Close()
+	aSw.Close()
+	a.Close()
+	st.hangupChannel(bridged.Second.UUID)
+
+	adopters := []string{st.cfg.Instance, b.cfg.Instance}
+	done := st.waitStatus(bridged.ID, StatusCompleted)
+	if !slices.Contains(adopters, done.Owner) || done.First.Status != LegHungup || done.Second.Status != LegHungup {
+		t.Fatalf("A's bridged call: owner %s (want one of %v), legs %s/%s", done.Owner, adopters, done.First.Status, done.Second.Status)
+	}
+	abandoned := st.waitStatus(customer.GetId(), StatusCompleted, StatusFailed, StatusCanceled)
+	if abandoned.Status != StatusCompleted || !abandoned.Abandoned || !slices.Contains(adopters, abandoned.Owner) {
+		t.Fatalf("A's customer: %+v", abandoned)
+	}
+	if files := played(customer.GetFirst().GetUuid()); !slices.Equal(files, []string{safeHarbour}) {
+		t.Fatalf("played %q, want the safe harbour", files)
+	}
+	for _, ch := range st.sim.Channels() {
+		if id := ch.Variables["ringback_call_id"]; id == bridged.ID || id == customer.GetId() {
+			t.Fatalf("leg left on the switch: %+v", ch)
+		}
+	}
+	// The session is still in its room, and its new owner hears its hangup.
+	if got := st.waitStatus(session, StatusBridged); !slices.Contains(adopters, got.Owner) || got.Conference != "agent-1005" {
+		t.Fatalf("A's session: %+v", got)
+	}
+	st.waitRoom("agent-1005", agent+" hear|speak|moderator")
+	st.hangupChannel(agent)
+	if got := st.waitStatus(session, StatusCompleted, StatusFailed, StatusCanceled); got.Status != StatusCompleted {
+		t.Fatalf("A's session after its hangup: %+v", got)
+	}
+	want := "CALL_QUEUED/UNSPECIFIED CALL_DIALING/FIRST LEG_RINGING/FIRST LEG_ANSWERED/FIRST CONFERENCE_JOINED/FIRST " +
+		"LEG_HANGUP/FIRST CALL_COMPLETED/UNSPECIFIED"
+	if events := strings.Join(st.eventTypes(session), " "); events != want {
+		t.Fatalf("session's events:\n got %s\nwant %s", events, want)
+	}
+	if events := st.eventTypes(bridged.ID); events[len(events)-1] != "CALL_COMPLETED/UNSPECIFIED" {
+		t.Fatalf("bridged call's events: %s", events)
+	}
+
+	// A, with no call left, is forgotten; B, alive, keeps its call and
+	// drives it.
+	deadline := time.Now().Add(5 * time.Second)
+	for st.store.rdb.SIsMember(ctx, st.store.InstancesKey, gone).Val() {
+		if time.Now().After(deadline) {
+			t.Fatalf("instance %s still listed with no calls", gone)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, err := st.store.Get(ctx, kept.ID); err != nil || got.Owner != b.cfg.Instance || got.Status != StatusBridged {
+		t.Fatalf("B's call: %+v, %v", got, err)
+	}
+	st.hangupChannel(kept.Second.UUID)
+	if got := st.waitStatus(kept.ID, StatusCompleted); got.Owner != b.cfg.Instance {
+		t.Fatalf("B's call ended with owner %s", got.Owner)
+	}
+}
+
+// An instance back under its name after another adopted one of its calls
+// (its Recover listed the call just before) leaves the call alone.
+func TestRecoverSkipsAnAdoptedCall(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := h.create(CreateRequest{Mode: ModeSimultaneous, First: PartySpec{Number: "+15551230000"}, Second: PartySpec{Number: "+15558880000"}})
+	h.waitCmd("originate")
+	c = h.waitStatus(c.ID, StatusDialing)
+	other := "other-" + ids.NewV4()
+	if err := h.store.Adopt(context.Background(), c, other); err != nil {
+		t.Fatal(err)
+	}
+	before := len(h.sw.commands())
+	if err := h.e.recoverCall(context.Background(), c.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.store.Get(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Owner != other || got.Version != c.Version || got.Status != StatusDialing || len(h.sw.commands()) != before {
+		t.Fatalf("recovered a call it no longer owns: owner %s version %d (want %d) status %s, commands %q",
+			got.Owner, got.Version, c.Version, got.Status, h.sw.commands()[before:])
+	}
+}
+
+// Only calls on this instance's own FreeSWITCH nodes are adopted: a call of
+// another deployment sharing the Redis (or on a node since removed) is left
+// where it is, and its instance stays listed.
+func TestAdoptOnlyOnOwnNodes(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	gone := h.goneInstance()
+	calls := []*Call{h.goneCall(gone, "fs1"), h.goneCall(gone, "fs9")}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := h.store.Get(ctx, calls[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Owner == h.e.cfg.Instance {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the call on fs1 was not adopted: owner %s", got.Owner)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(2 * adoptEvery)
+	if got, err := h.store.Get(ctx, calls[1].ID); err != nil || got.Owner != gone {
+		t.Fatalf("the call on fs9: %+v, %v (want it left to %s)", got, err, gone)
+	}
+	if left, err := h.store.Gone(ctx); err != nil || !slices.Equal(left, []string{gone}) {
+		t.Fatalf("Gone: %q, %v; want %s, whose call on fs9 is left", left, err, gone)
+	}
+}
+
+// An instance shutting down (Service.Drain has begun) adopts nothing: what
+// it took would only have to be adopted again.
+func TestLeavingInstanceAdoptsNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	gone := h.goneInstance()
+	h.e.Leave()
+	c := h.goneCall(gone, "fs1")
+	time.Sleep(3 * adoptEvery)
+	if got, err := h.store.Get(ctx, c.ID); err != nil || got.Owner != gone {
+		t.Fatalf("a leaving instance adopted %+v, %v", got, err)
+	}
+}
+
+// goneInstance is the name of an instance that heartbeat once and is gone.
+func (h *harness) goneInstance() string {
+	h.t.Helper()
+	gone := "gone-" + ids.NewV4()
+	if err := h.store.Heartbeat(context.Background(), gone, time.Millisecond); err != nil {
+		h.t.Fatal(err)
+	}
+	return gone
+}
+
+// goneCall is a call dialing on node whose owner is the instance gone.
+func (h *harness) goneCall(gone, node string) *Call {
+	h.t.Helper()
+	c := h.create(CreateRequest{Mode: ModeSimultaneous, First: PartySpec{Number: "+15551230000"}, Second: PartySpec{Number: "+15558880000"}})
+	c = h.waitStatus(c.ID, StatusDialing)
+	c.Node = node
+	if err := h.store.Adopt(context.Background(), c, gone); err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
