@@ -59,6 +59,10 @@ func TestEndToEndBannerBrowser(t *testing.T) {
 		// only the gateway's script and connections, and a container for
 		// the widget.
 		site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/favicon.ico" {
+				w.WriteHeader(http.StatusNoContent) // the company's icon: not this test's
+				return
+			}
 			if r.URL.Path != "/" {
 				http.NotFound(w, r)
 				return
@@ -195,7 +199,9 @@ func openPage(t *testing.T, browserCtx context.Context, url string) *page {
 				return
 			}
 			t.Logf("page console: %s (%s)", m, m.URL) // the widget logs unexpected codes and failures
-			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+			// The page names its icon inline: a request for /favicon.ico
+			// (a 404 from the gateway) means the page lost it.
+			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") || strings.HasSuffix(m.URL, "/favicon.ico") {
 				mu.Lock()
 				problems = append(problems, m.String())
 				mu.Unlock()
