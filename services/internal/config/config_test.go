@@ -121,53 +121,62 @@ func TestLoadPlatform(t *testing.T) {
 		{
 			name: "defaults",
 			want: config.Platform{
-				DatabaseURL:     config.DefaultDatabaseURL,
-				RedisURL:        config.DefaultRedisURL,
-				NATSURL:         config.DefaultNATSURL,
-				NATSReplicas:    1,
-				AdminAddr:       config.DefaultAdminAddr,
-				GRPCAddr:        config.DefaultGRPCAddr,
-				LogLevel:        slog.LevelInfo,
-				ShutdownTimeout: config.DefaultShutdownTimeout,
+				DatabaseURL:          config.DefaultDatabaseURL,
+				RedisURL:             config.DefaultRedisURL,
+				NATSURL:              config.DefaultNATSURL,
+				NATSReplicas:         1,
+				AdminAddr:            config.DefaultAdminAddr,
+				GRPCAddr:             config.DefaultGRPCAddr,
+				GRPCMaxConnectionAge: config.DefaultGRPCMaxConnectionAge,
+				LogLevel:             slog.LevelInfo,
+				ShutdownTimeout:      config.DefaultShutdownTimeout,
 			},
 		},
 		{
 			name:     "service defaults",
 			defaults: config.PlatformDefaults{AdminAddr: "127.0.0.1:9091", GRPCAddr: "127.0.0.1:50052", ShutdownTimeout: time.Minute},
 			want: config.Platform{
-				DatabaseURL:     config.DefaultDatabaseURL,
-				RedisURL:        config.DefaultRedisURL,
-				NATSURL:         config.DefaultNATSURL,
-				NATSReplicas:    1,
-				AdminAddr:       "127.0.0.1:9091",
-				GRPCAddr:        "127.0.0.1:50052",
-				LogLevel:        slog.LevelInfo,
-				ShutdownTimeout: time.Minute,
+				DatabaseURL:          config.DefaultDatabaseURL,
+				RedisURL:             config.DefaultRedisURL,
+				NATSURL:              config.DefaultNATSURL,
+				NATSReplicas:         1,
+				AdminAddr:            "127.0.0.1:9091",
+				GRPCAddr:             "127.0.0.1:50052",
+				GRPCMaxConnectionAge: config.DefaultGRPCMaxConnectionAge,
+				LogLevel:             slog.LevelInfo,
+				ShutdownTimeout:      time.Minute,
 			},
 		},
 		{
 			name: "environment wins",
 			env: map[string]string{
-				"DATABASE_URL":              "postgresql://rb:pw@db:5432/ringback",
-				"REDIS_URL":                 "rediss://:pw@cache:6380/2",
-				"NATS_URL":                  "nats://n1:4222, nats://n2:4222",
-				"RINGBACK_ADMIN_ADDR":       "0.0.0.0:9100",
-				"RINGBACK_GRPC_ADDR":        "0.0.0.0:9200",
-				"RINGBACK_LOG_LEVEL":        "DEBUG",
-				"RINGBACK_SHUTDOWN_TIMEOUT": "90s",
-				"RINGBACK_NATS_REPLICAS":    "3",
+				"DATABASE_URL":                     "postgresql://rb:pw@db:5432/ringback",
+				"REDIS_URL":                        "rediss://:pw@cache:6380/2",
+				"NATS_URL":                         "nats://n1:4222, nats://n2:4222",
+				"RINGBACK_ADMIN_ADDR":              "0.0.0.0:9100",
+				"RINGBACK_GRPC_ADDR":               "0.0.0.0:9200",
+				"RINGBACK_LOG_LEVEL":               "DEBUG",
+				"RINGBACK_SHUTDOWN_TIMEOUT":        "90s",
+				"RINGBACK_NATS_REPLICAS":           "3",
+				"RINGBACK_GRPC_MAX_CONNECTION_AGE": "0s",
 			},
 			defaults: config.PlatformDefaults{AdminAddr: "127.0.0.1:9091"},
 			want: config.Platform{
-				DatabaseURL:     "postgresql://rb:pw@db:5432/ringback",
-				RedisURL:        "rediss://:pw@cache:6380/2",
-				NATSURL:         "nats://n1:4222,nats://n2:4222",
-				NATSReplicas:    3,
-				AdminAddr:       "0.0.0.0:9100",
-				GRPCAddr:        "0.0.0.0:9200",
-				LogLevel:        slog.LevelDebug,
-				ShutdownTimeout: 90 * time.Second,
+				DatabaseURL:          "postgresql://rb:pw@db:5432/ringback",
+				RedisURL:             "rediss://:pw@cache:6380/2",
+				NATSURL:              "nats://n1:4222,nats://n2:4222",
+				NATSReplicas:         3,
+				AdminAddr:            "0.0.0.0:9100",
+				GRPCAddr:             "0.0.0.0:9200",
+				GRPCMaxConnectionAge: 0,
+				LogLevel:             slog.LevelDebug,
+				ShutdownTimeout:      90 * time.Second,
 			},
+		},
+		{
+			name:    "negative connection age",
+			env:     map[string]string{"RINGBACK_GRPC_MAX_CONNECTION_AGE": "-1m"},
+			problem: "RINGBACK_GRPC_MAX_CONNECTION_AGE: \"-1m\" is negative",
 		},
 		{
 			name:    "zero shutdown timeout",
@@ -271,7 +280,7 @@ func TestUsageListsVariablesAndHidesSecretDefaults(t *testing.T) {
 	config.LoadPlatform(l, config.PlatformDefaults{})
 	l.Secret("FREESWITCH_ESL_PASSWORD", "ClueCon", "event socket password")
 	u := l.Usage()
-	for _, v := range []string{"DATABASE_URL", "REDIS_URL", "NATS_URL", "RINGBACK_ADMIN_ADDR", "RINGBACK_GRPC_ADDR", "RINGBACK_LOG_LEVEL", "RINGBACK_SHUTDOWN_TIMEOUT", "RINGBACK_NATS_REPLICAS", "FREESWITCH_ESL_PASSWORD"} {
+	for _, v := range []string{"DATABASE_URL", "REDIS_URL", "NATS_URL", "RINGBACK_ADMIN_ADDR", "RINGBACK_GRPC_ADDR", "RINGBACK_LOG_LEVEL", "RINGBACK_SHUTDOWN_TIMEOUT", "RINGBACK_NATS_REPLICAS", "RINGBACK_GRPC_MAX_CONNECTION_AGE", "FREESWITCH_ESL_PASSWORD"} {
 		if !strings.Contains(u, v) {
 			t.Errorf("usage lacks %s:\n%s", v, u)
 		}
@@ -279,7 +288,7 @@ func TestUsageListsVariablesAndHidesSecretDefaults(t *testing.T) {
 	if strings.Contains(u, "ClueCon") {
 		t.Errorf("usage shows a secret default:\n%s", u)
 	}
-	if got := len(l.Vars()); got != 9 {
-		t.Errorf("Vars() has %d entries, want 9", got)
+	if got := len(l.Vars()); got != 10 {
+		t.Errorf("Vars() has %d entries, want 10", got)
 	}
 }

@@ -11,13 +11,16 @@ import (
 
 // Development defaults: everything on loopback, as scripts/setup leaves it.
 const (
-	DefaultDatabaseURL     = "postgres://postgres@127.0.0.1:5432/ringback?sslmode=disable"
-	DefaultRedisURL        = "redis://127.0.0.1:6379/0"
-	DefaultNATSURL         = "nats://127.0.0.1:4222"
-	DefaultAdminAddr       = "127.0.0.1:9090"
-	DefaultGRPCAddr        = "127.0.0.1:50051"
-	DefaultLogLevel        = "info"
-	DefaultShutdownTimeout = 5 * time.Minute
+	DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/ringback?sslmode=disable"
+	DefaultRedisURL    = "redis://127.0.0.1:6379/0"
+	DefaultNATSURL     = "nats://127.0.0.1:4222"
+	DefaultAdminAddr   = "127.0.0.1:9090"
+	DefaultGRPCAddr    = "127.0.0.1:50051"
+	// DefaultGRPCMaxConnectionAge: a rollout's imbalance is gone within
+	// minutes, at one new connection per client every 5 minutes.
+	DefaultGRPCMaxConnectionAge = 5 * time.Minute
+	DefaultLogLevel             = "info"
+	DefaultShutdownTimeout      = 5 * time.Minute
 )
 
 // Platform is the configuration every Ringback service shares: where the
@@ -44,6 +47,11 @@ type Platform struct {
 	AdminAddr string
 	// GRPCAddr (RINGBACK_GRPC_ADDR) is host:port of the gRPC server.
 	GRPCAddr string
+	// GRPCMaxConnectionAge (RINGBACK_GRPC_MAX_CONNECTION_AGE; 0: never) is
+	// how old a client's connection to the gRPC server gets before the
+	// client is asked to open a new one, so that connections spread again
+	// over the replicas behind a Kubernetes Service (server.Config).
+	GRPCMaxConnectionAge time.Duration
 	// LogLevel (RINGBACK_LOG_LEVEL) is debug, info, warn or error.
 	LogLevel slog.Level
 	// ShutdownTimeout (RINGBACK_SHUTDOWN_TIMEOUT; a duration, e.g. 5m) is the
@@ -86,6 +94,8 @@ func LoadPlatform(l *Loader, d PlatformDefaults) Platform {
 			"host:port of the admin HTTP server (/metrics, /healthz, /readyz)"),
 		GRPCAddr: l.HostPort("RINGBACK_GRPC_ADDR", d.GRPCAddr,
 			"host:port of the gRPC server"),
+		GRPCMaxConnectionAge: l.Duration("RINGBACK_GRPC_MAX_CONNECTION_AGE", DefaultGRPCMaxConnectionAge,
+			"age at which a gRPC client is moved to a new connection, so load spreads over replicas again (0: never)"),
 		ShutdownTimeout: l.Duration("RINGBACK_SHUTDOWN_TIMEOUT", d.ShutdownTimeout,
 			"longest drain of live calls after the first SIGTERM, e.g. 5m"),
 	}
@@ -127,6 +137,7 @@ func (p Platform) LogValue() slog.Value {
 		slog.Int("nats_replicas", r.NATSReplicas),
 		slog.String("admin_addr", r.AdminAddr),
 		slog.String("grpc_addr", r.GRPCAddr),
+		slog.Duration("grpc_max_connection_age", r.GRPCMaxConnectionAge),
 		slog.String("log_level", r.LogLevel.String()),
 		slog.Duration("shutdown_timeout", r.ShutdownTimeout),
 	)

@@ -72,6 +72,7 @@ func Open(ctx context.Context, name string, cfg config.Platform, needs Needs, lo
 	}
 	srv, err := server.New(server.Config{
 		Service: name, AdminAddr: cfg.AdminAddr, GRPCAddr: cfg.GRPCAddr, ShutdownTimeout: cfg.ShutdownTimeout,
+		MaxConnectionAge: cfg.GRPCMaxConnectionAge,
 	}, log, reg)
 	if err != nil {
 		return fail(err)

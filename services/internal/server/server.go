@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
@@ -89,6 +90,14 @@ type Config struct {
 	// GRPCOptions are extra options for grpc.NewServer (interceptors are chained
 	// after the server's metrics interceptor).
 	GRPCOptions []grpc.ServerOption
+	// MaxConnectionAge, when positive, asks each gRPC client to move to a new
+	// connection once its connection is that old (HTTP/2 GOAWAY; grpc-go adds
+	// ±10% jitter). Kubernetes balances connections, not requests: without
+	// it, a client keeps the replica it first reached for good, and after a
+	// rollout every client may sit on the replica that restarted first. RPCs
+	// in flight, streams included, finish on the old connection however long
+	// they take; new ones go to the new connection.
+	MaxConnectionAge time.Duration
 }
 
 var serviceName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -158,10 +167,15 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*Server, error
 		return nil, err
 	}
 
-	opts := append([]grpc.ServerOption{
+	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(m.unary),
 		grpc.ChainStreamInterceptor(m.stream),
-	}, cfg.GRPCOptions...)
+	}
+	if cfg.MaxConnectionAge > 0 {
+		// MaxConnectionAgeGrace stays infinite: a long export is not cut.
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: cfg.MaxConnectionAge}))
+	}
+	opts = append(opts, cfg.GRPCOptions...)
 	s.grpc = grpc.NewServer(opts...)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)

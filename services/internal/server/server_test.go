@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -275,6 +277,65 @@ func TestGRPCHealthAndMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// With MaxConnectionAge a client is moved to new connections as they age
+// (so that, behind a Kubernetes Service, clients spread again over the
+// replicas), and no RPC fails for it: a stream open across the move ends
+// normally on its old connection. Without it, one connection serves all.
+func TestMaxConnectionAgeMovesClients(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		age      time.Duration
+		minDials int64
+		maxDials int64
+	}{
+		{age: 0, minDials: 1, maxDials: 1},
+		{age: 200 * time.Millisecond, minDials: 3, maxDials: 1 << 20},
+	} {
+		t.Run(fmt.Sprint(tt.age), func(t *testing.T) {
+			t.Parallel()
+			h := start(t, server.Config{MaxConnectionAge: tt.age}, nil)
+			var dials atomic.Int64
+			conn, err := grpc.NewClient(h.srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+					dials.Add(1)
+					return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+				}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			client := healthpb.NewHealthClient(conn)
+			// A Watch stream opened first stays open across the moves.
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			watch, err := client.Watch(ctx, &healthpb.HealthCheckRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := watch.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			for end := time.Now().Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+				rctx, rcancel := context.WithTimeout(t.Context(), 5*time.Second)
+				_, err := client.Check(rctx, &healthpb.HealthCheckRequest{})
+				rcancel()
+				if err != nil {
+					t.Fatalf("Check after %d dials: %v", dials.Load(), err)
+				}
+			}
+			// The stream is still open: it ends when its client cancels it,
+			// not when its connection was moved away from.
+			cancel()
+			if resp, err := watch.Recv(); status.Code(err) != codes.Canceled {
+				t.Fatalf("the stream after %d dials: %v, %v (want it canceled by the client)", dials.Load(), resp, err)
+			}
+			if n := dials.Load(); n < tt.minDials || n > tt.maxDials {
+				t.Fatalf("age %s: %d connections in a second, want %d to %d", tt.age, n, tt.minDials, tt.maxDials)
+			}
+		})
 	}
 }
 
