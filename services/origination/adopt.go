@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -20,9 +21,10 @@ import (
 // and every live one at once here, agents' sessions included. An adopted
 // call is recovered as after a restart: its pending events are published,
 // its legs checked on the switch, those gone ended, a wait for an agent or
-// a menu resumed. What the switch said while nobody drove the call is not
-// replayed, as after a restart; a leg that hung up meanwhile ends as
-// NORMAL_CLEARING (answered) or NORMAL_TEMPORARY_FAILURE.
+// a menu resumed. A leg that hung up meanwhile ends with the cause and at
+// the time the adopter heard (every node sends every event to every
+// instance: hangups); the gap's other events (a digit, a join) are not
+// replayed, the switch's state is what counts, as after a restart.
 //
 // Two writers cannot both drive a call: adoption is a compare-and-swap on
 // the call's version, and an instance whose call was adopted while it
@@ -145,4 +147,55 @@ func (e *Engine) adoptable(ctx context.Context, c *Call) bool {
 	}
 	alive, err := e.store.Alive(ctx, c.Owner)
 	return err == nil && !alive
+}
+
+// hangupMemory is how long an instance remembers the hangups it saw of other
+// instances' legs: past an owner's heartbeat TTL and the adopter's look.
+const hangupMemory = time.Minute
+
+// maxHangups bounds the hangups remembered (some 100 bytes each).
+const maxHangups = 1 << 18
+
+// hangups remembers the hangups of other instances' legs, seen lately: every
+// node sends every event to every instance, so when a call is adopted its
+// adopter has heard how and when its legs ended while nobody drove it, and
+// ends them so (the cause, the SIP status, the time its billing stops)
+// instead of as found gone.
+type hangups struct {
+	mu    sync.Mutex
+	byLeg map[string]heardHangup
+	order []heardHangup // oldest first, for forgetting
+}
+
+type heardHangup struct {
+	ev    SwitchEvent
+	heard time.Time // by this instance's clock (ev.At is the switch's)
+}
+
+// add remembers a CHANNEL_HANGUP_COMPLETE of another instance's leg, heard
+// at now.
+func (h *hangups) add(ev SwitchEvent, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byLeg == nil {
+		h.byLeg = map[string]heardHangup{}
+	}
+	n := 0
+	for n < len(h.order) && (len(h.order)-n >= maxHangups || now.Sub(h.order[n].heard) > hangupMemory) {
+		if old := h.order[n]; h.byLeg[old.ev.UUID].heard.Equal(old.heard) {
+			delete(h.byLeg, old.ev.UUID)
+		}
+		n++
+	}
+	hh := heardHangup{ev: ev, heard: now}
+	h.order = append(h.order[n:], hh)
+	h.byLeg[ev.UUID] = hh
+}
+
+// get returns the hangup seen of leg uuid, if any.
+func (h *hangups) get(uuid string) (SwitchEvent, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hh, ok := h.byLeg[uuid]
+	return hh.ev, ok
 }

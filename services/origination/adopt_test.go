@@ -49,12 +49,16 @@ func TestThroughSimulatorLiveCallsAdoptedWhenTheirInstanceIsGone(t *testing.T) {
 	aClient.Close()
 	aSw.Close()
 	a.Close()
-	st.hangupChannel(bridged.Second.UUID)
+	// With a cause of its own, which the adopter heard though the call was
+	// not its own yet (a leg found gone would end NORMAL_CLEARING).
+	st.hangupChannelWith(bridged.Second.UUID, "NORMAL_UNSPECIFIED")
 
 	adopters := []string{st.cfg.Instance, b.cfg.Instance}
 	done := st.waitStatus(bridged.ID, StatusCompleted)
-	if !slices.Contains(adopters, done.Owner) || done.First.Status != LegHungup || done.Second.Status != LegHungup {
-		t.Fatalf("A's bridged call: owner %s (want one of %v), legs %s/%s", done.Owner, adopters, done.First.Status, done.Second.Status)
+	if !slices.Contains(adopters, done.Owner) || done.First.Status != LegHungup || done.Second.Status != LegHungup ||
+		done.Second.HangupCause != "NORMAL_UNSPECIFIED" {
+		t.Fatalf("A's bridged call: owner %s (want one of %v), legs %s/%s, the far end's cause %s", done.Owner, adopters,
+			done.First.Status, done.Second.Status, done.Second.HangupCause)
 	}
 	abandoned := st.waitStatus(customer.GetId(), StatusCompleted, StatusFailed, StatusCanceled)
 	if abandoned.Status != StatusCompleted || !abandoned.Abandoned || !slices.Contains(adopters, abandoned.Owner) {
@@ -197,4 +201,29 @@ func (h *harness) goneCall(gone, node string) *Call {
 		h.t.Fatal(err)
 	}
 	return c
+}
+
+// The hangups heard of other instances' legs are forgotten after
+// hangupMemory; a leg heard again is remembered from then.
+func TestHangupsForgetOld(t *testing.T) {
+	t.Parallel()
+	var h hangups
+	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	h.add(SwitchEvent{UUID: "a", Cause: "NORMAL_CLEARING", At: t0}, t0)
+	h.add(SwitchEvent{UUID: "b", Cause: "USER_BUSY", At: t0.Add(time.Second)}, t0.Add(time.Second))
+	h.add(SwitchEvent{UUID: "b", Cause: "NORMAL_UNSPECIFIED", At: t0.Add(50 * time.Second)}, t0.Add(50*time.Second))
+	if ev, ok := h.get("a"); !ok || ev.Cause != "NORMAL_CLEARING" {
+		t.Fatalf("a within the memory: %+v, %v", ev, ok)
+	}
+	later := t0.Add(hangupMemory + 2*time.Second)
+	h.add(SwitchEvent{UUID: "c", Cause: "NORMAL_CLEARING", At: later}, later)
+	if _, ok := h.get("a"); ok {
+		t.Error("a remembered past the memory")
+	}
+	if ev, ok := h.get("b"); !ok || ev.Cause != "NORMAL_UNSPECIFIED" {
+		t.Errorf("b, heard again 50 s in: %+v, %v", ev, ok)
+	}
+	if len(h.order) != 2 || len(h.byLeg) != 2 {
+		t.Errorf("%d in order, %d by leg; want 2 and 2", len(h.order), len(h.byLeg))
+	}
 }

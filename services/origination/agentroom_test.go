@@ -772,7 +772,13 @@ func (st *stack) waitRoom(room string, want ...string) {
 
 func (st *stack) hangupChannel(uuid string) {
 	st.t.Helper()
-	resp, err := http.Post(st.sim.ControlURL()+"/channels/"+uuid+"/hangup", "application/json", strings.NewReader(`{"cause":"NORMAL_CLEARING"}`))
+	st.hangupChannelWith(uuid, "NORMAL_CLEARING")
+}
+
+// hangupChannelWith has the far end of a channel hang up with cause.
+func (st *stack) hangupChannelWith(uuid, cause string) {
+	st.t.Helper()
+	resp, err := http.Post(st.sim.ControlURL()+"/channels/"+uuid+"/hangup", "application/json", strings.NewReader(`{"cause":"`+cause+`"}`))
 	if err != nil {
 		st.t.Fatal(err)
 	}

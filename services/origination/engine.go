@@ -234,6 +234,8 @@ type Engine struct {
 	awaitTimers sync.Map
 	// leaving: this instance is shutting down and adopts nothing more.
 	leaving atomic.Bool
+	// others are the hangups seen of other instances' legs (adopt.go).
+	others hangups
 }
 
 // NewEngine builds an engine and starts its event workers.
@@ -710,7 +712,11 @@ func (e *Engine) recoverOnce(ctx context.Context, id string, nodeGone bool) erro
 				}
 			}
 			if !exists {
-				acts = append(acts, e.applyFork(ctx, c, r, i, SwitchEvent{Name: "CHANNEL_HANGUP_COMPLETE", UUID: f.UUID, Cause: "NORMAL_TEMPORARY_FAILURE"})...)
+				ev, seen := e.others.get(f.UUID)
+				if !seen {
+					ev = SwitchEvent{Name: "CHANNEL_HANGUP_COMPLETE", UUID: f.UUID, Cause: "NORMAL_TEMPORARY_FAILURE"}
+				}
+				acts = append(acts, e.applyFork(ctx, c, r, i, ev)...)
 			}
 		}
 	}
@@ -744,16 +750,21 @@ func (e *Engine) recoverOnce(ctx context.Context, id string, nodeGone bool) erro
 			acts = append(acts, more...)
 			continue
 		}
-		cause := "NORMAL_TEMPORARY_FAILURE"
+		cause, sip, at := "NORMAL_TEMPORARY_FAILURE", 0, e.now().UTC()
 		if l.Status == LegAnswered {
 			cause = "NORMAL_CLEARING"
 		}
-		e.log.Warn("leg gone from FreeSWITCH while we were not looking", "call_id", c.ID, "leg_uuid", l.UUID, "node_restarted", nodeGone)
-		if next, ok := e.channelEnded(c, r, cause, 0, e.now().UTC()); ok {
+		if ev, seen := e.others.get(l.UUID); seen {
+			// Adopted: this instance saw how and when the leg ended.
+			cause, sip, at = ev.Cause, ev.SIPStatus, ev.At
+		} else {
+			e.log.Warn("leg gone from FreeSWITCH while we were not looking", "call_id", c.ID, "leg_uuid", l.UUID, "node_restarted", nodeGone)
+		}
+		if next, ok := e.channelEnded(c, r, cause, sip, at); ok {
 			acts = append(acts, next...)
 			continue
 		}
-		acts = append(acts, e.legEnded(c, r, cause, 0, e.now().UTC())...)
+		acts = append(acts, e.legEnded(c, r, cause, sip, at)...)
 	}
 	if c.Ending != "" {
 		// The call was decided to end while FreeSWITCH may not have heard
@@ -794,6 +805,14 @@ func (e *Engine) handle(ev SwitchEvent) {
 		}
 		if c.Owner != e.cfg.Instance {
 			unlock()
+			if ev.Name == "CHANNEL_HANGUP_COMPLETE" && ev.UUID != "" {
+				// Should its owner be gone, whoever adopts the call
+				// ends the leg as it ended.
+				if ev.At.IsZero() {
+					ev.At = e.now().UTC()
+				}
+				e.others.add(ev, e.now())
+			}
 			return // another instance drives it
 		}
 		role, fork := ev.locate(c)
