@@ -91,6 +91,10 @@ type job struct {
 	timer     *time.Timer
 	blocked   time.Time     // when the gate first blocked it
 	backoff   time.Duration // next gate recheck
+	// again: the delivery, claimed again (redelivered) while this job's
+	// last outcome was being written; held anew once that is applied.
+	again    *Delivery
+	againDue time.Time
 }
 
 // endpoint is the dispatcher's state of one subscription.
@@ -221,11 +225,21 @@ func (d *Dispatcher) endpoint(sub string) *endpoint {
 // add holds deliveries this instance inserted or claimed, due at their
 // time.
 func (d *Dispatcher) add(ds []*Delivery, due time.Time) {
-	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.addLocked(ds, due)
+}
+
+func (d *Dispatcher) addLocked(ds []*Delivery, due time.Time) {
+	now := time.Now()
 	for _, del := range ds {
-		if _, ok := d.jobs[del.ID]; ok {
+		if old, ok := d.jobs[del.ID]; ok {
+			if old.inFlight {
+				// Its outcome (given up, delivered) is written but not yet
+				// applied, and a redelivery made it due again: once the
+				// outcome is applied, the old job goes and this one is held.
+				old.again, old.againDue = del, due
+			}
 			continue
 		}
 		if d.subs.get(del.SubscriptionID) == nil {
@@ -643,6 +657,9 @@ func (d *Dispatcher) applied(batch []outcome) {
 		switch {
 		case o.state != statePending:
 			d.dropLocked(j, now)
+			if j.again != nil {
+				d.addLocked([]*Delivery{j.again}, j.againDue)
+			}
 		case o.held:
 			j.due = o.due
 			d.scheduleLocked(j, now)

@@ -756,3 +756,55 @@ func TestReleaseParksOnlyForDisabledSubscriptions(t *testing.T) {
 		t.Errorf("the disabled subscription's delivery is due at %v, want parked", due)
 	}
 }
+
+// A delivery redelivered while its last outcome (delivered, given up) is
+// written but not yet applied in memory is claimed by the poller before the
+// old job is gone. It must be held anew once the outcome is applied, not
+// left leased to nobody until the lease runs out (TestGivenUpThenRedelivered
+// failed so in CI). The window is microseconds wide, so the test takes the
+// dispatcher's steps itself: the old job in flight, the new claim, the
+// outcome applied.
+func TestRedeliveredWhileOutcomeIsWritten(t *testing.T) {
+	t.Parallel()
+	h := startHarness(t, map[string]string{"RINGBACK_WEBHOOK_RETRY_SCHEDULE": "0s,1h"})
+	recv := webhooktest.Start(t, func(webhooktest.Request) (int, string, time.Duration) { return 204, "", 0 })
+	w, _ := h.subscribe(t, "acct-a", &webhookv1.Webhook{Url: recv.URL, EventTypes: []eventsv1.EventType{eventsv1.EventType_EVENT_TYPE_CALL_QUEUED}})
+	call := callEvents(callSpec{})
+	h.publish(t, call...)
+	ds := failWaitDeliveries(t, h, "acct-a", w.GetId(), call[0].GetCallId(), 15*time.Second, "the delivery delivered",
+		failAllIn(webhookv1.DeliveryState_DELIVERY_STATE_DELIVERED, 1))
+	id := ds[0].GetId()
+	ctx := t.Context()
+	d := h.svc.Dispatcher
+	// The redelivery, claimed by this instance (long leased: only the
+	// dispatcher's memory can send it again within the test).
+	row := h.st.DB.QueryRow(ctx, `UPDATE webhook.deliveries d SET state = 1, step = 0, lease_owner = $2,
+			next_attempt_at = now() + interval '1 hour'
+		WHERE d.id = $1 RETURNING `+jobColumns, id, d.owner)
+	del, err := scanJob(row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requested := len(recv.Requests())
+	// The old job: its attempt made, its outcome not yet applied.
+	old := &job{d: &Delivery{ID: id, SubscriptionID: del.SubscriptionID, CallID: del.CallID, Seq: del.Seq}, key: chainKey{del.SubscriptionID, del.CallID}, inFlight: true}
+	d.mu.Lock()
+	d.jobs[id] = old
+	d.chains[old.key] = []*job{old}
+	d.mu.Unlock()
+	d.add([]*Delivery{del}, time.Now())
+	d.applied([]outcome{{job: old, state: stateDelivered}})
+	deadline := time.Now().Add(10 * time.Second)
+	for len(recv.Requests()) == requested {
+		if time.Now().After(deadline) {
+			d.mu.Lock()
+			_, held := d.jobs[id]
+			d.mu.Unlock()
+			t.Fatalf("the redelivered delivery was not sent again within 10 s (held in memory: %v)", held)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := recv.Requests()[requested:]; got[0].ID != id {
+		t.Fatalf("sent %s, want the redelivered %s", got[0].ID, id)
+	}
+}
