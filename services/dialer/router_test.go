@@ -157,9 +157,15 @@ func TestRouterNoneFreePastDeadline(t *testing.T) {
 	if c := e.fake.connectsOf(lost); len(c) != 0 {
 		t.Fatalf("the abandoned call was connected: %v", c)
 	}
-	if n := prometheusCounter(t, reg, "ringback_dialer_agent_connects_total", "none_free"); n != 1 {
-		t.Errorf("none_free %v", n)
-	}
+	// Counted once, by whichever saw it go first (the deadline, the
+	// abandonment, or its AGENT_AWAITED handled late: under load that may
+	// come after all of the above).
+	eventually(t, "none_free counted", func() bool {
+		return prometheusCounter(t, reg, "ringback_dialer_agent_connects_total", "none_free") >= 1
+	})
+	quietly(t, 300*time.Millisecond, "none_free counted once", func() bool {
+		return prometheusCounter(t, reg, "ringback_dialer_agent_connects_total", "none_free") == 1
+	})
 }
 
 // A call that no longer waits gives its agent back in its place; a
