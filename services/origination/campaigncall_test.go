@@ -57,6 +57,10 @@ func TestCampaignRingAllFirstOperatorWins(t *testing.T) {
 	st := newStack(t)
 	// 408 rings until its timeout; 0001 answers after ~1 s (simulated).
 	ops, _ := operators(st, "acct-camp", "+15550000408", "+15550000001")
+	// A ring of 30 simulated seconds (1.5 s of real time), so that under
+	// load the answer surely comes first (with 2 s, 100 ms real, CI once
+	// saw the 408 operator time out before the answer was handled).
+	ops[0].RingTimeoutMS = 30000
 	c, err := st.engine.Create(context.Background(), campaignRequest("+15551230000", ops, nil))
 	if err != nil {
 		t.Fatal(err)
