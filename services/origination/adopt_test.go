@@ -8,6 +8,7 @@ import (
 	"time"
 
 	eventsv1 "github.com/ringback/ringback/proto/gen/go/ringback/events/v1"
+	"github.com/ringback/ringback/services/internal/config"
 	"github.com/ringback/ringback/services/internal/ids"
 )
 
@@ -232,5 +233,35 @@ func TestHangupsForgetOld(t *testing.T) {
 	}
 	if len(h.order) != 2 || len(h.byLeg) != 2 {
 		t.Errorf("%d in order, %d by leg; want 2 and 2", len(h.order), len(h.byLeg))
+	}
+}
+
+// RINGBACK_HEARTBEAT_TTL: 15 s unless set, and within 3 s to 5 min.
+func TestLoadConfigHeartbeatTTL(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		env  string
+		want time.Duration
+		bad  bool
+	}{
+		{env: "", want: DefaultHeartbeatTTL},
+		{env: "6s", want: 6 * time.Second},
+		{env: "1s", bad: true},
+		{env: "10m", bad: true},
+		{env: "soon", bad: true},
+	} {
+		env := map[string]string{}
+		if tt.env != "" {
+			env["RINGBACK_HEARTBEAT_TTL"] = tt.env
+		}
+		l := config.NewLoader(config.MapLookup(env))
+		c := LoadConfig(l)
+		if err := l.Err(); (err != nil) != tt.bad || (err != nil && !strings.Contains(err.Error(), "RINGBACK_HEARTBEAT_TTL")) {
+			t.Errorf("RINGBACK_HEARTBEAT_TTL=%q: error %v, want one: %v", tt.env, err, tt.bad)
+			continue
+		}
+		if !tt.bad && c.HeartbeatTTL != tt.want {
+			t.Errorf("RINGBACK_HEARTBEAT_TTL=%q: %s, want %s", tt.env, c.HeartbeatTTL, tt.want)
+		}
 	}
 }

@@ -193,6 +193,9 @@ type Resolver interface {
 	Resolve(ctx context.Context, accountID string, p PartySpec) (Leg, error)
 }
 
+// DefaultHeartbeatTTL is Config.HeartbeatTTL's default.
+const DefaultHeartbeatTTL = 15 * time.Second
+
 // Config tunes the engine.
 type Config struct {
 	Instance           string        // this process's owner ID (stable across restarts: the pod name)
@@ -253,7 +256,7 @@ func NewEngine(cfg Config, sw Switch, store Store, pub Publisher, locks Locker, 
 		cfg.Workers = 64
 	}
 	if cfg.HeartbeatTTL <= 0 {
-		cfg.HeartbeatTTL = 15 * time.Second
+		cfg.HeartbeatTTL = DefaultHeartbeatTTL
 	}
 	e := &Engine{cfg: cfg, sw: sw, store: store, pub: pub, locks: locks, res: res, log: log, now: time.Now, stop: make(chan struct{})}
 	e.queues = make([]chan SwitchEvent, cfg.Workers)

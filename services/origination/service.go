@@ -38,6 +38,11 @@ type ServiceConfig struct {
 	// replica with the same name after a restart (RINGBACK_INSTANCE;
 	// default the hostname, which is the pod name on Kubernetes).
 	Instance string
+	// HeartbeatTTL (RINGBACK_HEARTBEAT_TTL, 3s to 5m) is how long after its
+	// last heartbeat a replica counts as gone and the others adopt its
+	// calls: shorter fails over sooner, and adopts the calls of a replica
+	// merely stalled that long (safe, but churn).
+	HeartbeatTTL time.Duration
 	// MaxCallDuration caps and defaults max_duration_s (RINGBACK_MAX_CALL_DURATION).
 	MaxCallDuration time.Duration
 	// DefaultRingTimeout is a leg's ring timeout when none is given (RINGBACK_RING_TIMEOUT).
@@ -56,17 +61,20 @@ func LoadConfig(l *config.Loader) ServiceConfig {
 	if host == "" {
 		host = "origination"
 	}
-	return ServiceConfig{
+	c := ServiceConfig{
 		ESLAddrs:           l.HostPorts("FREESWITCH_ESL_ADDR", "127.0.0.1:8021", "FreeSWITCH event sockets, comma-separated host:port"),
 		ESLPassword:        l.Secret("FREESWITCH_ESL_PASSWORD", "ClueCon", "FreeSWITCH event-socket password"),
 		SessionsPerSecond:  l.Int("RINGBACK_SPS_PER_NODE", 0, "originates per second per FreeSWITCH node (0: unlimited); keep at or below the node's sps"),
 		Gateway:            l.String("RINGBACK_CARRIER_GATEWAY", "carrier", "sofia gateway numbers are dialed through"),
 		Instance:           l.String("RINGBACK_INSTANCE", host, "this replica's stable name (the pod name)"),
+		HeartbeatTTL:       l.Duration("RINGBACK_HEARTBEAT_TTL", DefaultHeartbeatTTL, "how long after its last heartbeat a replica's calls are adopted by the others"),
 		MaxCallDuration:    l.Duration("RINGBACK_MAX_CALL_DURATION", 4*time.Hour, "longest call; default and cap of max_duration_s"),
 		DefaultRingTimeout: l.Duration("RINGBACK_RING_TIMEOUT", 30*time.Second, "ring timeout of a leg that gives none"),
 		RatingAddr:         l.String("RINGBACK_RATING_ADDR", "127.0.0.1:50053", "rating service gRPC target; authorizes every leg"),
 		CDRAddr:            l.String("RINGBACK_CDR_ADDR", "127.0.0.1:50054", "cdr service gRPC target; campaigns' failed calls are read there"),
 	}
+	l.Check(c.HeartbeatTTL >= 3*time.Second && c.HeartbeatTTL <= 5*time.Minute, "RINGBACK_HEARTBEAT_TTL", "must be 3s to 5m")
+	return c
 }
 
 // Deps are the shared platform clients origination uses.
@@ -117,7 +125,7 @@ func NewService(ctx context.Context, cfg ServiceConfig, d Deps, draining func() 
 		return nil, fmt.Errorf("cdr %s: %w", cfg.CDRAddr, err)
 	}
 	endpoints := &EndpointStore{DB: d.DB}
-	engine := NewEngine(Config{Instance: cfg.Instance, DefaultRingTimeout: cfg.DefaultRingTimeout, MaxDuration: cfg.MaxCallDuration},
+	engine := NewEngine(Config{Instance: cfg.Instance, DefaultRingTimeout: cfg.DefaultRingTimeout, MaxDuration: cfg.MaxCallDuration, HeartbeatTTL: cfg.HeartbeatTTL},
 		sw, NewRedisStore(d.Cache.Redis()), BusPublisher{Bus: d.Bus}, CacheLocker{C: d.Cache},
 		DialPlan{Gateway: cfg.Gateway, Endpoints: endpoints}, log)
 	engine.UseRater(RatingClient{C: ratingv1.NewRatingServiceClient(ratingConn)})

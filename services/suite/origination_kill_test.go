@@ -22,7 +22,7 @@ import (
 // same Service) drives an agent's session in its room and a bridged call,
 // and is killed with SIGKILL: no drain, no goodbye. The far end of the call
 // hangs up while nobody drives it. Once the dead replica's heartbeat has
-// expired (15 s) the suite's replica adopts both: the call ends COMPLETED,
+// expired (RINGBACK_HEARTBEAT_TTL, 3 s here) the suite's replica adopts both: the call ends COMPLETED,
 // with its events and its CDR, the far end's leg with the cause it hung up
 // with (the suite's replica heard it), and the session goes on, ending when
 // the agent hangs up.
@@ -42,7 +42,8 @@ func TestOriginationReplicaSIGKILL(t *testing.T) {
 		"DATABASE_URL="+e.db, "NATS_URL="+e.info.NATSURL, "FREESWITCH_ESL_ADDR="+e.info.ESLAddr,
 		"RINGBACK_RATING_ADDR="+e.info.RatingAt, "RINGBACK_CDR_ADDR="+e.info.CDRAt,
 		"RINGBACK_INSTANCE="+fmt.Sprintf("origination-kill-%d", time.Now().UnixNano()),
-		"RINGBACK_GRPC_ADDR="+addr, "RINGBACK_ADMIN_ADDR=127.0.0.1:0", "RINGBACK_LOG_LEVEL=warn")
+		"RINGBACK_GRPC_ADDR="+addr, "RINGBACK_ADMIN_ADDR=127.0.0.1:0", "RINGBACK_LOG_LEVEL=warn",
+		"RINGBACK_HEARTBEAT_TTL=3s")
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +91,8 @@ func TestOriginationReplicaSIGKILL(t *testing.T) {
 	child.Kill()
 	killed := time.Now()
 	e.simControl(t, "/channels/"+bridged.GetCall().GetSecond().GetUuid()+"/hangup", `{"cause":"NORMAL_UNSPECIFIED"}`)
-	// Without adoption the call would stay BRIDGED for good; the heartbeat
-	// expires 15 s after the last one (sent every 5 s).
+	// Without adoption the call would stay BRIDGED for good; the child's
+	// heartbeat expires 3 s after its last one (sent every second).
 	for deadline := killed.Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		_, out := e.do(t, "GET", "/v1/calls/"+callID, e.key, "")
 		if s := dig(out, "call", "status"); s == "CALL_STATUS_COMPLETED" {
