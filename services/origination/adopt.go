@@ -2,6 +2,7 @@ package origination
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -44,6 +45,7 @@ func (e *Engine) adopter() {
 	t := time.NewTicker(adoptEvery)
 	defer t.Stop()
 	foreign := map[string]time.Time{} // instance -> when to look again
+	unrecovered := map[string]bool{}  // adopted calls whose recovery failed
 	for {
 		select {
 		case <-e.stop:
@@ -51,14 +53,21 @@ func (e *Engine) adopter() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		e.adoptGone(ctx, foreign)
+		for id := range unrecovered {
+			// Their legs may have ended unseen: nothing else would look.
+			if err := e.recoverCall(ctx, id, false); err == nil || errors.Is(err, ErrNotFound) {
+				delete(unrecovered, id)
+			}
+		}
+		e.adoptGone(ctx, foreign, unrecovered)
 		cancel()
 	}
 }
 
 // adoptGone adopts the live calls of the instances that are gone, but for
-// those in foreign (until their time).
-func (e *Engine) adoptGone(ctx context.Context, foreign map[string]time.Time) {
+// those in foreign (until their time); the calls it adopted but could not
+// recover go in unrecovered, to be tried again.
+func (e *Engine) adoptGone(ctx context.Context, foreign map[string]time.Time, unrecovered map[string]bool) {
 	if e.leaving.Load() {
 		return
 	}
@@ -90,8 +99,13 @@ func (e *Engine) adoptGone(ctx context.Context, foreign map[string]time.Time) {
 		rand.Shuffle(len(calls), func(i, j int) { calls[i], calls[j] = calls[j], calls[i] })
 		n := 0
 		for _, c := range calls {
-			if e.adoptLive(ctx, c.ID, from) {
+			adopted, err := e.adoptLive(ctx, c.ID, from)
+			if adopted {
 				n++
+			}
+			if err != nil {
+				e.log.Error("recover an adopted call; trying again", "call_id", c.ID, "err", err)
+				unrecovered[c.ID] = true
 			}
 		}
 		if n > 0 {
@@ -101,35 +115,28 @@ func (e *Engine) adoptGone(ctx context.Context, foreign map[string]time.Time) {
 }
 
 // adoptLive makes this instance drive a call of from, and recovers it.
-// false: the call was not from's any more (adopted by another instance,
-// taken back by from, or ended).
-func (e *Engine) adoptLive(ctx context.Context, id, from string) bool {
+// adopted false: the call was not from's any more (adopted by another
+// instance, taken back by from, or ended). err: adopted, but its recovery
+// failed.
+func (e *Engine) adoptLive(ctx context.Context, id, from string) (adopted bool, err error) {
 	select {
 	case <-e.stop:
-		return false
+		return false, nil
 	default:
 	}
 	unlock := e.lock(id)
 	c, err := e.store.Get(ctx, id)
-	if err != nil || c.Owner != from {
+	if err != nil || c.Owner != from || !e.adoptable(ctx, c) {
 		unlock()
-		return false
-	}
-	if !e.adoptable(ctx, c) {
-		unlock()
-		return false
+		return false, nil
 	}
 	err = e.store.Adopt(ctx, c, e.cfg.Instance)
 	unlock()
 	if err != nil {
-		return false
+		return false, nil
 	}
 	e.live.Delete(id)
-	if err := e.recoverCall(ctx, id, false); err != nil {
-		// Its next event, or a reconnect's Recover, tries again.
-		e.log.Error("recover an adopted call", "call_id", id, "err", err)
-	}
-	return true
+	return true, e.recoverCall(ctx, id, false)
 }
 
 // Leave stops this instance adopting calls: it is shutting down (the

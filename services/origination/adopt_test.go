@@ -265,3 +265,33 @@ func TestLoadConfigHeartbeatTTL(t *testing.T) {
 		}
 	}
 }
+
+// An adopted call whose recovery fails (the switch did not answer) is
+// recovered again at the next look: nothing else would, when its legs
+// ended while nobody drove it.
+func TestAdoptedCallRecoveredAgainAfterAFailure(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	gone := h.goneInstance()
+	c := h.create(CreateRequest{Mode: ModeSimultaneous, First: PartySpec{Number: "+15551230000"}, Second: PartySpec{Number: "+15558880000"}})
+	h.waitCmd("originate second")
+	h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+	h.event(c, RoleSecond, "CHANNEL_ANSWER", "", 0)
+	h.waitCmd("bridge ")
+	h.event(c, RoleFirst, "CHANNEL_BRIDGE", "", 0)
+	c = h.waitStatus(c.ID, StatusBridged)
+	// The far end hangs up unseen, and the first check of the switch fails.
+	h.sw.mu.Lock()
+	h.sw.gone = map[string]bool{c.Second.UUID: true}
+	h.sw.existsFails = 1
+	h.sw.mu.Unlock()
+	if err := h.store.Adopt(context.Background(), c, gone); err != nil {
+		t.Fatal(err)
+	}
+	h.waitCmd("hangup " + c.First.UUID + " NORMAL_CLEARING")
+	h.sw.mu.Lock()
+	defer h.sw.mu.Unlock()
+	if h.sw.existsFails != 0 {
+		t.Fatal("the switch was never asked")
+	}
+}

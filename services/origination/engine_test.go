@@ -2,6 +2,7 @@ package origination
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,8 @@ type fakeSwitch struct {
 	failNext map[string]error             // command prefix -> error
 	vars     map[string]map[string]string // channel variables Vars answers with
 	gone     map[string]bool              // channels Exists says are gone
+	// existsFails: the next so many Exists fail (the switch not answering).
+	existsFails int
 }
 
 func (f *fakeSwitch) add(cmd string) error {
@@ -60,6 +63,10 @@ func (f *fakeSwitch) HangupAfter(_ context.Context, _, uuid string, d time.Durat
 func (f *fakeSwitch) Exists(_ context.Context, _, uuid string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.existsFails > 0 {
+		f.existsFails--
+		return false, errors.New("-ERR no reply")
+	}
 	return !f.gone[uuid], nil
 }
 func (f *fakeSwitch) SetVars(_ context.Context, _, uuid string, vars map[string]string) error {
