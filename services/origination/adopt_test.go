@@ -273,13 +273,7 @@ func TestAdoptedCallRecoveredAgainAfterAFailure(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	gone := h.goneInstance()
-	c := h.create(CreateRequest{Mode: ModeSimultaneous, First: PartySpec{Number: "+15551230000"}, Second: PartySpec{Number: "+15558880000"}})
-	h.waitCmd("originate second")
-	h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
-	h.event(c, RoleSecond, "CHANNEL_ANSWER", "", 0)
-	h.waitCmd("bridge ")
-	h.event(c, RoleFirst, "CHANNEL_BRIDGE", "", 0)
-	c = h.waitStatus(c.ID, StatusBridged)
+	c := h.bridgedCall()
 	// The far end hangs up unseen, and the first check of the switch fails.
 	h.sw.mu.Lock()
 	h.sw.gone = map[string]bool{c.Second.UUID: true}

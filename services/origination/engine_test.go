@@ -204,6 +204,19 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
+// bridgedCall is a simultaneous call both of whose parties answered and
+// were bridged.
+func (h *harness) bridgedCall() *Call {
+	h.t.Helper()
+	c := h.create(CreateRequest{Mode: ModeSimultaneous, First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}})
+	h.waitCmd("originate second")
+	h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+	h.event(c, RoleSecond, "CHANNEL_ANSWER", "", 0)
+	h.waitCmd("bridge")
+	h.event(c, RoleFirst, "CHANNEL_BRIDGE", "", 0)
+	return h.waitStatus(c.ID, StatusBridged)
+}
+
 // waitCmd waits for a command with the prefix and returns it.
 func (h *harness) waitCmd(prefix string) string {
 	h.t.Helper()
@@ -396,13 +409,7 @@ func TestHangupThroughAPI(t *testing.T) {
 	t.Run("while bridged: completed", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
-		c := h.create(CreateRequest{Mode: ModeSimultaneous, First: PartySpec{Number: "+15551230001"}, Second: PartySpec{Number: "+15551230002"}})
-		h.waitCmd("originate second")
-		h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
-		h.event(c, RoleSecond, "CHANNEL_ANSWER", "", 0)
-		h.waitCmd("bridge")
-		h.event(c, RoleFirst, "CHANNEL_BRIDGE", "", 0)
-		h.waitStatus(c.ID, StatusBridged)
+		c := h.bridgedCall()
 		if _, err := h.e.Hangup(context.Background(), c.ID, ""); err != nil {
 			t.Fatal(err)
 		}
