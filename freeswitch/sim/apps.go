@@ -195,6 +195,8 @@ func (c *Channel) runApp(name, arg string) appResult {
 		return c.wait(time.Duration(ms)*time.Millisecond, false)
 	case "playback":
 		return c.playback(arg)
+	case "endless_playback":
+		return c.endlessPlayback(arg)
 	case "bridge":
 		return c.bridgeApp(arg)
 	case "transfer":
@@ -373,10 +375,12 @@ func (c *Channel) waitFor(d time.Duration, breakable, digits bool) (appResult, b
 var toneRe = regexp.MustCompile(`%\(([0-9]+),([0-9]+)`)
 
 // playbackLength estimates how long a file plays: tone_stream and
-// silence_stream lengths are computed; other files last
-// sim_playback_ms (default 3 s).
+// silence_stream lengths are computed; a local_stream (music on hold) never
+// ends; other files last sim_playback_ms (default 3 s).
 func (c *Channel) playbackLength(path string) (time.Duration, bool) {
 	switch {
+	case strings.HasPrefix(path, "local_stream://"):
+		return 0, true
 	case strings.HasPrefix(path, "silence_stream://"):
 		ms, _ := strconv.Atoi(strings.TrimPrefix(path, "silence_stream://"))
 		if ms < 0 {
@@ -451,6 +455,42 @@ func (c *Channel) playbackWith(path string, digits bool) (appResult, byte, bool)
 	s.mu.Unlock()
 	res.response = "FILE PLAYED"
 	return res, dg, got
+}
+
+// endlessFrame is the least simulated time one endless_playback round
+// takes: one 20 ms frame, so that a file the simulator deems empty (a tone of
+// no length, silence_stream://0) repeats at that pace instead of spinning.
+const endlessFrame = 20 * time.Millisecond
+
+// endlessPlayback is mod_dptools' endless_playback: the file plays again and
+// again while the channel is ready, each round an ordinary playback
+// (PLAYBACK_START, PLAYBACK_STOP "done"). uuid_break does not end it: in
+// FreeSWITCH 1.10 endless_playback_function stops only on a status other than
+// SUCCESS or BREAK, so the broken round (Playback-Status "break") starts over.
+// A hangup ends it, and so does a transfer or bridge (switch_channel_ready is
+// false while the state change is pending); either makes
+// switch_ivr_play_file return FALSE, hence "PLAYBACK ERROR".
+func (c *Channel) endlessPlayback(path string) appResult {
+	s := c.sim
+	for {
+		s.mu.Lock()
+		ok := c.ready()
+		s.mu.Unlock()
+		if !ok {
+			return appResult{response: "PLAYBACK ERROR"}
+		}
+		start := s.clock.Now()
+		res := c.playback(path)
+		if res.transfer == nil && res.bridge == nil {
+			if rest := endlessFrame - s.clock.Now().Sub(start); rest > 0 {
+				res = c.wait(rest, true)
+			}
+		}
+		if res.transfer != nil || res.bridge != nil {
+			res.response = "PLAYBACK ERROR"
+			return res
+		}
+	}
 }
 
 // bridgeApp is mod_dptools' bridge: originate the B-leg with this channel as
@@ -934,6 +974,7 @@ var dialplan = map[string]map[string][]app{
 			{"avmd_start", ""}, {"sleep", "${ringback_beep_timeout_ms}"}, {"transfer", "voicemail_drop_play XML ringback"}},
 		"voicemail_drop_play": {{"unset", "execute_on_avmd_beep"}, {"avmd_stop", ""}, {"playback", "${ringback_message}"},
 			{"hangup", "NORMAL_CLEARING"}},
+		"goodbye": {{"playback", "${ringback_message}"}, {"hangup", "NORMAL_CLEARING"}},
 	},
 }
 

@@ -208,3 +208,43 @@ func TestRingbackIVRDigits(t *testing.T) {
 	wantBody(t, "uuid_kill", c.API("uuid_kill "+uid), "+OK\n")
 	hangupComplete(c, uid)
 }
+
+// A queue's hold music and its end, as origination drives them: the music
+// is uuid_broadcast endless_playback::FILE (each round a playback of its
+// own), and the no-agent message is the ringback dialplan's goodbye
+// extension, whose transfer ends endless_playback (uuid_break would only
+// start its file over), plays ringback_message and hangs up.
+func TestRingbackHoldMusicThenGoodbye(t *testing.T) {
+	tg := newTarget(t)
+	c := tg.Login()
+	subscribe(t, c, "event json PLAYBACK_START PLAYBACK_STOP CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP_COMPLETE")
+	uid := newUUID()
+	okUUID(t, "originate", c.API("originate {origination_uuid="+uid+"}"+carrier(numAnswer)+" &park"))
+	const hold, msg = "tone_stream://%(200,0,440)", "silence_stream://300"
+	wantBody(t, "uuid_broadcast", c.API("uuid_broadcast "+uid+" endless_playback::"+hold+" aleg"), "+OK Message sent\n")
+	rounds := 0
+	for rounds < 2 {
+		stop := c.WaitEvent("PLAYBACK_STOP of a hold music round", func(e *Event) bool {
+			return e.Name() == "PLAYBACK_STOP" && e.UID() == uid && e.Get("Playback-File-Path") == hold
+		})
+		wantHeader(t, stop, "Playback-Status", "done")
+		rounds++
+	}
+	wantBody(t, "uuid_setvar", c.API("uuid_setvar "+uid+" ringback_message "+msg), "+OK\n")
+	wantBody(t, "uuid_transfer", c.API("uuid_transfer "+uid+" goodbye XML ringback"), "+OK\n")
+	c.WaitEvent("CHANNEL_EXECUTE_COMPLETE endless_playback", func(e *Event) bool {
+		return e.Name() == "CHANNEL_EXECUTE_COMPLETE" && e.UID() == uid && e.Get("Application") == "endless_playback"
+	})
+	start := c.WaitEvent("PLAYBACK_START of the message", func(e *Event) bool {
+		return e.Name() == "PLAYBACK_START" && e.UID() == uid && e.Get("Playback-File-Path") == msg
+	})
+	stop := c.WaitEvent("PLAYBACK_STOP of the message", func(e *Event) bool {
+		return e.Name() == "PLAYBACK_STOP" && e.UID() == uid && e.Get("Playback-File-Path") == msg && e.Index() > start.Index()
+	})
+	wantHeader(t, stop, "Playback-Status", "done")
+	end := hangupComplete(c, uid)
+	wantHeader(t, end, "Hangup-Cause", "NORMAL_CLEARING")
+	if end.Index() < stop.Index() {
+		t.Errorf("the leg hung up before its message ended")
+	}
+}
