@@ -16,8 +16,8 @@ import (
 // on the switch: an agent's session in its room, a customer waiting for an
 // agent, a bridged call whose far end hangs up while nobody drives it. Once
 // its heartbeat has expired the other instances adopt them all: the call
-// that ended meanwhile is ended, the customer gets the safe harbour, and
-// the session is driven from then on. A live instance's call is left to it.
+// that ended meanwhile is ended, the customer's wait goes on (and an agent
+// takes it), and the session is driven from then on. A live instance's call is left to it.
 func TestThroughSimulatorLiveCallsAdoptedWhenTheirInstanceIsGone(t *testing.T) {
 	t.Parallel()
 	st := newStack(t)
@@ -61,12 +61,32 @@ func TestThroughSimulatorLiveCallsAdoptedWhenTheirInstanceIsGone(t *testing.T) {
 		t.Fatalf("A's bridged call: owner %s (want one of %v), legs %s/%s, the far end's cause %s", done.Owner, adopters,
 			done.First.Status, done.Second.Status, done.Second.HangupCause)
 	}
-	abandoned := st.waitStatus(customer.GetId(), StatusCompleted, StatusFailed, StatusCanceled)
-	if abandoned.Status != StatusCompleted || !abandoned.Abandoned || !slices.Contains(adopters, abandoned.Owner) {
-		t.Fatalf("A's customer: %+v", abandoned)
+	// A's customer still waits for an agent (for 30 s): its adopter keeps
+	// the wait, and the dialer's ConnectCall, through any instance,
+	// reaches it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got, err := st.store.Get(ctx, customer.GetId())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(adopters, got.Owner) && got.waiting() {
+			break
+		}
+		if time.Now().After(deadline) || got.Status.Final() {
+			t.Fatalf("A's customer: %+v", got)
+		}
 	}
-	if files := played(customer.GetFirst().GetUuid()); !slices.Equal(files, []string{safeHarbour}) {
-		t.Fatalf("played %q, want the safe harbour", files)
+	if _, err := st.engine.Connect(ctx, "acct-it", customer.GetId(), "agent-1005"); err != nil {
+		t.Fatalf("ConnectCall of A's customer: %v", err)
+	}
+	st.waitStatus(customer.GetId(), StatusBridged)
+	st.hangupChannel(customer.GetFirst().GetUuid())
+	if got := st.waitStatus(customer.GetId(), StatusCompleted, StatusFailed, StatusCanceled); got.Status != StatusCompleted || got.Abandoned ||
+		got.Conference != "agent-1005" {
+		t.Fatalf("A's customer: %+v", got)
+	}
+	if files := played(customer.GetFirst().GetUuid()); len(files) != 0 {
+		t.Fatalf("played %q to the customer, want nothing", files)
 	}
 	for _, ch := range st.sim.Channels() {
 		if id := ch.Variables["ringback_call_id"]; id == bridged.ID || id == customer.GetId() {

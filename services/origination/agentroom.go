@@ -29,10 +29,17 @@ import (
 // leaves its room alive (conference ROOM kick) is parked by the extension
 // and hung up here: its call was only for the room.
 
-// Await defaults and limits (the API's).
+// Await defaults and limits (the API's). A queue (a menu's CONNECT that
+// awaits an agent) waits longer: the party asked for an agent.
 const (
 	DefaultAwaitTimeoutMS = 2000
 	MaxAwaitTimeoutMS     = 30000
+	DefaultQueueTimeoutMS = 60000
+	MinQueueTimeoutMS     = 1000
+	MaxQueueTimeoutMS     = 600000
+	// DefaultHoldMusic is FreeSWITCH's music on hold (vanilla config's
+	// local_stream "moh").
+	DefaultHoldMusic = "local_stream://moh"
 	// MaxRoomName bounds a conference room's name.
 	MaxRoomName = 64
 )
@@ -71,10 +78,13 @@ const (
 // await_agent call).
 var ErrNotWaiting = errors.New("call not waiting for an agent")
 
-// AwaitAgent is how an answered party waits for an agent.
+// AwaitAgent is how an answered party waits for an agent: from the answer,
+// or, with a menu, from a CONNECT choice (a queue, with hold music; past
+// the wait the call ends FAILED NO_AGENT instead of abandoned).
 type AwaitAgent struct {
 	TimeoutMS   int    `json:"timeout_ms"`
 	SafeHarbour string `json:"safe_harbour"`
+	HoldMusic   string `json:"hold_music,omitempty"`
 }
 
 // roomRe: what mod_conference takes as a plain room name ("@" would pick a
@@ -110,23 +120,42 @@ func validateAgentRoom(req *CreateRequest) error {
 		}
 	}
 	if a := req.AwaitAgent; a != nil {
-		switch {
-		case second:
+		if second {
 			return fmt.Errorf("%w: a call awaiting an agent has one party: no second", ErrInvalid)
-		case req.Menu != nil:
-			return fmt.Errorf("%w: a call awaiting an agent has no menu", ErrInvalid)
 		}
-		if a.TimeoutMS == 0 {
-			a.TimeoutMS = DefaultAwaitTimeoutMS
-		}
-		if a.TimeoutMS < 0 || a.TimeoutMS > MaxAwaitTimeoutMS {
-			return fmt.Errorf("%w: await_agent.timeout_ms must be between 0 and %d (0: %d)", ErrInvalid, MaxAwaitTimeoutMS, DefaultAwaitTimeoutMS)
+		if req.Menu == nil {
+			if a.TimeoutMS == 0 {
+				a.TimeoutMS = DefaultAwaitTimeoutMS
+			}
+			if a.TimeoutMS < 0 || a.TimeoutMS > MaxAwaitTimeoutMS {
+				return fmt.Errorf("%w: await_agent.timeout_ms must be between 0 and %d (0: %d)", ErrInvalid, MaxAwaitTimeoutMS, DefaultAwaitTimeoutMS)
+			}
+			if a.HoldMusic != "" {
+				return fmt.Errorf("%w: await_agent.hold_music is for a menu's queue: without a menu the announcement plays while the party waits", ErrInvalid)
+			}
+		} else {
+			if a.TimeoutMS == 0 {
+				a.TimeoutMS = DefaultQueueTimeoutMS
+			}
+			if a.TimeoutMS < MinQueueTimeoutMS || a.TimeoutMS > MaxQueueTimeoutMS {
+				return fmt.Errorf("%w: with a menu, await_agent.timeout_ms must be between %d and %d (0: %d)", ErrInvalid, MinQueueTimeoutMS, MaxQueueTimeoutMS, DefaultQueueTimeoutMS)
+			}
+			if a.HoldMusic == "" {
+				a.HoldMusic = DefaultHoldMusic
+			}
+			if !mediaValueOK(a.HoldMusic) {
+				return fmt.Errorf("%w: await_agent.hold_music must be a file path or URL without spaces or \";\" (at most 512 characters)", ErrInvalid)
+			}
 		}
 		if a.SafeHarbour == "" {
 			return fmt.Errorf("%w: await_agent.safe_harbour is required", ErrInvalid)
 		}
 		if !announcementRe.MatchString(a.SafeHarbour) {
 			return fmt.Errorf("%w: await_agent.safe_harbour must be a file path or URL without spaces (at most 512 characters)", ErrInvalid)
+		}
+		if req.Menu != nil && a.SafeHarbour == a.HoldMusic {
+			// The message's end is told from the hold music's by its file.
+			return fmt.Errorf("%w: await_agent.safe_harbour and hold_music must differ", ErrInvalid)
 		}
 	}
 	if (req.Conference != "" || req.AwaitAgent != nil) && req.Campaign != nil {
@@ -147,11 +176,14 @@ func (c *Call) waiting() bool {
 
 // awaitAgent starts the wait of an answered party: AGENT_AWAITED, the
 // timer, and the announcement if there is one, played while the party
-// waits (ConnectCall's transfer cuts it).
+// waits (ConnectCall's transfer cuts it); in a queue, the hold music.
 func (e *Engine) awaitAgent(c *Call) []action {
 	c.AwaitUntil = e.now().UTC().Add(time.Duration(c.AwaitAgent.TimeoutMS) * time.Millisecond)
 	e.record(c, EventAgentAwaited, RoleFirst)
 	acts := []action{armAwaitAction}
+	if c.Menu != nil {
+		return append(acts, holdAction(c.AwaitAgent.HoldMusic))
+	}
 	if c.Announcement != "" && !c.Announced {
 		e.record(c, EventAnnouncementStarted, RoleFirst)
 		acts = append(acts, playAction(c.Announcement))
@@ -194,8 +226,28 @@ func (e *Engine) stopAwaitTimer(id string) {
 	}
 }
 
-// awaitTimedOut applies the end of a wait: abandonment, unless ConnectCall
-// (or the party's hangup) came first.
+// holdAction plays the hold music of a queue over and over
+// (endless_playback) until ConnectCall's transfer, or the end of the wait
+// (uuid_break), cuts it.
+func holdAction(path string) action {
+	return func(ctx context.Context, e *Engine, c *Call) error {
+		if !c.waiting() {
+			return nil
+		}
+		if err := e.sw.Play(ctx, c.Node, c.First.UUID, appEndless+"::"+path); err != nil {
+			// Silence while waiting is no reason to give up on the wait.
+			e.log.Warn("play the hold music", "call_id", c.ID, "leg_uuid", c.First.UUID, "err", err)
+		}
+		return nil
+	}
+}
+
+// appEndless is mod_dptools' endless_playback: a file played again and
+// again until a break.
+const appEndless = "endless_playback"
+
+// awaitTimedOut applies the end of a wait: abandonment (in a queue, no
+// agent), unless ConnectCall (or the party's hangup) came first.
 func (e *Engine) awaitTimedOut(c *Call) []action {
 	if !c.waiting() {
 		return nil
@@ -203,7 +255,33 @@ func (e *Engine) awaitTimedOut(c *Call) []action {
 	if c.AwaitUntil.Sub(e.now()) > 5*time.Millisecond {
 		return []action{armAwaitAction} // early (a timer of an earlier wait)
 	}
+	if c.Menu != nil {
+		return e.noAgent(c)
+	}
 	return e.abandon(c)
+}
+
+// noAgent ends a queue's wait with no agent: the party is sent to the
+// goodbye extension, whose transfer ends the hold music, which plays the
+// message and hangs up; the call ends FAILED with failed leg second and
+// reason NO_AGENT. The party asked for an agent after the greeting, so
+// this is no abandoned call.
+func (e *Engine) noAgent(c *Call) []action {
+	c.AwaitUntil = time.Time{}
+	c.HangupCause = "NORMAL_CLEARING"
+	c.setEnding(StatusFailed, RoleSecond, ReasonNoAgent)
+	c.Media = MediaGoodbye
+	goodbye := mediaAction(MediaGoodbye, goodbyeVars(c), extGoodbye)
+	return []action{func(ctx context.Context, e *Engine, c *Call) error {
+		if err := e.sw.HangupAfter(ctx, c.Node, c.First.UUID, safeHarbourGuard, "NORMAL_CLEARING"); err != nil {
+			e.log.Warn("schedule the party's hangup after the no-agent message", "call_id", c.ID, "leg_uuid", c.First.UUID, "err", err)
+		}
+		return goodbye(ctx, e, c)
+	}}
+}
+
+func goodbyeVars(c *Call) map[string]string {
+	return map[string]string{"ringback_message": c.AwaitAgent.SafeHarbour}
 }
 
 // abandon ends a wait with no agent: CALL_ABANDONED, the safe-harbour
@@ -436,9 +514,11 @@ func roomVars(c *Call) map[string]string {
 // resumeWait decides, at recovery, about a call whose party waited for an
 // agent when its events were last seen. Recovery after a reconnection of
 // the event socket leaves a wait this process still times alone. After a
-// restart the wait is over: ConnectCall could not have reached it (the
-// caller gave up on it), so the party is abandoned, unless it is already
-// in a room.
+// restart (or an adoption) a wait still ahead goes on: the dialer keeps the
+// call among its waiting ones until the wait's end, and its ConnectCall
+// reaches whichever instance drives the call (a queue's wait is minutes
+// long; its hold music plays on in FreeSWITCH). A wait that ran out
+// meanwhile ends as it would have, unless the party is in a room already.
 func (e *Engine) resumeWait(ctx context.Context, c *Call) ([]action, error) {
 	if _, armed := e.awaitTimers.Load(c.ID); armed {
 		return nil, nil
@@ -451,6 +531,14 @@ func (e *Engine) resumeWait(ctx context.Context, c *Call) ([]action, error) {
 		c.Conference, c.Media, c.AwaitUntil = room, MediaConference, time.Time{}
 		return e.joined(c, e.now().UTC()), nil
 	}
-	e.log.Info("origination restarted while the party waited for an agent: abandoning it", "call_id", c.ID, "leg_uuid", c.First.UUID)
+	if e.now().Before(c.AwaitUntil) {
+		e.log.Info("origination restarted while the party waited for an agent: the wait goes on", "call_id", c.ID,
+			"leg_uuid", c.First.UUID, "until", c.AwaitUntil)
+		return []action{armAwaitAction}, nil
+	}
+	e.log.Info("origination restarted while the party waited for an agent, past its wait", "call_id", c.ID, "leg_uuid", c.First.UUID)
+	if c.Menu != nil {
+		return e.noAgent(c), nil
+	}
 	return e.abandon(c), nil
 }

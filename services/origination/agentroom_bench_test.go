@@ -36,14 +36,35 @@ import (
 //	                       to ConnectCall returning
 //	connect-rpc-ms         ConnectCall's round trip alone
 //	awaited-delivery-ms    AGENT_AWAITED's occurred_at to its arrival
+//	press-to-awaited-ms    (queue) the digit sent to the simulator to
+//	                       AGENT_AWAITED's arrival: play_and_get_digits's
+//	                       end, the choice applied, the event on the bus
 //
+// (in the queue, awaited-to-return also holds the wait for the hold music
+// to be playing before ConnectCall, a poll of the simulator's channels).
 // and, as the same run's baseline, what the parts cost without the engine:
 // baseline-getcall-ms (a GetCall round trip: gRPC and one Redis read) and
 // baseline-switch-join-ms (uuid_setvar_multi and uuid_transfer sent
 // straight to the simulator until its add-member event arrives).
+//
+// Two kinds of customer: answer, a predictive dialer's (waiting from its
+// answer, in silence), and queue, a BLAST's recipient who pressed 1 in the
+// menu and waits hearing the hold music (endless_playback of
+// local_stream://moh, which the transfer to the room has to cut); the
+// queue's AGENT_AWAITED comes at the press, through the simulator's control
+// API (so the queue runs only with the simulator in process). answer is the
+// queue's baseline in the same run.
 // Run: go test -run '^$' -bench ConnectCall -benchtime 300x ./origination/
 func BenchmarkConnectCall(b *testing.B) {
+	b.Run("answer", func(b *testing.B) { benchConnectCall(b, false) })
+	b.Run("queue", func(b *testing.B) { benchConnectCall(b, true) })
+}
+
+func benchConnectCall(b *testing.B, queue bool) {
 	st := newBenchStack(b)
+	if queue && st.sim == nil {
+		b.Skip("the queue needs the simulator in process (its control API presses the digit)")
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -115,20 +136,40 @@ func BenchmarkConnectCall(b *testing.B) {
 	joined := wait(resp.GetCall().GetId(), eventsv1.EventType_EVENT_TYPE_CONFERENCE_JOINED)
 	recv(joined, "agent joining")
 
-	var connectToJoined, awaitedToReturn, rpc, delivery, getCall []time.Duration
+	var connectToJoined, awaitedToReturn, rpc, delivery, getCall, pressToAwaited []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		number := fmt.Sprintf("+1556%06d0000", i%1000000)
-		created, err := client.CreateCall(ctx, &originationv1.CreateCallRequest{
+		req := &originationv1.CreateCallRequest{
 			First:      &originationv1.PartySpec{Target: &originationv1.PartySpec_Number{Number: number}},
-			AwaitAgent: &originationv1.AwaitAgent{TimeoutMs: 30000, SafeHarbour: "/sounds/safe-harbour.wav"}})
+			AwaitAgent: &originationv1.AwaitAgent{TimeoutMs: 30000, SafeHarbour: "/sounds/safe-harbour.wav"}}
+		if queue {
+			req.Announcement = "tone_stream://%(100,0,440)"
+			req.Menu = &originationv1.Menu{Options: []*originationv1.MenuOption{{Digit: "1", Action: originationv1.MenuAction_MENU_ACTION_CONNECT}}}
+			req.AwaitAgent.TimeoutMs, req.AwaitAgent.HoldMusic = 60000, DefaultHoldMusic
+		}
+		created, err := client.CreateCall(ctx, req)
 		if err != nil {
 			b.Fatal(err)
 		}
 		id := created.GetCall().GetId()
 		awaitedCh := wait(id, eventsv1.EventType_EVENT_TYPE_AGENT_AWAITED)
 		joinedCh := wait(id, eventsv1.EventType_EVENT_TYPE_CONFERENCE_JOINED)
+		var pressed time.Time
+		if queue {
+			uuid := created.GetCall().GetFirst().GetUuid()
+			st.waitChannelVar(uuid, "current_application", "play_and_get_digits")
+			pressed = time.Now()
+			st.press(uuid, "1")
+		}
 		awaited := recv(awaitedCh, "AGENT_AWAITED")
+		if queue {
+			pressToAwaited = append(pressToAwaited, awaited.at.Sub(pressed))
+		}
+		if queue {
+			// On hold: the transfer to the room cuts the music.
+			st.waitChannelVar(created.GetCall().GetFirst().GetUuid(), "current_application", "endless_playback")
+		}
 		t0 := time.Now()
 		if _, err := client.ConnectCall(ctx, &originationv1.ConnectCallRequest{Id: id, Conference: "bench-agent"}); err != nil {
 			b.Fatal(err)
@@ -167,6 +208,9 @@ func BenchmarkConnectCall(b *testing.B) {
 	report("awaited-delivery", delivery)
 	report("baseline-getcall", getCall)
 	report("baseline-switch-join", switchJoin)
+	if queue {
+		report("press-to-awaited", pressToAwaited)
+	}
 }
 
 // benchSwitchJoin is the switch's own part of a join: a parked leg's room

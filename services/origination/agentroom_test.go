@@ -455,8 +455,8 @@ func TestAgentRoomValidation(t *testing.T) {
 			Mode: originationv1.CallMode_CALL_MODE_SIMULTANEOUS}, "sequential"},
 		{"await with a second party", &originationv1.CreateCallRequest{First: first, Second: number("+15551230002"),
 			AwaitAgent: await(0, safeHarbour)}, "no second"},
-		{"await with a menu", &originationv1.CreateCallRequest{First: first, Announcement: "/s/a.wav", AwaitAgent: await(0, safeHarbour),
-			Menu: &originationv1.Menu{Options: []*originationv1.MenuOption{{Digit: "1", Action: originationv1.MenuAction_MENU_ACTION_END}}}}, "no menu"},
+		{"await with a menu without CONNECT", &originationv1.CreateCallRequest{First: first, Announcement: "/s/a.wav", AwaitAgent: await(0, safeHarbour),
+			Menu: &originationv1.Menu{Options: []*originationv1.MenuOption{{Digit: "1", Action: originationv1.MenuAction_MENU_ACTION_END}}}}, "the menu has none"},
 		{"await, simultaneous", &originationv1.CreateCallRequest{First: first, AwaitAgent: await(0, safeHarbour),
 			Mode: originationv1.CallMode_CALL_MODE_SIMULTANEOUS}, "sequential"},
 		{"await too long", &originationv1.CreateCallRequest{First: first, AwaitAgent: await(30001, safeHarbour)}, "timeout_ms"},
@@ -609,17 +609,10 @@ func TestAgentRoomRecovery(t *testing.T) {
 			h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
 			h.waitCmd("transfer " + c.First.UUID + " agent_conference")
 			tt.setup(h, c)
-			h.e.Close()
-			sw := &fakeSwitch{failNext: map[string]error{}, vars: map[string]map[string]string{c.First.UUID: tt.vars}}
-			e := NewEngine(h.e.cfg, sw, h.store, h.pub, &memLocker{}, DialPlan{}, h.e.log)
-			t.Cleanup(e.Close)
-			if err := e.Recover(context.Background(), nil); err != nil {
-				t.Fatal(err)
-			}
-			tt.then(&harness{t: t, e: e, sw: sw, pub: h.pub, store: h.store}, c)
+			tt.then(h.restart(c, tt.vars), c)
 		})
 	}
-	t.Run("waiting for an agent: abandoned", func(t *testing.T) {
+	t.Run("waiting for an agent: the wait goes on", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
 		c := h.create(CreateRequest{First: PartySpec{Number: "+15551230001"}, AwaitAgent: &AwaitAgent{TimeoutMS: 30000, SafeHarbour: safeHarbour}})
@@ -634,15 +627,33 @@ func TestAgentRoomRecovery(t *testing.T) {
 		if got, _ := h.e.Get(context.Background(), c.ID); !got.waiting() {
 			t.Fatalf("after a reconnection: %+v", got)
 		}
-		h.e.Close()
-		sw := &fakeSwitch{failNext: map[string]error{}, vars: map[string]map[string]string{c.First.UUID: {"current_application": "park"}}}
-		e := NewEngine(h.e.cfg, sw, h.store, h.pub, &memLocker{}, DialPlan{}, h.e.log)
-		t.Cleanup(e.Close)
-		if err := e.Recover(context.Background(), nil); err != nil {
-			t.Fatal(err)
+		// A new process: the dialer still holds the call among its
+		// waiting ones, and its ConnectCall reaches it there.
+		h2 := h.restart(c, map[string]string{"current_application": "playback"})
+		time.Sleep(20 * time.Millisecond)
+		h2.noCmd("play ")
+		if _, err := h2.e.Connect(context.Background(), "acct-1", c.ID, "agent-1007"); err != nil {
+			t.Fatalf("ConnectCall after the restart: %v", err)
 		}
-		h2 := &harness{t: t, e: e, sw: sw, pub: h.pub, store: h.store}
+		h2.waitCmd("transfer " + c.First.UUID + " agent_conference")
+		h2.e.HandleEvent(memberEvent(c, "add-member", "agent-1007", false))
+		if got := h2.waitStatus(c.ID, StatusBridged); got.Abandoned {
+			t.Fatalf("call: %+v", got)
+		}
+	})
+	t.Run("waiting for an agent, past the wait: abandoned", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		c := h.create(CreateRequest{First: PartySpec{Number: "+15551230001"}, AwaitAgent: &AwaitAgent{TimeoutMS: 300, SafeHarbour: safeHarbour}})
+		h.waitCmd("originate first")
+		h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+		h.wantEvents("CALL_QUEUED", "CALL_DIALING(first)", "LEG_ANSWERED(first)", "AGENT_AWAITED(first)")
+		h.e.Close() // before the wait ends: its timer goes with the process
+		time.Sleep(400 * time.Millisecond)
+		h2 := h.restart(c, map[string]string{"current_application": "park"})
 		h2.waitCmd("play " + c.First.UUID + " " + safeHarbour)
+		time.Sleep(20 * time.Millisecond)
+		h2.noCmd("hangup ") // the message is heard to its end
 		h2.event(c, RoleFirst, "PLAYBACK_STOP", "", 0)
 		h2.waitCmd("hangup " + c.First.UUID + " NORMAL_CLEARING")
 		h2.event(c, RoleFirst, "CHANNEL_HANGUP_COMPLETE", "NORMAL_CLEARING", 0)
@@ -993,8 +1004,9 @@ func TestThroughSimulatorAwaitAgentAbandoned(t *testing.T) {
 }
 
 // origination restarts while an agent is in its room and a customer waits
-// for an agent: the session goes on (its hangup still ends it); the wait
-// is over, so the customer is abandoned.
+// for an agent: the session goes on (its hangup still ends it), and so does
+// the customer's wait (30 s): the dialer's ConnectCall reaches it after
+// the restart.
 func TestThroughSimulatorAgentSessionSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	st := newStack(t)
@@ -1012,14 +1024,21 @@ func TestThroughSimulatorAgentSessionSurvivesRestart(t *testing.T) {
 	st.engine.res = res // the same endpoints
 	srv = &CallServer{Engine: st.engine, Redis: st.store.rdb}
 
-	abandoned := st.waitStatus(customer.GetId(), StatusCompleted, StatusFailed, StatusCanceled)
-	if abandoned.Status != StatusCompleted || !abandoned.Abandoned {
-		t.Fatalf("customer after the restart: %+v", abandoned)
-	}
-	if files := played(customer.GetFirst().GetUuid()); !slices.Equal(files, []string{safeHarbour}) {
-		t.Fatalf("played %q, want the safe harbour", files)
-	}
 	time.Sleep(100 * time.Millisecond)
+	if got := st.waitStatus(customer.GetId(), StatusAnswered); !got.waiting() {
+		t.Fatalf("customer after the restart: %+v", got)
+	}
+	if _, err := srv.ConnectCall(asAccount("acct-it"), &originationv1.ConnectCallRequest{Id: customer.GetId(), Conference: "agent-1003"}); err != nil {
+		t.Fatalf("ConnectCall after the restart: %v", err)
+	}
+	st.waitStatus(customer.GetId(), StatusBridged)
+	st.hangupChannel(customer.GetFirst().GetUuid())
+	if got := st.waitStatus(customer.GetId(), StatusCompleted, StatusFailed, StatusCanceled); got.Status != StatusCompleted || got.Abandoned {
+		t.Fatalf("customer: %+v", got)
+	}
+	if files := played(customer.GetFirst().GetUuid()); len(files) != 0 {
+		t.Fatalf("played %q to the customer, want nothing", files)
+	}
 	if got := st.waitStatus(session, StatusBridged); got.Conference != "agent-1003" || got.BridgedAt.IsZero() {
 		t.Fatalf("session after the restart: %+v", got)
 	}
@@ -1038,7 +1057,7 @@ func TestThroughSimulatorAgentSessionSurvivesRestart(t *testing.T) {
 	if events := strings.Join(st.eventTypes(session), " "); events != want {
 		t.Fatalf("session's events:\n got %s\nwant %s", events, want)
 	}
-	want = "CALL_QUEUED/UNSPECIFIED CALL_DIALING/FIRST LEG_RINGING/FIRST LEG_ANSWERED/FIRST AGENT_AWAITED/FIRST CALL_ABANDONED/FIRST " +
+	want = "CALL_QUEUED/UNSPECIFIED CALL_DIALING/FIRST LEG_RINGING/FIRST LEG_ANSWERED/FIRST AGENT_AWAITED/FIRST CONFERENCE_JOINED/FIRST " +
 		"LEG_HANGUP/FIRST CALL_COMPLETED/UNSPECIFIED"
 	if events := strings.Join(st.eventTypes(customer.GetId()), " "); events != want {
 		t.Fatalf("customer's events:\n got %s\nwant %s", events, want)

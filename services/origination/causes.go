@@ -16,6 +16,9 @@ const (
 	ReasonInternal      FailureReason = "INTERNAL"
 	// ReasonMachine: an answering machine answered (machine detection on).
 	ReasonMachine FailureReason = "MACHINE"
+	// ReasonNoAgent: the party pressed a menu's CONNECT option and no agent
+	// was connected within its wait (a queue; failed leg: second).
+	ReasonNoAgent FailureReason = "NO_AGENT"
 )
 
 // ReasonForCause maps a FreeSWITCH hangup cause of a leg that never

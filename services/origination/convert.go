@@ -34,6 +34,7 @@ var (
 		ReasonNoRoute: originationv1.FailureReason_FAILURE_REASON_NO_ROUTE, ReasonRejected: originationv1.FailureReason_FAILURE_REASON_REJECTED,
 		ReasonCanceled: originationv1.FailureReason_FAILURE_REASON_CANCELED, ReasonNotAuthorized: originationv1.FailureReason_FAILURE_REASON_NOT_AUTHORIZED,
 		ReasonInternal: originationv1.FailureReason_FAILURE_REASON_INTERNAL, ReasonMachine: originationv1.FailureReason_FAILURE_REASON_MACHINE,
+		ReasonNoAgent: originationv1.FailureReason_FAILURE_REASON_NO_AGENT,
 	}
 	menuActionToProto = map[MenuAction]originationv1.MenuAction{
 		MenuConnect: originationv1.MenuAction_MENU_ACTION_CONNECT, MenuOptOut: originationv1.MenuAction_MENU_ACTION_OPT_OUT,
@@ -127,7 +128,7 @@ func ToProto(c *Call, now time.Time) *originationv1.Call {
 		MachineMessageLeft: c.MachineMessageLeft, Conference: c.Conference, Abandoned: c.Abandoned,
 	}
 	if a := c.AwaitAgent; a != nil {
-		out.AwaitAgent = &originationv1.AwaitAgent{TimeoutMs: int32(a.TimeoutMS), SafeHarbour: a.SafeHarbour}
+		out.AwaitAgent = &originationv1.AwaitAgent{TimeoutMs: int32(a.TimeoutMS), SafeHarbour: a.SafeHarbour, HoldMusic: a.HoldMusic}
 	}
 	if !c.oneParty() {
 		// An announcement-only call, an agent's session and a call

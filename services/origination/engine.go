@@ -699,6 +699,8 @@ func (e *Engine) recoverOnce(ctx context.Context, id string, nodeGone bool) erro
 	if c.Status.Final() {
 		return e.store.Finish(ctx, c)
 	}
+	// An end decided before; one decided below comes with its own actions.
+	endedBefore := c.Ending != ""
 	var acts []action
 	for _, r := range []Role{RoleFirst, RoleSecond} {
 		// Operators rung at once: a fork gone unseen ends as if hung up.
@@ -769,13 +771,27 @@ func (e *Engine) recoverOnce(ctx context.Context, id string, nodeGone bool) erro
 		}
 		acts = append(acts, e.legEnded(c, r, cause, sip, at)...)
 	}
-	if c.Ending != "" {
+	if endedBefore {
 		// The call was decided to end while FreeSWITCH may not have heard
-		// (a hangup sent while disconnected): say it again.
+		// (a hangup sent while disconnected): say it again. Not to a party
+		// still hearing its last message (a voicemail drop, a queue's
+		// goodbye, the safe harbour), which ends the leg when it ends
+		// (their guards, sched_hangup, hold if its end goes unseen): only
+		// once the leg is parked again.
 		for _, r := range []Role{RoleFirst, RoleSecond} {
-			if c.Leg(r).Status.Up() {
-				acts = append(acts, hangupAction(r, "NORMAL_CLEARING"))
+			if !c.Leg(r).Status.Up() {
+				continue
 			}
+			if r == RoleFirst && (c.Media == MediaVoicemail || c.Media == MediaGoodbye || c.Abandoned) {
+				vars, err := e.sw.Vars(ctx, c.Node, c.First.UUID, "current_application")
+				if err != nil {
+					return fmt.Errorf("read the variables of leg %s: %w", c.First.UUID, err)
+				}
+				if app := vars["current_application"]; app != "park" && app != "" {
+					continue
+				}
+			}
+			acts = append(acts, hangupAction(r, "NORMAL_CLEARING"))
 		}
 	}
 	if len(c.outbox) == 0 && len(acts) == 0 {
@@ -992,7 +1008,9 @@ func (e *Engine) apply(ctx context.Context, c *Call, role Role, ev SwitchEvent) 
 		}
 		if c.Menu != nil {
 			// The menu's prompt plays inside play_and_get_digits; its end
-			// is the application's.
+			// is the application's. A queue's hold music ends at the
+			// transfer to the agent's room, or to goodbye (which hangs up
+			// after its message).
 			return nil
 		}
 		if ev.ChannelDown {

@@ -233,6 +233,21 @@ func (h *harness) waitCmd(prefix string) string {
 	return ""
 }
 
+// restart stands for a new origination process on the harness's store:
+// the old engine closes, and a new one, its switch showing the call's
+// first leg with those channel variables, recovers.
+func (h *harness) restart(c *Call, vars map[string]string) *harness {
+	h.t.Helper()
+	h.e.Close()
+	sw := &fakeSwitch{failNext: map[string]error{}, vars: map[string]map[string]string{c.First.UUID: vars}}
+	e := NewEngine(h.e.cfg, sw, h.store, h.pub, &memLocker{}, DialPlan{}, h.e.log)
+	h.t.Cleanup(e.Close)
+	if err := e.Recover(context.Background(), nil); err != nil {
+		h.t.Fatal(err)
+	}
+	return &harness{t: h.t, e: e, sw: sw, pub: h.pub, store: h.store}
+}
+
 func (h *harness) noCmd(prefix string) {
 	h.t.Helper()
 	for _, c := range h.sw.commands() {

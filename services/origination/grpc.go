@@ -123,7 +123,7 @@ func awaitFromProto(a *originationv1.AwaitAgent) *AwaitAgent {
 	if a == nil {
 		return nil
 	}
-	return &AwaitAgent{TimeoutMS: int(a.GetTimeoutMs()), SafeHarbour: a.GetSafeHarbour()}
+	return &AwaitAgent{TimeoutMS: int(a.GetTimeoutMs()), SafeHarbour: a.GetSafeHarbour(), HoldMusic: a.GetHoldMusic()}
 }
 
 // CreateCall validates and starts a call; it answers at once with the call

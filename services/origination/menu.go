@@ -27,7 +27,8 @@ type MenuAction string
 
 // Menu actions (ringback.origination.v1.MenuAction without the prefix).
 const (
-	// MenuConnect dials the second party and bridges the two.
+	// MenuConnect dials the second party and bridges the two, or, in a
+	// call that awaits an agent, starts the wait (a queue).
 	MenuConnect MenuAction = "CONNECT"
 	// MenuOptOut ends the call: the party asks not to be called again.
 	MenuOptOut MenuAction = "OPT_OUT"
@@ -66,6 +67,7 @@ const (
 	MediaAMD       MediaStep = "AMD"       // amd: mod_amd listens to the greeting
 	MediaMenu      MediaStep = "MENU"      // ivr_digits: play_and_get_digits
 	MediaVoicemail MediaStep = "VOICEMAIL" // voicemail_drop: the message after the beep, then hangup
+	MediaGoodbye   MediaStep = "GOODBYE"   // goodbye: a queue's no-agent message, then hangup
 )
 
 // Extensions of the ringback context, and the applications whose
@@ -74,6 +76,7 @@ const (
 	extAMD       = "amd"
 	extMenu      = "ivr_digits"
 	extVoicemail = "voicemail_drop"
+	extGoodbye   = "goodbye"
 	appAMD       = "amd"
 	appMenu      = "play_and_get_digits"
 	// varDigits is where play_and_get_digits leaves the digit
@@ -152,10 +155,12 @@ func validateBlast(req *CreateRequest) error {
 	}
 	second := req.Second != PartySpec{}
 	switch {
-	case connect && !second:
-		return fmt.Errorf("%w: a CONNECT menu option needs a second party", ErrInvalid)
+	case connect && !second && req.AwaitAgent == nil:
+		return fmt.Errorf("%w: a CONNECT menu option needs a second party or await_agent", ErrInvalid)
 	case !connect && second:
 		return fmt.Errorf("%w: the second party of a menu call is dialed only when the party presses a CONNECT option, and the menu has none", ErrInvalid)
+	case !connect && req.AwaitAgent != nil:
+		return fmt.Errorf("%w: with a menu, the party waits for an agent when it presses a CONNECT option, and the menu has none", ErrInvalid)
 	}
 	if m.Tries == 0 {
 		m.Tries = DefaultMenuTries
@@ -242,11 +247,11 @@ func (e *Engine) firstAnswered(c *Call) []action {
 }
 
 // firstHuman is what the first party gets once it is known not to be a
-// machine: the wait for an agent, the menu, the announcement, or the
-// second party.
+// machine: the wait for an agent, the menu (whose CONNECT starts the wait
+// of a queue), the announcement, or the second party.
 func (e *Engine) firstHuman(c *Call) []action {
 	switch {
-	case c.AwaitAgent != nil:
+	case c.AwaitAgent != nil && c.Menu == nil:
 		return e.awaitAgent(c)
 	case c.Menu != nil && !c.Announced:
 		c.Media = MediaMenu
@@ -311,7 +316,16 @@ func (e *Engine) menuDone(c *Call, ev SwitchEvent) []action {
 		e.record(c, EventMenuChoice, RoleFirst)
 	}
 	if choice == MenuConnect {
-		if ev.ChannelDown || c.Second.Status != LegPending {
+		switch {
+		case ev.ChannelDown:
+			return nil
+		case c.AwaitAgent != nil:
+			// A queue: the party asked for an agent.
+			if !c.AwaitUntil.IsZero() || c.Conference != "" {
+				return nil // waiting already (a menu's end seen twice)
+			}
+			return e.awaitAgent(c)
+		case c.Second.Status != LegPending:
 			return nil
 		}
 		return []action{e.dial(c, RoleSecond)}
@@ -408,6 +422,13 @@ func (e *Engine) resumeMedia(ctx context.Context, c *Call) ([]action, error) {
 	vars, err := e.sw.Vars(ctx, c.Node, c.First.UUID, "current_application", "amd_result", varDigits, "read_result")
 	if err != nil {
 		return nil, fmt.Errorf("read the variables of leg %s: %w", c.First.UUID, err)
+	}
+	if c.Media == MediaGoodbye {
+		if vars["current_application"] == "playback" {
+			return nil, nil // its message playing: the extension hangs up
+		}
+		// The transfer was lost: the party still hears the hold music.
+		return []action{mediaAction(MediaGoodbye, goodbyeVars(c), extGoodbye)}, nil
 	}
 	if vars["current_application"] != "park" {
 		return nil, nil // still in the extension (or a voicemail drop playing)

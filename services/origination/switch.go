@@ -29,7 +29,8 @@ type Switch interface {
 	Bridge(ctx context.Context, node, a, b string) error
 	// Hangup ends a leg with a FreeSWITCH cause (uuid_kill).
 	Hangup(ctx context.Context, node, uuid, cause string) error
-	// Play plays a file or tone to a parked leg (uuid_broadcast).
+	// Play plays a file or tone to a parked leg (uuid_broadcast); path may
+	// name an application instead, as app::args (endless_playback::file).
 	Play(ctx context.Context, node, uuid, path string) error
 	// HangupAfter schedules a leg's hangup (sched_hangup), enforcing the
 	// maximum call duration inside FreeSWITCH itself, so it holds even if

@@ -216,7 +216,8 @@ type BlastAction int32
 const (
 	// Not set (refused).
 	BlastAction_BLAST_ACTION_UNSPECIFIED BlastAction = 0
-	// Connect the recipient to the campaign's endpoint.
+	// Connect the recipient to the campaign's endpoint, or to one of its
+	// agents (agent_queue).
 	BlastAction_BLAST_ACTION_CONNECT BlastAction = 1
 	// Put the number on the account's do-not-call list and end the call.
 	BlastAction_BLAST_ACTION_OPT_OUT BlastAction = 2
@@ -807,7 +808,7 @@ type OnAnswer struct {
 	// A BLAST's options: digits the recipient may press while hearing the
 	// announcement (e.g. 1: talk to an agent, 9: do not call me again).
 	// The digits pressed are the record's tags. Requires an announcement; a
-	// CONNECT option requires endpoint_id. Empty: no options.
+	// CONNECT option requires endpoint_id or agent_queue. Empty: no options.
 	Options []*BlastOption `protobuf:"bytes,3,rep,name=options,proto3" json:"options,omitempty"`
 	// How many times the announcement is played while no option is pressed.
 	// 0: 3; at most 5.
@@ -822,8 +823,13 @@ type OnAnswer struct {
 	// With detect_machine, left on the machine after its beep (a file or
 	// URL). Empty: a machine is hung up at once.
 	MachineMessage string `protobuf:"bytes,7,opt,name=machine_message,json=machineMessage,proto3" json:"machine_message,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A BLAST's CONNECT options go to the campaign's agents instead of
+	// endpoint_id: the recipient who presses one waits, hearing hold music,
+	// for the agent of the campaign free longest (the calls that waited
+	// longest first). Unset: CONNECT calls endpoint_id.
+	AgentQueue    *AgentQueue `protobuf:"bytes,8,opt,name=agent_queue,json=agentQueue,proto3" json:"agent_queue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OnAnswer) Reset() {
@@ -905,6 +911,83 @@ func (x *OnAnswer) GetMachineMessage() string {
 	return ""
 }
 
+func (x *OnAnswer) GetAgentQueue() *AgentQueue {
+	if x != nil {
+		return x.AgentQueue
+	}
+	return nil
+}
+
+// The queue of a BLAST whose CONNECT options go to the campaign's agents.
+// The agents log in and are assigned to the campaign as for AGENTS and
+// PREDICTIVE campaigns. A recipient who waited wait_s without an agent
+// hears no_agent_message and the attempt ends FAILED (call failure_reason
+// NO_AGENT), retried after retry_intervals.failed_s while attempts are
+// left; one who hangs up while waiting was reached: ANSWERED.
+type AgentQueue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Longest wait for an agent, in seconds. 0: 60; 1 to 600.
+	WaitS int32 `protobuf:"varint,1,opt,name=wait_s,json=waitS,proto3" json:"wait_s,omitempty"`
+	// Played over and over while the recipient waits. Empty:
+	// local_stream://moh (FreeSWITCH's music on hold).
+	HoldMusic string `protobuf:"bytes,2,opt,name=hold_music,json=holdMusic,proto3" json:"hold_music,omitempty"`
+	// Played when no agent came in time, before the call ends. Required.
+	NoAgentMessage string `protobuf:"bytes,3,opt,name=no_agent_message,json=noAgentMessage,proto3" json:"no_agent_message,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AgentQueue) Reset() {
+	*x = AgentQueue{}
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentQueue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentQueue) ProtoMessage() {}
+
+func (x *AgentQueue) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentQueue.ProtoReflect.Descriptor instead.
+func (*AgentQueue) Descriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AgentQueue) GetWaitS() int32 {
+	if x != nil {
+		return x.WaitS
+	}
+	return 0
+}
+
+func (x *AgentQueue) GetHoldMusic() string {
+	if x != nil {
+		return x.HoldMusic
+	}
+	return ""
+}
+
+func (x *AgentQueue) GetNoAgentMessage() string {
+	if x != nil {
+		return x.NoAgentMessage
+	}
+	return ""
+}
+
 // One option of a BLAST announcement.
 type BlastOption struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -918,7 +1001,7 @@ type BlastOption struct {
 
 func (x *BlastOption) Reset() {
 	*x = BlastOption{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1013,7 @@ func (x *BlastOption) String() string {
 func (*BlastOption) ProtoMessage() {}
 
 func (x *BlastOption) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[4]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1026,7 @@ func (x *BlastOption) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlastOption.ProtoReflect.Descriptor instead.
 func (*BlastOption) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{4}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BlastOption) GetDigit() string {
@@ -971,7 +1054,7 @@ type CallingHours struct {
 
 func (x *CallingHours) Reset() {
 	*x = CallingHours{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1066,7 @@ func (x *CallingHours) String() string {
 func (*CallingHours) ProtoMessage() {}
 
 func (x *CallingHours) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[5]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1079,7 @@ func (x *CallingHours) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallingHours.ProtoReflect.Descriptor instead.
 func (*CallingHours) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{5}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CallingHours) GetWindows() []*CallingWindow {
@@ -1021,7 +1104,7 @@ type CallingWindow struct {
 
 func (x *CallingWindow) Reset() {
 	*x = CallingWindow{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1116,7 @@ func (x *CallingWindow) String() string {
 func (*CallingWindow) ProtoMessage() {}
 
 func (x *CallingWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[6]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1129,7 @@ func (x *CallingWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallingWindow.ProtoReflect.Descriptor instead.
 func (*CallingWindow) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{6}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CallingWindow) GetDays() []int32 {
@@ -1096,7 +1179,7 @@ type CampaignProgress struct {
 
 func (x *CampaignProgress) Reset() {
 	*x = CampaignProgress{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1191,7 @@ func (x *CampaignProgress) String() string {
 func (*CampaignProgress) ProtoMessage() {}
 
 func (x *CampaignProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[7]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1204,7 @@ func (x *CampaignProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CampaignProgress.ProtoReflect.Descriptor instead.
 func (*CampaignProgress) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{7}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CampaignProgress) GetRecords() int64 {
@@ -1202,7 +1285,7 @@ type Abandonment struct {
 
 func (x *Abandonment) Reset() {
 	*x = Abandonment{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1297,7 @@ func (x *Abandonment) String() string {
 func (*Abandonment) ProtoMessage() {}
 
 func (x *Abandonment) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[8]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1310,7 @@ func (x *Abandonment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Abandonment.ProtoReflect.Descriptor instead.
 func (*Abandonment) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{8}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Abandonment) GetAnswered_24H() int64 {
@@ -1301,7 +1384,7 @@ type RecipientList struct {
 
 func (x *RecipientList) Reset() {
 	*x = RecipientList{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1396,7 @@ func (x *RecipientList) String() string {
 func (*RecipientList) ProtoMessage() {}
 
 func (x *RecipientList) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1409,7 @@ func (x *RecipientList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientList.ProtoReflect.Descriptor instead.
 func (*RecipientList) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{9}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RecipientList) GetId() string {
@@ -1410,7 +1493,7 @@ type CreateCampaignRequest struct {
 
 func (x *CreateCampaignRequest) Reset() {
 	*x = CreateCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1505,7 @@ func (x *CreateCampaignRequest) String() string {
 func (*CreateCampaignRequest) ProtoMessage() {}
 
 func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1518,7 @@ func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{10}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateCampaignRequest) GetCampaign() *Campaign {
@@ -1456,7 +1539,7 @@ type CreateCampaignResponse struct {
 
 func (x *CreateCampaignResponse) Reset() {
 	*x = CreateCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1551,7 @@ func (x *CreateCampaignResponse) String() string {
 func (*CreateCampaignResponse) ProtoMessage() {}
 
 func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1564,7 @@ func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CreateCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{11}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateCampaignResponse) GetCampaign() *Campaign {
@@ -1502,7 +1585,7 @@ type GetCampaignRequest struct {
 
 func (x *GetCampaignRequest) Reset() {
 	*x = GetCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1514,7 +1597,7 @@ func (x *GetCampaignRequest) String() string {
 func (*GetCampaignRequest) ProtoMessage() {}
 
 func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1527,7 +1610,7 @@ func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{12}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetCampaignRequest) GetId() string {
@@ -1548,7 +1631,7 @@ type GetCampaignResponse struct {
 
 func (x *GetCampaignResponse) Reset() {
 	*x = GetCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1643,7 @@ func (x *GetCampaignResponse) String() string {
 func (*GetCampaignResponse) ProtoMessage() {}
 
 func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1656,7 @@ func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignResponse.ProtoReflect.Descriptor instead.
 func (*GetCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{13}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCampaignResponse) GetCampaign() *Campaign {
@@ -1598,7 +1681,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1693,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1706,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{14}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListCampaignsRequest) GetStatus() CampaignStatus {
@@ -1660,7 +1743,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +1755,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +1768,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{15}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -1715,7 +1798,7 @@ type UpdateCampaignRequest struct {
 
 func (x *UpdateCampaignRequest) Reset() {
 	*x = UpdateCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1810,7 @@ func (x *UpdateCampaignRequest) String() string {
 func (*UpdateCampaignRequest) ProtoMessage() {}
 
 func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1823,7 @@ func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{16}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateCampaignRequest) GetCampaign() *Campaign {
@@ -1768,7 +1851,7 @@ type UpdateCampaignResponse struct {
 
 func (x *UpdateCampaignResponse) Reset() {
 	*x = UpdateCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1863,7 @@ func (x *UpdateCampaignResponse) String() string {
 func (*UpdateCampaignResponse) ProtoMessage() {}
 
 func (x *UpdateCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1876,7 @@ func (x *UpdateCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{17}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateCampaignResponse) GetCampaign() *Campaign {
@@ -1814,7 +1897,7 @@ type DeleteCampaignRequest struct {
 
 func (x *DeleteCampaignRequest) Reset() {
 	*x = DeleteCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1909,7 @@ func (x *DeleteCampaignRequest) String() string {
 func (*DeleteCampaignRequest) ProtoMessage() {}
 
 func (x *DeleteCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +1922,7 @@ func (x *DeleteCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCampaignRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{18}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteCampaignRequest) GetId() string {
@@ -1858,7 +1941,7 @@ type DeleteCampaignResponse struct {
 
 func (x *DeleteCampaignResponse) Reset() {
 	*x = DeleteCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +1953,7 @@ func (x *DeleteCampaignResponse) String() string {
 func (*DeleteCampaignResponse) ProtoMessage() {}
 
 func (x *DeleteCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +1966,7 @@ func (x *DeleteCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCampaignResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{19}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{20}
 }
 
 // Asks to start a campaign.
@@ -1897,7 +1980,7 @@ type StartCampaignRequest struct {
 
 func (x *StartCampaignRequest) Reset() {
 	*x = StartCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +1992,7 @@ func (x *StartCampaignRequest) String() string {
 func (*StartCampaignRequest) ProtoMessage() {}
 
 func (x *StartCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2005,7 @@ func (x *StartCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartCampaignRequest.ProtoReflect.Descriptor instead.
 func (*StartCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{20}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StartCampaignRequest) GetId() string {
@@ -1943,7 +2026,7 @@ type StartCampaignResponse struct {
 
 func (x *StartCampaignResponse) Reset() {
 	*x = StartCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2038,7 @@ func (x *StartCampaignResponse) String() string {
 func (*StartCampaignResponse) ProtoMessage() {}
 
 func (x *StartCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2051,7 @@ func (x *StartCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartCampaignResponse.ProtoReflect.Descriptor instead.
 func (*StartCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{21}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StartCampaignResponse) GetCampaign() *Campaign {
@@ -1989,7 +2072,7 @@ type PauseCampaignRequest struct {
 
 func (x *PauseCampaignRequest) Reset() {
 	*x = PauseCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2084,7 @@ func (x *PauseCampaignRequest) String() string {
 func (*PauseCampaignRequest) ProtoMessage() {}
 
 func (x *PauseCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2097,7 @@ func (x *PauseCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseCampaignRequest.ProtoReflect.Descriptor instead.
 func (*PauseCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{22}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PauseCampaignRequest) GetId() string {
@@ -2035,7 +2118,7 @@ type PauseCampaignResponse struct {
 
 func (x *PauseCampaignResponse) Reset() {
 	*x = PauseCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2130,7 @@ func (x *PauseCampaignResponse) String() string {
 func (*PauseCampaignResponse) ProtoMessage() {}
 
 func (x *PauseCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2143,7 @@ func (x *PauseCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseCampaignResponse.ProtoReflect.Descriptor instead.
 func (*PauseCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{23}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PauseCampaignResponse) GetCampaign() *Campaign {
@@ -2081,7 +2164,7 @@ type ResumeCampaignRequest struct {
 
 func (x *ResumeCampaignRequest) Reset() {
 	*x = ResumeCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2093,7 +2176,7 @@ func (x *ResumeCampaignRequest) String() string {
 func (*ResumeCampaignRequest) ProtoMessage() {}
 
 func (x *ResumeCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2106,7 +2189,7 @@ func (x *ResumeCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeCampaignRequest.ProtoReflect.Descriptor instead.
 func (*ResumeCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{24}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ResumeCampaignRequest) GetId() string {
@@ -2127,7 +2210,7 @@ type ResumeCampaignResponse struct {
 
 func (x *ResumeCampaignResponse) Reset() {
 	*x = ResumeCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2139,7 +2222,7 @@ func (x *ResumeCampaignResponse) String() string {
 func (*ResumeCampaignResponse) ProtoMessage() {}
 
 func (x *ResumeCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2152,7 +2235,7 @@ func (x *ResumeCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeCampaignResponse.ProtoReflect.Descriptor instead.
 func (*ResumeCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{25}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResumeCampaignResponse) GetCampaign() *Campaign {
@@ -2175,7 +2258,7 @@ type CancelCampaignRequest struct {
 
 func (x *CancelCampaignRequest) Reset() {
 	*x = CancelCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2270,7 @@ func (x *CancelCampaignRequest) String() string {
 func (*CancelCampaignRequest) ProtoMessage() {}
 
 func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2283,7 @@ func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CancelCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{26}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelCampaignRequest) GetId() string {
@@ -2228,7 +2311,7 @@ type CancelCampaignResponse struct {
 
 func (x *CancelCampaignResponse) Reset() {
 	*x = CancelCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2323,7 @@ func (x *CancelCampaignResponse) String() string {
 func (*CancelCampaignResponse) ProtoMessage() {}
 
 func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2336,7 @@ func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CancelCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{27}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelCampaignResponse) GetCampaign() *Campaign {
@@ -2280,7 +2363,7 @@ type ImportListRequest struct {
 
 func (x *ImportListRequest) Reset() {
 	*x = ImportListRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2375,7 @@ func (x *ImportListRequest) String() string {
 func (*ImportListRequest) ProtoMessage() {}
 
 func (x *ImportListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2388,7 @@ func (x *ImportListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportListRequest.ProtoReflect.Descriptor instead.
 func (*ImportListRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{28}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ImportListRequest) GetCampaignId() string {
@@ -2351,7 +2434,7 @@ type ImportListResponse struct {
 
 func (x *ImportListResponse) Reset() {
 	*x = ImportListResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2446,7 @@ func (x *ImportListResponse) String() string {
 func (*ImportListResponse) ProtoMessage() {}
 
 func (x *ImportListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2459,7 @@ func (x *ImportListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportListResponse.ProtoReflect.Descriptor instead.
 func (*ImportListResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{29}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ImportListResponse) GetList() *RecipientList {
@@ -2413,7 +2496,7 @@ type RowError struct {
 
 func (x *RowError) Reset() {
 	*x = RowError{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2508,7 @@ func (x *RowError) String() string {
 func (*RowError) ProtoMessage() {}
 
 func (x *RowError) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2521,7 @@ func (x *RowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowError.ProtoReflect.Descriptor instead.
 func (*RowError) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{30}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RowError) GetLine() int64 {
@@ -2466,7 +2549,7 @@ type ListListsRequest struct {
 
 func (x *ListListsRequest) Reset() {
 	*x = ListListsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2561,7 @@ func (x *ListListsRequest) String() string {
 func (*ListListsRequest) ProtoMessage() {}
 
 func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2574,7 @@ func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsRequest.ProtoReflect.Descriptor instead.
 func (*ListListsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{31}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListListsRequest) GetCampaignId() string {
@@ -2512,7 +2595,7 @@ type ListListsResponse struct {
 
 func (x *ListListsResponse) Reset() {
 	*x = ListListsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2607,7 @@ func (x *ListListsResponse) String() string {
 func (*ListListsResponse) ProtoMessage() {}
 
 func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2620,7 @@ func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsResponse.ProtoReflect.Descriptor instead.
 func (*ListListsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{32}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListListsResponse) GetLists() []*RecipientList {
@@ -2564,7 +2647,7 @@ type UpdateListRequest struct {
 
 func (x *UpdateListRequest) Reset() {
 	*x = UpdateListRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +2659,7 @@ func (x *UpdateListRequest) String() string {
 func (*UpdateListRequest) ProtoMessage() {}
 
 func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,7 +2672,7 @@ func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListRequest.ProtoReflect.Descriptor instead.
 func (*UpdateListRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{33}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateListRequest) GetCampaignId() string {
@@ -2631,7 +2714,7 @@ type UpdateListResponse struct {
 
 func (x *UpdateListResponse) Reset() {
 	*x = UpdateListResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2726,7 @@ func (x *UpdateListResponse) String() string {
 func (*UpdateListResponse) ProtoMessage() {}
 
 func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2739,7 @@ func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListResponse.ProtoReflect.Descriptor instead.
 func (*UpdateListResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{34}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpdateListResponse) GetList() *RecipientList {
@@ -2677,7 +2760,7 @@ type GetReportRequest struct {
 
 func (x *GetReportRequest) Reset() {
 	*x = GetReportRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +2772,7 @@ func (x *GetReportRequest) String() string {
 func (*GetReportRequest) ProtoMessage() {}
 
 func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2702,7 +2785,7 @@ func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReportRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{35}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetReportRequest) GetId() string {
@@ -2735,7 +2818,7 @@ type GetReportResponse struct {
 
 func (x *GetReportResponse) Reset() {
 	*x = GetReportResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2830,7 @@ func (x *GetReportResponse) String() string {
 func (*GetReportResponse) ProtoMessage() {}
 
 func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +2843,7 @@ func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReportResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{36}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetReportResponse) GetCampaign() *Campaign {
@@ -2820,7 +2903,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +2915,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +2928,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{37}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReportRow) GetType() string {
@@ -2886,7 +2969,7 @@ type ListRecordsRequest struct {
 
 func (x *ListRecordsRequest) Reset() {
 	*x = ListRecordsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +2981,7 @@ func (x *ListRecordsRequest) String() string {
 func (*ListRecordsRequest) ProtoMessage() {}
 
 func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +2994,7 @@ func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{38}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListRecordsRequest) GetCampaignId() string {
@@ -2955,7 +3038,7 @@ type ListRecordsResponse struct {
 
 func (x *ListRecordsResponse) Reset() {
 	*x = ListRecordsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2967,7 +3050,7 @@ func (x *ListRecordsResponse) String() string {
 func (*ListRecordsResponse) ProtoMessage() {}
 
 func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2980,7 +3063,7 @@ func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{39}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListRecordsResponse) GetRecords() []*Record {
@@ -3033,7 +3116,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3045,7 +3128,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3058,7 +3141,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{40}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Record) GetId() string {
@@ -3167,7 +3250,7 @@ type AddDoNotCallRequest struct {
 
 func (x *AddDoNotCallRequest) Reset() {
 	*x = AddDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3179,7 +3262,7 @@ func (x *AddDoNotCallRequest) String() string {
 func (*AddDoNotCallRequest) ProtoMessage() {}
 
 func (x *AddDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3192,7 +3275,7 @@ func (x *AddDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*AddDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{41}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AddDoNotCallRequest) GetNumbers() []string {
@@ -3227,7 +3310,7 @@ type AddDoNotCallResponse struct {
 
 func (x *AddDoNotCallResponse) Reset() {
 	*x = AddDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3322,7 @@ func (x *AddDoNotCallResponse) String() string {
 func (*AddDoNotCallResponse) ProtoMessage() {}
 
 func (x *AddDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3335,7 @@ func (x *AddDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*AddDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{42}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddDoNotCallResponse) GetAdded() int64 {
@@ -3275,7 +3358,7 @@ type RemoveDoNotCallRequest struct {
 
 func (x *RemoveDoNotCallRequest) Reset() {
 	*x = RemoveDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3370,7 @@ func (x *RemoveDoNotCallRequest) String() string {
 func (*RemoveDoNotCallRequest) ProtoMessage() {}
 
 func (x *RemoveDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3383,7 @@ func (x *RemoveDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{43}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RemoveDoNotCallRequest) GetNumbers() []string {
@@ -3328,7 +3411,7 @@ type RemoveDoNotCallResponse struct {
 
 func (x *RemoveDoNotCallResponse) Reset() {
 	*x = RemoveDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3423,7 @@ func (x *RemoveDoNotCallResponse) String() string {
 func (*RemoveDoNotCallResponse) ProtoMessage() {}
 
 func (x *RemoveDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3436,7 @@ func (x *RemoveDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{44}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RemoveDoNotCallResponse) GetRemoved() int64 {
@@ -3376,7 +3459,7 @@ type CheckDoNotCallRequest struct {
 
 func (x *CheckDoNotCallRequest) Reset() {
 	*x = CheckDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3388,7 +3471,7 @@ func (x *CheckDoNotCallRequest) String() string {
 func (*CheckDoNotCallRequest) ProtoMessage() {}
 
 func (x *CheckDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3401,7 +3484,7 @@ func (x *CheckDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*CheckDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{45}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CheckDoNotCallRequest) GetNumber() string {
@@ -3433,7 +3516,7 @@ type CheckDoNotCallResponse struct {
 
 func (x *CheckDoNotCallResponse) Reset() {
 	*x = CheckDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3445,7 +3528,7 @@ func (x *CheckDoNotCallResponse) String() string {
 func (*CheckDoNotCallResponse) ProtoMessage() {}
 
 func (x *CheckDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3458,7 +3541,7 @@ func (x *CheckDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*CheckDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{46}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CheckDoNotCallResponse) GetNumber() string {
@@ -3497,7 +3580,7 @@ type ListDoNotCallRequest struct {
 
 func (x *ListDoNotCallRequest) Reset() {
 	*x = ListDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3509,7 +3592,7 @@ func (x *ListDoNotCallRequest) String() string {
 func (*ListDoNotCallRequest) ProtoMessage() {}
 
 func (x *ListDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3522,7 +3605,7 @@ func (x *ListDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*ListDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{47}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListDoNotCallRequest) GetCampaignId() string {
@@ -3559,7 +3642,7 @@ type ListDoNotCallResponse struct {
 
 func (x *ListDoNotCallResponse) Reset() {
 	*x = ListDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3571,7 +3654,7 @@ func (x *ListDoNotCallResponse) String() string {
 func (*ListDoNotCallResponse) ProtoMessage() {}
 
 func (x *ListDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3584,7 +3667,7 @@ func (x *ListDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*ListDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{48}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListDoNotCallResponse) GetEntries() []*DoNotCallEntry {
@@ -3616,7 +3699,7 @@ type DoNotCallEntry struct {
 
 func (x *DoNotCallEntry) Reset() {
 	*x = DoNotCallEntry{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3628,7 +3711,7 @@ func (x *DoNotCallEntry) String() string {
 func (*DoNotCallEntry) ProtoMessage() {}
 
 func (x *DoNotCallEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3641,7 +3724,7 @@ func (x *DoNotCallEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoNotCallEntry.ProtoReflect.Descriptor instead.
 func (*DoNotCallEntry) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{49}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DoNotCallEntry) GetNumber() string {
@@ -3683,7 +3766,7 @@ type ExportRecordsRequest struct {
 
 func (x *ExportRecordsRequest) Reset() {
 	*x = ExportRecordsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3695,7 +3778,7 @@ func (x *ExportRecordsRequest) String() string {
 func (*ExportRecordsRequest) ProtoMessage() {}
 
 func (x *ExportRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3708,7 +3791,7 @@ func (x *ExportRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ExportRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{50}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ExportRecordsRequest) GetCampaignId() string {
@@ -3743,7 +3826,7 @@ type ExportRecordsResponse struct {
 
 func (x *ExportRecordsResponse) Reset() {
 	*x = ExportRecordsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3755,7 +3838,7 @@ func (x *ExportRecordsResponse) String() string {
 func (*ExportRecordsResponse) ProtoMessage() {}
 
 func (x *ExportRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3768,7 +3851,7 @@ func (x *ExportRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ExportRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{51}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ExportRecordsResponse) GetChunk() []byte {
@@ -3789,7 +3872,7 @@ type ExportReportRequest struct {
 
 func (x *ExportReportRequest) Reset() {
 	*x = ExportReportRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3801,7 +3884,7 @@ func (x *ExportReportRequest) String() string {
 func (*ExportReportRequest) ProtoMessage() {}
 
 func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3814,7 +3897,7 @@ func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
 func (*ExportReportRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{52}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ExportReportRequest) GetCampaignId() string {
@@ -3835,7 +3918,7 @@ type ExportReportResponse struct {
 
 func (x *ExportReportResponse) Reset() {
 	*x = ExportReportResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +3930,7 @@ func (x *ExportReportResponse) String() string {
 func (*ExportReportResponse) ProtoMessage() {}
 
 func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +3943,7 @@ func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
 func (*ExportReportResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{53}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ExportReportResponse) GetChunk() []byte {
@@ -3921,7 +4004,7 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\vno_answer_s\x18\x02 \x01(\x05R\tnoAnswerS\x12!\n" +
 	"\fcongestion_s\x18\x03 \x01(\x05R\vcongestionS\x12\x1b\n" +
 	"\tmachine_s\x18\x04 \x01(\x05R\bmachineS\x12\x19\n" +
-	"\bfailed_s\x18\x05 \x01(\x05R\afailedS\"\xa9\x02\n" +
+	"\bfailed_s\x18\x05 \x01(\x05R\afailedS\"\xea\x02\n" +
 	"\bOnAnswer\x12\"\n" +
 	"\fannouncement\x18\x01 \x01(\tR\fannouncement\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
@@ -3930,7 +4013,15 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\foption_tries\x18\x04 \x01(\x05R\voptionTries\x12*\n" +
 	"\x11option_timeout_ms\x18\x05 \x01(\x05R\x0foptionTimeoutMs\x12%\n" +
 	"\x0edetect_machine\x18\x06 \x01(\bR\rdetectMachine\x12'\n" +
-	"\x0fmachine_message\x18\a \x01(\tR\x0emachineMessage\"\\\n" +
+	"\x0fmachine_message\x18\a \x01(\tR\x0emachineMessage\x12?\n" +
+	"\vagent_queue\x18\b \x01(\v2\x1e.ringback.dialer.v1.AgentQueueR\n" +
+	"agentQueue\"l\n" +
+	"\n" +
+	"AgentQueue\x12\x15\n" +
+	"\x06wait_s\x18\x01 \x01(\x05R\x05waitS\x12\x1d\n" +
+	"\n" +
+	"hold_music\x18\x02 \x01(\tR\tholdMusic\x12(\n" +
+	"\x10no_agent_message\x18\x03 \x01(\tR\x0enoAgentMessage\"\\\n" +
 	"\vBlastOption\x12\x14\n" +
 	"\x05digit\x18\x01 \x01(\tR\x05digit\x127\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x1f.ringback.dialer.v1.BlastActionR\x06action\"K\n" +
@@ -4199,7 +4290,7 @@ func file_ringback_dialer_v1_dialer_proto_rawDescGZIP() []byte {
 }
 
 var file_ringback_dialer_v1_dialer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ringback_dialer_v1_dialer_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_ringback_dialer_v1_dialer_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_ringback_dialer_v1_dialer_proto_goTypes = []any{
 	(PacingMode)(0),                 // 0: ringback.dialer.v1.PacingMode
 	(AdaptMethod)(0),                // 1: ringback.dialer.v1.AdaptMethod
@@ -4210,152 +4301,154 @@ var file_ringback_dialer_v1_dialer_proto_goTypes = []any{
 	(*Pacing)(nil),                  // 6: ringback.dialer.v1.Pacing
 	(*RetryIntervals)(nil),          // 7: ringback.dialer.v1.RetryIntervals
 	(*OnAnswer)(nil),                // 8: ringback.dialer.v1.OnAnswer
-	(*BlastOption)(nil),             // 9: ringback.dialer.v1.BlastOption
-	(*CallingHours)(nil),            // 10: ringback.dialer.v1.CallingHours
-	(*CallingWindow)(nil),           // 11: ringback.dialer.v1.CallingWindow
-	(*CampaignProgress)(nil),        // 12: ringback.dialer.v1.CampaignProgress
-	(*Abandonment)(nil),             // 13: ringback.dialer.v1.Abandonment
-	(*RecipientList)(nil),           // 14: ringback.dialer.v1.RecipientList
-	(*CreateCampaignRequest)(nil),   // 15: ringback.dialer.v1.CreateCampaignRequest
-	(*CreateCampaignResponse)(nil),  // 16: ringback.dialer.v1.CreateCampaignResponse
-	(*GetCampaignRequest)(nil),      // 17: ringback.dialer.v1.GetCampaignRequest
-	(*GetCampaignResponse)(nil),     // 18: ringback.dialer.v1.GetCampaignResponse
-	(*ListCampaignsRequest)(nil),    // 19: ringback.dialer.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),   // 20: ringback.dialer.v1.ListCampaignsResponse
-	(*UpdateCampaignRequest)(nil),   // 21: ringback.dialer.v1.UpdateCampaignRequest
-	(*UpdateCampaignResponse)(nil),  // 22: ringback.dialer.v1.UpdateCampaignResponse
-	(*DeleteCampaignRequest)(nil),   // 23: ringback.dialer.v1.DeleteCampaignRequest
-	(*DeleteCampaignResponse)(nil),  // 24: ringback.dialer.v1.DeleteCampaignResponse
-	(*StartCampaignRequest)(nil),    // 25: ringback.dialer.v1.StartCampaignRequest
-	(*StartCampaignResponse)(nil),   // 26: ringback.dialer.v1.StartCampaignResponse
-	(*PauseCampaignRequest)(nil),    // 27: ringback.dialer.v1.PauseCampaignRequest
-	(*PauseCampaignResponse)(nil),   // 28: ringback.dialer.v1.PauseCampaignResponse
-	(*ResumeCampaignRequest)(nil),   // 29: ringback.dialer.v1.ResumeCampaignRequest
-	(*ResumeCampaignResponse)(nil),  // 30: ringback.dialer.v1.ResumeCampaignResponse
-	(*CancelCampaignRequest)(nil),   // 31: ringback.dialer.v1.CancelCampaignRequest
-	(*CancelCampaignResponse)(nil),  // 32: ringback.dialer.v1.CancelCampaignResponse
-	(*ImportListRequest)(nil),       // 33: ringback.dialer.v1.ImportListRequest
-	(*ImportListResponse)(nil),      // 34: ringback.dialer.v1.ImportListResponse
-	(*RowError)(nil),                // 35: ringback.dialer.v1.RowError
-	(*ListListsRequest)(nil),        // 36: ringback.dialer.v1.ListListsRequest
-	(*ListListsResponse)(nil),       // 37: ringback.dialer.v1.ListListsResponse
-	(*UpdateListRequest)(nil),       // 38: ringback.dialer.v1.UpdateListRequest
-	(*UpdateListResponse)(nil),      // 39: ringback.dialer.v1.UpdateListResponse
-	(*GetReportRequest)(nil),        // 40: ringback.dialer.v1.GetReportRequest
-	(*GetReportResponse)(nil),       // 41: ringback.dialer.v1.GetReportResponse
-	(*ReportRow)(nil),               // 42: ringback.dialer.v1.ReportRow
-	(*ListRecordsRequest)(nil),      // 43: ringback.dialer.v1.ListRecordsRequest
-	(*ListRecordsResponse)(nil),     // 44: ringback.dialer.v1.ListRecordsResponse
-	(*Record)(nil),                  // 45: ringback.dialer.v1.Record
-	(*AddDoNotCallRequest)(nil),     // 46: ringback.dialer.v1.AddDoNotCallRequest
-	(*AddDoNotCallResponse)(nil),    // 47: ringback.dialer.v1.AddDoNotCallResponse
-	(*RemoveDoNotCallRequest)(nil),  // 48: ringback.dialer.v1.RemoveDoNotCallRequest
-	(*RemoveDoNotCallResponse)(nil), // 49: ringback.dialer.v1.RemoveDoNotCallResponse
-	(*CheckDoNotCallRequest)(nil),   // 50: ringback.dialer.v1.CheckDoNotCallRequest
-	(*CheckDoNotCallResponse)(nil),  // 51: ringback.dialer.v1.CheckDoNotCallResponse
-	(*ListDoNotCallRequest)(nil),    // 52: ringback.dialer.v1.ListDoNotCallRequest
-	(*ListDoNotCallResponse)(nil),   // 53: ringback.dialer.v1.ListDoNotCallResponse
-	(*DoNotCallEntry)(nil),          // 54: ringback.dialer.v1.DoNotCallEntry
-	(*ExportRecordsRequest)(nil),    // 55: ringback.dialer.v1.ExportRecordsRequest
-	(*ExportRecordsResponse)(nil),   // 56: ringback.dialer.v1.ExportRecordsResponse
-	(*ExportReportRequest)(nil),     // 57: ringback.dialer.v1.ExportReportRequest
-	(*ExportReportResponse)(nil),    // 58: ringback.dialer.v1.ExportReportResponse
-	nil,                             // 59: ringback.dialer.v1.Record.FieldsEntry
-	(*timestamppb.Timestamp)(nil),   // 60: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 61: google.protobuf.FieldMask
+	(*AgentQueue)(nil),              // 9: ringback.dialer.v1.AgentQueue
+	(*BlastOption)(nil),             // 10: ringback.dialer.v1.BlastOption
+	(*CallingHours)(nil),            // 11: ringback.dialer.v1.CallingHours
+	(*CallingWindow)(nil),           // 12: ringback.dialer.v1.CallingWindow
+	(*CampaignProgress)(nil),        // 13: ringback.dialer.v1.CampaignProgress
+	(*Abandonment)(nil),             // 14: ringback.dialer.v1.Abandonment
+	(*RecipientList)(nil),           // 15: ringback.dialer.v1.RecipientList
+	(*CreateCampaignRequest)(nil),   // 16: ringback.dialer.v1.CreateCampaignRequest
+	(*CreateCampaignResponse)(nil),  // 17: ringback.dialer.v1.CreateCampaignResponse
+	(*GetCampaignRequest)(nil),      // 18: ringback.dialer.v1.GetCampaignRequest
+	(*GetCampaignResponse)(nil),     // 19: ringback.dialer.v1.GetCampaignResponse
+	(*ListCampaignsRequest)(nil),    // 20: ringback.dialer.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),   // 21: ringback.dialer.v1.ListCampaignsResponse
+	(*UpdateCampaignRequest)(nil),   // 22: ringback.dialer.v1.UpdateCampaignRequest
+	(*UpdateCampaignResponse)(nil),  // 23: ringback.dialer.v1.UpdateCampaignResponse
+	(*DeleteCampaignRequest)(nil),   // 24: ringback.dialer.v1.DeleteCampaignRequest
+	(*DeleteCampaignResponse)(nil),  // 25: ringback.dialer.v1.DeleteCampaignResponse
+	(*StartCampaignRequest)(nil),    // 26: ringback.dialer.v1.StartCampaignRequest
+	(*StartCampaignResponse)(nil),   // 27: ringback.dialer.v1.StartCampaignResponse
+	(*PauseCampaignRequest)(nil),    // 28: ringback.dialer.v1.PauseCampaignRequest
+	(*PauseCampaignResponse)(nil),   // 29: ringback.dialer.v1.PauseCampaignResponse
+	(*ResumeCampaignRequest)(nil),   // 30: ringback.dialer.v1.ResumeCampaignRequest
+	(*ResumeCampaignResponse)(nil),  // 31: ringback.dialer.v1.ResumeCampaignResponse
+	(*CancelCampaignRequest)(nil),   // 32: ringback.dialer.v1.CancelCampaignRequest
+	(*CancelCampaignResponse)(nil),  // 33: ringback.dialer.v1.CancelCampaignResponse
+	(*ImportListRequest)(nil),       // 34: ringback.dialer.v1.ImportListRequest
+	(*ImportListResponse)(nil),      // 35: ringback.dialer.v1.ImportListResponse
+	(*RowError)(nil),                // 36: ringback.dialer.v1.RowError
+	(*ListListsRequest)(nil),        // 37: ringback.dialer.v1.ListListsRequest
+	(*ListListsResponse)(nil),       // 38: ringback.dialer.v1.ListListsResponse
+	(*UpdateListRequest)(nil),       // 39: ringback.dialer.v1.UpdateListRequest
+	(*UpdateListResponse)(nil),      // 40: ringback.dialer.v1.UpdateListResponse
+	(*GetReportRequest)(nil),        // 41: ringback.dialer.v1.GetReportRequest
+	(*GetReportResponse)(nil),       // 42: ringback.dialer.v1.GetReportResponse
+	(*ReportRow)(nil),               // 43: ringback.dialer.v1.ReportRow
+	(*ListRecordsRequest)(nil),      // 44: ringback.dialer.v1.ListRecordsRequest
+	(*ListRecordsResponse)(nil),     // 45: ringback.dialer.v1.ListRecordsResponse
+	(*Record)(nil),                  // 46: ringback.dialer.v1.Record
+	(*AddDoNotCallRequest)(nil),     // 47: ringback.dialer.v1.AddDoNotCallRequest
+	(*AddDoNotCallResponse)(nil),    // 48: ringback.dialer.v1.AddDoNotCallResponse
+	(*RemoveDoNotCallRequest)(nil),  // 49: ringback.dialer.v1.RemoveDoNotCallRequest
+	(*RemoveDoNotCallResponse)(nil), // 50: ringback.dialer.v1.RemoveDoNotCallResponse
+	(*CheckDoNotCallRequest)(nil),   // 51: ringback.dialer.v1.CheckDoNotCallRequest
+	(*CheckDoNotCallResponse)(nil),  // 52: ringback.dialer.v1.CheckDoNotCallResponse
+	(*ListDoNotCallRequest)(nil),    // 53: ringback.dialer.v1.ListDoNotCallRequest
+	(*ListDoNotCallResponse)(nil),   // 54: ringback.dialer.v1.ListDoNotCallResponse
+	(*DoNotCallEntry)(nil),          // 55: ringback.dialer.v1.DoNotCallEntry
+	(*ExportRecordsRequest)(nil),    // 56: ringback.dialer.v1.ExportRecordsRequest
+	(*ExportRecordsResponse)(nil),   // 57: ringback.dialer.v1.ExportRecordsResponse
+	(*ExportReportRequest)(nil),     // 58: ringback.dialer.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),    // 59: ringback.dialer.v1.ExportReportResponse
+	nil,                             // 60: ringback.dialer.v1.Record.FieldsEntry
+	(*timestamppb.Timestamp)(nil),   // 61: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 62: google.protobuf.FieldMask
 }
 var file_ringback_dialer_v1_dialer_proto_depIdxs = []int32{
 	2,  // 0: ringback.dialer.v1.Campaign.status:type_name -> ringback.dialer.v1.CampaignStatus
 	7,  // 1: ringback.dialer.v1.Campaign.retry_intervals:type_name -> ringback.dialer.v1.RetryIntervals
 	8,  // 2: ringback.dialer.v1.Campaign.on_answer:type_name -> ringback.dialer.v1.OnAnswer
-	10, // 3: ringback.dialer.v1.Campaign.calling_hours:type_name -> ringback.dialer.v1.CallingHours
-	60, // 4: ringback.dialer.v1.Campaign.start_time:type_name -> google.protobuf.Timestamp
-	60, // 5: ringback.dialer.v1.Campaign.end_time:type_name -> google.protobuf.Timestamp
-	12, // 6: ringback.dialer.v1.Campaign.progress:type_name -> ringback.dialer.v1.CampaignProgress
-	60, // 7: ringback.dialer.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
-	60, // 8: ringback.dialer.v1.Campaign.started_at:type_name -> google.protobuf.Timestamp
-	60, // 9: ringback.dialer.v1.Campaign.finished_at:type_name -> google.protobuf.Timestamp
+	11, // 3: ringback.dialer.v1.Campaign.calling_hours:type_name -> ringback.dialer.v1.CallingHours
+	61, // 4: ringback.dialer.v1.Campaign.start_time:type_name -> google.protobuf.Timestamp
+	61, // 5: ringback.dialer.v1.Campaign.end_time:type_name -> google.protobuf.Timestamp
+	13, // 6: ringback.dialer.v1.Campaign.progress:type_name -> ringback.dialer.v1.CampaignProgress
+	61, // 7: ringback.dialer.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
+	61, // 8: ringback.dialer.v1.Campaign.started_at:type_name -> google.protobuf.Timestamp
+	61, // 9: ringback.dialer.v1.Campaign.finished_at:type_name -> google.protobuf.Timestamp
 	6,  // 10: ringback.dialer.v1.Campaign.pacing:type_name -> ringback.dialer.v1.Pacing
 	0,  // 11: ringback.dialer.v1.Pacing.mode:type_name -> ringback.dialer.v1.PacingMode
 	1,  // 12: ringback.dialer.v1.Pacing.method:type_name -> ringback.dialer.v1.AdaptMethod
-	9,  // 13: ringback.dialer.v1.OnAnswer.options:type_name -> ringback.dialer.v1.BlastOption
-	3,  // 14: ringback.dialer.v1.BlastOption.action:type_name -> ringback.dialer.v1.BlastAction
-	11, // 15: ringback.dialer.v1.CallingHours.windows:type_name -> ringback.dialer.v1.CallingWindow
-	13, // 16: ringback.dialer.v1.CampaignProgress.abandonment:type_name -> ringback.dialer.v1.Abandonment
-	4,  // 17: ringback.dialer.v1.RecipientList.status:type_name -> ringback.dialer.v1.ListStatus
-	60, // 18: ringback.dialer.v1.RecipientList.created_at:type_name -> google.protobuf.Timestamp
-	5,  // 19: ringback.dialer.v1.CreateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 20: ringback.dialer.v1.CreateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 21: ringback.dialer.v1.GetCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	2,  // 22: ringback.dialer.v1.ListCampaignsRequest.status:type_name -> ringback.dialer.v1.CampaignStatus
-	5,  // 23: ringback.dialer.v1.ListCampaignsResponse.campaigns:type_name -> ringback.dialer.v1.Campaign
-	5,  // 24: ringback.dialer.v1.UpdateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
-	61, // 25: ringback.dialer.v1.UpdateCampaignRequest.update_mask:type_name -> google.protobuf.FieldMask
-	5,  // 26: ringback.dialer.v1.UpdateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 27: ringback.dialer.v1.StartCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 28: ringback.dialer.v1.PauseCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 29: ringback.dialer.v1.ResumeCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 30: ringback.dialer.v1.CancelCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	14, // 31: ringback.dialer.v1.ImportListResponse.list:type_name -> ringback.dialer.v1.RecipientList
-	35, // 32: ringback.dialer.v1.ImportListResponse.errors:type_name -> ringback.dialer.v1.RowError
-	14, // 33: ringback.dialer.v1.ListListsResponse.lists:type_name -> ringback.dialer.v1.RecipientList
-	14, // 34: ringback.dialer.v1.UpdateListResponse.list:type_name -> ringback.dialer.v1.RecipientList
-	5,  // 35: ringback.dialer.v1.GetReportResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	42, // 36: ringback.dialer.v1.GetReportResponse.by_status:type_name -> ringback.dialer.v1.ReportRow
-	42, // 37: ringback.dialer.v1.GetReportResponse.by_attempts:type_name -> ringback.dialer.v1.ReportRow
-	42, // 38: ringback.dialer.v1.GetReportResponse.by_tag:type_name -> ringback.dialer.v1.ReportRow
-	13, // 39: ringback.dialer.v1.GetReportResponse.abandonment:type_name -> ringback.dialer.v1.Abandonment
-	45, // 40: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
-	59, // 41: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
-	60, // 42: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
-	60, // 43: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
-	54, // 44: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
-	60, // 45: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
-	15, // 46: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
-	17, // 47: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
-	19, // 48: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
-	21, // 49: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
-	23, // 50: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
-	25, // 51: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
-	27, // 52: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
-	29, // 53: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
-	31, // 54: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
-	33, // 55: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
-	36, // 56: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
-	38, // 57: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
-	40, // 58: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
-	43, // 59: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
-	46, // 60: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
-	48, // 61: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
-	50, // 62: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
-	52, // 63: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
-	55, // 64: ringback.dialer.v1.DialerService.ExportRecords:input_type -> ringback.dialer.v1.ExportRecordsRequest
-	57, // 65: ringback.dialer.v1.DialerService.ExportReport:input_type -> ringback.dialer.v1.ExportReportRequest
-	16, // 66: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
-	18, // 67: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
-	20, // 68: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
-	22, // 69: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
-	24, // 70: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
-	26, // 71: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
-	28, // 72: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
-	30, // 73: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
-	32, // 74: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
-	34, // 75: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
-	37, // 76: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
-	39, // 77: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
-	41, // 78: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
-	44, // 79: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
-	47, // 80: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
-	49, // 81: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
-	51, // 82: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
-	53, // 83: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
-	56, // 84: ringback.dialer.v1.DialerService.ExportRecords:output_type -> ringback.dialer.v1.ExportRecordsResponse
-	58, // 85: ringback.dialer.v1.DialerService.ExportReport:output_type -> ringback.dialer.v1.ExportReportResponse
-	66, // [66:86] is the sub-list for method output_type
-	46, // [46:66] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	10, // 13: ringback.dialer.v1.OnAnswer.options:type_name -> ringback.dialer.v1.BlastOption
+	9,  // 14: ringback.dialer.v1.OnAnswer.agent_queue:type_name -> ringback.dialer.v1.AgentQueue
+	3,  // 15: ringback.dialer.v1.BlastOption.action:type_name -> ringback.dialer.v1.BlastAction
+	12, // 16: ringback.dialer.v1.CallingHours.windows:type_name -> ringback.dialer.v1.CallingWindow
+	14, // 17: ringback.dialer.v1.CampaignProgress.abandonment:type_name -> ringback.dialer.v1.Abandonment
+	4,  // 18: ringback.dialer.v1.RecipientList.status:type_name -> ringback.dialer.v1.ListStatus
+	61, // 19: ringback.dialer.v1.RecipientList.created_at:type_name -> google.protobuf.Timestamp
+	5,  // 20: ringback.dialer.v1.CreateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 21: ringback.dialer.v1.CreateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 22: ringback.dialer.v1.GetCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	2,  // 23: ringback.dialer.v1.ListCampaignsRequest.status:type_name -> ringback.dialer.v1.CampaignStatus
+	5,  // 24: ringback.dialer.v1.ListCampaignsResponse.campaigns:type_name -> ringback.dialer.v1.Campaign
+	5,  // 25: ringback.dialer.v1.UpdateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
+	62, // 26: ringback.dialer.v1.UpdateCampaignRequest.update_mask:type_name -> google.protobuf.FieldMask
+	5,  // 27: ringback.dialer.v1.UpdateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 28: ringback.dialer.v1.StartCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 29: ringback.dialer.v1.PauseCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 30: ringback.dialer.v1.ResumeCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 31: ringback.dialer.v1.CancelCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	15, // 32: ringback.dialer.v1.ImportListResponse.list:type_name -> ringback.dialer.v1.RecipientList
+	36, // 33: ringback.dialer.v1.ImportListResponse.errors:type_name -> ringback.dialer.v1.RowError
+	15, // 34: ringback.dialer.v1.ListListsResponse.lists:type_name -> ringback.dialer.v1.RecipientList
+	15, // 35: ringback.dialer.v1.UpdateListResponse.list:type_name -> ringback.dialer.v1.RecipientList
+	5,  // 36: ringback.dialer.v1.GetReportResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	43, // 37: ringback.dialer.v1.GetReportResponse.by_status:type_name -> ringback.dialer.v1.ReportRow
+	43, // 38: ringback.dialer.v1.GetReportResponse.by_attempts:type_name -> ringback.dialer.v1.ReportRow
+	43, // 39: ringback.dialer.v1.GetReportResponse.by_tag:type_name -> ringback.dialer.v1.ReportRow
+	14, // 40: ringback.dialer.v1.GetReportResponse.abandonment:type_name -> ringback.dialer.v1.Abandonment
+	46, // 41: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
+	60, // 42: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
+	61, // 43: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
+	61, // 44: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
+	55, // 45: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
+	61, // 46: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
+	16, // 47: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
+	18, // 48: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
+	20, // 49: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
+	22, // 50: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
+	24, // 51: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
+	26, // 52: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
+	28, // 53: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
+	30, // 54: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
+	32, // 55: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
+	34, // 56: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
+	37, // 57: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
+	39, // 58: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
+	41, // 59: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
+	44, // 60: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
+	47, // 61: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
+	49, // 62: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
+	51, // 63: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
+	53, // 64: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
+	56, // 65: ringback.dialer.v1.DialerService.ExportRecords:input_type -> ringback.dialer.v1.ExportRecordsRequest
+	58, // 66: ringback.dialer.v1.DialerService.ExportReport:input_type -> ringback.dialer.v1.ExportReportRequest
+	17, // 67: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
+	19, // 68: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
+	21, // 69: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
+	23, // 70: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
+	25, // 71: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
+	27, // 72: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
+	29, // 73: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
+	31, // 74: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
+	33, // 75: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
+	35, // 76: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
+	38, // 77: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
+	40, // 78: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
+	42, // 79: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
+	45, // 80: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
+	48, // 81: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
+	50, // 82: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
+	52, // 83: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
+	54, // 84: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
+	57, // 85: ringback.dialer.v1.DialerService.ExportRecords:output_type -> ringback.dialer.v1.ExportRecordsResponse
+	59, // 86: ringback.dialer.v1.DialerService.ExportReport:output_type -> ringback.dialer.v1.ExportReportResponse
+	67, // [67:87] is the sub-list for method output_type
+	47, // [47:67] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_ringback_dialer_v1_dialer_proto_init() }
@@ -4363,14 +4456,14 @@ func file_ringback_dialer_v1_dialer_proto_init() {
 	if File_ringback_dialer_v1_dialer_proto != nil {
 		return
 	}
-	file_ringback_dialer_v1_dialer_proto_msgTypes[33].OneofWrappers = []any{}
+	file_ringback_dialer_v1_dialer_proto_msgTypes[34].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringback_dialer_v1_dialer_proto_rawDesc), len(file_ringback_dialer_v1_dialer_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   55,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,7 +30,8 @@ const (
 	// No option (nothing chosen).
 	MenuAction_MENU_ACTION_UNSPECIFIED MenuAction = 0
 	// Dial the second party and bridge the two (requires `second`; the
-	// second party is dialed only then).
+	// second party is dialed only then), or, with await_agent instead of a
+	// second party, wait for an agent (ConnectCall).
 	MenuAction_MENU_ACTION_CONNECT MenuAction = 1
 	// The party asks not to be called again: the call ends COMPLETED; the
 	// caller (e.g. the dialer) adds the number to its do-not-call list.
@@ -435,6 +436,9 @@ const (
 	FailureReason_FAILURE_REASON_INTERNAL FailureReason = 9
 	// An answering machine answered (machine detection on).
 	FailureReason_FAILURE_REASON_MACHINE FailureReason = 10
+	// The party pressed a menu's CONNECT option and no agent was connected
+	// within await_agent.timeout_ms (failed_leg SECOND).
+	FailureReason_FAILURE_REASON_NO_AGENT FailureReason = 11
 )
 
 // Enum value maps for FailureReason.
@@ -451,6 +455,7 @@ var (
 		8:  "FAILURE_REASON_NOT_AUTHORIZED",
 		9:  "FAILURE_REASON_INTERNAL",
 		10: "FAILURE_REASON_MACHINE",
+		11: "FAILURE_REASON_NO_AGENT",
 	}
 	FailureReason_value = map[string]int32{
 		"FAILURE_REASON_UNSPECIFIED":    0,
@@ -464,6 +469,7 @@ var (
 		"FAILURE_REASON_NOT_AUTHORIZED": 8,
 		"FAILURE_REASON_INTERNAL":       9,
 		"FAILURE_REASON_MACHINE":        10,
+		"FAILURE_REASON_NO_AGENT":       11,
 	}
 )
 
@@ -912,16 +918,29 @@ func (x *Call) GetAwaitAgent() *AwaitAgent {
 }
 
 // How an answered party waits for an agent.
+//
+// Without a menu the wait starts at the answer (at the machine detection's
+// HUMAN result when it runs): a predictive dialer's customer, who must hear
+// an agent within seconds. With a menu (a queue) it starts when the party
+// presses a CONNECT option: the party asked for an agent and hears
+// hold_music meanwhile; past the wait, safe_harbour is played and the call
+// ends FAILED with failed_leg SECOND and failure_reason NO_AGENT (not
+// abandoned: no agent was promised at the greeting).
 type AwaitAgent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Longest wait from the answer (from the machine detection's HUMAN
-	// result when it runs) for ConnectCall, in milliseconds. 0: 2000. At most
-	// 30000.
+	// Longest wait for ConnectCall, in milliseconds. 0: 2000. At most 30000
+	// without a menu; with one, 1000 to 600000.
 	TimeoutMs int32 `protobuf:"varint,1,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
-	// Message played when no agent was connected in time (the regulators'
-	// "safe harbour" message naming the caller), after which the call ends.
-	// Required.
-	SafeHarbour   string `protobuf:"bytes,2,opt,name=safe_harbour,json=safeHarbour,proto3" json:"safe_harbour,omitempty"`
+	// Message played when no agent was connected in time, after which the
+	// call ends: without a menu the regulators' "safe harbour" message naming
+	// the caller; with one, e.g. "all our agents are busy, we will call you
+	// back". Required.
+	SafeHarbour string `protobuf:"bytes,2,opt,name=safe_harbour,json=safeHarbour,proto3" json:"safe_harbour,omitempty"`
+	// With a menu: played (over and over) while the party waits, e.g.
+	// local_stream://moh, FreeSWITCH's music on hold. Empty: local_stream://moh.
+	// Without a menu it is refused (the call's announcement plays while the
+	// party waits). A file path or URL without spaces or ";".
+	HoldMusic     string `protobuf:"bytes,3,opt,name=hold_music,json=holdMusic,proto3" json:"hold_music,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -966,6 +985,13 @@ func (x *AwaitAgent) GetTimeoutMs() int32 {
 func (x *AwaitAgent) GetSafeHarbour() string {
 	if x != nil {
 		return x.SafeHarbour
+	}
+	return ""
+}
+
+func (x *AwaitAgent) GetHoldMusic() string {
+	if x != nil {
+		return x.HoldMusic
 	}
 	return ""
 }
@@ -1765,12 +1791,14 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"awaitAgent\x1a<\n" +
 	"\x0eVariablesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"N\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"m\n" +
 	"\n" +
 	"AwaitAgent\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x01 \x01(\x05R\ttimeoutMs\x12!\n" +
-	"\fsafe_harbour\x18\x02 \x01(\tR\vsafeHarbour\"F\n" +
+	"\fsafe_harbour\x18\x02 \x01(\tR\vsafeHarbour\x12\x1d\n" +
+	"\n" +
+	"hold_music\x18\x03 \x01(\tR\tholdMusic\"F\n" +
 	"\x10MachineDetection\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\x94\x01\n" +
@@ -1880,7 +1908,7 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\x12LEG_STATUS_RINGING\x10\x03\x12\x17\n" +
 	"\x13LEG_STATUS_ANSWERED\x10\x04\x12\x15\n" +
 	"\x11LEG_STATUS_HUNGUP\x10\x05\x12\x15\n" +
-	"\x11LEG_STATUS_FAILED\x10\x06*\xd8\x02\n" +
+	"\x11LEG_STATUS_FAILED\x10\x06*\xf5\x02\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13FAILURE_REASON_BUSY\x10\x01\x12\x1c\n" +
@@ -1893,7 +1921,8 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\x1dFAILURE_REASON_NOT_AUTHORIZED\x10\b\x12\x1b\n" +
 	"\x17FAILURE_REASON_INTERNAL\x10\t\x12\x1a\n" +
 	"\x16FAILURE_REASON_MACHINE\x10\n" +
-	"BQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
+	"\x12\x1b\n" +
+	"\x17FAILURE_REASON_NO_AGENT\x10\vBQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
 
 var (
 	file_ringback_origination_v1_call_proto_rawDescOnce sync.Once
