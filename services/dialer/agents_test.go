@@ -283,6 +283,12 @@ func (f *agOrigination) joinSession(id string) {
 // for wait (AGENT_AWAITED); at its deadline, if not connected, it is
 // abandoned and ends. It returns the call's id.
 func (f *agOrigination) customer(campaign string, wait time.Duration) string {
+	return f.customerWith(campaign, wait, nil)
+}
+
+// customerWith is customer with its call edited first (e.g. a BLAST's
+// recipient who pressed CONNECT).
+func (f *agOrigination) customerWith(campaign string, wait time.Duration, edit func(*originationv1.Call)) string {
 	f.mu.Lock()
 	f.seq++
 	id := fmt.Sprintf("cust-%03d", f.seq)
@@ -291,6 +297,9 @@ func (f *agOrigination) customer(campaign string, wait time.Duration) string {
 		Status: originationv1.CallStatus_CALL_STATUS_ANSWERED, AnsweredAt: now, CreatedAt: now,
 		Variables:  map[string]string{VarCampaign: campaign, VarRecord: "1", VarRun: "1", VarTry: "1"},
 		AwaitAgent: &originationv1.AwaitAgent{TimeoutMs: int32(wait / time.Millisecond), SafeHarbour: "/sounds/sorry.wav"}}}
+	if edit != nil {
+		edit(ac.call)
+	}
 	f.calls[id] = ac
 	f.mu.Unlock()
 	f.publish(id, eventsv1.EventType_EVENT_TYPE_AGENT_AWAITED, func(*originationv1.Call) {})

@@ -810,20 +810,30 @@ func (s *AgentStore) loggedIn(ctx context.Context) ([]string, error) {
 // waitingCall is an answered call waiting for an agent.
 type waitingCall struct {
 	campaign, call, account string
-	answered, deadline      time.Time
+	// answered: when the call was answered or, in a queue, when the
+	// recipient asked for an agent (the wait's start either way).
+	answered, deadline time.Time
+	// queue: a BLAST's recipient who pressed CONNECT (its wait is not the
+	// regulators' 2 s).
+	queue bool
 }
 
 func (w waitingCall) info() string {
-	return w.account + "|" + strconv.FormatInt(ms(w.answered), 10) + "|" + strconv.FormatInt(ms(w.deadline), 10)
+	s := w.account + "|" + strconv.FormatInt(ms(w.answered), 10) + "|" + strconv.FormatInt(ms(w.deadline), 10)
+	if w.queue {
+		s += "|q"
+	}
+	return s
 }
 
 func waitingOf(campaign, call, info string) waitingCall {
 	w := waitingCall{campaign: campaign, call: call}
 	parts := strings.Split(info, "|")
-	if len(parts) == 3 {
+	if len(parts) == 3 || len(parts) == 4 {
 		a, _ := strconv.ParseInt(parts[1], 10, 64)
 		d, _ := strconv.ParseInt(parts[2], 10, 64)
 		w.account, w.answered, w.deadline = parts[0], time.UnixMilli(a), time.UnixMilli(d)
+		w.queue = len(parts) == 4 && parts[3] == "q"
 	}
 	return w
 }

@@ -260,6 +260,7 @@ func validateBlast(a *dialerv1.OnAnswer) error {
 	bad := func(format string, args ...any) error {
 		return ErrInvalidArgument.WithMsg(fmt.Sprintf(format, args...))
 	}
+	connects := false
 	if opts := a.GetOptions(); len(opts) > 0 {
 		if a.GetAnnouncement() == "" {
 			return bad("on_answer.options need an announcement (their prompt)")
@@ -276,8 +277,9 @@ func validateBlast(a *dialerv1.OnAnswer) error {
 			seen[d] = true
 			switch o.GetAction() {
 			case dialerv1.BlastAction_BLAST_ACTION_CONNECT:
-				if a.GetEndpointId() == "" {
-					return bad("on_answer.options: digit %s connects, which needs on_answer.endpoint_id", d)
+				connects = true
+				if a.GetEndpointId() == "" && a.GetAgentQueue() == nil {
+					return bad("on_answer.options: digit %s connects, which needs on_answer.endpoint_id or on_answer.agent_queue", d)
 				}
 			case dialerv1.BlastAction_BLAST_ACTION_OPT_OUT, dialerv1.BlastAction_BLAST_ACTION_END:
 			default:
@@ -304,7 +306,31 @@ func validateBlast(a *dialerv1.OnAnswer) error {
 	if len(a.GetOptions()) > 0 && strings.Contains(a.GetAnnouncement(), ";") {
 		return bad("on_answer.announcement of a campaign with options must not contain ';'")
 	}
+	if q := a.GetAgentQueue(); q != nil {
+		switch {
+		case !connects:
+			return bad("on_answer.agent_queue needs a CONNECT option (the digit that puts the recipient in the queue)")
+		case a.GetEndpointId() != "":
+			return bad("on_answer: a CONNECT goes to agent_queue or to endpoint_id, not both")
+		case q.GetWaitS() < 0 || q.GetWaitS() > MaxQueueWaitS:
+			return bad("on_answer.agent_queue.wait_s must be 0 (60) or between 1 and %d", MaxQueueWaitS)
+		case q.GetNoAgentMessage() == "":
+			return bad("on_answer.agent_queue.no_agent_message is required: what a recipient hears when no agent came in time")
+		case !mediaOK(q.GetNoAgentMessage()):
+			return bad("on_answer.agent_queue.no_agent_message must be a file path or URL without spaces or ';' (at most 512 characters)")
+		case q.GetHoldMusic() != "" && !mediaOK(q.GetHoldMusic()):
+			return bad("on_answer.agent_queue.hold_music must be a file path or URL without spaces or ';' (at most 512 characters)")
+		case q.GetHoldMusic() != "" && q.GetHoldMusic() == q.GetNoAgentMessage():
+			return bad("on_answer.agent_queue.hold_music and no_agent_message must differ")
+		}
+	}
 	return nil
+}
+
+// mediaOK reports whether a file or URL can be handed to FreeSWITCH as an
+// application's argument (no spaces, no ';').
+func mediaOK(v string) bool {
+	return announcementRe.MatchString(v) && !strings.Contains(v, ";")
 }
 
 // CreateCampaign validates and stores a campaign in status CREATED.

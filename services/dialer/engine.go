@@ -566,7 +566,7 @@ func (e *Engine) dial(ctx context.Context, c engineCampaign, r claimedRecord, bl
 		return
 	}
 	key := attemptKey(r.id, c.run, r.tries)
-	req := callRequest(c.s, number, endpoint)
+	req := callRequest(c.s, number, endpoint, scheduled)
 	req.Variables = callVariables(r.fields, c.id, r.id, c.run, r.tries)
 	req.IdempotencyKey = key
 	rctx, cancel := context.WithTimeout(e.outgoing(ctx, c.account), e.cfg.RPCTimeout)
@@ -597,9 +597,11 @@ func (e *Engine) dial(ctx context.Context, c engineCampaign, r claimedRecord, bl
 
 // callRequest is the call of one attempt at number: the announcement, then
 // the endpoint (empty: none); with BLAST options, the announcement is a
-// menu whose CONNECT options call the endpoint, and without a CONNECT
-// option no endpoint is called.
-func callRequest(s Settings, number, endpoint string) *originationv1.CreateCallRequest {
+// menu whose CONNECT options call the endpoint, or, with a queue and no
+// endpoint of the record's own (its schedule's), make the recipient wait
+// for one of the campaign's agents; without a CONNECT option no endpoint
+// is called.
+func callRequest(s Settings, number, endpoint string, scheduled bool) *originationv1.CreateCallRequest {
 	req := &originationv1.CreateCallRequest{
 		First: &originationv1.PartySpec{Target: &originationv1.PartySpec_Number{Number: number},
 			CallerIdNumber: s.CallerIDNumber, CallerIdName: s.CallerIDName, RingTimeoutMs: int32(s.DialTimeout / time.Millisecond)},
@@ -631,7 +633,12 @@ func callRequest(s Settings, number, endpoint string) *originationv1.CreateCallR
 		}
 		req.Menu = m
 	}
-	if endpoint != "" && connects {
+	switch {
+	case !connects:
+	case s.Queue != nil && len(s.Options) > 0 && !scheduled:
+		req.AwaitAgent = &originationv1.AwaitAgent{TimeoutMs: int32(s.Queue.Wait / time.Millisecond),
+			SafeHarbour: s.Queue.NoAgentMessage, HoldMusic: s.Queue.HoldMusic}
+	case endpoint != "":
 		req.Second = &originationv1.PartySpec{Target: &originationv1.PartySpec_EndpointId{EndpointId: endpoint}}
 	}
 	if s.DetectMachine {

@@ -1439,7 +1439,7 @@ func TestEngineBlastOptions(t *testing.T) {
 	// Without a CONNECT option, the endpoint is never called.
 	plain := proto.Clone(onAnswer).(*dialerv1.OnAnswer)
 	plain.Options = plain.Options[1:]
-	if req := callRequest(SettingsOf(&dialerv1.Campaign{OnAnswer: plain}), "+34918000003", "ep-agents"); req.GetSecond() != nil || len(req.GetMenu().GetOptions()) != 2 {
+	if req := callRequest(SettingsOf(&dialerv1.Campaign{OnAnswer: plain}), "+34918000003", "ep-agents", false); req.GetSecond() != nil || len(req.GetMenu().GetOptions()) != 2 {
 		t.Errorf("CreateCall without CONNECT: %v", req)
 	}
 }

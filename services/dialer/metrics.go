@@ -70,6 +70,9 @@ type agentMetrics struct {
 	// connectSeconds is the time from a call's answer to its connection to
 	// an agent's room.
 	connectSeconds prometheus.Histogram
+	// queueSeconds is the time a BLAST's recipient who pressed CONNECT
+	// waited for an agent (the queue's speed of answer).
+	queueSeconds prometheus.Histogram
 }
 
 func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
@@ -79,9 +82,12 @@ func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
 		connectSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "ringback", Subsystem: "dialer", Name: "agent_connect_seconds",
 			Help:    "Time from a call's answer to its connection to an agent's room (ConnectCall's success).",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5}}),
+		queueSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "ringback", Subsystem: "dialer", Name: "agent_queue_wait_seconds",
+			Help:    "Time a BLAST's recipient who pressed a CONNECT option waited for an agent's room (agent_queue).",
+			Buckets: []float64{0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connects, m.connectSeconds)
+		reg.MustRegister(m.connects, m.connectSeconds, m.queueSeconds)
 	}
 	return m
 }

@@ -103,8 +103,11 @@ type Settings struct {
 	// Answering-machine detection, and the message left after the beep.
 	DetectMachine  bool
 	MachineMessage string
-	Hours          *dialerv1.CallingHours
-	Start, End     time.Time // zero: none
+	// Queue: a BLAST's CONNECT options go to the campaign's agents
+	// (on_answer.agent_queue); nil: to EndpointID.
+	Queue      *Queue
+	Hours      *dialerv1.CallingHours
+	Start, End time.Time // zero: none
 	// Pacing: the mode and, for AGENTS and PREDICTIVE, how the answered
 	// wait for an agent (AgentWait, then SafeHarbour), and how long an
 	// abandoned number rests (Lockout). Pacing.MaxCalls is MaxConcurrent.
@@ -117,6 +120,18 @@ type Settings struct {
 	// the first zone of DefaultCountry.
 	ShiftZone *time.Location
 }
+
+// Queue is a BLAST's queue of agents with its defaults applied.
+type Queue struct {
+	Wait                      time.Duration
+	HoldMusic, NoAgentMessage string
+}
+
+// Queue defaults and limits.
+const (
+	DefaultQueueWait = time.Minute
+	MaxQueueWaitS    = 600
+)
 
 // Paced reports whether answers go to the campaign's agents.
 func (s Settings) Paced() bool {
@@ -135,6 +150,12 @@ func SettingsOf(c *dialerv1.Campaign) Settings {
 		DetectMachine:  c.GetOnAnswer().GetDetectMachine(),
 		MachineMessage: c.GetOnAnswer().GetMachineMessage(),
 		Hours:          c.GetCallingHours(),
+	}
+	if q := c.GetOnAnswer().GetAgentQueue(); q != nil {
+		s.Queue = &Queue{Wait: time.Duration(q.GetWaitS()) * time.Second, HoldMusic: q.GetHoldMusic(), NoAgentMessage: q.GetNoAgentMessage()}
+		if s.Queue.Wait <= 0 {
+			s.Queue.Wait = DefaultQueueWait
+		}
 	}
 	if s.MaxConcurrent <= 0 {
 		s.MaxConcurrent = DefaultMaxConcurrent

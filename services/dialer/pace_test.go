@@ -98,7 +98,7 @@ func TestCallRequestAwaitsAgent(t *testing.T) {
 	t.Parallel()
 	c := predictiveCampaign()
 	c.OnAnswer = &dialerv1.OnAnswer{DetectMachine: true}
-	req := callRequest(SettingsOf(c), "+34911111111", "")
+	req := callRequest(SettingsOf(c), "+34911111111", "", false)
 	if req.GetSecond() != nil || req.GetAnnouncement() != "" || req.GetMenu() != nil {
 		t.Fatalf("request %v: a paced call has no second party, announcement or menu", req)
 	}
@@ -109,7 +109,7 @@ func TestCallRequestAwaitsAgent(t *testing.T) {
 		t.Error("machine detection lost")
 	}
 	// FIXED keeps its announcement and endpoint.
-	fixed := callRequest(SettingsOf(&dialerv1.Campaign{OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav", EndpointId: "ep"}}), "+34911111111", "ep")
+	fixed := callRequest(SettingsOf(&dialerv1.Campaign{OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav", EndpointId: "ep"}}), "+34911111111", "ep", false)
 	if fixed.GetAwaitAgent() != nil || fixed.GetSecond() == nil {
 		t.Errorf("fixed request %v", fixed)
 	}

@@ -403,6 +403,11 @@ func (r *Router) awaited(ctx context.Context, ev *eventsv1.CallEvent, campaign s
 		wait = DefaultAgentWait
 	}
 	w.deadline = start.Add(wait)
+	if c.GetMenuChoice() == originationv1.MenuAction_MENU_ACTION_CONNECT {
+		// A BLAST's recipient who asked for an agent: the queue's wait
+		// runs from the choice.
+		w.queue, w.answered = true, start
+	}
 	log := r.log.With("call_id", w.call, "campaign_id", campaign)
 	if !now.Before(w.deadline) {
 		// Handled too late (a redelivery): origination has given up on it.
@@ -470,9 +475,15 @@ func (r *Router) connect(ctx context.Context, w waitingCall, agent, room string)
 }
 
 func (r *Router) connected(log *slog.Logger, w waitingCall) {
-	// From the answer on origination's clock to now on this one.
+	// From the answer (a queue: the choice) on origination's clock to now
+	// on this one.
 	d := time.Since(w.answered)
 	r.m.connects.WithLabelValues("connected").Inc()
+	if w.queue {
+		r.m.queueSeconds.Observe(d.Seconds())
+		log.Debug("dialer: queued call connected to its agent", "waited", d.String())
+		return
+	}
 	r.m.connectSeconds.Observe(d.Seconds())
 	log.Debug("dialer: call connected to its agent", "since_answer", d.String())
 }

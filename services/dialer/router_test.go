@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
 	originationv1 "github.com/ringback/ringback/proto/gen/go/ringback/origination/v1"
@@ -358,4 +359,52 @@ func TestRouterConnectLatency(t *testing.T) {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("answer to ConnectCall, %d calls: min %v, median %v, p90 %v, max %v", n, lat[0], lat[n/2], lat[n*9/10], lat[n-1])
+}
+
+// A BLAST's recipient who pressed CONNECT waits in the campaign's queue
+// past the 2 s of a predictive answer, for as long as its wait says, and is
+// served when an agent frees up; its wait is the queue's speed of answer,
+// counted from the choice, not the answer (the menu came between).
+func TestRouterQueueWaitsForAnAgent(t *testing.T) {
+	t.Parallel()
+	e := newAgEnv(t)
+	_, reg := e.router(t, nil)
+	camp := e.campaign(t, agAccount)
+	a := e.agent(t, "ana", 0, camp)
+	e.login(t, a.GetId())
+	busy := e.fake.customer(camp, 2*time.Second)
+	e.waitConnected(t, busy)
+	queued := e.fake.customerWith(camp, 20*time.Second, func(c *originationv1.Call) {
+		c.AnsweredAt = timestamppb.New(time.Now().Add(-30 * time.Second)) // the menu played meanwhile
+		c.MenuChoice, c.Digits = originationv1.MenuAction_MENU_ACTION_CONNECT, "1"
+	})
+	quietly(t, 3*time.Second, "the queued call waits past 2 s", func() bool {
+		return len(e.fake.connectsOf(queued)) == 0 && !e.fake.callOf(queued).GetAbandoned()
+	})
+	e.fake.end(busy, originationv1.CallStatus_CALL_STATUS_COMPLETED, true)
+	e.waitConnected(t, queued)
+	count, sum := prometheusHistogram(t, reg, "ringback_dialer_agent_queue_wait_seconds")
+	if count != 1 || sum < 2.5 || sum > 15 {
+		t.Fatalf("queue wait: %v observations summing %.1f s, want one of 3 s or so", count, sum)
+	}
+	if n, _ := prometheusHistogram(t, reg, "ringback_dialer_agent_connect_seconds"); n != 1 {
+		t.Fatalf("answer-to-agent observations %v, want the busy call's only", n)
+	}
+	e.problems(t)
+}
+
+// prometheusHistogram is a histogram's count and sum.
+func prometheusHistogram(t testing.TB, reg *prometheus.Registry, name string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	return 0, 0
 }

@@ -227,3 +227,121 @@ func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
 }
+
+// A BLAST whose CONNECT option goes to the campaign's agents
+// (on_answer.agent_queue) through the real services and the simulator: the
+// first recipient to press 1 gets the free agent's room; the second, with
+// the agent busy, waits in the queue (hold music) past the 2 s of a
+// predictive answer and, past its wait, hears the no-agent message: the
+// call ends FAILED NO_AGENT, the record failed, and nothing is counted
+// abandoned.
+func TestEndToEndBlastAgentQueue(t *testing.T) {
+	e := start(t)
+	const busy = "tone_stream://%(400,0,350)"
+	campaign := func(name, options, queue string) (int, map[string]any) {
+		return e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"`+name+`","defaultCountry":"US","dialAttempts":1,"maxConcurrentCalls":2,`+
+			`"onAnswer":{"announcement":"tone_stream://%(20000,0,440)","optionTimeoutMs":5000,"detectMachine":true,"options":[`+options+`],`+
+			`"agentQueue":`+queue+`},`+allDay+`}`)
+	}
+	connect := `{"digit":"1","action":"BLAST_ACTION_CONNECT"},{"digit":"9","action":"BLAST_ACTION_OPT_OUT"}`
+	if code, out := campaign("No connect", `{"digit":"9","action":"BLAST_ACTION_OPT_OUT"}`, `{"noAgentMessage":"`+busy+`"}`); code != 400 ||
+		!strings.Contains(dig(out, "error", "message"), "needs a CONNECT option") {
+		t.Fatalf("a queue without CONNECT: %d %v", code, out)
+	}
+	if code, out := campaign("No message", connect, `{"waitS":5}`); code != 400 || !strings.Contains(dig(out, "error", "message"), "no_agent_message") {
+		t.Fatalf("a queue without its message: %d %v", code, out)
+	}
+	code, out := campaign("Queue", connect, `{"waitS":4,"noAgentMessage":"`+busy+`"}`)
+	if code != 200 || dig(out, "campaign", "onAnswer", "agentQueue", "waitS") != "4" {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	id := dig(out, "campaign", "id")
+	agent := e.newAgent(t, "1001", 0, id)
+	first, second := "+15557100000", "+15557110000"
+	if imp := e.importList(t, e.key, id, "Phone,Name\n5557100000,First\n5557110000,Second\n"); dig(imp, "list", "records") != "2" {
+		t.Fatalf("import: %v", imp)
+	}
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+id+":start", e.key, `{}`); code != 200 {
+		t.Fatalf("start: %d %v", code, out)
+	}
+	e.pressInMenu(t, id, first, "1")
+	onCall := e.agentState(t, agent, "AGENT_STATE_ON_CALL", 30*time.Second)
+	e.pressInMenu(t, id, second, "1")
+
+	records := func() map[string]map[string]any {
+		_, recs := e.do(t, "GET", "/v1/dialer/campaigns/"+id+"/records", e.key, "")
+		out := map[string]map[string]any{}
+		for _, r := range asList(recs["records"]) {
+			rec := r.(map[string]any)
+			out[fmt.Sprint(rec["numbers"].([]any)[0])] = rec
+		}
+		return out
+	}
+	var waited map[string]any
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if rec := records()[second]; dig(rec, "status") == "failed" {
+			waited = e.waitFinal(t, dig(rec, "lastCallId"))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second recipient's record never failed: %v", records()[second])
+		}
+	}
+	if dig(waited, "status") != "CALL_STATUS_FAILED" || dig(waited, "failedLeg") != "LEG_ROLE_SECOND" ||
+		dig(waited, "failureReason") != "FAILURE_REASON_NO_AGENT" || waited["abandoned"] == true || dig(waited, "conference") != "" ||
+		dig(waited, "menuChoice") != "MENU_ACTION_CONNECT" {
+		t.Fatalf("the call no agent took: %v", waited)
+	}
+	types := strings.Join(e.eventTypes(t, dig(waited, "id")), ",")
+	if !strings.Contains(types, "AGENT_AWAITED") || strings.Contains(types, "CALL_ABANDONED") {
+		t.Fatalf("the call no agent took: events %s", types)
+	}
+	// It waited its 4 s, well past a predictive answer's 2, from its choice.
+	e.mu.Lock()
+	var awaited, ended time.Time
+	for _, ev := range e.events[dig(waited, "id")] {
+		switch ev.GetType().String() {
+		case "EVENT_TYPE_AGENT_AWAITED":
+			awaited = ev.GetOccurredAt().AsTime()
+		case "EVENT_TYPE_CALL_FAILED":
+			ended = ev.GetOccurredAt().AsTime()
+		}
+	}
+	e.mu.Unlock()
+	if d := ended.Sub(awaited); d < 4*time.Second || d > 10*time.Second {
+		t.Fatalf("waited %s for an agent, want 4 s and the message", d)
+	}
+
+	// The agent's call: in its room; hung up through the API, the agent is
+	// ready again and the campaign ends with nothing abandoned.
+	call := e.waitBridged(t, dig(onCall, "callId"))
+	if dig(call, "conference") != "agent-"+agent || dig(call, "digits") != "1" {
+		t.Fatalf("the agent's call: %v", call)
+	}
+	if code, out := e.do(t, "POST", "/v1/calls/"+dig(onCall, "callId")+":hangup", e.key, `{}`); code != 200 {
+		t.Fatalf("hang up: %d %v", code, out)
+	}
+	e.agentState(t, agent, "AGENT_STATE_READY", 15*time.Second)
+	c := e.waitCampaign(t, e.key, id, "CAMPAIGN_STATUS_FINISHED", 30*time.Second)
+	if ab, _ := c["progress"].(map[string]any)["abandonment"].(map[string]any); ab != nil && dig(ab, "abandoned24h") != "" && dig(ab, "abandoned24h") != "0" {
+		t.Fatalf("abandonment %v, want none", ab)
+	}
+	recs := records()
+	if got := dig(recs[first], "status") + " " + fmt.Sprint(recs[first]["tags"]) + ", " + dig(recs[second], "status") + " " + fmt.Sprint(recs[second]["tags"]); got != "answered [1], failed [1]" {
+		t.Fatalf("records: %s", got)
+	}
+}
+
+// waitBridged polls a call until it is bridged.
+func (e *e2e) waitBridged(t *testing.T, id string) map[string]any {
+	t.Helper()
+	var c map[string]any
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, out := e.do(t, "GET", "/v1/calls/"+id, e.key, "")
+		if c, _ = out["call"].(map[string]any); dig(c, "status") == "CALL_STATUS_BRIDGED" {
+			return c
+		}
+	}
+	t.Fatalf("call %s never bridged: %v", id, c)
+	return nil
+}
