@@ -411,11 +411,18 @@ func (c *Channel) playbackLength(path string) (time.Duration, bool) {
 	return 3 * time.Second, false
 }
 
-func playbackFileType(path string) string {
-	if i := strings.Index(path, "://"); i > 0 {
-		return path[:i]
+// playbackHeaders are a PLAYBACK_START's or PLAYBACK_STOP's own headers:
+// switch_ivr_play_file names the file's type only for local_stream and
+// tone_stream (capture 22: a silence_stream's events have no
+// Playback-File-Type), then its path.
+func playbackHeaders(path string) []event.Header {
+	var hs []event.Header
+	for _, typ := range []string{"local_stream", "tone_stream"} {
+		if len(path) > len(typ) && strings.EqualFold(path[:len(typ)+1], typ+":") {
+			hs = append(hs, h("Playback-File-Type", typ))
+		}
 	}
-	return "file"
+	return append(hs, h("Playback-File-Path", path))
 }
 
 // playback plays a file: PLAYBACK_START, wait, PLAYBACK_STOP.
@@ -438,8 +445,7 @@ func (c *Channel) playbackWith(path string, digits bool) (appResult, byte, bool)
 		c.preAnswer()
 	}
 	d, forever := c.playbackLength(path)
-	typ := playbackFileType(path)
-	c.emit("PLAYBACK_START", nil, []event.Header{h("Playback-File-Type", typ), h("Playback-File-Path", path)})
+	c.emit("PLAYBACK_START", nil, playbackHeaders(path))
 	s.mu.Unlock()
 	if forever {
 		d = 1<<62 - 1
@@ -451,7 +457,7 @@ func (c *Channel) playbackWith(path string, digits bool) (appResult, byte, bool)
 	}
 	s.mu.Lock()
 	c.vars.set("playback_last_offset_pos", "0")
-	c.emit("PLAYBACK_STOP", nil, []event.Header{h("Playback-File-Type", typ), h("Playback-File-Path", path), h("Playback-Status", status)})
+	c.emit("PLAYBACK_STOP", nil, append(playbackHeaders(path), h("Playback-Status", status)))
 	s.mu.Unlock()
 	res.response = "FILE PLAYED"
 	return res, dg, got

@@ -43,6 +43,14 @@ func TestUUIDBroadcastPlaybackAndBreak(t *testing.T) {
 		pe := c.WaitEvent("PLAYBACK_STOP", after(isEvent("PLAYBACK_STOP", uid)))
 		wantHeader(t, pe, "Playback-Status", status)
 		wantHeader(t, pe, "Playback-File-Path", data)
+		// The file's type is named for tone_stream (and local_stream) only.
+		for _, e := range []*Event{ps, pe} {
+			if strings.HasPrefix(data, "tone_stream:") {
+				wantHeader(t, e, "Playback-File-Type", "tone_stream")
+			} else {
+				wantNoHeader(t, e, "Playback-File-Type")
+			}
+		}
 		done := c.WaitEvent("CHANNEL_EXECUTE_COMPLETE "+app, after(func(e *Event) bool {
 			return e.Name() == "CHANNEL_EXECUTE_COMPLETE" && e.UID() == uid && e.Get("Application") == app
 		}))
