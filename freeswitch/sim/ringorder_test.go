@@ -26,8 +26,11 @@ func TestFarEndRingsBeforeItAnswers(t *testing.T) {
 	c := dialESL(t, s)
 	const n = 200
 	for i := range n {
-		// ...0002 answers after 100 ms: at 200x, 0.4 ms after its 180.
-		c.send(fmt.Sprintf("bgapi originate {origination_uuid=%s}sofia/gateway/carrier/1555123%04d &park()", testUUID(), 2+i*10000%10000))
+		// ...0002 answers after 100 ms: at 200x, 0.4 ms after its 180. The
+		// ring may last an hour of simulated time (18 s here): the default
+		// 60 s are 0.3 s at this scale, which a loaded machine's stall can
+		// outlast, and the leg would then end unanswered.
+		c.send(fmt.Sprintf("bgapi originate {origination_uuid=%s,originate_timeout=3600}sofia/gateway/carrier/1555123%04d &park()", testUUID(), 2+i*10000%10000))
 		if r := c.reply(); !strings.HasPrefix(r.get("Reply-Text"), "+OK") {
 			t.Fatalf("bgapi: %v", r)
 		}
