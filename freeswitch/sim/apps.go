@@ -451,15 +451,23 @@ func (c *Channel) playbackWith(path string, digits bool) (appResult, byte, bool)
 		d = 1<<62 - 1
 	}
 	res, dg, got := c.waitFor(d, true, digits)
+	// switch_ivr_play_file says "break" for a uuid_break or a digit that
+	// ends the prompt (SWITCH_STATUS_BREAK) and "done" otherwise, a
+	// channel gone or moved (hangup, transfer, bridge) included; playback
+	// then answers PLAYBACK ERROR rather than FILE PLAYED.
+	s.mu.Lock()
+	moved := res.transfer != nil || res.bridge != nil || !c.ready()
 	status := "done"
-	if res.response == "break" {
+	if res.response == "break" && !moved {
 		status = "break"
 	}
-	s.mu.Lock()
 	c.vars.set("playback_last_offset_pos", "0")
 	c.emit("PLAYBACK_STOP", nil, append(playbackHeaders(path), h("Playback-Status", status)))
 	s.mu.Unlock()
 	res.response = "FILE PLAYED"
+	if moved {
+		res.response = "PLAYBACK ERROR"
+	}
 	return res, dg, got
 }
 

@@ -248,3 +248,27 @@ func TestRingbackHoldMusicThenGoodbye(t *testing.T) {
 		t.Errorf("the leg hung up before its message ended")
 	}
 }
+
+// A playback the party's hangup cuts: switch_ivr_play_file ends with a
+// status other than BREAK, so PLAYBACK_STOP says "done" (Answer-State
+// hangup: the channel is going), and playback answers PLAYBACK ERROR. Only
+// uuid_break (or a digit that ends a prompt) says "break". The 0002 far end
+// hangs up 2 s after its answer, during a 20 s tone.
+func TestPlaybackCutByHangup(t *testing.T) {
+	tg := newTarget(t)
+	c := tg.Login()
+	subscribe(t, c, "event json PLAYBACK_START PLAYBACK_STOP CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP_COMPLETE")
+	uid := newUUID()
+	okUUID(t, "originate", c.API("originate {origination_uuid="+uid+"}"+carrier(numBye)+" &park"))
+	const tone = "tone_stream://%(20000,0,440)"
+	wantBody(t, "uuid_broadcast", c.API("uuid_broadcast "+uid+" "+tone+" aleg"), "+OK Message sent\n")
+	c.WaitEvent("PLAYBACK_START", isEvent("PLAYBACK_START", uid))
+	stop := c.WaitEvent("PLAYBACK_STOP", isEvent("PLAYBACK_STOP", uid))
+	wantHeader(t, stop, "Playback-Status", "done")
+	wantHeader(t, stop, "Answer-State", "hangup")
+	done := c.WaitEvent("CHANNEL_EXECUTE_COMPLETE playback", func(e *Event) bool {
+		return e.Name() == "CHANNEL_EXECUTE_COMPLETE" && e.UID() == uid && e.Get("Application") == "playback"
+	})
+	wantHeader(t, done, "Application-Response", "PLAYBACK ERROR")
+	hangupComplete(c, uid)
+}
