@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,12 @@ func (s *Sim) api(cmd, arg string) (apiResult, bool) {
 			c := s.channel(firstField(arg))
 			if c == nil {
 				return "-ERR No such channel!\n"
+			}
+			if f := strings.Fields(arg); len(f) > 1 && strings.Contains(f[1], "all") {
+				// mod_commands' break_function: "all" also flushes the
+				// channel's private events, the broadcasts queued behind
+				// what plays.
+				c.queue = slices.DeleteFunc(c.queue, func(m message) bool { return m.kind == msgExecute })
 			}
 			c.push(message{kind: msgBreak})
 			return "+OK\n"

@@ -293,3 +293,43 @@ func TestSchedHangupAndSchedDel(t *testing.T) {
 	wantHeader(t, hangupComplete(c, u3), "Hangup-Cause", "NORMAL_CLEARING")
 	wantBody(t, "sched_hangup unknown uuid", c.API("sched_hangup +2 "+newUUID()+" ALLOTTED_TIMEOUT"), "-ERR No such channel!\n")
 }
+
+// uuid_break stops what plays; with "all" it also drops the broadcasts
+// queued behind it (mod_commands' break_function flushes the channel's
+// private events). A marker broadcast sent after the break shows what came
+// before it.
+func TestUUIDBreakAll(t *testing.T) {
+	tg := newTarget(t)
+	c := tg.Login()
+	subscribe(t, c, "event json PLAYBACK_START PLAYBACK_STOP CHANNEL_PARK CHANNEL_HANGUP_COMPLETE")
+	uid := parkedCall(t, c, numAnswer)
+	const endless, queued, marker = "tone_stream://%(1000,0,440);loops=-1", "silence_stream://200", "silence_stream://150"
+	for _, flag := range []string{"", " all"} {
+		start := len(c.Frames())
+		wantBody(t, "uuid_broadcast", c.API("uuid_broadcast "+uid+" "+endless+" aleg"), "+OK Message sent\n")
+		c.WaitEvent("PLAYBACK_START "+endless, func(e *Event) bool {
+			return e.Index() >= start && e.Name() == "PLAYBACK_START" && e.UID() == uid && e.Get("Playback-File-Path") == endless
+		})
+		wantBody(t, "uuid_broadcast", c.API("uuid_broadcast "+uid+" "+queued+" aleg"), "+OK Message sent\n")
+		wantBody(t, "uuid_break"+flag, c.API("uuid_break "+uid+flag), "+OK\n")
+		wantBody(t, "uuid_broadcast", c.API("uuid_broadcast "+uid+" "+marker+" aleg"), "+OK Message sent\n")
+		end := c.WaitEvent("PLAYBACK_STOP "+marker, func(e *Event) bool {
+			return e.Index() >= start && e.Name() == "PLAYBACK_STOP" && e.UID() == uid && e.Get("Playback-File-Path") == marker
+		})
+		var got []string
+		for _, e := range ofUUID(c.Events(), uid) {
+			if e.Index() >= start && e.Index() <= end.Index() && e.Name() == "PLAYBACK_START" {
+				got = append(got, e.Get("Playback-File-Path"))
+			}
+		}
+		want := []string{endless, queued, marker}
+		if flag != "" {
+			want = []string{endless, marker}
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("uuid_break%s: played %v, want %v", flag, got, want)
+		}
+	}
+	wantBody(t, "uuid_kill", c.API("uuid_kill "+uid), "+OK\n")
+	hangupComplete(c, uid)
+}
