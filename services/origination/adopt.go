@@ -97,9 +97,14 @@ func (e *Engine) adoptGone(ctx context.Context, foreign map[string]time.Time, un
 		// In an order of its own, so that replicas adopting at once
 		// mostly take different calls rather than race for the same.
 		rand.Shuffle(len(calls), func(i, j int) { calls[i], calls[j] = calls[j], calls[i] })
-		n := 0
-		for _, c := range calls {
+		var (
+			mu sync.Mutex
+			n  int
+		)
+		forEach(calls, func(c *Call) {
 			adopted, err := e.adoptLive(ctx, c.ID, from)
+			mu.Lock()
+			defer mu.Unlock()
 			if adopted {
 				n++
 			}
@@ -107,7 +112,7 @@ func (e *Engine) adoptGone(ctx context.Context, foreign map[string]time.Time, un
 				e.log.Error("recover an adopted call; trying again", "call_id", c.ID, "err", err)
 				unrecovered[c.ID] = true
 			}
-		}
+		})
 		if n > 0 {
 			e.log.Info("adopted the live calls of an instance that is gone", "from", from, "calls", n, "left", len(calls)-n)
 		}

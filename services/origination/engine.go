@@ -653,12 +653,31 @@ func (e *Engine) Recover(ctx context.Context, nodeRestarted map[string]bool) err
 	if err != nil {
 		return fmt.Errorf("recover live calls: %w", err)
 	}
-	for _, c := range calls {
+	forEach(calls, func(c *Call) {
 		if err := e.recoverCall(ctx, c.ID, nodeRestarted[c.Node]); err != nil {
 			e.log.Error("recover call", "call_id", c.ID, "err", err)
 		}
-	}
+	})
 	return nil
+}
+
+// recoverWorkers bounds the calls recovered (or adopted) at once: each is a
+// few round trips to Redis and to the switch, which overlap; each call
+// under its own lock.
+const recoverWorkers = 16
+
+// forEach runs fn for every item, recoverWorkers at a time.
+func forEach[T any](items []T, fn func(T)) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, recoverWorkers)
+	for _, it := range items {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			fn(it)
+		})
+	}
+	wg.Wait()
 }
 
 func (e *Engine) recoverCall(ctx context.Context, id string, nodeGone bool) error {
