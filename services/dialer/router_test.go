@@ -383,6 +383,12 @@ func TestRouterQueueWaitsForAnAgent(t *testing.T) {
 	})
 	e.fake.end(busy, originationv1.CallStatus_CALL_STATUS_COMPLETED, true)
 	e.waitConnected(t, queued)
+	// Observed once ConnectCall has returned to the router, a moment after
+	// origination (the fake) has the call in the room.
+	eventually(t, "the queue's wait observed", func() bool {
+		n, _ := prometheusHistogram(t, reg, "ringback_dialer_agent_queue_wait_seconds")
+		return n > 0
+	})
 	count, sum := prometheusHistogram(t, reg, "ringback_dialer_agent_queue_wait_seconds")
 	if count != 1 || sum < 2.5 || sum > 15 {
 		t.Fatalf("queue wait: %v observations summing %.1f s, want one of 3 s or so", count, sum)
