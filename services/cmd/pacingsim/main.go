@@ -238,8 +238,13 @@ func stepResponses(ctx context.Context, agents []int, modes []string, seeds int,
 		}
 		j := group[0]
 		st := pacingsim.StepResponse(j.sc.Tick, steps)
-		fmt.Printf("step mode=%s agents=%d runs=%d p=%g p_after=%g change_at=%s level_before=%.3f level_after=%.3f noise=%.3f t10_s=%s t50_s=%s t90_s=%s abandonment_mean=%.4f\n",
-			j.mode, j.sc.Agents, st.Runs, j.sc.P, j.sc.PAfter, at, st.Before, st.After, st.Noise, secs(st.T10), secs(st.T50), secs(st.T90), aband/float64(len(group)))
+		z15 := 0.0
+		if len(st.Z) >= 15 {
+			z15 = st.Z[14]
+		}
+		fmt.Printf("step mode=%s agents=%d runs=%d p=%g p_after=%g change_at=%s level_before=%.3f level_after=%.3f noise=%.3f t10_s=%s t50_s=%s t90_s=%s departs_s=%s z_15s=%.1f abandonment_mean=%.4f\n",
+			j.mode, j.sc.Agents, st.Runs, j.sc.P, j.sc.PAfter, at, st.Before, st.After, st.Noise, secs(st.T10), secs(st.T50), secs(st.T90),
+			secs(st.Departs), z15, aband/float64(len(group)))
 	}
 	fmt.Fprintf(os.Stderr, "# %d runs in %s\n", len(jobs), time.Since(start).Round(time.Millisecond))
 	return nil

@@ -217,3 +217,42 @@ func TestStepResponse(t *testing.T) {
 		t.Errorf("no change: %+v", st)
 	}
 }
+
+// The departure: when the mean level measurably starts to move, in standard
+// errors of the runs' spread. Ten runs at 0.3 apart by their own offsets
+// (the mean's standard error 0.0096), then rising 0.03 a second from 6 s
+// after the change: three standard errors are 0.029 above the level before,
+// reached in the 7th second; runs that rise only after a minute do not
+// depart within it.
+func TestStepDeparture(t *testing.T) {
+	t.Parallel()
+	tick := 200 * time.Millisecond
+	ticks := int((StepBefore + StepAfter) / tick)
+	change := int(StepBefore / tick)
+	run := func(offset float64, from time.Duration) []float64 {
+		s := make([]float64, ticks)
+		for i := range s {
+			s[i] = 0.3 + offset
+			if after := time.Duration(i-change+1) * tick; after > from {
+				s[i] += min(0.6, 0.03*(after-from).Seconds())
+			}
+		}
+		return s
+	}
+	var rising, late [][]float64
+	for j := range 10 {
+		rising = append(rising, run(float64(j)*0.01-0.045, 6*time.Second))
+		late = append(late, run(float64(j)*0.01-0.045, 70*time.Second))
+	}
+	st := StepResponse(tick, rising)
+	if st.Departs < 7*time.Second || st.Departs > 8*time.Second {
+		t.Errorf("departs %s, want 7-8 s (z %.1f)", st.Departs, st.Z[:12])
+	}
+	if len(st.Z) != int(DepartWindow/time.Second) || st.Z[0] > 0.5 || st.Z[20] < 10 {
+		t.Errorf("z: %.1f", st.Z)
+	}
+	// A level that moves only after the first minute does not depart in it.
+	if st := StepResponse(tick, late); st.Departs != -1 || st.After-st.Before < 0.5 {
+		t.Errorf("runs rising after 70 s: depart at %s (step %.2f)", st.Departs, st.After-st.Before)
+	}
+}

@@ -28,12 +28,29 @@ type Step struct {
 	// level has come a tenth, half and nine tenths of the way; -1: never
 	// (within StepAfter).
 	T10, T50, T90 time.Duration
+	// Z is, for each of the first DepartWindow seconds after the change,
+	// how far the mean level of that second is from Before towards After,
+	// in standard errors of that mean (the runs' spread in the bin over the
+	// square root of the runs): when the level measurably starts to move,
+	// however little.
+	Z []float64
+	// Departs is the end of the first second from which Z stays at
+	// DepartZ or more for DepartHold; -1: not within DepartWindow.
+	Departs time.Duration
 }
+
+// The departure's test: three standard errors, held five seconds, looked
+// for in the first minute after the change.
+const (
+	DepartZ      = 3.0
+	DepartHold   = 5 * time.Second
+	DepartWindow = time.Minute
+)
 
 // StepResponse averages the runs' Result.Step (all from scenarios with the
 // same tick and the same windows).
 func StepResponse(tick time.Duration, steps [][]float64) Step {
-	st := Step{T10: -1, T50: -1, T90: -1}
+	st := Step{T10: -1, T50: -1, T90: -1, Departs: -1}
 	n := 0
 	for _, s := range steps {
 		if len(s) > 0 && (n == 0 || len(s) < n) {
@@ -85,6 +102,7 @@ func StepResponse(tick time.Duration, steps [][]float64) Step {
 		sq += (v - st.Before) * (v - st.Before)
 	}
 	st.Noise = math.Sqrt(sq/float64(change)) / math.Abs(step)
+	st.departure(steps, per, change, n, step)
 	for i := change; i < len(bins); i++ {
 		frac := (bins[i] - st.Before) / step
 		at := time.Duration(i-change+1) * time.Second // the bin's end
@@ -98,4 +116,51 @@ func StepResponse(tick time.Duration, steps [][]float64) Step {
 		}
 	}
 	return st
+}
+
+// departure fills Z and Departs from the runs' own one-second bins (per
+// ticks each) after the change bin.
+func (st *Step) departure(steps [][]float64, per, change, n int, step float64) {
+	sign := math.Copysign(1, step)
+	for b := change; b < change+int(DepartWindow/time.Second) && (b+1)*per <= n; b++ {
+		var sum, sq float64
+		runs := 0
+		for _, s := range steps {
+			if len(s) == 0 {
+				continue
+			}
+			v := 0.0
+			for _, x := range s[b*per : (b+1)*per] {
+				v += x
+			}
+			v /= float64(per)
+			sum += v
+			sq += v * v
+			runs++
+		}
+		if runs < 2 {
+			return
+		}
+		mean := sum / float64(runs)
+		sd := math.Sqrt(max(0, (sq-float64(runs)*mean*mean)/float64(runs-1)))
+		z := 0.0
+		if se := sd / math.Sqrt(float64(runs)); se > 0 {
+			z = sign * (mean - st.Before) / se
+		}
+		st.Z = append(st.Z, z)
+	}
+	hold := int(DepartHold / time.Second)
+	for i := range st.Z {
+		if i+hold > len(st.Z) {
+			break
+		}
+		held := true
+		for _, z := range st.Z[i : i+hold] {
+			held = held && z >= DepartZ
+		}
+		if held {
+			st.Departs = time.Duration(i+1) * time.Second
+			return
+		}
+	}
 }
