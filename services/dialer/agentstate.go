@@ -914,6 +914,17 @@ func (s *AgentStore) callEnded(ctx context.Context, campaign, call string, now t
 	return id, nil
 }
 
+// WaitingCalls is how many of a campaign's answered calls wait for an
+// agent (a BLAST's queue, or a paced campaign's answers between the answer
+// and ConnectCall).
+func (s *AgentStore) WaitingCalls(ctx context.Context, campaign string) (int, error) {
+	n, err := s.rdb.ZCard(ctx, s.p+"waiting:"+campaign).Result()
+	if err != nil {
+		return 0, fmt.Errorf("calls of campaign %s waiting for an agent: %w", campaign, err)
+	}
+	return int(n), nil
+}
+
 // waitingCampaigns lists the campaigns with calls waiting for an agent.
 func (s *AgentStore) waitingCampaigns(ctx context.Context) ([]string, error) {
 	c, err := s.rdb.SMembers(ctx, s.p+"waiting-campaigns").Result()

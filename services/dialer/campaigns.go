@@ -245,6 +245,18 @@ func validatePacing(c *dialerv1.Campaign) error {
 	if !paced {
 		return nil
 	}
+	if c.GetOnAnswer().GetAgentQueue() != nil {
+		// A BLAST's queue: AGENTS paces its dials by the agents free (times
+		// the multiplier); nobody is promised an agent at the answer, so
+		// there is no abandonment to predict nor a safe harbour to play.
+		if p.GetMode() != dialerv1.PacingMode_PACING_MODE_AGENTS {
+			return bad("a BLAST with agent_queue is paced FIXED or AGENTS: PREDICTIVE promises every answer an agent")
+		}
+		if p.GetSafeHarbour() != "" {
+			return bad("pacing.safe_harbour is for answers promised an agent: a BLAST's queue plays on_answer.agent_queue.no_agent_message")
+		}
+		return nil
+	}
 	if h := p.GetSafeHarbour(); h == "" || !announcementRe.MatchString(h) || strings.Contains(h, ";") {
 		return bad("pacing.safe_harbour is required in AGENTS and PREDICTIVE modes: a file path or URL without spaces or ';'")
 	}

@@ -607,7 +607,7 @@ func callRequest(s Settings, number, endpoint string, scheduled bool) *originati
 			CallerIdNumber: s.CallerIDNumber, CallerIdName: s.CallerIDName, RingTimeoutMs: int32(s.DialTimeout / time.Millisecond)},
 		Announcement: s.Announcement,
 	}
-	if s.Paced() {
+	if s.AnswersToAgents() {
 		// The campaign's agents take the answer: origination holds the
 		// recipient for one (the router connects it), else plays the
 		// safe-harbour message.

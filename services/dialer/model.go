@@ -133,9 +133,16 @@ const (
 	MaxQueueWaitS    = 600
 )
 
-// Paced reports whether answers go to the campaign's agents.
+// Paced reports whether the campaign's agents pace its dials.
 func (s Settings) Paced() bool {
 	return s.Pacing.Mode == pacing.Agents || s.Pacing.Mode == pacing.Predictive
+}
+
+// AnswersToAgents reports whether every answer goes to the campaign's
+// agents (AGENTS and PREDICTIVE without a BLAST queue, whose recipients
+// choose to wait for one).
+func (s Settings) AnswersToAgents() bool {
+	return s.Paced() && s.Queue == nil
 }
 
 // SettingsOf applies the defaults to a campaign.

@@ -126,6 +126,13 @@ func (e *Engine) claimPaced(ctx context.Context, c engineCampaign, now time.Time
 	in.Live = talking + len(in.Ringing)
 	// Answered calls no agent has yet.
 	in.Waiting = max(0, talking-len(snap.OnCallSince))
+	if c.s.Queue != nil {
+		// A BLAST's answered calls are listening to its message: only
+		// those that pressed CONNECT wait for an agent.
+		if in.Waiting, err = e.cfg.Agents.WaitingCalls(ctx, c.id); err != nil {
+			return nil, 0, err
+		}
+	}
 	var wrapS float64
 	if err := tx.QueryRow(ctx, `SELECT coalesce(avg(a.wrap_up_s), 10) FROM dialer.agents a
 		JOIN dialer.agent_campaigns ac ON ac.agent_id = a.id WHERE ac.campaign_id = $1`, c.id).Scan(&wrapS); err != nil {

@@ -1,11 +1,14 @@
 package dialer
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	dialerv1 "github.com/ringback/ringback/proto/gen/go/ringback/dialer/v1"
+	"github.com/ringback/ringback/services/internal/cache/cachetest"
 )
 
 // A BLAST whose CONNECT goes to the campaign's agents (on_answer.agent_queue).
@@ -42,11 +45,25 @@ func TestValidateAgentQueue(t *testing.T) {
 			}
 		})
 	}
-	// A paced campaign gives every answer to its agents already.
+	// PREDICTIVE promises every answer an agent: not with a BLAST queue.
 	c := predictiveCampaign()
 	c.OnAnswer = queueOnAnswer()
 	if err := validatePacing(c); err == nil {
 		t.Fatal("a PREDICTIVE campaign with a BLAST queue accepted")
+	}
+	// AGENTS paces a queue's dials by its free agents, with no safe harbour.
+	c.Pacing = &dialerv1.Pacing{Mode: dialerv1.PacingMode_PACING_MODE_AGENTS, DialMultiplier: 5}
+	if err := validatePacing(c); err != nil {
+		t.Fatalf("an AGENTS BLAST queue refused: %v", err)
+	}
+	c.Pacing.SafeHarbour = "/audio/sorry.wav"
+	if err := validatePacing(c); err == nil || !strings.Contains(err.Error(), "no_agent_message") {
+		t.Fatalf("an AGENTS BLAST queue with a safe harbour: %v", err)
+	}
+	// Without a queue, AGENTS still gives every answer to an agent.
+	c.OnAnswer.AgentQueue = nil
+	if err := validatePacing(c); err == nil {
+		t.Fatal("an AGENTS BLAST without a queue accepted")
 	}
 }
 
@@ -76,5 +93,51 @@ func TestCallRequestAgentQueue(t *testing.T) {
 	a.Options = a.Options[1:]
 	if req := callRequest(SettingsOf(&dialerv1.Campaign{OnAnswer: a}), "+34911111111", "", false); req.GetAwaitAgent() != nil || req.GetSecond() != nil {
 		t.Fatalf("request without CONNECT: %v", req)
+	}
+}
+
+// A BLAST's queue paced AGENTS: its answered calls are listening to the
+// message, not waiting for an agent; only those queued (pressed CONNECT)
+// hold the free agents back. One ready agent, a multiplier of 3, two
+// recipients listening: three dials; one recipient queued: none.
+func TestClaimPacedBlastQueue(t *testing.T) {
+	t.Parallel()
+	h := newEngHarness(t)
+	store := NewAgentStore(cachetest.New(t))
+	settings := &dialerv1.Campaign{MaxConcurrentCalls: 20, OnAnswer: queueOnAnswer(),
+		Pacing: &dialerv1.Pacing{Mode: dialerv1.PacingMode_PACING_MODE_AGENTS, DialMultiplier: 3}}
+	if err := validatePacing(settings); err != nil {
+		t.Fatal(err)
+	}
+	campaign := h.engCampaign(t, settings, dialerv1.CampaignStatus_CAMPAIGN_STATUS_RUNNING)
+	now := h.clock.Now()
+	var recs []engRecord
+	for i := range 10 {
+		recs = append(recs, engRecord{numbers: []string{fmt.Sprintf("+3491800%04d", i)}})
+	}
+	ids := h.engList(t, campaign, recs...)
+	if _, err := h.db.Exec(context.Background(), `UPDATE dialer.records SET status = 'talking' WHERE id = ANY($1)`, ids[:2]); err != nil {
+		t.Fatal(err)
+	}
+	readyAgent(t, store, "00000000-0000-4000-8000-000000000001", []string{campaign}, 0, now.Add(-time.Second))
+	e := NewEngine(EngineConfig{Instance: "a", Agents: store, Now: h.clock.Now}, h.db, h.calls, engLogger())
+	ec := engineCampaign{id: campaign, account: engAccount, run: 1, s: SettingsOf(settings)}
+	claimed, _, err := e.claimPaced(context.Background(), ec, now)
+	if err != nil || len(claimed) != 3 {
+		t.Fatalf("claimed %d (%v), want 3: one free agent times 3", len(claimed), err)
+	}
+	if _, err := h.db.Exec(context.Background(), `UPDATE dialer.records SET status = 'ready', lease_owner = '', lease_until = NULL WHERE status = 'running'`); err != nil {
+		t.Fatal(err)
+	}
+	w := waitingCall{campaign: campaign, call: "queued-1", account: engAccount, answered: now, deadline: now.Add(time.Minute), queue: true}
+	if ok, err := store.requeue(context.Background(), w, now); err != nil || !ok {
+		t.Fatalf("queue a call: %v %v", ok, err)
+	}
+	if claimed, _, err := e.claimPaced(context.Background(), ec, now); err != nil || len(claimed) != 0 {
+		t.Fatalf("claimed %d (%v) with the agent's next call queued, want 0", len(claimed), err)
+	}
+	// The queue's call, not the paced one, goes out for each record.
+	if req := callRequest(ec.s, "+34918000000", "", false); req.GetMenu() == nil || req.GetAwaitAgent().GetTimeoutMs() != 60000 {
+		t.Fatalf("request: %v", req)
 	}
 }

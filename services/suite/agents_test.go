@@ -229,8 +229,9 @@ func asList(v any) []any {
 }
 
 // A BLAST whose CONNECT option goes to the campaign's agents
-// (on_answer.agent_queue) through the real services and the simulator: the
-// first recipient to press 1 gets the free agent's room; the second, with
+// (on_answer.agent_queue), paced AGENTS (two dials per free agent), through
+// the real services and the simulator: the first recipient to press 1 gets
+// the free agent's room; the second, with
 // the agent busy, waits in the queue (hold music) past the 2 s of a
 // predictive answer and, past its wait, hears the no-agent message: the
 // call ends FAILED NO_AGENT, the record failed, and nothing is counted
@@ -239,7 +240,8 @@ func TestEndToEndBlastAgentQueue(t *testing.T) {
 	e := start(t)
 	const busy = "tone_stream://%(400,0,350)"
 	campaign := func(name, options, queue string) (int, map[string]any) {
-		return e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"`+name+`","defaultCountry":"US","dialAttempts":1,"maxConcurrentCalls":2,`+
+		return e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"`+name+`","defaultCountry":"US","dialAttempts":1,"maxConcurrentCalls":4,`+
+			`"pacing":{"mode":"PACING_MODE_AGENTS","dialMultiplier":2},`+
 			`"onAnswer":{"announcement":"tone_stream://%(20000,0,440)","optionTimeoutMs":5000,"detectMachine":true,"options":[`+options+`],`+
 			`"agentQueue":`+queue+`},`+allDay+`}`)
 	}
