@@ -154,7 +154,8 @@ func validateAgentRoom(req *CreateRequest) error {
 			return fmt.Errorf("%w: await_agent.safe_harbour must be a file path or URL without spaces (at most 512 characters)", ErrInvalid)
 		}
 		if req.Menu != nil && a.SafeHarbour == a.HoldMusic {
-			// The message's end is told from the hold music's by its file.
+			// Surely a mistake: the party would hear the no-agent message
+			// as music while it waits.
 			return fmt.Errorf("%w: await_agent.safe_harbour and hold_music must differ", ErrInvalid)
 		}
 	}
@@ -227,8 +228,8 @@ func (e *Engine) stopAwaitTimer(id string) {
 }
 
 // holdAction plays the hold music of a queue over and over
-// (endless_playback) until ConnectCall's transfer, or the end of the wait
-// (uuid_break), cuts it.
+// (endless_playback) until a transfer cuts it: ConnectCall's to the agent's
+// room, or the end of the wait's to goodbye.
 func holdAction(path string) action {
 	return func(ctx context.Context, e *Engine, c *Call) error {
 		if !c.waiting() {
@@ -243,7 +244,8 @@ func holdAction(path string) action {
 }
 
 // appEndless is mod_dptools' endless_playback: a file played again and
-// again until a break.
+// again until the leg is moved or hangs up (uuid_break only starts it
+// over).
 const appEndless = "endless_playback"
 
 // awaitTimedOut applies the end of a wait: abandonment (in a queue, no
