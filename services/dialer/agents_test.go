@@ -167,6 +167,7 @@ type agOrigination struct {
 	hangups    []string
 	connects   []agConnect
 	connectErr error // ConnectCall answers it (once)
+	turnAways  map[string]originationv1.FailureReason
 	violations []string
 	seq        int
 }
@@ -270,6 +271,41 @@ func (f *agOrigination) ConnectCall(ctx context.Context, req *originationv1.Conn
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return &originationv1.ConnectCallResponse{Call: proto.Clone(ac.call).(*originationv1.Call)}, nil
+}
+
+// TurnAwayCall ends a waiting call FAILED with the queue's reason, as
+// origination does after the no-agent message.
+func (f *agOrigination) TurnAwayCall(ctx context.Context, req *originationv1.TurnAwayCallRequest) (*originationv1.TurnAwayCallResponse, error) {
+	f.mu.Lock()
+	ac, ok := f.calls[req.GetId()]
+	switch {
+	case !ok:
+		f.mu.Unlock()
+		return nil, refusal(codes.NotFound, "CALL_NOT_FOUND")
+	case !ac.waiting:
+		f.mu.Unlock()
+		return nil, refusal(codes.FailedPrecondition, "CALL_NOT_WAITING")
+	}
+	if f.turnAways == nil {
+		f.turnAways = map[string]originationv1.FailureReason{}
+	}
+	f.turnAways[req.GetId()] = req.GetReason()
+	ac.waiting = false
+	f.mu.Unlock()
+	f.publish(req.GetId(), eventsv1.EventType_EVENT_TYPE_CALL_FAILED, func(c *originationv1.Call) {
+		c.Status, c.EndedAt = originationv1.CallStatus_CALL_STATUS_FAILED, timestamppb.Now()
+		c.FailedLeg, c.FailureReason = originationv1.LegRole_LEG_ROLE_SECOND, req.GetReason()
+	})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &originationv1.TurnAwayCallResponse{Call: proto.Clone(ac.call).(*originationv1.Call)}, nil
+}
+
+// turnedAway is why a call was turned away (UNSPECIFIED: it was not).
+func (f *agOrigination) turnedAway(call string) originationv1.FailureReason {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.turnAways[call]
 }
 
 // joinSession answers a session call: its phone is in its room.

@@ -413,9 +413,12 @@ if release(id, call, tonumber(ARGV[4]), false) == 0 then return '' end
 return id`)
 
 // An answered call awaits an agent: ARGV campaign, call, info, deadline,
-// now, ttl. {'claimed', agent, room}, {'dup', agent, room} (the call has
-// its agent already), {'waiting'}: queued, behind calls waiting longer when
-// there are, or {'known'} (queued already).
+// now, ttl, max waiting (0: none), turn away when empty (0/1).
+// {'claimed', agent, room}, {'dup', agent, room} (the call has its agent
+// already), {'waiting'}: queued, behind calls waiting longer when there
+// are, {'known'} (queued already), or, with no agent free, {'empty'} (none
+// of the campaign's agents is logged in and unpaused, and the queue turns
+// callers away then) or {'full'} (max waiting wait already): not queued.
 var awaitScript = agentScript(`
 local campaign, call, now = ARGV[2], ARGV[3], tonumber(ARGV[6])
 local cur = redis.call('GET', P .. 'call-agent:' .. call)
@@ -425,10 +428,16 @@ if cur then
 end
 local wk = P .. 'waiting:' .. campaign
 if redis.call('ZSCORE', wk, call) then return {'known'} end
-if redis.call('ZCOUNT', wk, '(' .. ARGV[6], '+inf') == 0 then
+local ahead = redis.call('ZCOUNT', wk, '(' .. ARGV[6], '+inf')
+if ahead == 0 then
   local r = claim(campaign, call, now, ARGV[7])
   if r ~= nil then return {'claimed', r[1], r[2]} end
 end
+if ARGV[9] == '1' and redis.call('ZCARD', P .. 'free:' .. campaign) + redis.call('ZCARD', P .. 'oncall:' .. campaign) == 0 then
+  return {'empty'}
+end
+local max = tonumber(ARGV[8])
+if max > 0 and ahead >= max then return {'full'} end
 redis.call('ZADD', wk, ARGV[5], call)
 redis.call('HSET', P .. 'waiting-info:' .. campaign, call, ARGV[4])
 redis.call('SADD', P .. 'waiting-campaigns', campaign)
@@ -840,16 +849,29 @@ func waitingOf(campaign, call, info string) waitingCall {
 
 // awaitResult says what became of a call awaiting an agent.
 type awaitResult struct {
-	kind        string // "claimed", "dup" (it has its agent), "waiting", "known" (waiting already)
+	// kind: "claimed", "dup" (it has its agent), "waiting", "known"
+	// (waiting already), "empty" or "full" (a queue's limits: not queued).
+	kind        string
 	agent, room string
+}
+
+// queueLimits are a BLAST queue's limits on who may wait (none: zero).
+type queueLimits struct {
+	maxWaiting        int
+	turnAwayWhenEmpty bool
 }
 
 // await gives an answered call an agent at once, or queues it until its
 // deadline. A call arriving while others of the campaign wait queues
-// behind them, so that the longest waiting is served first.
-func (s *AgentStore) await(ctx context.Context, w waitingCall, now time.Time) (awaitResult, error) {
+// behind them, so that the longest waiting is served first. With no agent
+// free, a queue's limits may turn it away instead ("empty", "full").
+func (s *AgentStore) await(ctx context.Context, w waitingCall, now time.Time, lim queueLimits) (awaitResult, error) {
+	empty := "0"
+	if lim.turnAwayWhenEmpty {
+		empty = "1"
+	}
 	r, err := awaitScript.Run(ctx, s.rdb, nil, s.p, w.campaign, w.call, w.info(), ms(w.deadline), ms(now),
-		callAgentTTL.Milliseconds()).StringSlice()
+		callAgentTTL.Milliseconds(), max(lim.maxWaiting, 0), empty).StringSlice()
 	if err != nil || len(r) == 0 {
 		return awaitResult{}, fmt.Errorf("call %s awaits an agent of campaign %s: %w", w.call, w.campaign, cmpErr(err))
 	}

@@ -671,12 +671,12 @@ func TestAgentWaitingCalls(t *testing.T) {
 	}
 	// No agent: the calls wait.
 	for i, call := range []string{"w1", "w2", "w3"} {
-		r, err := s.await(ctx, wc(call, time.Duration(i)*100*time.Millisecond), at(time.Duration(i)*100*time.Millisecond))
+		r, err := s.await(ctx, wc(call, time.Duration(i)*100*time.Millisecond), at(time.Duration(i)*100*time.Millisecond), queueLimits{})
 		if err != nil || r.kind != "waiting" {
 			t.Fatalf("await %s: %+v %v", call, r, err)
 		}
 	}
-	if r, _ := s.await(ctx, wc("w1", 0), at(300*time.Millisecond)); r.kind != "known" {
+	if r, _ := s.await(ctx, wc("w1", 0), at(300*time.Millisecond), queueLimits{}); r.kind != "known" {
 		t.Fatalf("await again: %+v", r)
 	}
 	if c, _ := s.waitingCampaigns(ctx); !slices.Equal(c, []string{camp}) {
@@ -684,7 +684,7 @@ func TestAgentWaitingCalls(t *testing.T) {
 	}
 	// An agent: a new call waits behind the others, and the oldest is served.
 	readyAgent(t, s, "ag-1", []string{camp}, 0, at(400*time.Millisecond))
-	if r, _ := s.await(ctx, wc("w4", 500*time.Millisecond), at(500*time.Millisecond)); r.kind != "waiting" {
+	if r, _ := s.await(ctx, wc("w4", 500*time.Millisecond), at(500*time.Millisecond), queueLimits{}); r.kind != "waiting" {
 		t.Fatalf("new call with others waiting: %+v", r)
 	}
 	expired, pairs, err := s.match(ctx, camp, at(600*time.Millisecond), 10)
@@ -716,10 +716,10 @@ func TestAgentWaitingCalls(t *testing.T) {
 		t.Fatalf("waiting campaigns %v", c)
 	}
 	// A free agent and nobody waiting: claimed at once.
-	if r, _ := s.await(ctx, wc("w5", 3*time.Second), at(3*time.Second)); r.kind != "claimed" || r.agent != "ag-1" {
+	if r, _ := s.await(ctx, wc("w5", 3*time.Second), at(3*time.Second), queueLimits{}); r.kind != "claimed" || r.agent != "ag-1" {
 		t.Fatalf("await with a free agent: %+v", r)
 	}
-	if r, _ := s.await(ctx, wc("w5", 3*time.Second), at(3*time.Second)); r.kind != "dup" || r.agent != "ag-1" {
+	if r, _ := s.await(ctx, wc("w5", 3*time.Second), at(3*time.Second), queueLimits{}); r.kind != "dup" || r.agent != "ag-1" {
 		t.Fatalf("await again: %+v", r)
 	}
 	// Requeued only before its deadline.
@@ -811,6 +811,32 @@ func BenchmarkAgentStore(b *testing.B) {
 	})
 	// The claim passes over the free agents the other campaign counts on.
 	b.Run("ClaimReleaseShared", claimRelease("s-"))
+	// A queue's recipient pressing CONNECT with no agent free (a campaign
+	// of its own, with no agents): queued (the baseline), or turned away
+	// by the queue's limits, the same one script: "empty", or "full" with
+	// one waiting already.
+	await := func(lim queueLimits, want string, setup func(campaign string)) func(b *testing.B) {
+		return func(b *testing.B) {
+			campaign := ids.NewV4()
+			if setup != nil {
+				setup(campaign)
+			}
+			for i := 0; b.Loop(); i++ {
+				w := waitingCall{campaign: campaign, call: fmt.Sprint("q-", i), account: "acc-1", answered: now, deadline: now.Add(time.Hour), queue: true}
+				if r, err := s.await(ctx, w, now, lim); err != nil || r.kind != want {
+					b.Fatalf("%+v %v, want %s", r, err, want)
+				}
+			}
+		}
+	}
+	b.Run("AwaitQueued", await(queueLimits{}, "waiting", nil))
+	b.Run("AwaitTurnedAwayEmpty", await(queueLimits{turnAwayWhenEmpty: true}, "empty", nil))
+	b.Run("AwaitTurnedAwayFull", await(queueLimits{maxWaiting: 1}, "full", func(campaign string) {
+		w := waitingCall{campaign: campaign, call: "first", account: "acc-1", answered: now, deadline: now.Add(time.Hour), queue: true}
+		if r, err := s.await(ctx, w, now, queueLimits{maxWaiting: 1}); err != nil || r.kind != "waiting" {
+			b.Fatalf("%+v %v", r, err)
+		}
+	}))
 	// The baseline: one round trip to the same Redis.
 	b.Run("Ping", func(b *testing.B) {
 		for b.Loop() {

@@ -326,6 +326,8 @@ func validateBlast(a *dialerv1.OnAnswer) error {
 			return bad("on_answer: a CONNECT goes to agent_queue or to endpoint_id, not both")
 		case q.GetWaitS() < 0 || q.GetWaitS() > MaxQueueWaitS:
 			return bad("on_answer.agent_queue.wait_s must be 0 (60) or between 1 and %d", MaxQueueWaitS)
+		case q.GetMaxWaiting() < 0 || q.GetMaxWaiting() > MaxQueueWaiting:
+			return bad("on_answer.agent_queue.max_waiting must be 0 (no limit) or between 1 and %d", MaxQueueWaiting)
 		case q.GetNoAgentMessage() == "":
 			return bad("on_answer.agent_queue.no_agent_message is required: what a recipient hears when no agent came in time")
 		case !mediaOK(q.GetNoAgentMessage()):
@@ -604,7 +606,7 @@ func (s *Server) StartCampaign(ctx context.Context, req *dialerv1.StartCampaignR
 			run := r.run + 1
 			if _, err := tx.Exec(ctx, `UPDATE dialer.records SET run = $2, status = 'ready', final = false, tries = 0,
 				next_at = coalesce(schedule_at, '-infinity'), lease_owner = '', lease_until = NULL, call_id = '',
-				last_attempt_at = NULL, last_duration_s = 0, tags = '{}' WHERE campaign_id = $1`, r.c.GetId(), run); err != nil {
+				last_attempt_at = NULL, last_duration_s = 0, tags = '{}', destination = '' WHERE campaign_id = $1`, r.c.GetId(), run); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, `UPDATE dialer.campaigns SET run = $2, started_at = now(), finished_at = NULL WHERE id = $1`, r.c.GetId(), run)
@@ -707,7 +709,7 @@ func (s *Server) report(ctx context.Context, account, id string) (*dialerv1.GetR
 	resp.Abandonment = abandonmentOf(day, month)
 	group := func(sel string) ([]*dialerv1.ReportRow, error) {
 		rows, err := s.DB.Query(ctx, `SELECT g, count(*) FROM (SELECT `+sel+` AS g FROM dialer.records r JOIN dialer.lists l ON l.id = r.list_id
-			WHERE r.campaign_id = $1 AND l.active AND l.status = $2) x GROUP BY g ORDER BY count(*) DESC, g`,
+			WHERE r.campaign_id = $1 AND l.active AND l.status = $2) x WHERE g IS NOT NULL GROUP BY g ORDER BY count(*) DESC, g`,
 			r.c.GetId(), int16(dialerv1.ListStatus_LIST_STATUS_READY))
 		if err != nil {
 			return nil, err
@@ -728,7 +730,9 @@ func (s *Server) report(ctx context.Context, account, id string) (*dialerv1.GetR
 	}
 	if resp.ByStatus, err = group("r.status"); err == nil {
 		if resp.ByAttempts, err = group("r.tries::text"); err == nil {
-			resp.ByTag, err = group("unnest(r.tags)")
+			if resp.ByTag, err = group("unnest(r.tags)"); err == nil {
+				resp.ByDestination, err = group("nullif(r.destination, '')")
+			}
 		}
 	}
 	if err != nil {
@@ -741,6 +745,9 @@ func (s *Server) report(ctx context.Context, account, id string) (*dialerv1.GetR
 func (s *Server) ListRecords(ctx context.Context, req *dialerv1.ListRecordsRequest) (*dialerv1.ListRecordsResponse, error) {
 	account, err := accountFrom(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkDestination(req.GetDestination()); err != nil {
 		return nil, err
 	}
 	r, err := s.get(ctx, account, req.GetCampaignId())
@@ -759,9 +766,10 @@ func (s *Server) ListRecords(ctx context.Context, req *dialerv1.ListRecordsReque
 		}
 	}
 	rows, err := s.DB.Query(ctx, `SELECT id, list_id, line, raw, numbers, fields, status, final, tries, call_id, last_attempt_at,
-			last_duration_s, CASE WHEN next_at = '-infinity' THEN NULL ELSE next_at END, tags
-		FROM dialer.records WHERE campaign_id = $1 AND id > $2 AND ($3 = '' OR status = $3) ORDER BY id LIMIT $4`,
-		r.c.GetId(), after, req.GetStatus(), size+1)
+			last_duration_s, CASE WHEN next_at = '-infinity' THEN NULL ELSE next_at END, tags, destination
+		FROM dialer.records WHERE campaign_id = $1 AND id > $2 AND ($3 = '' OR status = $3) AND ($5 = '' OR destination = $5)
+		ORDER BY id LIMIT $4`,
+		r.c.GetId(), after, req.GetStatus(), size+1, req.GetDestination())
 	if err != nil {
 		return nil, grpcError(s.Log, "ListRecords", err)
 	}
@@ -780,7 +788,7 @@ func (s *Server) ListRecords(ctx context.Context, req *dialerv1.ListRecordsReque
 			final   bool
 		)
 		if err := rows.Scan(&id, &listID, &rec.Line, &rec.Raw, &numbers, &fields, &rec.Status, &final, &rec.Tries, &rec.LastCallId, &last,
-			&rec.LastDurationS, &next, &rec.Tags); err != nil {
+			&rec.LastDurationS, &next, &rec.Tags, &rec.Destination); err != nil {
 			return nil, grpcError(s.Log, "ListRecords", err)
 		}
 		if len(resp.Records) == size {

@@ -267,8 +267,9 @@ func TestDialerReportAndRecords(t *testing.T) {
 	// A known outcome per record: 3 answered (one tagged "1"), 2 busy after
 	// 3 tries, 1 noanswer, 1 dnc, 1 still ready.
 	for line, set := range map[int]string{
-		2: "status = 'answered', final = true, tries = 1, tags = '{1}'", 3: "status = 'answered', final = true, tries = 2",
-		4: "status = 'answered', final = true, tries = 1", 5: "status = 'busy', final = true, tries = 3",
+		2: "status = 'answered', final = true, tries = 1, tags = '{1}', destination = 'QUEUE_ANSWER'",
+		3: "status = 'answered', final = true, tries = 2, destination = 'QUEUE_TIMEOUT'",
+		4: "status = 'answered', final = true, tries = 1, destination = 'QUEUE_ANSWER'", 5: "status = 'busy', final = true, tries = 3",
 		6: "status = 'busy', final = true, tries = 3", 7: "status = 'noanswer', final = true, tries = 2", 8: "status = 'dnc', final = true",
 	} {
 		if _, err := s.DB.Exec(context.Background(), `UPDATE dialer.records SET `+set+` WHERE campaign_id = $1 AND line = $2`, id, line); err != nil {
@@ -295,6 +296,10 @@ func TestDialerReportAndRecords(t *testing.T) {
 	if got := rows(rep.GetByTag()); got != "1=1(12.5) " {
 		t.Fatalf("by tag: %s", got)
 	}
+	// The records nobody answered are at no destination.
+	if got := rows(rep.GetByDestination()); got != "QUEUE_ANSWER=2(25.0) QUEUE_TIMEOUT=1(12.5) " {
+		t.Fatalf("by destination: %s", got)
+	}
 	if rep.GetCampaign().GetProgress().GetFinal() != 7 || rep.GetCampaign().GetProgress().GetAnswered() != 3 {
 		t.Fatalf("progress %v", rep.GetCampaign().GetProgress())
 	}
@@ -317,6 +322,12 @@ func TestDialerReportAndRecords(t *testing.T) {
 	if err != nil || len(busy.GetRecords()) != 2 || busy.GetRecords()[0].GetTries() != 3 {
 		t.Fatalf("busy records %v %v", busy, err)
 	}
+	timedOut, err := s.ListRecords(ctx, &dialerv1.ListRecordsRequest{CampaignId: id, Destination: DestQueueTimeout})
+	if err != nil || len(timedOut.GetRecords()) != 1 || timedOut.GetRecords()[0].GetLine() != 3 || timedOut.GetRecords()[0].GetDestination() != DestQueueTimeout {
+		t.Fatalf("records timed out in the queue %v %v", timedOut, err)
+	}
 	_, err = s.ListRecords(ctx, &dialerv1.ListRecordsRequest{CampaignId: id, PageToken: "x"})
 	wantStatus(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
+	_, err = s.ListRecords(ctx, &dialerv1.ListRecordsRequest{CampaignId: id, Destination: "QUEUE"})
+	wantStatus(t, err, codes.InvalidArgument, "INVALID_DESTINATION")
 }

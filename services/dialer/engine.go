@@ -110,6 +110,10 @@ const (
 	VarRecord   = "dialer_record_id"
 	VarRun      = "dialer_run"
 	VarTry      = "dialer_try"
+	// On a BLAST queue's calls, the queue's limits for the router (see
+	// queueVariables).
+	VarQueueMaxWaiting = "dialer_queue_max_waiting"
+	VarQueueTurnAway   = "dialer_queue_turn_away_when_empty"
 )
 
 // Engine dials the records of running campaigns through origination.
@@ -568,6 +572,7 @@ func (e *Engine) dial(ctx context.Context, c engineCampaign, r claimedRecord, bl
 	key := attemptKey(r.id, c.run, r.tries)
 	req := callRequest(c.s, number, endpoint, scheduled)
 	req.Variables = callVariables(r.fields, c.id, r.id, c.run, r.tries)
+	queueVariables(c.s, req)
 	req.IdempotencyKey = key
 	rctx, cancel := context.WithTimeout(e.outgoing(ctx, c.account), e.cfg.RPCTimeout)
 	resp, err := e.calls.CreateCall(rctx, req)
@@ -671,7 +676,7 @@ func callVariables(fields map[string]any, campaign string, record int64, run, tr
 	vars := make(map[string]string, min(len(fields), maxFieldVars)+4)
 	keys := make([]string, 0, len(fields))
 	for k := range fields {
-		if k != "" && len(k) <= 64 && k != VarCampaign && k != VarRecord && k != VarRun && k != VarTry {
+		if k != "" && len(k) <= 64 && k != VarCampaign && k != VarRecord && k != VarRun && k != VarTry && k != VarQueueMaxWaiting && k != VarQueueTurnAway {
 			keys = append(keys, k)
 		}
 	}
@@ -693,6 +698,21 @@ func callVariables(fields map[string]any, campaign string, record int64, run, tr
 	vars[VarRun] = strconv.Itoa(run)
 	vars[VarTry] = strconv.Itoa(try)
 	return vars
+}
+
+// queueVariables gives a call that may wait in a BLAST's queue the queue's
+// limits, which the router applies when the recipient presses CONNECT: it
+// learns them from the call's AGENT_AWAITED, without reading the campaign.
+func queueVariables(s Settings, req *originationv1.CreateCallRequest) {
+	if s.Queue == nil || req.GetAwaitAgent() == nil || req.GetMenu() == nil {
+		return
+	}
+	if s.Queue.MaxWaiting > 0 {
+		req.Variables[VarQueueMaxWaiting] = strconv.Itoa(s.Queue.MaxWaiting)
+	}
+	if s.Queue.TurnAwayWhenEmpty {
+		req.Variables[VarQueueTurnAway] = "true"
+	}
 }
 
 func truncateUTF8(s string, n int) string {

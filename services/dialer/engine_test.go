@@ -238,13 +238,14 @@ func engNumbers(prefix string, n int) []engRecord {
 }
 
 type engRecordRow struct {
-	status     string
-	final      bool
-	tries, run int
-	nextAt     time.Time
-	callID     string
-	duration   int
-	owner      string
+	status      string
+	final       bool
+	tries, run  int
+	nextAt      time.Time
+	callID      string
+	duration    int
+	owner       string
+	destination string
 }
 
 func (h *engHarness) record(t testing.TB, id int64) engRecordRow {
@@ -253,8 +254,8 @@ func (h *engHarness) record(t testing.TB, id int64) engRecordRow {
 		r    engRecordRow
 		next pgtype.Timestamptz // -infinity: due since always
 	)
-	if err := h.db.QueryRow(context.Background(), `SELECT status, final, tries, run, next_at, call_id, last_duration_s, lease_owner
-		FROM dialer.records WHERE id = $1`, id).Scan(&r.status, &r.final, &r.tries, &r.run, &next, &r.callID, &r.duration, &r.owner); err != nil {
+	if err := h.db.QueryRow(context.Background(), `SELECT status, final, tries, run, next_at, call_id, last_duration_s, lease_owner, destination
+		FROM dialer.records WHERE id = $1`, id).Scan(&r.status, &r.final, &r.tries, &r.run, &next, &r.callID, &r.duration, &r.owner, &r.destination); err != nil {
 		t.Fatal(err)
 	}
 	if next.InfinityModifier == pgtype.Finite {
@@ -265,13 +266,14 @@ func (h *engHarness) record(t testing.TB, id int64) engRecordRow {
 
 type engAttemptRow struct {
 	callID, number, outcome, cause string
+	destination                    string
 	n, billsec                     int
 	ended                          bool
 }
 
 func (h *engHarness) attempts(t testing.TB, record int64) []engAttemptRow {
 	t.Helper()
-	rows, err := h.db.Query(context.Background(), `SELECT call_id, number, outcome, hangup_cause, n, billsec, ended_at IS NOT NULL
+	rows, err := h.db.Query(context.Background(), `SELECT call_id, number, outcome, hangup_cause, destination, n, billsec, ended_at IS NOT NULL
 		FROM dialer.attempts WHERE record_id = $1 ORDER BY n, started_at`, record)
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +282,7 @@ func (h *engHarness) attempts(t testing.TB, record int64) []engAttemptRow {
 		out []engAttemptRow
 		a   engAttemptRow
 	)
-	if _, err := pgx.ForEachRow(rows, []any{&a.callID, &a.number, &a.outcome, &a.cause, &a.n, &a.billsec, &a.ended}, func() error {
+	if _, err := pgx.ForEachRow(rows, []any{&a.callID, &a.number, &a.outcome, &a.cause, &a.destination, &a.n, &a.billsec, &a.ended}, func() error {
 		out = append(out, a)
 		return nil
 	}); err != nil {

@@ -39,9 +39,22 @@ const (
 
 // Errors of the exports.
 var (
-	ErrInvalidStatus   = newError(codes.InvalidArgument, "INVALID_STATUS", "not a record status")
-	ErrInvalidTimeZone = newError(codes.InvalidArgument, "INVALID_TIME_ZONE", "unknown time zone")
+	ErrInvalidStatus      = newError(codes.InvalidArgument, "INVALID_STATUS", "not a record status")
+	ErrInvalidTimeZone    = newError(codes.InvalidArgument, "INVALID_TIME_ZONE", "unknown time zone")
+	ErrInvalidDestination = newError(codes.InvalidArgument, "INVALID_DESTINATION", "not a destination")
 )
+
+// destinations are the places an answered attempt can end up (model.go).
+var destinations = []string{DestIVRStarted, DestIVRFinished, DestQueueJoin, DestQueueAnswer, DestQueueTimeout,
+	DestQueueEmpty, DestQueueFull, DestInAnswer, DestInBusy, DestInNoAnswer, DestInCancel, DestInCongestion, DestInChanUnavail}
+
+// checkDestination refuses a destination filter that names none.
+func checkDestination(d string) error {
+	if d != "" && !slices.Contains(destinations, d) {
+		return ErrInvalidDestination.WithMsg(fmt.Sprintf("destination %q: want one of %s", d, strings.Join(destinations, ", ")))
+	}
+	return nil
+}
 
 // recordStatuses are the statuses a record can be in (model.go).
 var recordStatuses = []string{StatusReady, StatusRunning, StatusTalking, StatusAnswered, StatusBusy, StatusNoAnswer,
@@ -50,7 +63,7 @@ var recordStatuses = []string{StatusReady, StatusRunning, StatusTalking, StatusA
 // recordColumns are the columns of a records export, before the lists'
 // fields.
 var recordColumns = []string{"record_id", "list", "line", "numbers", "tries", "status", "final", "last_call_id",
-	"last_attempt_at", "last_duration_s", "next_at", "tags"}
+	"last_attempt_at", "last_duration_s", "next_at", "tags", "destination"}
 
 // ExportRecords streams the detailed report of a campaign as CSV: one row
 // per record in id order (the order of import), with these columns:
@@ -67,6 +80,7 @@ var recordColumns = []string{"record_id", "list", "line", "numbers", "tries", "s
 //	last_duration_s  billed seconds of the last attempt; empty: never attempted
 //	next_at          when a record not final may be dialed next; empty: now, or never again
 //	tags             its tags, joined with |
+//	destination      where its last attempt's answer ended up (IVR_FINISHED, QUEUE_ANSWER, IN_BUSY, ...); empty: nobody answered
 //
 // then one column per field of the campaign's lists: the names of their
 // header rows (not the numbers' column, not *Schedule*), the lists taken
@@ -87,6 +101,9 @@ func (s *Server) ExportRecords(req *dialerv1.ExportRecordsRequest, stream dialer
 	status := req.GetStatus()
 	if status != "" && !slices.Contains(recordStatuses, status) {
 		return ErrInvalidStatus.WithMsg(fmt.Sprintf("status %q: want one of %s", status, strings.Join(recordStatuses, ", ")))
+	}
+	if err := checkDestination(req.GetDestination()); err != nil {
+		return err
 	}
 	loc, err := location(req.GetTimeZone())
 	if err != nil {
@@ -114,7 +131,7 @@ func (s *Server) ExportRecords(req *dialerv1.ExportRecordsRequest, stream dialer
 	}
 	var after int64
 	for {
-		last, full, err := s.exportPage(ctx, out, exportQuery{campaign: id, status: status, after: after, names: names, lists: lists, loc: loc})
+		last, full, err := s.exportPage(ctx, out, exportQuery{campaign: id, status: status, destination: req.GetDestination(), after: after, names: names, lists: lists, loc: loc})
 		if err != nil {
 			return grpcError(s.Log, "ExportRecords", fmt.Errorf("export campaign %s after record %d: %w", id, after, err))
 		}
@@ -168,25 +185,27 @@ func (s *Server) exportLists(ctx context.Context, campaign string) (map[string]s
 type exportQuery struct {
 	campaign string
 	status   string // "" for all
-	after    int64  // the last record id written
-	names    []string
-	lists    map[string]string // list names by id
-	loc      *time.Location
+	// destination: "" for all.
+	destination string
+	after       int64 // the last record id written
+	names       []string
+	lists       map[string]string // list names by id
+	loc         *time.Location
 }
 
 // exportPage writes the records after q.after into out, stopping after
 // exportPage records or once exportBuffer bytes wait. It returns the last
 // written record's id, and whether more may follow.
 func (s *Server) exportPage(ctx context.Context, out *exportStream, q exportQuery) (last int64, full bool, err error) {
-	args := []any{q.campaign, q.after, q.status, exportPage}
+	args := []any{q.campaign, q.after, q.status, exportPage, q.destination}
 	if len(q.names) > 0 {
 		args = append(args, q.names)
 	}
 	rows, err := s.DB.Query(ctx, `SELECT r.id, r.list_id::text, r.line, array_to_string(r.numbers, '|'), r.tries, r.status, r.final,
 			r.call_id, r.last_attempt_at, r.last_duration_s, CASE WHEN r.final OR r.next_at = '-infinity' THEN NULL ELSE r.next_at END,
-			array_to_string(r.tags, '|'), `+fieldsArray(len(q.names))+`
+			array_to_string(r.tags, '|'), r.destination, `+fieldsArray(len(q.names))+`
 		FROM dialer.records r
-		WHERE r.campaign_id = $1 AND r.id > $2 AND ($3 = '' OR r.status = $3)
+		WHERE r.campaign_id = $1 AND r.id > $2 AND ($3 = '' OR r.status = $3) AND ($5 = '' OR r.destination = $5)
 		ORDER BY r.id LIMIT $4`, args...)
 	if err != nil {
 		return 0, false, err
@@ -200,12 +219,12 @@ func (s *Server) exportPage(ctx context.Context, out *exportStream, q exportQuer
 		status, callID  string
 		final           bool
 		lastAt, nextAt  pgtype.Timestamptz
-		tags            string
+		tags, dest      string
 		fields          []string
 		row             = make([]string, 0, len(recordColumns)+len(q.names))
 	)
 	for rows.Next() {
-		if err := rows.Scan(&id, &listID, &line, &numbers, &tries, &status, &final, &callID, &lastAt, &duration, &nextAt, &tags, &fields); err != nil {
+		if err := rows.Scan(&id, &listID, &line, &numbers, &tries, &status, &final, &callID, &lastAt, &duration, &nextAt, &tags, &dest, &fields); err != nil {
 			return last, false, err
 		}
 		lastStr, durStr := "", ""
@@ -220,7 +239,7 @@ func (s *Server) exportPage(ctx context.Context, out *exportStream, q exportQuer
 		// Numbers, status and call ids are the dialer's own (E.164, spec
 		// names, UUIDs): only the customer's text is defused.
 		row = append(row[:0], strconv.FormatInt(id, 10), csvsafe.Cell(q.lists[listID]), strconv.FormatInt(line, 10), numbers, strconv.Itoa(int(tries)), status,
-			strconv.FormatBool(final), callID, lastStr, durStr, nextStr, csvsafe.Cell(tags))
+			strconv.FormatBool(final), callID, lastStr, durStr, nextStr, csvsafe.Cell(tags), dest)
 		for _, f := range fields {
 			row = append(row, csvsafe.Cell(f))
 		}
@@ -238,10 +257,10 @@ func (s *Server) exportPage(ctx context.Context, out *exportStream, q exportQuer
 	return last, n == exportPage, nil
 }
 
-// fieldsArray is the SQL of a record's fields named in $5 (a text[] of n
-// names; no $5 when n is 0), in that order, as one text array: numbers and tags are joined by
+// fieldsArray is the SQL of a record's fields named in $6 (a text[] of n
+// names; no $6 when n is 0), in that order, as one text array: numbers and tags are joined by
 // PostgreSQL too, so no JSON is decoded per row here. One ->> per name
-// rather than a subquery over unnest($5): a third of the query's time.
+// rather than a subquery over unnest($6): a third of the query's time.
 func fieldsArray(n int) string {
 	if n == 0 {
 		return `'{}'::text[]`
@@ -252,7 +271,7 @@ func fieldsArray(n int) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "coalesce(r.fields ->> ($5::text[])[%d], '')", i+1)
+		fmt.Fprintf(&b, "coalesce(r.fields ->> ($6::text[])[%d], '')", i+1)
 	}
 	b.WriteString("]")
 	return b.String()
@@ -267,12 +286,14 @@ func fieldsArray(n int) string {
 //	attempts,1,2,25.00
 //	...
 //	tag,1,1,12.50
+//	...
+//	destination,QUEUE_ANSWER,1,12.50
 //	total,,8,100.00
 //
 // The groups of a kind are in GetReport's order (most records first); a
 // percentage is of all the records in the report, with two decimals (a
 // record may have several tags, or none: the tags' need not add up to
-// 100). An empty report's total row is "total,,0,0.00".
+// 100; the destinations leave out the records nobody answered). An empty report's total row is "total,,0,0.00".
 func (s *Server) ExportReport(req *dialerv1.ExportReportRequest, stream dialerv1.DialerService_ExportReportServer) error {
 	ctx := stream.Context()
 	account, err := accountFrom(ctx)
@@ -292,7 +313,7 @@ func (s *Server) ExportReport(req *dialerv1.ExportReportRequest, stream dialerv1
 	for _, g := range []struct {
 		name string
 		rows []*dialerv1.ReportRow
-	}{{"status", rep.GetByStatus()}, {"attempts", rep.GetByAttempts()}, {"tag", rep.GetByTag()}} {
+	}{{"status", rep.GetByStatus()}, {"attempts", rep.GetByAttempts()}, {"tag", rep.GetByTag()}, {"destination", rep.GetByDestination()}} {
 		for _, r := range g.rows {
 			if err := out.write([]string{g.name, csvsafe.Cell(r.GetType()), strconv.FormatInt(r.GetTotal(), 10), percent(r.GetPercentage())}); err != nil {
 				return err

@@ -83,7 +83,7 @@ func exportCampaign(t *testing.T, e *listEnv, account string) string {
 		set  string
 	}{
 		{"=cmd list", 2, `status = 'answered', final = true, tries = 2, call_id = 'call-a', last_attempt_at = '2026-03-04T15:00:00Z',
-			last_duration_s = 42, tags = '{1,9}'`},
+			last_duration_s = 42, tags = '{1,9}', destination = 'QUEUE_ANSWER'`},
 		{"=cmd list", 3, `status = 'busy', final = false, tries = 1, call_id = 'call-b', last_attempt_at = '2026-03-04T15:30:00Z',
 			next_at = '2026-03-04T16:00:00Z', tags = '{1}'`},
 		{"second", 2, `status = 'busy', final = true, tries = 3, call_id = 'call-d', last_attempt_at = '2026-03-05T01:02:03Z',
@@ -106,12 +106,12 @@ func TestExportRecordsCSV(t *testing.T) {
 	e := newListEnv(t)
 	camp := exportCampaign(t, e, "acc-x")
 
-	const header = "record_id,list,line,numbers,tries,status,final,last_call_id,last_attempt_at,last_duration_s,next_at,tags,Name,Note,City\n"
+	const header = "record_id,list,line,numbers,tries,status,final,last_call_id,last_attempt_at,last_duration_s,next_at,tags,destination,Name,Note,City\n"
 	rows := []string{
-		"1,'=cmd list,2,+14155550100|+14155550101,2,answered,true,call-a,2026-03-04T09:00:00-06:00,42,,1|9,Ann,\"a, b\",\n",
-		"2,'=cmd list,3,+14155550102,1,busy,false,call-b,2026-03-04T09:30:00-06:00,0,2026-03-04T10:00:00-06:00,1,\"Bob \"\"Jr\"\"\",\"two\nlines\",\n",
-		"3,'=cmd list,5,+14155550103,0,ready,false,,,,,,\"'=HYPERLINK(\"\"http://x\"\")\",'@SUM(A1),\n",
-		"4,second,2,+14155550104,3,busy,true,call-d,2026-03-04T19:02:03-06:00,0,,'@x|1|9,,-5,\"Rio, RJ\"\n",
+		"1,'=cmd list,2,+14155550100|+14155550101,2,answered,true,call-a,2026-03-04T09:00:00-06:00,42,,1|9,QUEUE_ANSWER,Ann,\"a, b\",\n",
+		"2,'=cmd list,3,+14155550102,1,busy,false,call-b,2026-03-04T09:30:00-06:00,0,2026-03-04T10:00:00-06:00,1,,\"Bob \"\"Jr\"\"\",\"two\nlines\",\n",
+		"3,'=cmd list,5,+14155550103,0,ready,false,,,,,,,\"'=HYPERLINK(\"\"http://x\"\")\",'@SUM(A1),\n",
+		"4,second,2,+14155550104,3,busy,true,call-d,2026-03-04T19:02:03-06:00,0,,'@x|1|9,,,-5,\"Rio, RJ\"\n",
 	}
 	tests := []struct {
 		name string
@@ -122,7 +122,9 @@ func TestExportRecordsCSV(t *testing.T) {
 		{"busy only", &dialerv1.ExportRecordsRequest{CampaignId: camp, Status: "busy", TimeZone: "America/Mexico_City"}, header + rows[1] + rows[3]},
 		{"none in the status", &dialerv1.ExportRecordsRequest{CampaignId: camp, Status: "dnc"}, header},
 		{"UTC by default", &dialerv1.ExportRecordsRequest{CampaignId: camp, Status: "answered"},
-			header + "1,'=cmd list,2,+14155550100|+14155550101,2,answered,true,call-a,2026-03-04T15:00:00Z,42,,1|9,Ann,\"a, b\",\n"},
+			header + "1,'=cmd list,2,+14155550100|+14155550101,2,answered,true,call-a,2026-03-04T15:00:00Z,42,,1|9,QUEUE_ANSWER,Ann,\"a, b\",\n"},
+		{"by destination", &dialerv1.ExportRecordsRequest{CampaignId: camp, Destination: DestQueueAnswer, TimeZone: "America/Mexico_City"}, header + rows[0]},
+		{"none at the destination", &dialerv1.ExportRecordsRequest{CampaignId: camp, Destination: DestInBusy}, header},
 	}
 	// Lists of numbers alone: no field columns.
 	bare := e.campaign(t, "acc-x", "US", dialerv1.CampaignStatus_CAMPAIGN_STATUS_CREATED, 0)
@@ -135,8 +137,8 @@ func TestExportRecordsCSV(t *testing.T) {
 		req  *dialerv1.ExportRecordsRequest
 		want string
 	}{"no fields", &dialerv1.ExportRecordsRequest{CampaignId: bare},
-		"record_id,list,line,numbers,tries,status,final,last_call_id,last_attempt_at,last_duration_s,next_at,tags\n" +
-			"5,bare,2,+14155550109,0,ready,false,,,,,\n"})
+		"record_id,list,line,numbers,tries,status,final,last_call_id,last_attempt_at,last_duration_s,next_at,tags,destination\n" +
+			"5,bare,2,+14155550109,0,ready,false,,,,,,\n"})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _, err := e.exportRecords(t, "acc-x", tc.req)
@@ -168,6 +170,7 @@ func TestExportReportCSV(t *testing.T) {
 		"status,busy,2,50.00\n" + "status,answered,1,25.00\n" + "status,ready,1,25.00\n" +
 		"attempts,0,1,25.00\n" + "attempts,1,1,25.00\n" + "attempts,2,1,25.00\n" + "attempts,3,1,25.00\n" +
 		"tag,1,3,75.00\n" + "tag,9,2,50.00\n" + "tag,'@x,1,25.00\n" +
+		"destination,QUEUE_ANSWER,1,25.00\n" +
 		"total,,4,100.00\n"
 	if string(got) != want {
 		t.Fatalf("file:\n%s\nwant:\n%s", got, want)
@@ -182,7 +185,7 @@ func TestExportReportCSV(t *testing.T) {
 	for _, g := range []struct {
 		name string
 		rows []*dialerv1.ReportRow
-	}{{"status", rep.GetByStatus()}, {"attempts", rep.GetByAttempts()}, {"tag", rep.GetByTag()}} {
+	}{{"status", rep.GetByStatus()}, {"attempts", rep.GetByAttempts()}, {"tag", rep.GetByTag()}, {"destination", rep.GetByDestination()}} {
 		for _, r := range g.rows {
 			fromAPI = append(fromAPI, fmt.Sprintf("%s,%s,%d,%.2f", g.name, csvsafe.Cell(r.GetType()), r.GetTotal(), r.GetPercentage()))
 		}
@@ -240,7 +243,7 @@ func TestExportRecordsPages(t *testing.T) {
 	if len(recs) != 1+big+small {
 		t.Fatalf("%d rows, want header + %d", len(recs), big+small)
 	}
-	if strings.Join(recs[0], ",") != "record_id,list,line,numbers,tries,status,final,last_call_id,last_attempt_at,last_duration_s,next_at,tags,Blob" {
+	if strings.Join(recs[0], ",") != "record_id,list,line,numbers,tries,status,final,last_call_id,last_attempt_at,last_duration_s,next_at,tags,destination,Blob" {
 		t.Fatalf("header %q", recs[0])
 	}
 	for i, r := range recs[1:] {
@@ -249,8 +252,8 @@ func TestExportRecordsPages(t *testing.T) {
 		if n <= big {
 			blob = strings.Repeat(string(rune(64+n%26+1)), 60000)
 		}
-		if r[0] != strconv.Itoa(n) || r[2] != strconv.Itoa(n+1) || r[12] != blob {
-			t.Fatalf("row %d: id %s line %s blob of %d bytes", n, r[0], r[2], len(r[12]))
+		if r[0] != strconv.Itoa(n) || r[2] != strconv.Itoa(n+1) || r[13] != blob {
+			t.Fatalf("row %d: id %s line %s blob of %d bytes", n, r[0], r[2], len(r[13]))
 		}
 	}
 }
@@ -269,6 +272,7 @@ func TestExportRefused(t *testing.T) {
 		reason  string
 	}{
 		{"status not a spec name", "acc-a", &dialerv1.ExportRecordsRequest{CampaignId: camp, Status: "BUSY"}, codes.InvalidArgument, "INVALID_STATUS"},
+		{"destination not a spec name", "acc-a", &dialerv1.ExportRecordsRequest{CampaignId: camp, Destination: "queue_answer"}, codes.InvalidArgument, "INVALID_DESTINATION"},
 		{"unknown time zone", "acc-a", &dialerv1.ExportRecordsRequest{CampaignId: camp, TimeZone: "Mars/Olympus"}, codes.InvalidArgument, "INVALID_TIME_ZONE"},
 		{"host's zone", "acc-a", &dialerv1.ExportRecordsRequest{CampaignId: camp, TimeZone: "Local"}, codes.InvalidArgument, "INVALID_TIME_ZONE"},
 		{"another account's campaign", "acc-b", &dialerv1.ExportRecordsRequest{CampaignId: camp}, codes.NotFound, "CAMPAIGN_NOT_FOUND"},

@@ -54,6 +54,27 @@ const (
 	StatusAbandoned   = "abandoned"   // a person answered, no agent was free in time: the safe-harbour message
 )
 
+// Destinations: where an answered attempt ended up, the automated dialing
+// spec's report statuses "when the final destination was" an IVR, a queue
+// or another extension (the attempts' and records' destination column; see
+// destinationOf). The spec's QUEUE_INVALID has no counterpart: a
+// campaign's queue is its own agents, which always exists.
+const (
+	DestIVRStarted    = "IVR_STARTED"    // hung up during the announcement or its menu
+	DestIVRFinished   = "IVR_FINISHED"   // heard the announcement to the end (or took a menu option other than CONNECT)
+	DestQueueJoin     = "QUEUE_JOIN"     // waited for an agent and hung up first
+	DestQueueAnswer   = "QUEUE_ANSWER"   // an agent took the call
+	DestQueueTimeout  = "QUEUE_TIMEOUT"  // no agent in time: the queue's message (or the safe harbour)
+	DestQueueEmpty    = "QUEUE_EMPTY"    // turned away: no agent logged in to take it (agentQueue.turnAwayWhenEmpty)
+	DestQueueFull     = "QUEUE_FULL"     // turned away: agentQueue.maxWaiting were waiting
+	DestInAnswer      = "IN_ANSWER"      // the endpoint answered: bridged
+	DestInBusy        = "IN_BUSY"        // the endpoint was busy
+	DestInNoAnswer    = "IN_NOANSWER"    // the endpoint rang out
+	DestInCancel      = "IN_CANCEL"      // the recipient hung up before the endpoint answered
+	DestInCongestion  = "IN_CONGESTION"  // the endpoint could not be reached (congestion, no route, refused)
+	DestInChanUnavail = "IN_CHANUNAVAIL" // the endpoint's phone is not registered
+)
+
 // Live reports whether a record status means a call is in progress.
 func Live(status string) bool { return status == StatusRunning || status == StatusTalking }
 
@@ -125,12 +146,18 @@ type Settings struct {
 type Queue struct {
 	Wait                      time.Duration
 	HoldMusic, NoAgentMessage string
+	// MaxWaiting: the most recipients waiting at once (0: no limit);
+	// TurnAwayWhenEmpty: turn a recipient away while no agent of the
+	// campaign is logged in and unpaused.
+	MaxWaiting        int
+	TurnAwayWhenEmpty bool
 }
 
 // Queue defaults and limits.
 const (
 	DefaultQueueWait = time.Minute
 	MaxQueueWaitS    = 600
+	MaxQueueWaiting  = 10000
 )
 
 // Paced reports whether the campaign's agents pace its dials.
@@ -159,7 +186,8 @@ func SettingsOf(c *dialerv1.Campaign) Settings {
 		Hours:          c.GetCallingHours(),
 	}
 	if q := c.GetOnAnswer().GetAgentQueue(); q != nil {
-		s.Queue = &Queue{Wait: time.Duration(q.GetWaitS()) * time.Second, HoldMusic: q.GetHoldMusic(), NoAgentMessage: q.GetNoAgentMessage()}
+		s.Queue = &Queue{Wait: time.Duration(q.GetWaitS()) * time.Second, HoldMusic: q.GetHoldMusic(), NoAgentMessage: q.GetNoAgentMessage(),
+			MaxWaiting: int(q.GetMaxWaiting()), TurnAwayWhenEmpty: q.GetTurnAwayWhenEmpty()}
 		if s.Queue.Wait <= 0 {
 			s.Queue.Wait = DefaultQueueWait
 		}

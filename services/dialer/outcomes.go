@@ -216,6 +216,7 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 		finals, current, optOut, live, abandoned                        []bool
 		answeredAt, connectedAt                                         []*time.Time
 		lockUntil                                                       []time.Time
+		destinations                                                    []string
 	)
 	byRecord(calls)
 	seen := make(map[string]bool, len(calls))
@@ -249,7 +250,7 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 		ans, conn := answerTimes(c)
 		answeredAt, connectedAt = append(answeredAt, ans), append(connectedAt, conn)
 		live, abandoned = append(live, liveAnswer(c)), append(abandoned, c.GetAbandoned())
-		lockUntil = append(lockUntil, end.Add(s.Lockout))
+		lockUntil, destinations = append(lockUntil, end.Add(s.Lockout)), append(destinations, destinationOf(c, s))
 	}
 	if len(callIDs) == 0 {
 		return nil
@@ -257,18 +258,18 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 	rows, err := e.db.Query(ctx, `WITH u AS (
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::int[], $5::int[], $6::text[], $7::timestamptz[], $8::timestamptz[],
 				$9::text[], $10::text[], $11::int[], $12::bool[], $13::timestamptz[], $14::bool[], $15::text[], $16::bool[], $17::text[],
-				$19::timestamptz[], $20::timestamptz[], $21::bool[], $22::bool[], $23::timestamptz[])
+				$19::timestamptz[], $20::timestamptz[], $21::bool[], $22::bool[], $23::timestamptz[], $24::text[])
 				AS u(call_id, record, campaign, run, try, number, started_at, ended_at, outcome, cause, billsec, final, next_at, current, digits, opt_out, account,
-					answered_at, connected_at, live, abandoned, lock_until)),
+					answered_at, connected_at, live, abandoned, lock_until, destination)),
 		rec AS (
 			SELECT u.* FROM u JOIN dialer.records r ON r.id = u.record AND r.campaign_id = u.campaign
 				JOIN dialer.campaigns c ON c.id = r.campaign_id AND c.account_id = u.account),
 		attempt AS (
 			INSERT INTO dialer.attempts (call_id, record_id, campaign_id, run, n, number, started_at, ended_at, outcome, hangup_cause, billsec,
-				answered_at, connected_at, live, abandoned, resolved_at)
+				answered_at, connected_at, live, abandoned, resolved_at, destination)
 			SELECT call_id, record, campaign, run, try, number, started_at, ended_at, outcome, cause, billsec,
-				answered_at, connected_at, live, abandoned, $18 FROM rec
-			ON CONFLICT (call_id) DO UPDATE SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome,
+				answered_at, connected_at, live, abandoned, $18, destination FROM rec
+			ON CONFLICT (call_id) DO UPDATE SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, destination = EXCLUDED.destination,
 				hangup_cause = EXCLUDED.hangup_cause, billsec = EXCLUDED.billsec, answered_at = EXCLUDED.answered_at,
 				connected_at = EXCLUDED.connected_at, live = EXCLUDED.live, abandoned = EXCLUDED.abandoned,
 				resolved_at = coalesce(dialer.attempts.resolved_at, EXCLUDED.resolved_at)
@@ -290,7 +291,7 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 				campaign_id = EXCLUDED.campaign_id),
 		upd AS (
 			UPDATE dialer.records r SET status = rec.outcome, final = rec.final, next_at = CASE WHEN rec.final THEN r.next_at ELSE rec.next_at END,
-				lease_owner = '', lease_until = NULL, call_id = rec.call_id, last_duration_s = rec.billsec,
+				lease_owner = '', lease_until = NULL, call_id = rec.call_id, last_duration_s = rec.billsec, destination = rec.destination,
 				last_attempt_at = CASE WHEN r.call_id = '' THEN $18 ELSE r.last_attempt_at END,
 				tags = CASE WHEN rec.digits = '' OR rec.digits = ANY(r.tags) THEN r.tags ELSE array_append(r.tags, rec.digits) END
 			FROM rec
@@ -304,7 +305,7 @@ func (e *Engine) applyCalls(ctx context.Context, calls []*originationv1.Call) er
 			ON CONFLICT DO NOTHING)
 		SELECT outcome FROM upd`,
 		callIDs, records, campaigns, runs, tries, numbers, started, ended, statuses, causes, billsecs, finals, next, current, digits, optOut, accounts, now,
-		answeredAt, connectedAt, live, abandoned, lockUntil)
+		answeredAt, connectedAt, live, abandoned, lockUntil, destinations)
 	if err != nil {
 		return fmt.Errorf("outcomes of %d calls: %w", len(callIDs), err)
 	}
@@ -346,6 +347,75 @@ func liveAnswer(c *originationv1.Call) bool {
 		return false
 	}
 	return c.GetMachineResult() != "MACHINE" && c.GetFailureReason() != originationv1.FailureReason_FAILURE_REASON_MACHINE
+}
+
+// destinationOf is where an answered call ended up (the Dest* names), ""
+// when nobody answered or a machine did:
+//
+//   - a menu option other than CONNECT, or no menu and no agent nor
+//     endpoint (an announcement only): the IVR, IVR_FINISHED when the call
+//     completed (the recipient heard the message, took an option or let
+//     the tries run out), IVR_STARTED when the recipient hung up first;
+//   - the campaign's agents (a predictive or agents campaign, or a BLAST's
+//     agentQueue after CONNECT): QUEUE_ANSWER once in an agent's room,
+//     QUEUE_TIMEOUT when the wait ran out (the safe harbour or the queue's
+//     message), QUEUE_EMPTY or QUEUE_FULL when the queue turned the
+//     recipient away, QUEUE_JOIN when the recipient hung up waiting;
+//   - an endpoint (CONNECT, or a BLAST without options): IN_ANSWER when
+//     bridged; the endpoint's failure (IN_BUSY, IN_NOANSWER,
+//     IN_CHANUNAVAIL, or IN_CONGESTION for any other); IN_CANCEL when the
+//     recipient hung up before it answered.
+//
+// s are the settings of the call's run: whether it had a menu is the
+// campaign's (the call says only what was chosen).
+func destinationOf(c *originationv1.Call, s Settings) string {
+	if !liveAnswer(c) || c.GetStatus() == originationv1.CallStatus_CALL_STATUS_CANCELED {
+		return "" // nobody, a machine, or the dialer's own cancellation
+	}
+	connected := c.GetBridgedAt() != nil
+	chose := c.GetMenuChoice() == originationv1.MenuAction_MENU_ACTION_CONNECT
+	if len(s.Options) > 0 && !chose && !connected {
+		return ivrDestination(c)
+	}
+	switch {
+	case c.GetAwaitAgent() != nil:
+		switch {
+		case connected:
+			return DestQueueAnswer
+		case c.GetAbandoned() || c.GetFailureReason() == originationv1.FailureReason_FAILURE_REASON_NO_AGENT:
+			return DestQueueTimeout
+		case c.GetFailureReason() == originationv1.FailureReason_FAILURE_REASON_QUEUE_EMPTY:
+			return DestQueueEmpty
+		case c.GetFailureReason() == originationv1.FailureReason_FAILURE_REASON_QUEUE_FULL:
+			return DestQueueFull
+		}
+		return DestQueueJoin
+	case c.GetSecond() != nil:
+		if connected {
+			return DestInAnswer
+		}
+		if c.GetFailedLeg() != originationv1.LegRole_LEG_ROLE_SECOND {
+			return DestInCancel
+		}
+		switch c.GetFailureReason() {
+		case originationv1.FailureReason_FAILURE_REASON_BUSY:
+			return DestInBusy
+		case originationv1.FailureReason_FAILURE_REASON_NO_ANSWER:
+			return DestInNoAnswer
+		case originationv1.FailureReason_FAILURE_REASON_UNAVAILABLE:
+			return DestInChanUnavail
+		}
+		return DestInCongestion
+	}
+	return ivrDestination(c)
+}
+
+// ivrDestination is an IVR's end: heard to the end, or hung up during it.
+func ivrDestination(c *originationv1.Call) string {
+	if c.GetStatus() == originationv1.CallStatus_CALL_STATUS_COMPLETED {
+		return DestIVRFinished
+	}
+	return DestIVRStarted
 }
 
 // attemptStart is when a call was placed, by origination's clock (the

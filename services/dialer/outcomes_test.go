@@ -58,6 +58,97 @@ func TestOutcomeOf(t *testing.T) {
 	}
 }
 
+func TestDestinationOf(t *testing.T) {
+	t.Parallel()
+	const (
+		first     = originationv1.LegRole_LEG_ROLE_FIRST
+		second    = originationv1.LegRole_LEG_ROLE_SECOND
+		failed    = originationv1.CallStatus_CALL_STATUS_FAILED
+		completed = originationv1.CallStatus_CALL_STATUS_COMPLETED
+		connect   = originationv1.MenuAction_MENU_ACTION_CONNECT
+		end       = originationv1.MenuAction_MENU_ACTION_END
+		optOut    = originationv1.MenuAction_MENU_ACTION_OPT_OUT
+	)
+	at := timestamppb.New(engBase)
+	// call builds an ended call: answered unless unanswered, with an
+	// endpoint (ep), a wait for agents (await) and a menu choice.
+	type spec struct {
+		st       originationv1.CallStatus
+		leg      originationv1.LegRole
+		reason   originationv1.FailureReason
+		choice   originationv1.MenuAction
+		ep       bool
+		await    bool
+		bridged  bool
+		abandon  bool
+		noAnswer bool
+		machine  bool
+	}
+	call := func(c spec) *originationv1.Call {
+		x := endedCall(c.st, c.leg, c.reason)
+		x.First = &originationv1.Leg{}
+		if !c.noAnswer {
+			x.First.AnsweredAt = at
+		}
+		x.MenuChoice, x.Abandoned = c.choice, c.abandon
+		if c.ep {
+			x.Second = &originationv1.Leg{}
+		}
+		if c.await {
+			x.AwaitAgent = &originationv1.AwaitAgent{}
+		}
+		if c.bridged {
+			x.BridgedAt = at
+		}
+		if c.machine {
+			x.MachineResult = "MACHINE"
+		}
+		return x
+	}
+	menu := Settings{Options: []*dialerv1.BlastOption{{Digit: "1", Action: dialerv1.BlastAction_BLAST_ACTION_CONNECT}}}
+	plain := Settings{}
+	tests := []struct {
+		name string
+		s    Settings
+		c    spec
+		want string
+	}{
+		{"not answered", plain, spec{st: failed, leg: first, reason: originationv1.FailureReason_FAILURE_REASON_BUSY, noAnswer: true, ep: true}, ""},
+		{"a machine", plain, spec{st: failed, leg: first, reason: originationv1.FailureReason_FAILURE_REASON_MACHINE, machine: true}, ""},
+		{"cancelled by the dialer", menu, spec{st: originationv1.CallStatus_CALL_STATUS_CANCELED, reason: originationv1.FailureReason_FAILURE_REASON_CANCELED}, ""},
+		{"announcement heard", plain, spec{st: completed}, DestIVRFinished},
+		{"announcement cut", plain, spec{st: failed, leg: first, reason: originationv1.FailureReason_FAILURE_REASON_CANCELED}, DestIVRStarted},
+		{"menu: tries ran out", menu, spec{st: completed, ep: true}, DestIVRFinished},
+		{"menu: END", menu, spec{st: completed, choice: end, ep: true}, DestIVRFinished},
+		{"menu: opted out", menu, spec{st: completed, choice: optOut, await: true}, DestIVRFinished},
+		{"menu: hung up", menu, spec{st: failed, leg: first, reason: originationv1.FailureReason_FAILURE_REASON_CANCELED, ep: true}, DestIVRStarted},
+		{"endpoint answered", menu, spec{st: completed, choice: connect, ep: true, bridged: true}, DestInAnswer},
+		{"no menu: endpoint answered", plain, spec{st: completed, ep: true, bridged: true}, DestInAnswer},
+		{"endpoint busy", menu, spec{st: failed, leg: second, reason: originationv1.FailureReason_FAILURE_REASON_BUSY, choice: connect, ep: true}, DestInBusy},
+		{"endpoint rang out", plain, spec{st: failed, leg: second, reason: originationv1.FailureReason_FAILURE_REASON_NO_ANSWER, ep: true}, DestInNoAnswer},
+		{"endpoint not registered", menu, spec{st: failed, leg: second, reason: originationv1.FailureReason_FAILURE_REASON_UNAVAILABLE, choice: connect, ep: true}, DestInChanUnavail},
+		{"endpoint: no route", menu, spec{st: failed, leg: second, reason: originationv1.FailureReason_FAILURE_REASON_NO_ROUTE, choice: connect, ep: true}, DestInCongestion},
+		{"endpoint: congestion", plain, spec{st: failed, leg: second, reason: originationv1.FailureReason_FAILURE_REASON_CONGESTION, ep: true}, DestInCongestion},
+		{"recipient gone while the endpoint rang", menu, spec{st: failed, leg: first, reason: originationv1.FailureReason_FAILURE_REASON_CANCELED, choice: connect, ep: true}, DestInCancel},
+		{"queue: an agent took it", menu, spec{st: completed, choice: connect, await: true, bridged: true}, DestQueueAnswer},
+		{"queue: no agent", menu, spec{st: failed, leg: second, reason: originationv1.FailureReason_FAILURE_REASON_NO_AGENT, choice: connect, await: true}, DestQueueTimeout},
+		{"queue: turned away, nobody logged in", menu, spec{st: failed, leg: second, reason: originationv1.FailureReason_FAILURE_REASON_QUEUE_EMPTY, choice: connect, await: true}, DestQueueEmpty},
+		{"queue: turned away, full", menu, spec{st: failed, leg: second, reason: originationv1.FailureReason_FAILURE_REASON_QUEUE_FULL, choice: connect, await: true}, DestQueueFull},
+		{"queue: gone waiting", menu, spec{st: completed, choice: connect, await: true}, DestQueueJoin},
+		{"predictive: connected", plain, spec{st: completed, await: true, bridged: true}, DestQueueAnswer},
+		{"predictive: abandoned", plain, spec{st: completed, await: true, abandon: true}, DestQueueTimeout},
+		{"predictive: gone before the agent", plain, spec{st: completed, await: true}, DestQueueJoin},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := destinationOf(call(tc.c), tc.s); got != tc.want {
+				t.Errorf("destinationOf = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestOutcomeNext(t *testing.T) {
 	t.Parallel()
 	s := SettingsOf(&dialerv1.Campaign{DialAttempts: 3, RetryIntervals: &dialerv1.RetryIntervals{BusyS: 30}})
@@ -175,6 +266,7 @@ func TestOutcomeHandleEventIdempotent(t *testing.T) {
 
 	done := f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_COMPLETED)
 	done.Billsec, done.HangupCause = 17, "NORMAL_CLEARING"
+	done.First.AnsweredAt, done.BridgedAt = timestamppb.New(f.now.Add(-30*time.Second)), timestamppb.New(f.now.Add(-20*time.Second))
 	f.deliver(t, completed, 0, done)
 	want("completed", StatusAnswered, true, "call-1")
 	again := proto.Clone(done).(*originationv1.Call)
@@ -184,8 +276,8 @@ func TestOutcomeHandleEventIdempotent(t *testing.T) {
 	want("completed again, bridged late", StatusAnswered, true, "call-1")
 
 	r := f.h.record(t, f.record)
-	if r.duration != 17 || r.owner != "" || r.tries != 1 {
-		t.Errorf("record %+v, want 17 s, no lease, 1 try", r)
+	if r.duration != 17 || r.owner != "" || r.tries != 1 || r.destination != DestInAnswer {
+		t.Errorf("record %+v, want 17 s, no lease, 1 try, %s", r, DestInAnswer)
 	}
 	var found bool
 	for _, a := range f.h.attempts(t, f.record) {
@@ -193,7 +285,8 @@ func TestOutcomeHandleEventIdempotent(t *testing.T) {
 			continue
 		}
 		found = true
-		if a.outcome != StatusAnswered || a.billsec != 17 || !a.ended || a.number != "+34911111111" || a.n != 1 || a.cause != "NORMAL_CLEARING" {
+		if a.outcome != StatusAnswered || a.billsec != 17 || !a.ended || a.number != "+34911111111" || a.n != 1 || a.cause != "NORMAL_CLEARING" ||
+			a.destination != DestInAnswer {
 			t.Errorf("attempt %+v", a)
 		}
 	}
@@ -230,7 +323,7 @@ func TestOutcomeRetryAndStaleTry(t *testing.T) {
 	if r.status != StatusBusy || r.final || !r.nextAt.Equal(f.now.Add(120*time.Second)) || r.owner != "" {
 		t.Fatalf("record %+v, want busy, not final, due in 120 s", r)
 	}
-	if as := f.h.attempts(t, f.record); len(as) != 1 || as[0].cause != "USER_BUSY" || as[0].outcome != StatusBusy {
+	if as := f.h.attempts(t, f.record); len(as) != 1 || as[0].cause != "USER_BUSY" || as[0].outcome != StatusBusy || as[0].destination != "" {
 		t.Fatalf("attempts %+v", as)
 	}
 
@@ -250,7 +343,7 @@ func TestOutcomeAnnouncementOnlyAnswer(t *testing.T) {
 	t.Parallel()
 	f := newOutcomeFixture(t, &dialerv1.Campaign{OnAnswer: &dialerv1.OnAnswer{Announcement: "a.wav"}})
 	c := f.call("call-1", 1, originationv1.CallStatus_CALL_STATUS_ANSWERED)
-	c.Second = nil
+	c.Second, c.First.AnsweredAt = nil, timestamppb.New(f.now.Add(-5*time.Second))
 	f.deliver(t, eventsv1.EventType_EVENT_TYPE_LEG_ANSWERED, originationv1.LegRole_LEG_ROLE_FIRST, c)
 	if r := f.h.record(t, f.record); r.status != StatusTalking || r.callID != "call-1" {
 		t.Fatalf("record %+v, want talking", r)
@@ -259,8 +352,8 @@ func TestOutcomeAnnouncementOnlyAnswer(t *testing.T) {
 	c = proto.Clone(c).(*originationv1.Call)
 	c.Status, c.FailedLeg, c.FailureReason = originationv1.CallStatus_CALL_STATUS_FAILED, originationv1.LegRole_LEG_ROLE_FIRST, originationv1.FailureReason_FAILURE_REASON_CANCELED
 	f.deliver(t, eventsv1.EventType_EVENT_TYPE_CALL_FAILED, originationv1.LegRole_LEG_ROLE_FIRST, c)
-	if r := f.h.record(t, f.record); r.status != StatusAnswered || !r.final {
-		t.Fatalf("record %+v, want answered", r)
+	if r := f.h.record(t, f.record); r.status != StatusAnswered || !r.final || r.destination != DestIVRStarted {
+		t.Fatalf("record %+v, want answered, %s", r, DestIVRStarted)
 	}
 }
 

@@ -36,6 +36,8 @@ func TestValidateAgentQueue(t *testing.T) {
 		{"hold music is the message", "must differ", func(a *dialerv1.OnAnswer) { a.AgentQueue.HoldMusic = a.AgentQueue.NoAgentMessage }},
 		{"wait too long", "wait_s", func(a *dialerv1.OnAnswer) { a.AgentQueue.WaitS = MaxQueueWaitS + 1 }},
 		{"wait negative", "wait_s", func(a *dialerv1.OnAnswer) { a.AgentQueue.WaitS = -1 }},
+		{"too many waiting", "max_waiting", func(a *dialerv1.OnAnswer) { a.AgentQueue.MaxWaiting = MaxQueueWaiting + 1 }},
+		{"waiting negative", "max_waiting", func(a *dialerv1.OnAnswer) { a.AgentQueue.MaxWaiting = -1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := queueOnAnswer()
@@ -84,8 +86,25 @@ func TestCallRequestAgentQueue(t *testing.T) {
 	if s := SettingsOf(&dialerv1.Campaign{OnAnswer: queueOnAnswer()}); s.Queue.Wait != DefaultQueueWait {
 		t.Fatalf("default wait %s", s.Queue.Wait)
 	}
-	req = callRequest(s, "+34911111111", "ep-scheduled", true)
-	if req.GetAwaitAgent() != nil || req.GetSecond().GetEndpointId() != "ep-scheduled" {
+	// The queue's limits travel with the call, for the router; the
+	// record's own columns cannot forge them.
+	req.Variables = callVariables(map[string]any{VarQueueMaxWaiting: "1", VarQueueTurnAway: "true", "Name": "n"}, "c", 1, 1, 1)
+	queueVariables(s, req)
+	if v := req.GetVariables(); v[VarQueueMaxWaiting] != "" || v[VarQueueTurnAway] != "" || v["Name"] != "n" {
+		t.Fatalf("variables without limits: %v", v)
+	}
+	a.AgentQueue.MaxWaiting, a.AgentQueue.TurnAwayWhenEmpty = 25, true
+	limited := SettingsOf(&dialerv1.Campaign{OnAnswer: a})
+	req = callRequest(limited, "+34911111111", "", false)
+	req.Variables = callVariables(nil, "c", 1, 1, 1)
+	queueVariables(limited, req)
+	if lim := limitsOf(req.GetVariables()); lim != (queueLimits{maxWaiting: 25, turnAwayWhenEmpty: true}) {
+		t.Fatalf("limits %+v from %v", lim, req.GetVariables())
+	}
+	req = callRequest(limited, "+34911111111", "ep-scheduled", true)
+	req.Variables = callVariables(nil, "c", 1, 1, 1)
+	queueVariables(limited, req)
+	if req.GetAwaitAgent() != nil || req.GetSecond().GetEndpointId() != "ep-scheduled" || req.GetVariables()[VarQueueMaxWaiting] != "" {
 		t.Fatalf("scheduled record's request: %v", req)
 	}
 	// Without a CONNECT option nobody is waited for.

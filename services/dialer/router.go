@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -415,18 +416,58 @@ func (r *Router) awaited(ctx context.Context, ev *eventsv1.CallEvent, campaign s
 		log.Debug("dialer: awaited call seen after its deadline")
 		return nil
 	}
-	res, err := r.store.await(ctx, w, now)
+	var lim queueLimits
+	if w.queue {
+		lim = limitsOf(c.GetVariables())
+	}
+	res, err := r.store.await(ctx, w, now, lim)
 	if err != nil {
 		return err
 	}
 	switch res.kind {
 	case "claimed":
 		r.connect(ctx, w, res.agent, res.room)
+	case "empty", "full":
+		r.turnAway(ctx, log, w, res.kind)
 	case "waiting":
 		log.Debug("dialer: call waits for a free agent", "deadline", w.deadline)
 		r.wakeLocal() // others of the campaign were waiting: one may be served now
 	}
 	return nil
+}
+
+// limitsOf reads a queue's limits from its call's variables
+// (queueVariables).
+func limitsOf(vars map[string]string) queueLimits {
+	n, _ := strconv.Atoi(vars[VarQueueMaxWaiting])
+	return queueLimits{maxWaiting: min(max(n, 0), MaxQueueWaiting), turnAwayWhenEmpty: vars[VarQueueTurnAway] == "true"}
+}
+
+// turnAway ends the wait of a recipient the queue does not take (why:
+// "empty" or "full"): origination plays the queue's message at once and
+// ends the call QUEUE_EMPTY or QUEUE_FULL. When origination cannot be
+// told, the recipient waits after all (its wait ends as any wait does).
+func (r *Router) turnAway(ctx context.Context, log *slog.Logger, w waitingCall, why string) {
+	reason := originationv1.FailureReason_FAILURE_REASON_QUEUE_EMPTY
+	if why == "full" {
+		reason = originationv1.FailureReason_FAILURE_REASON_QUEUE_FULL
+	}
+	rctx, cancel := context.WithTimeout(outgoingDialer(ctx, w.account), r.cfg.RPCTimeout)
+	_, err := r.calls.TurnAwayCall(rctx, &originationv1.TurnAwayCallRequest{Id: w.call, Reason: reason})
+	cancel()
+	if err == nil {
+		r.m.connects.WithLabelValues("queue_" + why).Inc()
+		log.Debug("dialer: queued call turned away", "why", why)
+		return
+	}
+	st := status.Convert(err)
+	if errorReason(st) == "CALL_NOT_WAITING" || st.Code() == codes.NotFound {
+		return // gone meanwhile
+	}
+	log.Warn("dialer: could not turn a queued call away; it waits", "why", why, "code", st.Code().String(), "err", st.Message())
+	if _, err := r.store.requeue(ctx, w, r.cfg.Now()); err != nil {
+		log.Error("dialer: queue a call that could not be turned away", "err", err)
+	}
 }
 
 // connect puts a call in its claimed agent's room. When the call no longer

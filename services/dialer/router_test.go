@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -396,6 +397,80 @@ func TestRouterQueueWaitsForAnAgent(t *testing.T) {
 	if n, _ := prometheusHistogram(t, reg, "ringback_dialer_agent_connect_seconds"); n != 1 {
 		t.Fatalf("answer-to-agent observations %v, want the busy call's only", n)
 	}
+	e.problems(t)
+}
+
+// A queue's limits: with nobody logged in a queue that turns callers away
+// when empty does so at once (one that does not lets them wait); once full
+// (max_waiting waiting, no agent free) it turns the next away; an agent
+// free takes a caller whatever the limits.
+func TestRouterQueueTurnsAway(t *testing.T) {
+	t.Parallel()
+	e := newAgEnv(t)
+	e.router(t, nil)
+	camp := e.campaign(t, agAccount)
+	queued := func(maxWaiting int, empty bool) string {
+		return e.fake.customerWith(camp, 20*time.Second, func(c *originationv1.Call) {
+			c.MenuChoice, c.Digits = originationv1.MenuAction_MENU_ACTION_CONNECT, "1"
+			if maxWaiting > 0 {
+				c.Variables[VarQueueMaxWaiting] = strconv.Itoa(maxWaiting)
+			}
+			if empty {
+				c.Variables[VarQueueTurnAway] = "true"
+			}
+		})
+	}
+	const (
+		none  = originationv1.FailureReason_FAILURE_REASON_UNSPECIFIED
+		empty = originationv1.FailureReason_FAILURE_REASON_QUEUE_EMPTY
+		full  = originationv1.FailureReason_FAILURE_REASON_QUEUE_FULL
+	)
+	wantTurnedAway := func(call string, want originationv1.FailureReason) {
+		t.Helper()
+		if want == none {
+			quietly(t, 500*time.Millisecond, call+" waits", func() bool { return e.fake.turnedAway(call) == none })
+			return
+		}
+		eventually(t, call+" turned away", func() bool { return e.fake.turnedAway(call) == want })
+		if c := e.fake.callOf(call); c.GetStatus() != originationv1.CallStatus_CALL_STATUS_FAILED || c.GetFailureReason() != want {
+			t.Fatalf("%s: %v %v", call, c.GetStatus(), c.GetFailureReason())
+		}
+	}
+	// Nobody logged in.
+	nobody := queued(0, true)
+	wantTurnedAway(nobody, empty)
+	patient := queued(0, false)
+	wantTurnedAway(patient, none)
+
+	// An agent logged in, busy with the patient one: not empty any more.
+	a := e.agent(t, "ana", 0, camp)
+	r, err := e.api.Login(e.ctx, &dialerv1.LoginRequest{Id: a.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fake.joinSession(r.GetAgent().GetSessionCallId()) // READY, and at once the patient caller's
+	e.waitConnected(t, patient)
+	second := queued(1, true)
+	wantTurnedAway(second, none)
+	third := queued(1, true) // one waits already: full
+	wantTurnedAway(third, full)
+	fourth := queued(2, true) // room for two
+	wantTurnedAway(fourth, none)
+	if n, _ := e.st.WaitingCalls(context.Background(), camp); n != 2 {
+		t.Fatalf("%d calls waiting, want 2 (the turned away are not)", n)
+	}
+	// A paused agent takes no calls: with the only one paused, the queue
+	// is empty again.
+	e.fake.end(patient, originationv1.CallStatus_CALL_STATUS_COMPLETED, true)
+	e.waitConnected(t, second)
+	e.fake.end(second, originationv1.CallStatus_CALL_STATUS_COMPLETED, true)
+	e.waitConnected(t, fourth)
+	if _, err := e.api.Pause(e.ctx, &dialerv1.PauseRequest{Id: a.GetId(), Reason: "lunch"}); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.end(fourth, originationv1.CallStatus_CALL_STATUS_COMPLETED, true)
+	e.waitAgent(t, a.GetId(), dialerv1.AgentState_AGENT_STATE_PAUSED)
+	wantTurnedAway(queued(0, true), empty)
 	e.problems(t)
 }
 

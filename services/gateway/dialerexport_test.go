@@ -124,8 +124,8 @@ func TestDialerExportRoutes(t *testing.T) {
 	t.Run("records, filtered, in a time zone", func(t *testing.T) {
 		r := e.do(t, req{method: http.MethodGet, path: recordsPath + "?status=busy&timeZone=America/Mexico_City", key: key})
 		wantCSV(t, r, "campaign-"+camp+"-records.csv")
-		want := "record_id,list,line,numbers,tries,status,final,last_call_id,last_attempt_at,last_duration_s,next_at,tags,Name\n" +
-			"7,crm,8,+14155550007,1,busy,false,call-7,2026-03-04T09:00:00-06:00,0,2026-03-04T09:05:00-06:00,,Customer number 7\n"
+		want := "record_id,list,line,numbers,tries,status,final,last_call_id,last_attempt_at,last_duration_s,next_at,tags,destination,Name\n" +
+			"7,crm,8,+14155550007,1,busy,false,call-7,2026-03-04T09:00:00-06:00,0,2026-03-04T09:05:00-06:00,,,Customer number 7\n"
 		if string(r.body) != want {
 			t.Fatalf("body:\n%s\nwant:\n%s", r.body, want)
 		}

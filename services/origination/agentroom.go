@@ -258,7 +258,7 @@ func (e *Engine) awaitTimedOut(c *Call) []action {
 		return []action{armAwaitAction} // early (a timer of an earlier wait)
 	}
 	if c.Menu != nil {
-		return e.noAgent(c)
+		return e.noAgent(c, ReasonNoAgent)
 	}
 	return e.abandon(c)
 }
@@ -266,12 +266,13 @@ func (e *Engine) awaitTimedOut(c *Call) []action {
 // noAgent ends a queue's wait with no agent: the party is sent to the
 // goodbye extension, whose transfer ends the hold music, which plays the
 // message and hangs up; the call ends FAILED with failed leg second and
-// reason NO_AGENT. The party asked for an agent after the greeting, so
-// this is no abandoned call.
-func (e *Engine) noAgent(c *Call) []action {
+// the reason (NO_AGENT when the wait ran out, QUEUE_EMPTY or QUEUE_FULL
+// when the party was turned away). The party asked for an agent after the
+// greeting, so this is no abandoned call.
+func (e *Engine) noAgent(c *Call, reason FailureReason) []action {
 	c.AwaitUntil = time.Time{}
 	c.HangupCause = "NORMAL_CLEARING"
-	c.setEnding(StatusFailed, RoleSecond, ReasonNoAgent)
+	c.setEnding(StatusFailed, RoleSecond, reason)
 	c.Media = MediaGoodbye
 	goodbye := mediaAction(MediaGoodbye, goodbyeVars(c), extGoodbye)
 	return []action{func(ctx context.Context, e *Engine, c *Call) error {
@@ -460,6 +461,49 @@ func (e *Engine) Connect(ctx context.Context, account, id, room string) (*Call, 
 	return nil, fmt.Errorf("connect call %s: %w", id, ErrConflict)
 }
 
+// TurnAway ends at once the wait of a call in a queue (a menu's CONNECT
+// with AwaitAgent), as the end of its wait would (noAgent), with reason
+// QUEUE_EMPTY or QUEUE_FULL: the dialer found no agent logged in to take
+// it, or its queue full. ErrNotWaiting when the call does not wait in a
+// queue (no menu, connected, past its wait, ended).
+func (e *Engine) TurnAway(ctx context.Context, account, id string, reason FailureReason) (*Call, error) {
+	if reason != ReasonQueueEmpty && reason != ReasonQueueFull {
+		return nil, fmt.Errorf("%w: a call is turned away for QUEUE_EMPTY or QUEUE_FULL, not %q", ErrInvalid, reason)
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		unlock := e.lock(id)
+		c, err := e.load(ctx, id)
+		if err == nil && c.AccountID != account {
+			err = fmt.Errorf("call %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		if !c.waiting() || c.Menu == nil || !e.now().Before(c.AwaitUntil) {
+			unlock()
+			state := waitState(c)
+			if c.Menu == nil && c.waiting() {
+				state = "waiting for an agent, not in a queue"
+			}
+			return c, fmt.Errorf("%w: call %s is %s", ErrNotWaiting, id, state)
+		}
+		err = e.commit(ctx, c, e.noAgent(c, reason))
+		unlock()
+		if errors.Is(err, ErrConflict) {
+			e.live.Delete(id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		e.stopAwaitTimer(id)
+		e.log.Info("queued call turned away", "call_id", c.ID, "leg_uuid", c.First.UUID, "reason", string(reason))
+		return c, nil
+	}
+	return nil, fmt.Errorf("turn call %s away: %w", id, ErrConflict)
+}
+
 // waitState says why a call is not waiting for an agent.
 func waitState(c *Call) string {
 	switch {
@@ -540,7 +584,7 @@ func (e *Engine) resumeWait(ctx context.Context, c *Call) ([]action, error) {
 	}
 	e.log.Info("origination restarted while the party waited for an agent, past its wait", "call_id", c.ID, "leg_uuid", c.First.UUID)
 	if c.Menu != nil {
-		return e.noAgent(c), nil
+		return e.noAgent(c, ReasonNoAgent), nil
 	}
 	return e.abandon(c), nil
 }

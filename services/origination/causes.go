@@ -19,6 +19,11 @@ const (
 	// ReasonNoAgent: the party pressed a menu's CONNECT option and no agent
 	// was connected within its wait (a queue; failed leg: second).
 	ReasonNoAgent FailureReason = "NO_AGENT"
+	// ReasonQueueEmpty and ReasonQueueFull: the party pressed a menu's
+	// CONNECT option and was turned away at once (Engine.TurnAway): no
+	// agent was logged in to take it, or the queue was full.
+	ReasonQueueEmpty FailureReason = "QUEUE_EMPTY"
+	ReasonQueueFull  FailureReason = "QUEUE_FULL"
 )
 
 // ReasonForCause maps a FreeSWITCH hangup cause of a leg that never

@@ -34,7 +34,8 @@ var (
 		ReasonNoRoute: originationv1.FailureReason_FAILURE_REASON_NO_ROUTE, ReasonRejected: originationv1.FailureReason_FAILURE_REASON_REJECTED,
 		ReasonCanceled: originationv1.FailureReason_FAILURE_REASON_CANCELED, ReasonNotAuthorized: originationv1.FailureReason_FAILURE_REASON_NOT_AUTHORIZED,
 		ReasonInternal: originationv1.FailureReason_FAILURE_REASON_INTERNAL, ReasonMachine: originationv1.FailureReason_FAILURE_REASON_MACHINE,
-		ReasonNoAgent: originationv1.FailureReason_FAILURE_REASON_NO_AGENT,
+		ReasonNoAgent:    originationv1.FailureReason_FAILURE_REASON_NO_AGENT,
+		ReasonQueueEmpty: originationv1.FailureReason_FAILURE_REASON_QUEUE_EMPTY, ReasonQueueFull: originationv1.FailureReason_FAILURE_REASON_QUEUE_FULL,
 	}
 	menuActionToProto = map[MenuAction]originationv1.MenuAction{
 		MenuConnect: originationv1.MenuAction_MENU_ACTION_CONNECT, MenuOptOut: originationv1.MenuAction_MENU_ACTION_OPT_OUT,

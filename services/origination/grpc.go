@@ -253,6 +253,32 @@ func (s *CallServer) ConnectCall(ctx context.Context, req *originationv1.Connect
 	return &originationv1.ConnectCallResponse{Call: ToProto(c, s.now())}, nil
 }
 
+// TurnAwayCall ends the wait of a call in a queue at once, with the
+// queue's message (Engine.TurnAway).
+func (s *CallServer) TurnAwayCall(ctx context.Context, req *originationv1.TurnAwayCallRequest) (*originationv1.TurnAwayCallResponse, error) {
+	account, err := AccountFromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if id := req.GetId(); id == "" || len(id) > 64 {
+		return nil, statusError(codes.InvalidArgument, "INVALID_ARGUMENT", "id is required")
+	}
+	var reason FailureReason
+	switch req.GetReason() {
+	case originationv1.FailureReason_FAILURE_REASON_QUEUE_EMPTY:
+		reason = ReasonQueueEmpty
+	case originationv1.FailureReason_FAILURE_REASON_QUEUE_FULL:
+		reason = ReasonQueueFull
+	default:
+		return nil, statusError(codes.InvalidArgument, "INVALID_ARGUMENT", "reason must be FAILURE_REASON_QUEUE_EMPTY or FAILURE_REASON_QUEUE_FULL")
+	}
+	c, err := s.Engine.TurnAway(ctx, account, req.GetId(), reason)
+	if err != nil {
+		return nil, s.fail("TurnAwayCall", err)
+	}
+	return &originationv1.TurnAwayCallResponse{Call: ToProto(c, s.now())}, nil
+}
+
 // ListLiveCalls lists the account's calls that have not ended.
 func (s *CallServer) ListLiveCalls(ctx context.Context, req *originationv1.ListLiveCallsRequest) (*originationv1.ListLiveCallsResponse, error) {
 	account, err := AccountFromContext(ctx)

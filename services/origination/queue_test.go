@@ -85,6 +85,28 @@ func TestQueue(t *testing.T) {
 				"ANNOUNCEMENT_FINISHED(first)", "MENU_CHOICE(first)", "AGENT_AWAITED(first)", "LEG_HANGUP(first)", "CALL_FAILED(second)"},
 		},
 		{
+			name: "turned away: nobody to take it", timeoutMS: 60000,
+			run: func(h *harness, c *Call) {
+				h.waitCmd("play " + c.First.UUID + " endless_playback::")
+				if _, err := h.e.TurnAway(context.Background(), "acct-1", c.ID, ReasonQueueEmpty); err != nil {
+					h.t.Fatal(err)
+				}
+				h.waitCmd("sched_hangup " + c.First.UUID + " 2m0s NORMAL_CLEARING")
+				h.waitCmd("transfer " + c.First.UUID + " goodbye")
+				// Turned away once: not again, and no agent now.
+				if _, err := h.e.TurnAway(context.Background(), "acct-1", c.ID, ReasonQueueFull); !errors.Is(err, ErrNotWaiting) {
+					h.t.Fatalf("turned away twice: %v", err)
+				}
+				if _, err := h.e.Connect(context.Background(), "acct-1", c.ID, "agent-1007"); !errors.Is(err, ErrNotWaiting) {
+					h.t.Fatalf("ConnectCall after turned away: %v", err)
+				}
+				h.event(c, RoleFirst, "CHANNEL_HANGUP_COMPLETE", "NORMAL_CLEARING", 0)
+			},
+			wantStatus: StatusFailed, wantFailed: RoleSecond, wantReason: ReasonQueueEmpty,
+			wantEvents: []string{"CALL_QUEUED", "CALL_DIALING(first)", "LEG_ANSWERED(first)", "ANNOUNCEMENT_STARTED(first)",
+				"ANNOUNCEMENT_FINISHED(first)", "MENU_CHOICE(first)", "AGENT_AWAITED(first)", "LEG_HANGUP(first)", "CALL_FAILED(second)"},
+		},
+		{
 			name: "the party hangs up while waiting", timeoutMS: 60000,
 			run: func(h *harness, c *Call) {
 				h.waitCmd("play " + c.First.UUID + " endless_playback::")
@@ -118,6 +140,48 @@ func TestQueue(t *testing.T) {
 				t.Fatalf("API: failed leg %v reason %v", p.GetFailedLeg(), p.GetFailureReason())
 			}
 		})
+	}
+}
+
+// TurnAway refuses what is not a call waiting in a queue, and reasons
+// other than a queue's.
+func TestQueueTurnAwayRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	m := blastMenu
+	c := h.create(CreateRequest{First: PartySpec{Number: "+15551230001"}, Announcement: "/sounds/offer.wav", Menu: &m,
+		AwaitAgent: &AwaitAgent{TimeoutMS: 60000, SafeHarbour: noAgentMessage}})
+	h.waitCmd("originate first")
+	if _, err := h.e.TurnAway(ctx, "acct-1", c.ID, ReasonQueueEmpty); !errors.Is(err, ErrNotWaiting) {
+		t.Fatalf("before the answer: %v", err)
+	}
+	h.event(c, RoleFirst, "CHANNEL_ANSWER", "", 0)
+	h.waitCmd("transfer " + c.First.UUID + " ivr_digits")
+	if _, err := h.e.TurnAway(ctx, "acct-1", c.ID, ReasonQueueEmpty); !errors.Is(err, ErrNotWaiting) {
+		t.Fatalf("in the menu: %v", err)
+	}
+	h.e.HandleEvent(menuExec(c, "1", "success", false))
+	h.waitCmd("play " + c.First.UUID + " endless_playback::")
+	for _, r := range []FailureReason{ReasonNoAgent, ReasonBusy, ""} {
+		if _, err := h.e.TurnAway(ctx, "acct-1", c.ID, r); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("reason %q: %v", r, err)
+		}
+	}
+	if _, err := h.e.TurnAway(ctx, "acct-2", c.ID, ReasonQueueFull); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another account: %v", err)
+	}
+	// A predictive answer (no menu) waits for an agent, not in a queue:
+	// its end is the safe harbour's, not a turning away.
+	p := h.create(CreateRequest{First: PartySpec{Number: "+15551230002"}, AwaitAgent: &AwaitAgent{TimeoutMS: 2000, SafeHarbour: "/sounds/sh.wav"}})
+	h.waitCmd("originate first")
+	h.event(p, RoleFirst, "CHANNEL_ANSWER", "", 0)
+	if _, err := h.e.TurnAway(ctx, "acct-1", p.ID, ReasonQueueEmpty); !errors.Is(err, ErrNotWaiting) {
+		t.Fatalf("a predictive answer: %v", err)
+	}
+	// The queued call still waits.
+	if got, err := h.e.Get(ctx, c.ID); err != nil || !got.waiting() {
+		t.Fatalf("the queued call: %+v %v", got, err)
 	}
 }
 

@@ -299,17 +299,7 @@ func TestEndToEndBlastAgentQueue(t *testing.T) {
 		t.Fatalf("the call no agent took: events %s", types)
 	}
 	// It waited its 4 s, well past a predictive answer's 2, from its choice.
-	e.mu.Lock()
-	var awaited, ended time.Time
-	for _, ev := range e.events[dig(waited, "id")] {
-		switch ev.GetType().String() {
-		case "EVENT_TYPE_AGENT_AWAITED":
-			awaited = ev.GetOccurredAt().AsTime()
-		case "EVENT_TYPE_CALL_FAILED":
-			ended = ev.GetOccurredAt().AsTime()
-		}
-	}
-	e.mu.Unlock()
+	awaited, ended := e.eventAt(dig(waited, "id"), "EVENT_TYPE_AGENT_AWAITED"), e.eventAt(dig(waited, "id"), "EVENT_TYPE_CALL_FAILED")
 	if d := ended.Sub(awaited); d < 4*time.Second || d > 10*time.Second {
 		t.Fatalf("waited %s for an agent, want 4 s and the message", d)
 	}
@@ -329,9 +319,74 @@ func TestEndToEndBlastAgentQueue(t *testing.T) {
 		t.Fatalf("abandonment %v, want none", ab)
 	}
 	recs := records()
-	if got := dig(recs[first], "status") + " " + fmt.Sprint(recs[first]["tags"]) + ", " + dig(recs[second], "status") + " " + fmt.Sprint(recs[second]["tags"]); got != "answered [1], failed [1]" {
+	rec := func(r map[string]any) string {
+		return dig(r, "status") + " " + fmt.Sprint(r["tags"]) + " " + dig(r, "destination")
+	}
+	if got := rec(recs[first]) + ", " + rec(recs[second]); got != "answered [1] QUEUE_ANSWER, failed [1] QUEUE_TIMEOUT" {
 		t.Fatalf("records: %s", got)
 	}
+	_, rep := e.do(t, "GET", "/v1/dialer/campaigns/"+id+"/report", e.key, "")
+	byDest, _ := rep["byDestination"].([]any)
+	var rows []string
+	for _, r := range byDest {
+		rows = append(rows, dig(r.(map[string]any), "type")+"="+dig(r.(map[string]any), "total"))
+	}
+	if got := strings.Join(rows, " "); got != "QUEUE_ANSWER=1 QUEUE_TIMEOUT=1" {
+		t.Fatalf("report by destination: %q (%v)", got, rep)
+	}
+}
+
+// A queue that turns callers away when nobody is logged in: the recipient
+// who presses 1 hears the message at once instead of waiting its 30 s, and
+// the record says why (QUEUE_EMPTY).
+func TestEndToEndBlastQueueTurnsAway(t *testing.T) {
+	e := start(t)
+	code, out := e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"Empty queue","defaultCountry":"US","dialAttempts":1,`+
+		`"onAnswer":{"announcement":"tone_stream://%(20000,0,440)","optionTimeoutMs":5000,"detectMachine":true,`+
+		`"options":[{"digit":"1","action":"BLAST_ACTION_CONNECT"}],`+
+		`"agentQueue":{"waitS":30,"maxWaiting":5,"turnAwayWhenEmpty":true,"noAgentMessage":"tone_stream://%(400,0,350)"}},`+allDay+`}`)
+	if code != 200 || dig(out, "campaign", "onAnswer", "agentQueue", "maxWaiting") != "5" {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	id := dig(out, "campaign", "id")
+	const number = "+15557120000"
+	if imp := e.importList(t, e.key, id, "Phone\n5557120000\n"); dig(imp, "list", "records") != "1" {
+		t.Fatalf("import: %v", imp)
+	}
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+id+":start", e.key, `{}`); code != 200 {
+		t.Fatalf("start: %d %v", code, out)
+	}
+	e.pressInMenu(t, id, number, "1")
+	e.waitCampaign(t, e.key, id, "CAMPAIGN_STATUS_FINISHED", 20*time.Second)
+	_, recs := e.do(t, "GET", "/v1/dialer/campaigns/"+id+"/records?destination=QUEUE_EMPTY", e.key, "")
+	list := asList(recs["records"])
+	if len(list) != 1 || dig(list[0].(map[string]any), "status") != "failed" {
+		t.Fatalf("records turned away: %v", recs)
+	}
+	call := e.waitFinal(t, dig(list[0].(map[string]any), "lastCallId"))
+	if dig(call, "status") != "CALL_STATUS_FAILED" || dig(call, "failedLeg") != "LEG_ROLE_SECOND" ||
+		dig(call, "failureReason") != "FAILURE_REASON_QUEUE_EMPTY" || dig(call, "menuChoice") != "MENU_ACTION_CONNECT" {
+		t.Fatalf("the call turned away: %v", call)
+	}
+	// Turned away at the press, not after the 30 s wait.
+	awaited, ended := e.eventAt(dig(call, "id"), "EVENT_TYPE_AGENT_AWAITED"), e.eventAt(dig(call, "id"), "EVENT_TYPE_CALL_FAILED")
+	if awaited.IsZero() || ended.Sub(awaited) > 15*time.Second {
+		t.Fatalf("waited %s (from %v) before being turned away, want the message at once", ended.Sub(awaited), awaited)
+	}
+}
+
+// eventAt is when the call's last event of that type occurred, as received
+// (zero: none yet).
+func (e *e2e) eventAt(callID, typ string) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var at time.Time
+	for _, ev := range e.events[callID] {
+		if ev.GetType().String() == typ {
+			at = ev.GetOccurredAt().AsTime()
+		}
+	}
+	return at
 }
 
 // waitBridged polls a call until it is bridged.

@@ -176,9 +176,10 @@ func TestEndToEndDialerBlast(t *testing.T) {
 	got := map[string]string{}
 	for _, r := range recs["records"].([]any) {
 		rec := r.(map[string]any)
-		got[fmt.Sprint(rec["numbers"])] = dig(rec, "status") + " " + fmt.Sprint(rec["tags"])
+		got[fmt.Sprint(rec["numbers"])] = dig(rec, "status") + " " + fmt.Sprint(rec["tags"]) + " " + dig(rec, "destination")
 	}
-	want := map[string]string{"[" + presses + "]": "answered [1]", "[" + optOut + "]": "answered [9]", "[" + machine + "]": "answmachine <nil>"}
+	want := map[string]string{"[" + presses + "]": "answered [1] IVR_FINISHED", "[" + optOut + "]": "answered [9] IVR_FINISHED",
+		"[" + machine + "]": "answmachine <nil> "}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("records %v, want %v", got, want)
 	}

@@ -931,10 +931,22 @@ type AgentQueue struct {
 	// Played over and over while the recipient waits. Empty:
 	// local_stream://moh (FreeSWITCH's music on hold).
 	HoldMusic string `protobuf:"bytes,2,opt,name=hold_music,json=holdMusic,proto3" json:"hold_music,omitempty"`
-	// Played when no agent came in time, before the call ends. Required.
+	// Played when no agent came in time, before the call ends (also to a
+	// recipient turned away). Required.
 	NoAgentMessage string `protobuf:"bytes,3,opt,name=no_agent_message,json=noAgentMessage,proto3" json:"no_agent_message,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The most recipients waiting at once: one who presses CONNECT while as
+	// many wait (and no agent is free) hears no_agent_message at once, the
+	// call FAILED with failure_reason QUEUE_FULL (destination QUEUE_FULL).
+	// 0: no limit; at most 10000.
+	MaxWaiting int32 `protobuf:"varint,4,opt,name=max_waiting,json=maxWaiting,proto3" json:"max_waiting,omitempty"`
+	// Turn away, at once and with no_agent_message, a recipient who presses
+	// CONNECT while none of the campaign's agents is logged in and unpaused
+	// (ready, on a call or wrapping up): nobody would take the call within
+	// wait_s (failure_reason QUEUE_EMPTY, destination QUEUE_EMPTY). False:
+	// the recipient waits all the same, for an agent who may log in.
+	TurnAwayWhenEmpty bool `protobuf:"varint,5,opt,name=turn_away_when_empty,json=turnAwayWhenEmpty,proto3" json:"turn_away_when_empty,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *AgentQueue) Reset() {
@@ -986,6 +998,20 @@ func (x *AgentQueue) GetNoAgentMessage() string {
 		return x.NoAgentMessage
 	}
 	return ""
+}
+
+func (x *AgentQueue) GetMaxWaiting() int32 {
+	if x != nil {
+		return x.MaxWaiting
+	}
+	return 0
+}
+
+func (x *AgentQueue) GetTurnAwayWhenEmpty() bool {
+	if x != nil {
+		return x.TurnAwayWhenEmpty
+	}
+	return false
 }
 
 // One option of a BLAST announcement.
@@ -2811,7 +2837,13 @@ type GetReportResponse struct {
 	// Records in the report.
 	Total int64 `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
 	// Abandonment in the regulators' windows (every run of the campaign).
-	Abandonment   *Abandonment `protobuf:"bytes,6,opt,name=abandonment,proto3" json:"abandonment,omitempty"`
+	Abandonment *Abandonment `protobuf:"bytes,6,opt,name=abandonment,proto3" json:"abandonment,omitempty"`
+	// Records by where their last attempt's answer ended up (the spec's
+	// report statuses for an IVR, a queue or an extension: IVR_STARTED,
+	// IVR_FINISHED, QUEUE_JOIN, QUEUE_ANSWER, QUEUE_TIMEOUT, IN_ANSWER,
+	// IN_BUSY, IN_NOANSWER, IN_CANCEL, IN_CONGESTION, IN_CHANUNAVAIL). Records
+	// whose last attempt nobody answered are in none.
+	ByDestination []*ReportRow `protobuf:"bytes,7,rep,name=by_destination,json=byDestination,proto3" json:"by_destination,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2884,6 +2916,13 @@ func (x *GetReportResponse) GetTotal() int64 {
 func (x *GetReportResponse) GetAbandonment() *Abandonment {
 	if x != nil {
 		return x.Abandonment
+	}
+	return nil
+}
+
+func (x *GetReportResponse) GetByDestination() []*ReportRow {
+	if x != nil {
+		return x.ByDestination
 	}
 	return nil
 }
@@ -2962,7 +3001,10 @@ type ListRecordsRequest struct {
 	// Most records. 0: 100; at most 1000.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only records whose last attempt ended up there (a name of
+	// GetReportResponse.by_destination). Empty: all.
+	Destination   string `protobuf:"bytes,5,opt,name=destination,proto3" json:"destination,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3021,6 +3063,13 @@ func (x *ListRecordsRequest) GetPageSize() int32 {
 func (x *ListRecordsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListRecordsRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
 	}
 	return ""
 }
@@ -3109,7 +3158,10 @@ type Record struct {
 	// their calling hours or their schedule).
 	NextAttemptAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=next_attempt_at,json=nextAttemptAt,proto3" json:"next_attempt_at,omitempty"`
 	// Tags (e.g. the digits pressed).
-	Tags          []string `protobuf:"bytes,13,rep,name=tags,proto3" json:"tags,omitempty"`
+	Tags []string `protobuf:"bytes,13,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Where the last attempt's answer ended up (GetReportResponse.by_destination's
+	// names); empty when nobody answered it, or before any attempt.
+	Destination   string `protobuf:"bytes,14,opt,name=destination,proto3" json:"destination,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3233,6 +3285,13 @@ func (x *Record) GetTags() []string {
 		return x.Tags
 	}
 	return nil
+}
+
+func (x *Record) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
 }
 
 // Asks to add numbers to a do-not-call list.
@@ -3759,7 +3818,10 @@ type ExportRecordsRequest struct {
 	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	// Time zone of the times in the file (IANA name, e.g.
 	// "America/Mexico_City"). Empty: UTC.
-	TimeZone      string `protobuf:"bytes,3,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	TimeZone string `protobuf:"bytes,3,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Only records whose last attempt ended up there (a name of
+	// GetReportResponse.by_destination). Empty: all.
+	Destination   string `protobuf:"bytes,4,opt,name=destination,proto3" json:"destination,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3811,6 +3873,13 @@ func (x *ExportRecordsRequest) GetStatus() string {
 func (x *ExportRecordsRequest) GetTimeZone() string {
 	if x != nil {
 		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *ExportRecordsRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
 	}
 	return ""
 }
@@ -4015,13 +4084,16 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\x0edetect_machine\x18\x06 \x01(\bR\rdetectMachine\x12'\n" +
 	"\x0fmachine_message\x18\a \x01(\tR\x0emachineMessage\x12?\n" +
 	"\vagent_queue\x18\b \x01(\v2\x1e.ringback.dialer.v1.AgentQueueR\n" +
-	"agentQueue\"l\n" +
+	"agentQueue\"\xbe\x01\n" +
 	"\n" +
 	"AgentQueue\x12\x15\n" +
 	"\x06wait_s\x18\x01 \x01(\x05R\x05waitS\x12\x1d\n" +
 	"\n" +
 	"hold_music\x18\x02 \x01(\tR\tholdMusic\x12(\n" +
-	"\x10no_agent_message\x18\x03 \x01(\tR\x0enoAgentMessage\"\\\n" +
+	"\x10no_agent_message\x18\x03 \x01(\tR\x0enoAgentMessage\x12\x1f\n" +
+	"\vmax_waiting\x18\x04 \x01(\x05R\n" +
+	"maxWaiting\x12/\n" +
+	"\x14turn_away_when_empty\x18\x05 \x01(\bR\x11turnAwayWhenEmpty\"\\\n" +
 	"\vBlastOption\x12\x14\n" +
 	"\x05digit\x18\x01 \x01(\tR\x05digit\x127\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x1f.ringback.dialer.v1.BlastActionR\x06action\"K\n" +
@@ -4133,7 +4205,7 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\x12UpdateListResponse\x125\n" +
 	"\x04list\x18\x01 \x01(\v2!.ringback.dialer.v1.RecipientListR\x04list\"\"\n" +
 	"\x10GetReportRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xd8\x02\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x9e\x03\n" +
 	"\x11GetReportResponse\x128\n" +
 	"\bcampaign\x18\x01 \x01(\v2\x1c.ringback.dialer.v1.CampaignR\bcampaign\x12:\n" +
 	"\tby_status\x18\x02 \x03(\v2\x1d.ringback.dialer.v1.ReportRowR\bbyStatus\x12>\n" +
@@ -4141,23 +4213,25 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"byAttempts\x124\n" +
 	"\x06by_tag\x18\x04 \x03(\v2\x1d.ringback.dialer.v1.ReportRowR\x05byTag\x12\x14\n" +
 	"\x05total\x18\x05 \x01(\x03R\x05total\x12A\n" +
-	"\vabandonment\x18\x06 \x01(\v2\x1f.ringback.dialer.v1.AbandonmentR\vabandonment\"U\n" +
+	"\vabandonment\x18\x06 \x01(\v2\x1f.ringback.dialer.v1.AbandonmentR\vabandonment\x12D\n" +
+	"\x0eby_destination\x18\a \x03(\v2\x1d.ringback.dialer.v1.ReportRowR\rbyDestination\"U\n" +
 	"\tReportRow\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x03R\x05total\x12\x1e\n" +
 	"\n" +
 	"percentage\x18\x03 \x01(\x01R\n" +
-	"percentage\"\x89\x01\n" +
+	"percentage\"\xab\x01\n" +
 	"\x12ListRecordsRequest\x12\x1f\n" +
 	"\vcampaign_id\x18\x01 \x01(\tR\n" +
 	"campaignId\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"s\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12 \n" +
+	"\vdestination\x18\x05 \x01(\tR\vdestination\"s\n" +
 	"\x13ListRecordsResponse\x124\n" +
 	"\arecords\x18\x01 \x03(\v2\x1a.ringback.dialer.v1.RecordR\arecords\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa2\x04\n" +
 	"\x06Record\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\alist_id\x18\x02 \x01(\tR\x06listId\x12\x12\n" +
@@ -4173,7 +4247,8 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\rlastAttemptAt\x12&\n" +
 	"\x0flast_duration_s\x18\v \x01(\x05R\rlastDurationS\x12B\n" +
 	"\x0fnext_attempt_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x12\x12\n" +
-	"\x04tags\x18\r \x03(\tR\x04tags\x1a9\n" +
+	"\x04tags\x18\r \x03(\tR\x04tags\x12 \n" +
+	"\vdestination\x18\x0e \x01(\tR\vdestination\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
@@ -4211,12 +4286,13 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x129\n" +
 	"\n" +
-	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"l\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x8e\x01\n" +
 	"\x14ExportRecordsRequest\x12\x1f\n" +
 	"\vcampaign_id\x18\x01 \x01(\tR\n" +
 	"campaignId\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1b\n" +
-	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\"-\n" +
+	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\x12 \n" +
+	"\vdestination\x18\x04 \x01(\tR\vdestination\"-\n" +
 	"\x15ExportRecordsResponse\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"6\n" +
 	"\x13ExportReportRequest\x12\x1f\n" +
@@ -4398,57 +4474,58 @@ var file_ringback_dialer_v1_dialer_proto_depIdxs = []int32{
 	43, // 38: ringback.dialer.v1.GetReportResponse.by_attempts:type_name -> ringback.dialer.v1.ReportRow
 	43, // 39: ringback.dialer.v1.GetReportResponse.by_tag:type_name -> ringback.dialer.v1.ReportRow
 	14, // 40: ringback.dialer.v1.GetReportResponse.abandonment:type_name -> ringback.dialer.v1.Abandonment
-	46, // 41: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
-	60, // 42: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
-	61, // 43: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
-	61, // 44: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
-	55, // 45: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
-	61, // 46: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
-	16, // 47: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
-	18, // 48: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
-	20, // 49: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
-	22, // 50: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
-	24, // 51: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
-	26, // 52: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
-	28, // 53: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
-	30, // 54: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
-	32, // 55: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
-	34, // 56: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
-	37, // 57: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
-	39, // 58: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
-	41, // 59: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
-	44, // 60: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
-	47, // 61: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
-	49, // 62: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
-	51, // 63: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
-	53, // 64: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
-	56, // 65: ringback.dialer.v1.DialerService.ExportRecords:input_type -> ringback.dialer.v1.ExportRecordsRequest
-	58, // 66: ringback.dialer.v1.DialerService.ExportReport:input_type -> ringback.dialer.v1.ExportReportRequest
-	17, // 67: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
-	19, // 68: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
-	21, // 69: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
-	23, // 70: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
-	25, // 71: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
-	27, // 72: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
-	29, // 73: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
-	31, // 74: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
-	33, // 75: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
-	35, // 76: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
-	38, // 77: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
-	40, // 78: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
-	42, // 79: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
-	45, // 80: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
-	48, // 81: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
-	50, // 82: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
-	52, // 83: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
-	54, // 84: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
-	57, // 85: ringback.dialer.v1.DialerService.ExportRecords:output_type -> ringback.dialer.v1.ExportRecordsResponse
-	59, // 86: ringback.dialer.v1.DialerService.ExportReport:output_type -> ringback.dialer.v1.ExportReportResponse
-	67, // [67:87] is the sub-list for method output_type
-	47, // [47:67] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	43, // 41: ringback.dialer.v1.GetReportResponse.by_destination:type_name -> ringback.dialer.v1.ReportRow
+	46, // 42: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
+	60, // 43: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
+	61, // 44: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
+	61, // 45: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
+	55, // 46: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
+	61, // 47: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
+	16, // 48: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
+	18, // 49: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
+	20, // 50: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
+	22, // 51: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
+	24, // 52: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
+	26, // 53: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
+	28, // 54: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
+	30, // 55: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
+	32, // 56: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
+	34, // 57: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
+	37, // 58: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
+	39, // 59: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
+	41, // 60: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
+	44, // 61: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
+	47, // 62: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
+	49, // 63: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
+	51, // 64: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
+	53, // 65: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
+	56, // 66: ringback.dialer.v1.DialerService.ExportRecords:input_type -> ringback.dialer.v1.ExportRecordsRequest
+	58, // 67: ringback.dialer.v1.DialerService.ExportReport:input_type -> ringback.dialer.v1.ExportReportRequest
+	17, // 68: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
+	19, // 69: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
+	21, // 70: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
+	23, // 71: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
+	25, // 72: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
+	27, // 73: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
+	29, // 74: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
+	31, // 75: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
+	33, // 76: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
+	35, // 77: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
+	38, // 78: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
+	40, // 79: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
+	42, // 80: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
+	45, // 81: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
+	48, // 82: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
+	50, // 83: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
+	52, // 84: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
+	54, // 85: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
+	57, // 86: ringback.dialer.v1.DialerService.ExportRecords:output_type -> ringback.dialer.v1.ExportRecordsResponse
+	59, // 87: ringback.dialer.v1.DialerService.ExportReport:output_type -> ringback.dialer.v1.ExportReportResponse
+	68, // [68:88] is the sub-list for method output_type
+	48, // [48:68] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_ringback_dialer_v1_dialer_proto_init() }

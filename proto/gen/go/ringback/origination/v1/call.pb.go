@@ -439,6 +439,14 @@ const (
 	// The party pressed a menu's CONNECT option and no agent was connected
 	// within await_agent.timeout_ms (failed_leg SECOND).
 	FailureReason_FAILURE_REASON_NO_AGENT FailureReason = 11
+	// The party pressed a menu's CONNECT option while the queue had no agent
+	// logged in to take it, and was turned away at once (TurnAwayCall;
+	// failed_leg SECOND).
+	FailureReason_FAILURE_REASON_QUEUE_EMPTY FailureReason = 12
+	// The party pressed a menu's CONNECT option while the queue held as many
+	// waiting parties as it takes, and was turned away at once (TurnAwayCall;
+	// failed_leg SECOND).
+	FailureReason_FAILURE_REASON_QUEUE_FULL FailureReason = 13
 )
 
 // Enum value maps for FailureReason.
@@ -456,6 +464,8 @@ var (
 		9:  "FAILURE_REASON_INTERNAL",
 		10: "FAILURE_REASON_MACHINE",
 		11: "FAILURE_REASON_NO_AGENT",
+		12: "FAILURE_REASON_QUEUE_EMPTY",
+		13: "FAILURE_REASON_QUEUE_FULL",
 	}
 	FailureReason_value = map[string]int32{
 		"FAILURE_REASON_UNSPECIFIED":    0,
@@ -470,6 +480,8 @@ var (
 		"FAILURE_REASON_INTERNAL":       9,
 		"FAILURE_REASON_MACHINE":        10,
 		"FAILURE_REASON_NO_AGENT":       11,
+		"FAILURE_REASON_QUEUE_EMPTY":    12,
+		"FAILURE_REASON_QUEUE_FULL":     13,
 	}
 )
 
@@ -1908,7 +1920,7 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\x12LEG_STATUS_RINGING\x10\x03\x12\x17\n" +
 	"\x13LEG_STATUS_ANSWERED\x10\x04\x12\x15\n" +
 	"\x11LEG_STATUS_HUNGUP\x10\x05\x12\x15\n" +
-	"\x11LEG_STATUS_FAILED\x10\x06*\xf5\x02\n" +
+	"\x11LEG_STATUS_FAILED\x10\x06*\xb4\x03\n" +
 	"\rFailureReason\x12\x1e\n" +
 	"\x1aFAILURE_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13FAILURE_REASON_BUSY\x10\x01\x12\x1c\n" +
@@ -1922,7 +1934,9 @@ const file_ringback_origination_v1_call_proto_rawDesc = "" +
 	"\x17FAILURE_REASON_INTERNAL\x10\t\x12\x1a\n" +
 	"\x16FAILURE_REASON_MACHINE\x10\n" +
 	"\x12\x1b\n" +
-	"\x17FAILURE_REASON_NO_AGENT\x10\vBQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
+	"\x17FAILURE_REASON_NO_AGENT\x10\v\x12\x1e\n" +
+	"\x1aFAILURE_REASON_QUEUE_EMPTY\x10\f\x12\x1d\n" +
+	"\x19FAILURE_REASON_QUEUE_FULL\x10\rBQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
 
 var (
 	file_ringback_origination_v1_call_proto_rawDescOnce sync.Once

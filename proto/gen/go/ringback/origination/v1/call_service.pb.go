@@ -684,6 +684,107 @@ func (x *ConnectCallRequest) GetConference() string {
 	return ""
 }
 
+// Asks to turn a call waiting in a queue away.
+type TurnAwayCallRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the call.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why: FAILURE_REASON_QUEUE_EMPTY or FAILURE_REASON_QUEUE_FULL.
+	Reason        FailureReason `protobuf:"varint,2,opt,name=reason,proto3,enum=ringback.origination.v1.FailureReason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TurnAwayCallRequest) Reset() {
+	*x = TurnAwayCallRequest{}
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TurnAwayCallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TurnAwayCallRequest) ProtoMessage() {}
+
+func (x *TurnAwayCallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TurnAwayCallRequest.ProtoReflect.Descriptor instead.
+func (*TurnAwayCallRequest) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TurnAwayCallRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TurnAwayCallRequest) GetReason() FailureReason {
+	if x != nil {
+		return x.Reason
+	}
+	return FailureReason_FAILURE_REASON_UNSPECIFIED
+}
+
+// The call turned away.
+type TurnAwayCallResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call, ending FAILED with the reason (its party hears the message).
+	Call          *Call `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TurnAwayCallResponse) Reset() {
+	*x = TurnAwayCallResponse{}
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TurnAwayCallResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TurnAwayCallResponse) ProtoMessage() {}
+
+func (x *TurnAwayCallResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TurnAwayCallResponse.ProtoReflect.Descriptor instead.
+func (*TurnAwayCallResponse) Descriptor() ([]byte, []int) {
+	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TurnAwayCallResponse) GetCall() *Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
 // The call connected.
 type ConnectCallResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -696,7 +797,7 @@ type ConnectCallResponse struct {
 
 func (x *ConnectCallResponse) Reset() {
 	*x = ConnectCallResponse{}
-	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[9]
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +809,7 @@ func (x *ConnectCallResponse) String() string {
 func (*ConnectCallResponse) ProtoMessage() {}
 
 func (x *ConnectCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[9]
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +822,7 @@ func (x *ConnectCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectCallResponse.ProtoReflect.Descriptor instead.
 func (*ConnectCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{9}
+	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConnectCallResponse) GetCall() *Call {
@@ -742,7 +843,7 @@ type HangupCallResponse struct {
 
 func (x *HangupCallResponse) Reset() {
 	*x = HangupCallResponse{}
-	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[10]
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +855,7 @@ func (x *HangupCallResponse) String() string {
 func (*HangupCallResponse) ProtoMessage() {}
 
 func (x *HangupCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[10]
+	mi := &file_ringback_origination_v1_call_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +868,7 @@ func (x *HangupCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HangupCallResponse.ProtoReflect.Descriptor instead.
 func (*HangupCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{10}
+	return file_ringback_origination_v1_call_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HangupCallResponse) GetCall() *Call {
@@ -831,11 +932,16 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\n" +
 	"conference\x18\x02 \x01(\tR\n" +
-	"conference\"H\n" +
+	"conference\"e\n" +
+	"\x13TurnAwayCallRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12>\n" +
+	"\x06reason\x18\x02 \x01(\x0e2&.ringback.origination.v1.FailureReasonR\x06reason\"I\n" +
+	"\x14TurnAwayCallResponse\x121\n" +
+	"\x04call\x18\x01 \x01(\v2\x1d.ringback.origination.v1.CallR\x04call\"H\n" +
 	"\x13ConnectCallResponse\x121\n" +
 	"\x04call\x18\x01 \x01(\v2\x1d.ringback.origination.v1.CallR\x04call\"G\n" +
 	"\x12HangupCallResponse\x121\n" +
-	"\x04call\x18\x01 \x01(\v2\x1d.ringback.origination.v1.CallR\x04call2\x93\x04\n" +
+	"\x04call\x18\x01 \x01(\v2\x1d.ringback.origination.v1.CallR\x04call2\x80\x05\n" +
 	"\vCallService\x12e\n" +
 	"\n" +
 	"CreateCall\x12*.ringback.origination.v1.CreateCallRequest\x1a+.ringback.origination.v1.CreateCallResponse\x12\\\n" +
@@ -843,7 +949,8 @@ const file_ringback_origination_v1_call_service_proto_rawDesc = "" +
 	"\rListLiveCalls\x12-.ringback.origination.v1.ListLiveCallsRequest\x1a..ringback.origination.v1.ListLiveCallsResponse\x12e\n" +
 	"\n" +
 	"HangupCall\x12*.ringback.origination.v1.HangupCallRequest\x1a+.ringback.origination.v1.HangupCallResponse\x12h\n" +
-	"\vConnectCall\x12+.ringback.origination.v1.ConnectCallRequest\x1a,.ringback.origination.v1.ConnectCallResponseBQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
+	"\vConnectCall\x12+.ringback.origination.v1.ConnectCallRequest\x1a,.ringback.origination.v1.ConnectCallResponse\x12k\n" +
+	"\fTurnAwayCall\x12,.ringback.origination.v1.TurnAwayCallRequest\x1a-.ringback.origination.v1.TurnAwayCallResponseBQZOgithub.com/ringback/ringback/proto/gen/go/ringback/origination/v1;originationv1b\x06proto3"
 
 var (
 	file_ringback_origination_v1_call_service_proto_rawDescOnce sync.Once
@@ -857,7 +964,7 @@ func file_ringback_origination_v1_call_service_proto_rawDescGZIP() []byte {
 	return file_ringback_origination_v1_call_service_proto_rawDescData
 }
 
-var file_ringback_origination_v1_call_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_ringback_origination_v1_call_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_ringback_origination_v1_call_service_proto_goTypes = []any{
 	(*PartySpec)(nil),             // 0: ringback.origination.v1.PartySpec
 	(*CreateCallRequest)(nil),     // 1: ringback.origination.v1.CreateCallRequest
@@ -868,43 +975,50 @@ var file_ringback_origination_v1_call_service_proto_goTypes = []any{
 	(*ListLiveCallsResponse)(nil), // 6: ringback.origination.v1.ListLiveCallsResponse
 	(*HangupCallRequest)(nil),     // 7: ringback.origination.v1.HangupCallRequest
 	(*ConnectCallRequest)(nil),    // 8: ringback.origination.v1.ConnectCallRequest
-	(*ConnectCallResponse)(nil),   // 9: ringback.origination.v1.ConnectCallResponse
-	(*HangupCallResponse)(nil),    // 10: ringback.origination.v1.HangupCallResponse
-	nil,                           // 11: ringback.origination.v1.CreateCallRequest.VariablesEntry
-	(CallMode)(0),                 // 12: ringback.origination.v1.CallMode
-	(*MachineDetection)(nil),      // 13: ringback.origination.v1.MachineDetection
-	(*Menu)(nil),                  // 14: ringback.origination.v1.Menu
-	(*AwaitAgent)(nil),            // 15: ringback.origination.v1.AwaitAgent
-	(*Call)(nil),                  // 16: ringback.origination.v1.Call
+	(*TurnAwayCallRequest)(nil),   // 9: ringback.origination.v1.TurnAwayCallRequest
+	(*TurnAwayCallResponse)(nil),  // 10: ringback.origination.v1.TurnAwayCallResponse
+	(*ConnectCallResponse)(nil),   // 11: ringback.origination.v1.ConnectCallResponse
+	(*HangupCallResponse)(nil),    // 12: ringback.origination.v1.HangupCallResponse
+	nil,                           // 13: ringback.origination.v1.CreateCallRequest.VariablesEntry
+	(CallMode)(0),                 // 14: ringback.origination.v1.CallMode
+	(*MachineDetection)(nil),      // 15: ringback.origination.v1.MachineDetection
+	(*Menu)(nil),                  // 16: ringback.origination.v1.Menu
+	(*AwaitAgent)(nil),            // 17: ringback.origination.v1.AwaitAgent
+	(*Call)(nil),                  // 18: ringback.origination.v1.Call
+	(FailureReason)(0),            // 19: ringback.origination.v1.FailureReason
 }
 var file_ringback_origination_v1_call_service_proto_depIdxs = []int32{
 	0,  // 0: ringback.origination.v1.CreateCallRequest.first:type_name -> ringback.origination.v1.PartySpec
 	0,  // 1: ringback.origination.v1.CreateCallRequest.second:type_name -> ringback.origination.v1.PartySpec
-	12, // 2: ringback.origination.v1.CreateCallRequest.mode:type_name -> ringback.origination.v1.CallMode
-	11, // 3: ringback.origination.v1.CreateCallRequest.variables:type_name -> ringback.origination.v1.CreateCallRequest.VariablesEntry
-	13, // 4: ringback.origination.v1.CreateCallRequest.machine_detection:type_name -> ringback.origination.v1.MachineDetection
-	14, // 5: ringback.origination.v1.CreateCallRequest.menu:type_name -> ringback.origination.v1.Menu
-	15, // 6: ringback.origination.v1.CreateCallRequest.await_agent:type_name -> ringback.origination.v1.AwaitAgent
-	16, // 7: ringback.origination.v1.CreateCallResponse.call:type_name -> ringback.origination.v1.Call
-	16, // 8: ringback.origination.v1.GetCallResponse.call:type_name -> ringback.origination.v1.Call
-	16, // 9: ringback.origination.v1.ListLiveCallsResponse.calls:type_name -> ringback.origination.v1.Call
-	16, // 10: ringback.origination.v1.ConnectCallResponse.call:type_name -> ringback.origination.v1.Call
-	16, // 11: ringback.origination.v1.HangupCallResponse.call:type_name -> ringback.origination.v1.Call
-	1,  // 12: ringback.origination.v1.CallService.CreateCall:input_type -> ringback.origination.v1.CreateCallRequest
-	3,  // 13: ringback.origination.v1.CallService.GetCall:input_type -> ringback.origination.v1.GetCallRequest
-	5,  // 14: ringback.origination.v1.CallService.ListLiveCalls:input_type -> ringback.origination.v1.ListLiveCallsRequest
-	7,  // 15: ringback.origination.v1.CallService.HangupCall:input_type -> ringback.origination.v1.HangupCallRequest
-	8,  // 16: ringback.origination.v1.CallService.ConnectCall:input_type -> ringback.origination.v1.ConnectCallRequest
-	2,  // 17: ringback.origination.v1.CallService.CreateCall:output_type -> ringback.origination.v1.CreateCallResponse
-	4,  // 18: ringback.origination.v1.CallService.GetCall:output_type -> ringback.origination.v1.GetCallResponse
-	6,  // 19: ringback.origination.v1.CallService.ListLiveCalls:output_type -> ringback.origination.v1.ListLiveCallsResponse
-	10, // 20: ringback.origination.v1.CallService.HangupCall:output_type -> ringback.origination.v1.HangupCallResponse
-	9,  // 21: ringback.origination.v1.CallService.ConnectCall:output_type -> ringback.origination.v1.ConnectCallResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	14, // 2: ringback.origination.v1.CreateCallRequest.mode:type_name -> ringback.origination.v1.CallMode
+	13, // 3: ringback.origination.v1.CreateCallRequest.variables:type_name -> ringback.origination.v1.CreateCallRequest.VariablesEntry
+	15, // 4: ringback.origination.v1.CreateCallRequest.machine_detection:type_name -> ringback.origination.v1.MachineDetection
+	16, // 5: ringback.origination.v1.CreateCallRequest.menu:type_name -> ringback.origination.v1.Menu
+	17, // 6: ringback.origination.v1.CreateCallRequest.await_agent:type_name -> ringback.origination.v1.AwaitAgent
+	18, // 7: ringback.origination.v1.CreateCallResponse.call:type_name -> ringback.origination.v1.Call
+	18, // 8: ringback.origination.v1.GetCallResponse.call:type_name -> ringback.origination.v1.Call
+	18, // 9: ringback.origination.v1.ListLiveCallsResponse.calls:type_name -> ringback.origination.v1.Call
+	19, // 10: ringback.origination.v1.TurnAwayCallRequest.reason:type_name -> ringback.origination.v1.FailureReason
+	18, // 11: ringback.origination.v1.TurnAwayCallResponse.call:type_name -> ringback.origination.v1.Call
+	18, // 12: ringback.origination.v1.ConnectCallResponse.call:type_name -> ringback.origination.v1.Call
+	18, // 13: ringback.origination.v1.HangupCallResponse.call:type_name -> ringback.origination.v1.Call
+	1,  // 14: ringback.origination.v1.CallService.CreateCall:input_type -> ringback.origination.v1.CreateCallRequest
+	3,  // 15: ringback.origination.v1.CallService.GetCall:input_type -> ringback.origination.v1.GetCallRequest
+	5,  // 16: ringback.origination.v1.CallService.ListLiveCalls:input_type -> ringback.origination.v1.ListLiveCallsRequest
+	7,  // 17: ringback.origination.v1.CallService.HangupCall:input_type -> ringback.origination.v1.HangupCallRequest
+	8,  // 18: ringback.origination.v1.CallService.ConnectCall:input_type -> ringback.origination.v1.ConnectCallRequest
+	9,  // 19: ringback.origination.v1.CallService.TurnAwayCall:input_type -> ringback.origination.v1.TurnAwayCallRequest
+	2,  // 20: ringback.origination.v1.CallService.CreateCall:output_type -> ringback.origination.v1.CreateCallResponse
+	4,  // 21: ringback.origination.v1.CallService.GetCall:output_type -> ringback.origination.v1.GetCallResponse
+	6,  // 22: ringback.origination.v1.CallService.ListLiveCalls:output_type -> ringback.origination.v1.ListLiveCallsResponse
+	12, // 23: ringback.origination.v1.CallService.HangupCall:output_type -> ringback.origination.v1.HangupCallResponse
+	11, // 24: ringback.origination.v1.CallService.ConnectCall:output_type -> ringback.origination.v1.ConnectCallResponse
+	10, // 25: ringback.origination.v1.CallService.TurnAwayCall:output_type -> ringback.origination.v1.TurnAwayCallResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_ringback_origination_v1_call_service_proto_init() }
@@ -923,7 +1037,7 @@ func file_ringback_origination_v1_call_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringback_origination_v1_call_service_proto_rawDesc), len(file_ringback_origination_v1_call_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

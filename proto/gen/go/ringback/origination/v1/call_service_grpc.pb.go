@@ -24,6 +24,7 @@ const (
 	CallService_ListLiveCalls_FullMethodName = "/ringback.origination.v1.CallService/ListLiveCalls"
 	CallService_HangupCall_FullMethodName    = "/ringback.origination.v1.CallService/HangupCall"
 	CallService_ConnectCall_FullMethodName   = "/ringback.origination.v1.CallService/ConnectCall"
+	CallService_TurnAwayCall_FullMethodName  = "/ringback.origination.v1.CallService/TurnAwayCall"
 )
 
 // CallServiceClient is the client API for CallService service.
@@ -59,6 +60,13 @@ type CallServiceClient interface {
 	// CALL_NOT_WAITING (not answered yet, already connected, abandoned or
 	// ended; the caller should give the agent back).
 	ConnectCall(ctx context.Context, in *ConnectCallRequest, opts ...grpc.CallOption) (*ConnectCallResponse, error)
+	// Ends at once the wait of a call in a queue (a menu's CONNECT option
+	// with await_agent), as the end of its wait would: the party hears
+	// await_agent.safe_harbour and the call ends FAILED, failed_leg SECOND,
+	// with the reason given (QUEUE_EMPTY or QUEUE_FULL). Errors: NOT_FOUND,
+	// INVALID_ARGUMENT (another reason), FAILED_PRECONDITION with reason
+	// CALL_NOT_WAITING (not waiting in a queue: no menu, connected, ended).
+	TurnAwayCall(ctx context.Context, in *TurnAwayCallRequest, opts ...grpc.CallOption) (*TurnAwayCallResponse, error)
 }
 
 type callServiceClient struct {
@@ -119,6 +127,16 @@ func (c *callServiceClient) ConnectCall(ctx context.Context, in *ConnectCallRequ
 	return out, nil
 }
 
+func (c *callServiceClient) TurnAwayCall(ctx context.Context, in *TurnAwayCallRequest, opts ...grpc.CallOption) (*TurnAwayCallResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TurnAwayCallResponse)
+	err := c.cc.Invoke(ctx, CallService_TurnAwayCall_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CallServiceServer is the server API for CallService service.
 // All implementations must embed UnimplementedCallServiceServer
 // for forward compatibility.
@@ -152,6 +170,13 @@ type CallServiceServer interface {
 	// CALL_NOT_WAITING (not answered yet, already connected, abandoned or
 	// ended; the caller should give the agent back).
 	ConnectCall(context.Context, *ConnectCallRequest) (*ConnectCallResponse, error)
+	// Ends at once the wait of a call in a queue (a menu's CONNECT option
+	// with await_agent), as the end of its wait would: the party hears
+	// await_agent.safe_harbour and the call ends FAILED, failed_leg SECOND,
+	// with the reason given (QUEUE_EMPTY or QUEUE_FULL). Errors: NOT_FOUND,
+	// INVALID_ARGUMENT (another reason), FAILED_PRECONDITION with reason
+	// CALL_NOT_WAITING (not waiting in a queue: no menu, connected, ended).
+	TurnAwayCall(context.Context, *TurnAwayCallRequest) (*TurnAwayCallResponse, error)
 	mustEmbedUnimplementedCallServiceServer()
 }
 
@@ -176,6 +201,9 @@ func (UnimplementedCallServiceServer) HangupCall(context.Context, *HangupCallReq
 }
 func (UnimplementedCallServiceServer) ConnectCall(context.Context, *ConnectCallRequest) (*ConnectCallResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConnectCall not implemented")
+}
+func (UnimplementedCallServiceServer) TurnAwayCall(context.Context, *TurnAwayCallRequest) (*TurnAwayCallResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TurnAwayCall not implemented")
 }
 func (UnimplementedCallServiceServer) mustEmbedUnimplementedCallServiceServer() {}
 func (UnimplementedCallServiceServer) testEmbeddedByValue()                     {}
@@ -288,6 +316,24 @@ func _CallService_ConnectCall_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CallService_TurnAwayCall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TurnAwayCallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CallServiceServer).TurnAwayCall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CallService_TurnAwayCall_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CallServiceServer).TurnAwayCall(ctx, req.(*TurnAwayCallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CallService_ServiceDesc is the grpc.ServiceDesc for CallService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -314,6 +360,10 @@ var CallService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConnectCall",
 			Handler:    _CallService_ConnectCall_Handler,
+		},
+		{
+			MethodName: "TurnAwayCall",
+			Handler:    _CallService_TurnAwayCall_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
