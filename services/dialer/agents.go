@@ -68,10 +68,12 @@ type AgentServer struct {
 	Calls originationv1.CallServiceClient
 	// Endpoints checks an agent's endpoint (nil: not checked).
 	Endpoints originationv1.EndpointServiceClient
-	// Freed is called when an agent may have become free (SetReady), to
-	// give it the calls waiting at once rather than at the routers' next
-	// look; nil: none.
-	Freed func()
+	// Changed is called when the agents a campaign can count on may have
+	// changed (SetReady, Pause, Logout, UpdateAgent), so that the routers
+	// look at the waiting calls at once rather than at their next look: a
+	// freed agent takes one, and a queue left with no agent turns its
+	// callers away (turnAwayWhenEmpty); nil: none.
+	Changed func()
 	// RPCTimeout bounds each request to origination (default 5s).
 	RPCTimeout time.Duration
 	Log        *slog.Logger
@@ -92,9 +94,9 @@ func (s *AgentServer) rpcTimeout() time.Duration {
 	return DefaultRPCTimeout
 }
 
-func (s *AgentServer) freed() {
-	if s.Freed != nil {
-		s.Freed()
+func (s *AgentServer) changed() {
+	if s.Changed != nil {
+		s.Changed()
 	}
 }
 
@@ -454,7 +456,7 @@ func (s *AgentServer) UpdateAgent(ctx context.Context, req *dialerv1.UpdateAgent
 		if err := s.Agents.configure(ctx, out.a.GetId(), out.a.GetCampaignIds(), int(out.a.GetWrapUpS())); err != nil {
 			return nil, grpcError(s.Log, "UpdateAgent", err)
 		}
-		s.freed() // free in a campaign it was not in
+		s.changed() // free in a campaign it was not in, or gone from one
 	}
 	a, err := s.live(ctx, out.a)
 	if err != nil {
@@ -606,6 +608,7 @@ func (s *AgentServer) Logout(ctx context.Context, req *dialerv1.LogoutRequest) (
 	if err != nil {
 		return nil, grpcError(s.Log, "Logout", err)
 	}
+	s.changed()
 	if session != "" {
 		if err := s.hangup(ctx, s.Log.With("agent_id", r.a.GetId()), account, session); err != nil {
 			// Logged out: retrying hangs the phone up.
@@ -635,7 +638,7 @@ func (s *AgentServer) SetReady(ctx context.Context, req *dialerv1.SetReadyReques
 		}
 		return nil, grpcError(s.Log, "SetReady", err)
 	}
-	s.freed()
+	s.changed()
 	a, err := s.live(ctx, r.a)
 	if err != nil {
 		return nil, grpcError(s.Log, "SetReady", err)
@@ -673,6 +676,7 @@ func (s *AgentServer) Pause(ctx context.Context, req *dialerv1.PauseRequest) (*d
 		}
 		return nil, grpcError(s.Log, "Pause", err)
 	}
+	s.changed()
 	a, err := s.live(ctx, r.a)
 	if err != nil {
 		return nil, grpcError(s.Log, "Pause", err)

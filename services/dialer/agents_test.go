@@ -677,7 +677,7 @@ func TestAgentSession(t *testing.T) {
 		t.Fatalf("pause: %v %v", p, err)
 	}
 	var freed int
-	e.api.Freed = func() { freed++ }
+	e.api.Changed = func() { freed++ }
 	rd, err := e.api.SetReady(e.ctx, &dialerv1.SetReadyRequest{Id: id})
 	if err != nil || rd.GetAgent().GetState() != dialerv1.AgentState_AGENT_STATE_READY || rd.GetAgent().GetPauseReason() != "" || freed != 1 {
 		t.Fatalf("ready: %v %v (freed %d)", rd, err, freed)

@@ -34,7 +34,10 @@ import (
 //	agents-in             set of the agents logged in (for the router's reconciliation)
 //	call-agent:<call>     the agent a customer call was given to (from Claim to its release)
 //	waiting:<campaign>    zset of answered calls waiting for an agent, scored by their deadline
-//	waiting-info:<campaign> hash call -> "account|answered ms|deadline ms"
+//	waiting-info:<campaign> hash call -> "account|answered ms|deadline ms", then "|q" for a
+//	                      BLAST's queue, "|qe" for one whose callers leave when it is empty
+//	leavers:<campaign>    zset of the waiting calls that are "|qe", by deadline (those to turn
+//	                      away once the campaign has no agent; a subset of waiting:)
 //	waiting-campaigns     set of the campaigns with waiting calls
 //	shared:<campaign>     set of the campaign's logged-in agents that have other campaigns too
 //	pacing                zset of the campaigns paced by agents, scored by the last instant a
@@ -264,9 +267,24 @@ local function release(id, call, now, giveBack)
   return 1
 end
 
-local function dropWaiting(campaign, call)
+local function addWaiting(campaign, call, info, deadline)
+  redis.call('ZADD', P .. 'waiting:' .. campaign, deadline, call)
+  redis.call('HSET', P .. 'waiting-info:' .. campaign, call, info)
+  if string.sub(info, -3) == '|qe' then
+    redis.call('ZADD', P .. 'leavers:' .. campaign, deadline, call)
+  end
+  redis.call('SADD', P .. 'waiting-campaigns', campaign)
+end
+
+local function unwait(campaign, call)
   local n = redis.call('ZREM', P .. 'waiting:' .. campaign, call)
   redis.call('HDEL', P .. 'waiting-info:' .. campaign, call)
+  redis.call('ZREM', P .. 'leavers:' .. campaign, call)
+  return n
+end
+
+local function dropWaiting(campaign, call)
+  local n = unwait(campaign, call)
   if redis.call('ZCARD', P .. 'waiting:' .. campaign) == 0 then
     redis.call('SREM', P .. 'waiting-campaigns', campaign)
   end
@@ -438,33 +456,41 @@ if ARGV[9] == '1' and redis.call('ZCARD', P .. 'free:' .. campaign) + redis.call
 end
 local max = tonumber(ARGV[8])
 if max > 0 and ahead >= max then return {'full'} end
-redis.call('ZADD', wk, ARGV[5], call)
-redis.call('HSET', P .. 'waiting-info:' .. campaign, call, ARGV[4])
-redis.call('SADD', P .. 'waiting-campaigns', campaign)
+addWaiting(campaign, call, ARGV[4], ARGV[5])
 return {'waiting'}`)
 
 // Match a campaign's waiting calls with its free agents: ARGV campaign, now,
-// max, ttl. {expired, call, info, agent, room, call, info, agent, room, ...}:
-// the waiting calls whose deadline passed are dropped and counted, then the
-// oldest waiting calls get the agents free longest.
+// max, ttl. {expired, left, call, info, ... (left pairs), call, info, agent,
+// room, call, info, agent, room, ...}: the waiting calls whose deadline
+// passed are dropped and counted; when none of the campaign's agents is
+// logged in and unpaused (free: or oncall:), the queue's callers that leave
+// then (leavers:) are dropped and returned, to be turned away; then the oldest
+// waiting calls get the agents free longest.
 var matchScript = agentScript(`
 local campaign, now, max = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local wk, ik = P .. 'waiting:' .. campaign, P .. 'waiting-info:' .. campaign
-local out = {0}
+local out = {0, 0}
 local gone = redis.call('ZRANGEBYSCORE', wk, '-inf', now)
-for _, call in ipairs(gone) do
-  redis.call('ZREM', wk, call)
-  redis.call('HDEL', ik, call)
-end
+for _, call in ipairs(gone) do unwait(campaign, call) end
 out[1] = #gone
+local lk = P .. 'leavers:' .. campaign
+if redis.call('ZCARD', lk) > 0 and
+    redis.call('ZCARD', P .. 'free:' .. campaign) + redis.call('ZCARD', P .. 'oncall:' .. campaign) == 0 then
+  for _, call in ipairs(redis.call('ZRANGE', lk, 0, -1)) do
+    local info = redis.call('HGET', ik, call) or ''
+    unwait(campaign, call)
+    out[#out + 1] = call
+    out[#out + 1] = info
+    out[2] = out[2] + 1
+  end
+end
 for _ = 1, max do
   local w = redis.call('ZRANGE', wk, 0, 0)
   if #w == 0 then break end
   local r = claim(campaign, w[1], now, ARGV[5])
   if r == nil then break end
   local info = redis.call('HGET', ik, w[1]) or ''
-  redis.call('ZREM', wk, w[1])
-  redis.call('HDEL', ik, w[1])
+  unwait(campaign, w[1])
   out[#out + 1] = w[1]
   out[#out + 1] = info
   out[#out + 1] = r[1]
@@ -481,9 +507,7 @@ return dropWaiting(ARGV[2], ARGV[3])`)
 // info, deadline, now. 1 if queued (its deadline is ahead).
 var requeueScript = agentScript(`
 if tonumber(ARGV[5]) <= tonumber(ARGV[6]) then return 0 end
-redis.call('ZADD', P .. 'waiting:' .. ARGV[2], ARGV[5], ARGV[3])
-redis.call('HSET', P .. 'waiting-info:' .. ARGV[2], ARGV[3], ARGV[4])
-redis.call('SADD', P .. 'waiting-campaigns', ARGV[2])
+addWaiting(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return 1`)
 
 // Claim takes the campaign's agent that is free longest (READY, or WRAP_UP
@@ -825,11 +849,18 @@ type waitingCall struct {
 	// queue: a BLAST's recipient who pressed CONNECT (its wait is not the
 	// regulators' 2 s).
 	queue bool
+	// leaveEmpty: a queue's recipient turned away as soon as none of the
+	// campaign's agents is logged in and unpaused
+	// (agentQueue.turnAwayWhenEmpty).
+	leaveEmpty bool
 }
 
 func (w waitingCall) info() string {
 	s := w.account + "|" + strconv.FormatInt(ms(w.answered), 10) + "|" + strconv.FormatInt(ms(w.deadline), 10)
-	if w.queue {
+	switch {
+	case w.queue && w.leaveEmpty:
+		s += "|qe"
+	case w.queue:
 		s += "|q"
 	}
 	return s
@@ -842,7 +873,8 @@ func waitingOf(campaign, call, info string) waitingCall {
 		a, _ := strconv.ParseInt(parts[1], 10, 64)
 		d, _ := strconv.ParseInt(parts[2], 10, 64)
 		w.account, w.answered, w.deadline = parts[0], time.UnixMilli(a), time.UnixMilli(d)
-		w.queue = len(parts) == 4 && parts[3] == "q"
+		w.queue = len(parts) == 4 && (parts[3] == "q" || parts[3] == "qe")
+		w.leaveEmpty = len(parts) == 4 && parts[3] == "qe"
 	}
 	return w
 }
@@ -888,22 +920,43 @@ type matched struct {
 	agent, room string
 }
 
-// match drops the campaign's waiting calls whose deadline passed (how many)
-// and gives up to max of the others, oldest first, the agents free longest.
-func (s *AgentStore) match(ctx context.Context, campaign string, now time.Time, max int) (expired int, out []matched, err error) {
+// matchResult is what one look at a campaign's waiting calls did.
+type matchResult struct {
+	// expired: how many waited past their deadline (dropped).
+	expired int
+	// left: the queue's callers to turn away, the campaign having no agent
+	// left (dropped from the waiting calls).
+	left []waitingCall
+	// pairs: the calls given an agent.
+	pairs []matched
+}
+
+// match drops the campaign's waiting calls whose deadline passed, and those
+// that leave an empty queue when the campaign has no agent logged in and
+// unpaused, and gives up to max of the others, oldest first, the agents
+// free longest.
+func (s *AgentStore) match(ctx context.Context, campaign string, now time.Time, max int) (matchResult, error) {
 	r, err := matchScript.Run(ctx, s.rdb, nil, s.p, campaign, ms(now), max, callAgentTTL.Milliseconds()).Slice()
-	if err != nil || len(r) == 0 {
-		return 0, nil, fmt.Errorf("match the waiting calls of campaign %s: %w", campaign, cmpErr(err))
+	if err != nil || len(r) < 2 {
+		return matchResult{}, fmt.Errorf("match the waiting calls of campaign %s: %w", campaign, cmpErr(err))
 	}
 	n, _ := r[0].(int64)
-	for i := 1; i+3 < len(r); i += 4 {
+	nl, _ := r[1].(int64)
+	out := matchResult{expired: int(n)}
+	i := 2
+	for ; i+1 < len(r) && len(out.left) < int(nl); i += 2 {
+		call, _ := r[i].(string)
+		info, _ := r[i+1].(string)
+		out.left = append(out.left, waitingOf(campaign, call, info))
+	}
+	for ; i+3 < len(r); i += 4 {
 		call, _ := r[i].(string)
 		info, _ := r[i+1].(string)
 		agent, _ := r[i+2].(string)
 		room, _ := r[i+3].(string)
-		out = append(out, matched{w: waitingOf(campaign, call, info), agent: agent, room: room})
+		out.pairs = append(out.pairs, matched{w: waitingOf(campaign, call, info), agent: agent, room: room})
 	}
-	return int(n), out, nil
+	return out, nil
 }
 
 // requeue puts a waiting call back (its connection failed) if its deadline

@@ -687,9 +687,10 @@ func TestAgentWaitingCalls(t *testing.T) {
 	if r, _ := s.await(ctx, wc("w4", 500*time.Millisecond), at(500*time.Millisecond), queueLimits{}); r.kind != "waiting" {
 		t.Fatalf("new call with others waiting: %+v", r)
 	}
-	expired, pairs, err := s.match(ctx, camp, at(600*time.Millisecond), 10)
-	if err != nil || expired != 0 || len(pairs) != 1 || pairs[0].w.call != "w1" || pairs[0].agent != "ag-1" || pairs[0].room != "agent-ag-1" {
-		t.Fatalf("match: %d %+v %v", expired, pairs, err)
+	m, err := s.match(ctx, camp, at(600*time.Millisecond), 10)
+	pairs := m.pairs
+	if err != nil || m.expired != 0 || len(m.left) != 0 || len(pairs) != 1 || pairs[0].w.call != "w1" || pairs[0].agent != "ag-1" || pairs[0].room != "agent-ag-1" {
+		t.Fatalf("match: %+v %v", m, err)
 	}
 	if w := pairs[0].w; w.account != "acc-1" || !w.answered.Equal(at(0)) || !w.deadline.Equal(at(2*time.Second)) {
 		t.Fatalf("matched call %+v", w)
@@ -707,9 +708,9 @@ func TestAgentWaitingCalls(t *testing.T) {
 	if err := s.Release(ctx, "ag-1", "w1", at(time.Second), false); err != nil {
 		t.Fatal(err)
 	}
-	expired, pairs, err = s.match(ctx, camp, at(2600*time.Millisecond), 10)
-	if err != nil || expired != 1 || len(pairs) != 0 {
-		t.Fatalf("match after the deadline: %d %+v %v", expired, pairs, err)
+	m, err = s.match(ctx, camp, at(2600*time.Millisecond), 10)
+	if err != nil || m.expired != 1 || len(m.pairs) != 0 || len(m.left) != 0 {
+		t.Fatalf("match after the deadline: %+v %v", m, err)
 	}
 	wantAgentState(t, s, "ag-1", at(3*time.Second), dialerv1.AgentState_AGENT_STATE_READY)
 	if c, _ := s.waitingCampaigns(ctx); len(c) != 0 {
@@ -728,6 +729,86 @@ func TestAgentWaitingCalls(t *testing.T) {
 	}
 	if ok, _ := s.requeue(ctx, wc("w7", 3*time.Second), at(6*time.Second)); ok {
 		t.Fatal("requeued past its deadline")
+	}
+}
+
+// A queue whose callers leave when it is empty: while an agent of the
+// campaign is logged in and unpaused (on a call counts) they wait; once the
+// last pauses or logs out, the next look drops them for the router to turn
+// away, and only them: a queue that keeps its callers, and a paced
+// campaign's answered calls, wait on.
+func TestAgentQueueLeavesWhenEmpty(t *testing.T) {
+	t.Parallel()
+	s := NewAgentStore(cachetest.New(t))
+	ctx := context.Background()
+	camp := ids.NewV4()
+	readyAgent(t, s, "ag-1", []string{camp}, 0, at(0))
+	if _, _, ok, err := s.Claim(ctx, camp, "c0", at(time.Second)); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	lim := queueLimits{turnAwayWhenEmpty: true}
+	for i, w := range []waitingCall{
+		{call: "leaves", queue: true, leaveEmpty: true},
+		{call: "stays", queue: true},
+		{call: "paced"},
+		{call: "hangs-up", queue: true, leaveEmpty: true},
+	} {
+		w.campaign, w.account = camp, "acc-1"
+		w.answered, w.deadline = at(2*time.Second+time.Duration(i)*time.Millisecond), at(time.Minute+time.Duration(i)*time.Millisecond)
+		if r, err := s.await(ctx, w, w.answered, lim); err != nil || r.kind != "waiting" {
+			t.Fatalf("await %s: %+v %v", w.call, r, err)
+		}
+	}
+	m, err := s.match(ctx, camp, at(3*time.Second), 10)
+	if err != nil || m.expired != 0 || len(m.left) != 0 || len(m.pairs) != 0 {
+		t.Fatalf("agent on a call: %+v %v", m, err)
+	}
+	// One hangs up while waiting: forgotten, it is not turned away.
+	if _, err := s.callEnded(ctx, camp, "hangs-up", at(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// The agent pauses during its call: once the call ends, it is gone.
+	if err := s.pause(ctx, "ag-1", "lunch", at(4*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.match(ctx, camp, at(4*time.Second), 10); err != nil || len(m.left) != 0 {
+		t.Fatalf("pause pending: %+v %v", m, err)
+	}
+	if err := s.Release(ctx, "ag-1", "c0", at(5*time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	wantAgentState(t, s, "ag-1", at(5*time.Second), dialerv1.AgentState_AGENT_STATE_PAUSED)
+	m, err = s.match(ctx, camp, at(5*time.Second), 10)
+	if err != nil || len(m.left) != 1 || len(m.pairs) != 0 {
+		t.Fatalf("empty: %+v %v", m, err)
+	}
+	left := m.left[0]
+	if left.call != "leaves" || !left.queue || !left.leaveEmpty || left.account != "acc-1" || !left.deadline.Equal(at(time.Minute)) {
+		t.Fatalf("left %+v", left)
+	}
+	if n, _ := s.WaitingCalls(ctx, camp); n != 2 {
+		t.Fatalf("waiting after the empty queue: %d, want 2", n)
+	}
+	if m, _ := s.match(ctx, camp, at(5*time.Second), 10); len(m.left) != 0 {
+		t.Fatalf("left twice: %+v", m)
+	}
+	// Origination could not be told: requeued, it is turned away again.
+	if ok, err := s.requeue(ctx, left, at(6*time.Second)); err != nil || !ok {
+		t.Fatalf("requeue: %v %v", ok, err)
+	}
+	if m, _ := s.match(ctx, camp, at(6*time.Second), 10); len(m.left) != 1 || m.left[0] != left {
+		t.Fatalf("requeued, then: %+v", m)
+	}
+	// Back from lunch: the queue's oldest waiting call takes the agent.
+	if err := s.setReady(ctx, "ag-1", at(7*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	m, err = s.match(ctx, camp, at(7*time.Second), 10)
+	if err != nil || len(m.left) != 0 || len(m.pairs) != 1 || m.pairs[0].w.call != "stays" {
+		t.Fatalf("agent back: %+v %v", m, err)
+	}
+	if n, err := s.rdb.Exists(ctx, s.p+"leavers:"+camp).Result(); err != nil || n != 0 {
+		t.Fatalf("leavers left behind: %d %v", n, err)
 	}
 }
 
@@ -837,6 +918,36 @@ func BenchmarkAgentStore(b *testing.B) {
 			b.Fatalf("%+v %v", r, err)
 		}
 	}))
+	// A router's look at a campaign with 100 recipients waiting and no
+	// agent free, every Poll on every replica: its agent on a call (the
+	// baseline), or none logged in, which reads every waiting call's info
+	// to find those that leave an empty queue (none here: the worst case,
+	// every look reads them all).
+	look := func(withAgent bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			campaign := ids.NewV4()
+			if withAgent {
+				agent := "look-" + campaign
+				readyAgent(b, s, agent, []string{campaign}, 0, now)
+				if _, _, ok, err := s.Claim(ctx, campaign, "held-"+campaign, now); !ok || err != nil {
+					b.Fatalf("claim: %v %v", ok, err)
+				}
+			}
+			for i := range 100 {
+				w := waitingCall{campaign: campaign, call: fmt.Sprint("p-", i), account: "acc-1", answered: now, deadline: now.Add(time.Hour), queue: true}
+				if r, err := s.await(ctx, w, now, queueLimits{}); err != nil || r.kind != "waiting" {
+					b.Fatalf("%+v %v", r, err)
+				}
+			}
+			for b.Loop() {
+				if m, err := s.match(ctx, campaign, now, matchBatch); err != nil || m.expired+len(m.left)+len(m.pairs) != 0 {
+					b.Fatalf("%+v %v", m, err)
+				}
+			}
+		}
+	}
+	b.Run("LookAgentBusy", look(true))
+	b.Run("LookEmpty", look(false))
 	// The baseline: one round trip to the same Redis.
 	b.Run("Ping", func(b *testing.B) {
 		for b.Loop() {

@@ -747,6 +747,9 @@ func (s *Server) ListRecords(ctx context.Context, req *dialerv1.ListRecordsReque
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStatus(req.GetStatus()); err != nil {
+		return nil, err
+	}
 	if err := checkDestination(req.GetDestination()); err != nil {
 		return nil, err
 	}

@@ -330,4 +330,6 @@ func TestDialerReportAndRecords(t *testing.T) {
 	wantStatus(t, err, codes.InvalidArgument, "INVALID_PAGE_TOKEN")
 	_, err = s.ListRecords(ctx, &dialerv1.ListRecordsRequest{CampaignId: id, Destination: "QUEUE"})
 	wantStatus(t, err, codes.InvalidArgument, "INVALID_DESTINATION")
+	_, err = s.ListRecords(ctx, &dialerv1.ListRecordsRequest{CampaignId: id, Status: "BUSY"})
+	wantStatus(t, err, codes.InvalidArgument, "INVALID_STATUS")
 }

@@ -60,6 +60,14 @@ func checkDestination(d string) error {
 var recordStatuses = []string{StatusReady, StatusRunning, StatusTalking, StatusAnswered, StatusBusy, StatusNoAnswer,
 	StatusFailed, StatusAnsMachine, StatusDNC, StatusExpired, StatusCancel, StatusRescheduled, StatusAbandoned}
 
+// checkStatus refuses a status filter that names no record status.
+func checkStatus(st string) error {
+	if st != "" && !slices.Contains(recordStatuses, st) {
+		return ErrInvalidStatus.WithMsg(fmt.Sprintf("status %q: want one of %s", st, strings.Join(recordStatuses, ", ")))
+	}
+	return nil
+}
+
 // recordColumns are the columns of a records export, before the lists'
 // fields.
 var recordColumns = []string{"record_id", "list", "line", "numbers", "tries", "status", "final", "last_call_id",
@@ -99,8 +107,8 @@ func (s *Server) ExportRecords(req *dialerv1.ExportRecordsRequest, stream dialer
 		return err
 	}
 	status := req.GetStatus()
-	if status != "" && !slices.Contains(recordStatuses, status) {
-		return ErrInvalidStatus.WithMsg(fmt.Sprintf("status %q: want one of %s", status, strings.Join(recordStatuses, ", ")))
+	if err := checkStatus(status); err != nil {
+		return err
 	}
 	if err := checkDestination(req.GetDestination()); err != nil {
 		return err

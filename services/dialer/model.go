@@ -148,7 +148,7 @@ type Queue struct {
 	HoldMusic, NoAgentMessage string
 	// MaxWaiting: the most recipients waiting at once (0: no limit);
 	// TurnAwayWhenEmpty: turn a recipient away while no agent of the
-	// campaign is logged in and unpaused.
+	// campaign is logged in and unpaused, and those waiting once none is.
 	MaxWaiting        int
 	TurnAwayWhenEmpty bool
 }

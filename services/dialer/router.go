@@ -232,7 +232,9 @@ func (r *Router) Run(ctx context.Context) {
 }
 
 // serveWaiting gives the waiting calls the free agents, campaign by
-// campaign, and connects them (at once: each in its own goroutine).
+// campaign, and connects them (at once: each in its own goroutine). A
+// queue's callers that leave when it is empty (turnAwayWhenEmpty) are
+// turned away once the campaign has no agent left to take them.
 func (r *Router) serveWaiting(ctx context.Context) {
 	camps, err := r.store.waitingCampaigns(ctx)
 	if err != nil {
@@ -240,15 +242,23 @@ func (r *Router) serveWaiting(ctx context.Context) {
 		return
 	}
 	for _, camp := range camps {
-		expired, pairs, err := r.store.match(ctx, camp, r.cfg.Now(), matchBatch)
+		m, err := r.store.match(ctx, camp, r.cfg.Now(), matchBatch)
 		if err != nil {
 			logErr(ctx, r.log, "dialer: match waiting calls with agents", "campaign_id", camp, "err", err)
 			continue
 		}
-		if expired > 0 {
-			r.m.connects.WithLabelValues("none_free").Add(float64(expired))
-			r.log.Debug("dialer: calls waited for an agent past their deadline", "campaign_id", camp, "calls", expired)
+		if m.expired > 0 {
+			r.m.connects.WithLabelValues("none_free").Add(float64(m.expired))
+			r.log.Debug("dialer: calls waited for an agent past their deadline", "campaign_id", camp, "calls", m.expired)
 		}
+		for _, w := range m.left {
+			r.conns.Add(1)
+			go func() {
+				defer r.conns.Done()
+				r.turnAway(context.WithoutCancel(ctx), r.log.With("call_id", w.call, "campaign_id", camp), w, "empty")
+			}()
+		}
+		pairs := m.pairs
 		for _, p := range pairs {
 			r.conns.Add(1)
 			go func() {
@@ -352,6 +362,7 @@ func (r *Router) handle(ctx context.Context, ev *eventsv1.CallEvent) error {
 			}
 			if ok {
 				log.Info("dialer: agent logged out: its session call ended", "status", c.GetStatus().String())
+				r.Wake() // its campaigns' queues may be left with no agent
 			}
 		}
 		return nil
@@ -419,6 +430,7 @@ func (r *Router) awaited(ctx context.Context, ev *eventsv1.CallEvent, campaign s
 	var lim queueLimits
 	if w.queue {
 		lim = limitsOf(c.GetVariables())
+		w.leaveEmpty = lim.turnAwayWhenEmpty
 	}
 	res, err := r.store.await(ctx, w, now, lim)
 	if err != nil {

@@ -38,7 +38,7 @@ func (e *agEnv) router(t *testing.T, tune func(*RouterConfig)) (*Router, *promet
 			t.Errorf("stop the router: %v", err)
 		}
 	})
-	e.api.Freed = r.Wake
+	e.api.Changed = r.Wake
 	return r, reg
 }
 
@@ -471,6 +471,81 @@ func TestRouterQueueTurnsAway(t *testing.T) {
 	e.fake.end(fourth, originationv1.CallStatus_CALL_STATUS_COMPLETED, true)
 	e.waitAgent(t, a.GetId(), dialerv1.AgentState_AGENT_STATE_PAUSED)
 	wantTurnedAway(queued(0, true), empty)
+	e.problems(t)
+}
+
+// A queue left with no agent turns away the callers that leave when it is
+// empty, there and then (the routers are woken: no poll in this test), and
+// keeps the others: the last agent pausing (once its call ends) or logging
+// out (during a call) empties it.
+func TestRouterQueueEmptiesWhenAgentsLeave(t *testing.T) {
+	t.Parallel()
+	e := newAgEnv(t)
+	_, reg := e.router(t, func(c *RouterConfig) { c.Poll = time.Hour })
+	camp := e.campaign(t, agAccount)
+	queued := func(leave bool) string {
+		return e.fake.customerWith(camp, time.Minute, func(c *originationv1.Call) {
+			c.MenuChoice, c.Digits = originationv1.MenuAction_MENU_ACTION_CONNECT, "1"
+			if leave {
+				c.Variables[VarQueueTurnAway] = "true"
+			}
+		})
+	}
+	const none, empty = originationv1.FailureReason_FAILURE_REASON_UNSPECIFIED, originationv1.FailureReason_FAILURE_REASON_QUEUE_EMPTY
+	a := e.agent(t, "ana", 0, camp)
+	r, err := e.api.Login(e.ctx, &dialerv1.LoginRequest{Id: a.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fake.joinSession(r.GetAgent().GetSessionCallId())
+	e.waitAgent(t, a.GetId(), dialerv1.AgentState_AGENT_STATE_READY)
+	first := queued(true)
+	e.waitConnected(t, first)
+	leaver, patient := queued(true), queued(false)
+	eventually(t, "two callers waiting", func() bool {
+		n, _ := e.st.WaitingCalls(context.Background(), camp)
+		return n == 2
+	})
+
+	// A pause asked during the call: the agent still counts until it ends.
+	if _, err := e.api.Pause(e.ctx, &dialerv1.PauseRequest{Id: a.GetId(), Reason: "lunch"}); err != nil {
+		t.Fatal(err)
+	}
+	quietly(t, 300*time.Millisecond, "nobody turned away while the agent is on a call", func() bool {
+		return e.fake.turnedAway(leaver) == none && e.fake.turnedAway(patient) == none
+	})
+	e.fake.end(first, originationv1.CallStatus_CALL_STATUS_COMPLETED, true)
+	e.waitAgent(t, a.GetId(), dialerv1.AgentState_AGENT_STATE_PAUSED)
+	eventually(t, "the leaver turned away", func() bool { return e.fake.turnedAway(leaver) == empty })
+	if c := e.fake.callOf(leaver); c.GetStatus() != originationv1.CallStatus_CALL_STATUS_FAILED || c.GetFailureReason() != empty {
+		t.Fatalf("leaver: %v %v", c.GetStatus(), c.GetFailureReason())
+	}
+	if e.fake.turnedAway(patient) != none {
+		t.Fatal("the patient caller was turned away")
+	}
+
+	// Back: the patient caller is served; one more waits; the agent logs
+	// out during the call.
+	if _, err := e.api.SetReady(e.ctx, &dialerv1.SetReadyRequest{Id: a.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitConnected(t, patient)
+	late := queued(true)
+	eventually(t, "one caller waiting", func() bool {
+		n, _ := e.st.WaitingCalls(context.Background(), camp)
+		return n == 1
+	})
+	if _, err := e.api.Logout(e.ctx, &dialerv1.LogoutRequest{Id: a.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the late caller turned away", func() bool { return e.fake.turnedAway(late) == empty })
+	if n, _ := e.st.WaitingCalls(context.Background(), camp); n != 0 {
+		t.Fatalf("%d calls waiting, want none", n)
+	}
+	// Counted once TurnAwayCall has returned to the router.
+	eventually(t, "two queue_empty connects counted", func() bool {
+		return prometheusCounter(t, reg, "ringback_dialer_agent_connects_total", "queue_empty") == 2
+	})
 	e.problems(t)
 }
 

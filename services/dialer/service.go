@@ -30,7 +30,7 @@ func startService(ctx context.Context, cfg Config, p *platform.Platform, calls o
 	agents := &AgentServer{DB: p.DB, Agents: store, Calls: calls, Endpoints: endpoints, Log: log}
 	if !cfg.Engine {
 		log.Info("dialer: API replica; the engine and the agents' router run elsewhere")
-		agents.Freed = func() { _ = p.Bus.Notify(AgentFreeSubject, nil) }
+		agents.Changed = func() { _ = p.Bus.Notify(AgentFreeSubject, nil) }
 		return &service{api: &Server{DB: p.DB, Calls: calls, Endpoints: endpoints, Log: log}, agents: agents, stop: func(context.Context) {}}, nil
 	}
 	engine := NewEngine(EngineConfig{Instance: cfg.Instance, Tick: cfg.Tick, Lease: cfg.Lease, Endpoints: endpoints,
@@ -53,7 +53,7 @@ func startService(ctx context.Context, cfg Config, p *platform.Platform, calls o
 		_ = cons.Stop(context.Background())
 		return nil, fmt.Errorf("agents' router: %w", err)
 	}
-	agents.Freed = router.Wake
+	agents.Changed = router.Wake
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

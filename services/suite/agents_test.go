@@ -2,6 +2,7 @@ package suite
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -260,12 +261,7 @@ func TestEndToEndBlastAgentQueue(t *testing.T) {
 	id := dig(out, "campaign", "id")
 	agent := e.newAgent(t, "1001", 0, id)
 	first, second := "+15557100000", "+15557110000"
-	if imp := e.importList(t, e.key, id, "Phone,Name\n5557100000,First\n5557110000,Second\n"); dig(imp, "list", "records") != "2" {
-		t.Fatalf("import: %v", imp)
-	}
-	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+id+":start", e.key, `{}`); code != 200 {
-		t.Fatalf("start: %d %v", code, out)
-	}
+	e.importAndStart(t, id, "Phone,Name\n5557100000,First\n5557110000,Second\n", 2)
 	e.pressInMenu(t, id, first, "1")
 	onCall := e.agentState(t, agent, "AGENT_STATE_ON_CALL", 30*time.Second)
 	e.pressInMenu(t, id, second, "1")
@@ -350,12 +346,7 @@ func TestEndToEndBlastQueueTurnsAway(t *testing.T) {
 	}
 	id := dig(out, "campaign", "id")
 	const number = "+15557120000"
-	if imp := e.importList(t, e.key, id, "Phone\n5557120000\n"); dig(imp, "list", "records") != "1" {
-		t.Fatalf("import: %v", imp)
-	}
-	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+id+":start", e.key, `{}`); code != 200 {
-		t.Fatalf("start: %d %v", code, out)
-	}
+	e.importAndStart(t, id, "Phone\n5557120000\n", 1)
 	e.pressInMenu(t, id, number, "1")
 	e.waitCampaign(t, e.key, id, "CAMPAIGN_STATUS_FINISHED", 20*time.Second)
 	_, recs := e.do(t, "GET", "/v1/dialer/campaigns/"+id+"/records?destination=QUEUE_EMPTY", e.key, "")
@@ -372,6 +363,79 @@ func TestEndToEndBlastQueueTurnsAway(t *testing.T) {
 	awaited, ended := e.eventAt(dig(call, "id"), "EVENT_TYPE_AGENT_AWAITED"), e.eventAt(dig(call, "id"), "EVENT_TYPE_CALL_FAILED")
 	if awaited.IsZero() || ended.Sub(awaited) > 15*time.Second {
 		t.Fatalf("waited %s (from %v) before being turned away, want the message at once", ended.Sub(awaited), awaited)
+	}
+}
+
+// A queue whose callers leave when it is empty, through the real services:
+// the second recipient waits while the only agent talks to the first; the
+// agent pauses and its call ends, and the waiting recipient hears the
+// message there and then (QUEUE_EMPTY), not after the queue's 60 s.
+func TestEndToEndBlastQueueEmptiesWhenAgentsLeave(t *testing.T) {
+	e := start(t)
+	code, out := e.do(t, "POST", "/v1/dialer/campaigns", e.key, `{"name":"Queue left empty","defaultCountry":"US","dialAttempts":1,"maxConcurrentCalls":4,`+
+		`"pacing":{"mode":"PACING_MODE_AGENTS","dialMultiplier":2},`+
+		`"onAnswer":{"announcement":"tone_stream://%(20000,0,440)","optionTimeoutMs":5000,"detectMachine":true,`+
+		`"options":[{"digit":"1","action":"BLAST_ACTION_CONNECT"}],`+
+		`"agentQueue":{"waitS":60,"turnAwayWhenEmpty":true,"noAgentMessage":"tone_stream://%(400,0,350)"}},`+allDay+`}`)
+	if code != 200 {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	id := dig(out, "campaign", "id")
+	agent := e.newAgent(t, "1002", 0, id)
+	const first, second = "+15557150000", "+15557160000"
+	e.importAndStart(t, id, "Phone\n5557150000\n5557160000\n", 2)
+	e.pressInMenu(t, id, first, "1")
+	onCall := e.agentState(t, agent, "AGENT_STATE_ON_CALL", 30*time.Second)
+	e.pressInMenu(t, id, second, "1")
+	var waiting string
+	for deadline := time.Now().Add(15 * time.Second); waiting == ""; time.Sleep(50 * time.Millisecond) {
+		_, recs := e.do(t, "GET", "/v1/dialer/campaigns/"+id+"/records", e.key, "")
+		for _, r := range asList(recs["records"]) {
+			if rec := r.(map[string]any); strings.Contains(fmt.Sprint(rec["numbers"]), second) {
+				if c := dig(rec, "lastCallId"); c != "" && !e.eventAt(c, "EVENT_TYPE_AGENT_AWAITED").IsZero() {
+					waiting = c
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second recipient never waited for an agent: %v", recs)
+		}
+	}
+	// A pause asked during the call leaves the agent in the queue until
+	// the call ends; then the queue is empty.
+	if code, out := e.do(t, "POST", "/v1/dialer/agents/"+agent+":pause", e.key, `{"reason":"lunch"}`); code != 200 ||
+		dig(out, "agent", "pendingPauseReason") != "lunch" {
+		t.Fatalf("pause: %d %v", code, out)
+	}
+	if code, out := e.do(t, "POST", "/v1/calls/"+dig(onCall, "callId")+":hangup", e.key, `{}`); code != 200 {
+		t.Fatalf("hang up: %d %v", code, out)
+	}
+	e.agentState(t, agent, "AGENT_STATE_PAUSED", 15*time.Second)
+	call := e.waitFinal(t, waiting)
+	if dig(call, "status") != "CALL_STATUS_FAILED" || dig(call, "failedLeg") != "LEG_ROLE_SECOND" ||
+		dig(call, "failureReason") != "FAILURE_REASON_QUEUE_EMPTY" || dig(call, "menuChoice") != "MENU_ACTION_CONNECT" {
+		t.Fatalf("the waiting call: %v", call)
+	}
+	awaited, ended := e.eventAt(waiting, "EVENT_TYPE_AGENT_AWAITED"), e.eventAt(waiting, "EVENT_TYPE_CALL_FAILED")
+	if ended.Sub(awaited) > 30*time.Second {
+		t.Fatalf("waited %s before being turned away, want the message once the agent left, well before 60 s", ended.Sub(awaited))
+	}
+	e.waitCampaign(t, e.key, id, "CAMPAIGN_STATUS_FINISHED", 30*time.Second)
+	_, recs := e.do(t, "GET", "/v1/dialer/campaigns/"+id+"/records?destination=QUEUE_EMPTY", e.key, "")
+	if list := asList(recs["records"]); len(list) != 1 || !strings.Contains(fmt.Sprint(list[0].(map[string]any)["numbers"]), second) {
+		t.Fatalf("records turned away: %v", recs)
+	}
+}
+
+// importAndStart imports csv into campaign id, wanting n records, and
+// starts the campaign.
+func (e *e2e) importAndStart(t *testing.T, id, csv string, n int) {
+	t.Helper()
+	if imp := e.importList(t, e.key, id, csv); dig(imp, "list", "records") != strconv.Itoa(n) {
+		t.Fatalf("import: %v", imp)
+	}
+	if code, out := e.do(t, "POST", "/v1/dialer/campaigns/"+id+":start", e.key, `{}`); code != 200 {
+		t.Fatalf("start: %d %v", code, out)
 	}
 }
 

@@ -942,8 +942,10 @@ type AgentQueue struct {
 	// Turn away, at once and with no_agent_message, a recipient who presses
 	// CONNECT while none of the campaign's agents is logged in and unpaused
 	// (ready, on a call or wrapping up): nobody would take the call within
-	// wait_s (failure_reason QUEUE_EMPTY, destination QUEUE_EMPTY). False:
-	// the recipient waits all the same, for an agent who may log in.
+	// wait_s (failure_reason QUEUE_EMPTY, destination QUEUE_EMPTY); and turn
+	// away those waiting already as soon as the last such agent pauses (once
+	// its call ends) or logs out. False: recipients wait all the same, for an
+	// agent who may log in.
 	TurnAwayWhenEmpty bool `protobuf:"varint,5,opt,name=turn_away_when_empty,json=turnAwayWhenEmpty,proto3" json:"turn_away_when_empty,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
@@ -2996,7 +2998,10 @@ type ListRecordsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id of the campaign.
 	CampaignId string `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
-	// Only records in this status (a spec name). Empty: all.
+	// Only records in this status (a spec name: ready, running, talking,
+	// answered, busy, noanswer, failed, answmachine, dnc, expired, cancel,
+	// rescheduled, abandoned; anything else is refused with INVALID_STATUS).
+	// Empty: all.
 	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	// Most records. 0: 100; at most 1000.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -3814,7 +3819,8 @@ type ExportRecordsRequest struct {
 	CampaignId string `protobuf:"bytes,1,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
 	// Only records in this status (a spec name: ready, running, talking,
 	// answered, busy, noanswer, failed, answmachine, dnc, expired, cancel,
-	// rescheduled). Empty: all.
+	// rescheduled, abandoned; anything else is refused with INVALID_STATUS).
+	// Empty: all.
 	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	// Time zone of the times in the file (IANA name, e.g.
 	// "America/Mexico_City"). Empty: UTC.
