@@ -1000,6 +1000,45 @@ func (s *AgentStore) WaitingCalls(ctx context.Context, campaign string) (int, er
 	return int(n), nil
 }
 
+// liveCounts is what a campaign's agents and waiting calls look like now.
+type liveCounts struct {
+	agents  *dialerv1.AgentCounts
+	waiting int64
+	// longest: how long the call waiting longest has waited (0: none).
+	longest time.Duration
+}
+
+// live reads a campaign's agents by state and its waiting calls, in one
+// transaction (a consistent view), for its progress: O(calls waiting), not
+// O(agents).
+func (s *AgentStore) live(ctx context.Context, campaign string, now time.Time) (liveCounts, error) {
+	t := strconv.FormatInt(ms(now), 10)
+	var (
+		ready, wrap, onCall, notReady *redis.IntCmd
+		infos                         *redis.StringSliceCmd
+	)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		ready = p.ZCount(ctx, s.p+"free:"+campaign, "-inf", t)
+		wrap = p.ZCount(ctx, s.p+"free:"+campaign, "("+t, "+inf")
+		onCall = p.ZCard(ctx, s.p+"oncall:"+campaign)
+		notReady = p.ZCard(ctx, s.p+"paused:"+campaign)
+		infos = p.HVals(ctx, s.p+"waiting-info:"+campaign)
+		return nil
+	})
+	if err != nil {
+		return liveCounts{}, fmt.Errorf("agents and waiting calls of campaign %s: %w", campaign, err)
+	}
+	a := &dialerv1.AgentCounts{Ready: ready.Val(), WrapUp: wrap.Val(), OnCall: onCall.Val(), NotReady: notReady.Val()}
+	a.LoggedIn = a.Ready + a.WrapUp + a.OnCall + a.NotReady
+	out := liveCounts{agents: a, waiting: int64(len(infos.Val()))}
+	for _, info := range infos.Val() {
+		if w := waitingOf(campaign, "", info); w.answered.UnixMilli() > 0 {
+			out.longest = max(out.longest, now.Sub(w.answered))
+		}
+	}
+	return out, nil
+}
+
 // waitingCampaigns lists the campaigns with calls waiting for an agent.
 func (s *AgentStore) waitingCampaigns(ctx context.Context) ([]string, error) {
 	c, err := s.rdb.SMembers(ctx, s.p+"waiting-campaigns").Result()

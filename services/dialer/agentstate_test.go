@@ -812,6 +812,58 @@ func TestAgentQueueLeavesWhenEmpty(t *testing.T) {
 	}
 }
 
+// A campaign's live view: its agents by state (a wrap-up that has ended
+// counts as ready; logging in and paused as not ready) and its waiting
+// calls with the longest wait.
+func TestAgentLiveCounts(t *testing.T) {
+	t.Parallel()
+	s := NewAgentStore(cachetest.New(t))
+	ctx := context.Background()
+	camp := ids.NewV4()
+	if l, err := s.live(ctx, camp, at(0)); err != nil || l.agents.GetLoggedIn() != 0 || l.waiting != 0 || l.longest != 0 {
+		t.Fatalf("nobody: %+v %v", l, err)
+	}
+	readyAgent(t, s, "wraps", []string{camp}, 30, at(0))
+	readyAgent(t, s, "talks", []string{camp}, 0, at(time.Millisecond))
+	readyAgent(t, s, "idle", []string{camp}, 0, at(2*time.Millisecond))
+	readyAgent(t, s, "lunch", []string{camp}, 0, at(3*time.Millisecond))
+	if err := s.login(ctx, "ringing", "acc-1", []string{camp}, 0, 1, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if a, _, ok, err := s.Claim(ctx, camp, "c1", at(time.Second)); !ok || err != nil || a != "wraps" {
+		t.Fatalf("claim c1: %s %v %v", a, ok, err)
+	}
+	if err := s.Release(ctx, "wraps", "c1", at(time.Second), false); err != nil {
+		t.Fatal(err)
+	}
+	if a, _, ok, err := s.Claim(ctx, camp, "c2", at(2*time.Second)); !ok || err != nil || a != "talks" {
+		t.Fatalf("claim c2: %s %v %v", a, ok, err)
+	}
+	if err := s.pause(ctx, "lunch", "lunch", at(2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []waitingCall{{call: "w1", answered: at(5 * time.Second)}, {call: "w2", answered: at(8 * time.Second), queue: true}} {
+		w.campaign, w.account, w.deadline = camp, "acc-1", at(time.Minute)
+		if ok, err := s.requeue(ctx, w, w.answered); !ok || err != nil {
+			t.Fatalf("wait %s: %v %v", w.call, ok, err)
+		}
+	}
+	want := func(now time.Duration, ready, wrap int64) {
+		t.Helper()
+		l, err := s.live(ctx, camp, at(now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := l.agents
+		if a.GetLoggedIn() != 5 || a.GetReady() != ready || a.GetWrapUp() != wrap || a.GetOnCall() != 1 || a.GetNotReady() != 2 ||
+			l.waiting != 2 || l.longest != now-5*time.Second {
+			t.Fatalf("at %v: %v, %d waiting, longest %v", now, a, l.waiting, l.longest)
+		}
+	}
+	want(10*time.Second, 1, 1)
+	want(40*time.Second, 2, 0) // the wrap-up ended at 31 s
+}
+
 // The agents' cost in Redis, 100 agents of one campaign: a claim and its
 // release (two scripts, what a connected call costs), and the snapshot
 // pacing takes every tick; then with every agent shared with another
@@ -948,6 +1000,21 @@ func BenchmarkAgentStore(b *testing.B) {
 	}
 	b.Run("LookAgentBusy", look(true))
 	b.Run("LookEmpty", look(false))
+	// A campaign's live view (its progress in GetCampaign): the 100 agents
+	// above by state, and 100 calls waiting.
+	b.Run("LiveView", func(b *testing.B) {
+		for i := range 100 {
+			w := waitingCall{campaign: camp, call: fmt.Sprint("lv-", i), account: "acc-1", answered: now, deadline: now.Add(time.Hour), queue: true}
+			if _, err := s.requeue(ctx, w, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for b.Loop() {
+			if l, err := s.live(ctx, camp, now.Add(time.Second)); err != nil || l.agents.GetLoggedIn() != 100 || l.waiting != 100 {
+				b.Fatalf("%+v %v", l, err)
+			}
+		}
+	})
 	// The baseline: one round trip to the same Redis.
 	b.Run("Ping", func(b *testing.B) {
 		for b.Loop() {

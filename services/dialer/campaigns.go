@@ -388,7 +388,15 @@ func (s *Server) GetCampaign(ctx context.Context, req *dialerv1.GetCampaignReque
 	return &dialerv1.GetCampaignResponse{Campaign: r.c}, nil
 }
 
-// fillProgress counts the current run's records.
+// campaignUsesAgents: paced by agents, or a BLAST whose CONNECT queues for
+// them.
+func campaignUsesAgents(c *dialerv1.Campaign) bool {
+	m := c.GetPacing().GetMode()
+	return m == dialerv1.PacingMode_PACING_MODE_AGENTS || m == dialerv1.PacingMode_PACING_MODE_PREDICTIVE || c.GetOnAnswer().GetAgentQueue() != nil
+}
+
+// fillProgress counts the current run's records and, for a campaign served
+// by agents, reads its agents and waiting calls.
 func (s *Server) fillProgress(ctx context.Context, r *campaignRow) error {
 	p := &dialerv1.CampaignProgress{}
 	err := s.DB.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE r.final), count(*) FILTER (WHERE r.status IN ('running', 'talking')),
@@ -416,6 +424,13 @@ func (s *Server) fillProgress(ctx context.Context, r *campaignRow) error {
 				p.DialLevel = d.Level
 			}
 		}
+	}
+	if s.Agents != nil && campaignUsesAgents(r.c) {
+		l, err := s.Agents.live(ctx, r.c.GetId(), s.now())
+		if err != nil {
+			return err
+		}
+		p.Agents, p.Waiting, p.LongestWaitMs = l.agents, l.waiting, l.longest.Milliseconds()
 	}
 	r.c.Progress = p
 	return nil

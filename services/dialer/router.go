@@ -410,6 +410,15 @@ func (r *Router) awaited(ctx context.Context, ev *eventsv1.CallEvent, campaign s
 	if t := ev.GetOccurredAt(); t != nil && t.AsTime().After(start) {
 		start = t.AsTime()
 	}
+	// Neither is after the router saw the call: a media server's clock
+	// ahead of the dialer's would otherwise stretch the wait (the
+	// regulators' 2 s among them) and show waits not started yet.
+	if w.answered.After(now) {
+		w.answered = now
+	}
+	if start.After(now) {
+		start = now
+	}
 	wait := time.Duration(c.GetAwaitAgent().GetTimeoutMs()) * time.Millisecond
 	if wait <= 0 {
 		wait = DefaultAgentWait

@@ -549,6 +549,35 @@ func TestRouterQueueEmptiesWhenAgentsLeave(t *testing.T) {
 	e.problems(t)
 }
 
+// A media server whose clock runs ahead of the dialer's: the answer it
+// stamps an hour ahead neither stretches the wait nor shows in the
+// campaign's longest wait as a wait not started yet.
+func TestRouterWaitAheadOfItsClock(t *testing.T) {
+	t.Parallel()
+	e := newAgEnv(t)
+	e.router(t, nil)
+	camp := e.campaign(t, agAccount)
+	const wait = 10 * time.Minute
+	before := time.Now()
+	call := e.fake.customerWith(camp, wait, func(c *originationv1.Call) {
+		c.AnsweredAt = timestamppb.New(before.Add(time.Hour))
+	})
+	var info string
+	eventually(t, "the call waits", func() bool {
+		info, _ = e.st.rdb.HGet(context.Background(), e.st.p+"waiting-info:"+camp, call).Result()
+		return info != ""
+	})
+	after := time.Now()
+	w := waitingOf(camp, call, info)
+	if w.answered.Before(before.Truncate(time.Millisecond)) || w.answered.After(after) || w.deadline.After(after.Add(wait)) {
+		t.Fatalf("waits from %v until %v, want from between %v and %v, %v later", w.answered, w.deadline, before, after, wait)
+	}
+	l, err := e.st.live(context.Background(), camp, time.Now())
+	if err != nil || l.waiting != 1 || l.longest < 0 || l.longest > time.Since(before) {
+		t.Fatalf("live: %+v %v", l, err)
+	}
+}
+
 // prometheusHistogram is a histogram's count and sum.
 func prometheusHistogram(t testing.TB, reg *prometheus.Registry, name string) (uint64, float64) {
 	t.Helper()

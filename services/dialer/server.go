@@ -23,6 +23,9 @@ type Server struct {
 	// Engine is woken when a campaign starts or resumes (nil in tests of
 	// the API alone).
 	Engine interface{ Wake() }
+	// Agents gives a campaign served by agents its agents and waiting
+	// calls in its progress (nil: not given).
+	Agents *AgentStore
 	Log    *slog.Logger
 	Now    func() time.Time
 }

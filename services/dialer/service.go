@@ -31,7 +31,7 @@ func startService(ctx context.Context, cfg Config, p *platform.Platform, calls o
 	if !cfg.Engine {
 		log.Info("dialer: API replica; the engine and the agents' router run elsewhere")
 		agents.Changed = func() { _ = p.Bus.Notify(AgentFreeSubject, nil) }
-		return &service{api: &Server{DB: p.DB, Calls: calls, Endpoints: endpoints, Log: log}, agents: agents, stop: func(context.Context) {}}, nil
+		return &service{api: &Server{DB: p.DB, Calls: calls, Endpoints: endpoints, Agents: store, Log: log}, agents: agents, stop: func(context.Context) {}}, nil
 	}
 	engine := NewEngine(EngineConfig{Instance: cfg.Instance, Tick: cfg.Tick, Lease: cfg.Lease, Endpoints: endpoints,
 		DefaultHours: cfg.DefaultHours, OutcomeWorkers: cfg.OutcomeWorkers, Registerer: p.Registry, Agents: store,
@@ -60,7 +60,7 @@ func startService(ctx context.Context, cfg Config, p *platform.Platform, calls o
 		defer wg.Done()
 		engine.Run(runCtx)
 	}()
-	api := &Server{DB: p.DB, Calls: calls, Endpoints: endpoints, Engine: engine, Log: log}
+	api := &Server{DB: p.DB, Calls: calls, Endpoints: endpoints, Engine: engine, Agents: store, Log: log}
 	return &service{api: api, agents: agents, stop: func(dctx context.Context) {
 		// New dials stop at once; the calls in progress go on in
 		// origination, and their outcomes reach whichever replica reads

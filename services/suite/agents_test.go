@@ -401,6 +401,13 @@ func TestEndToEndBlastQueueEmptiesWhenAgentsLeave(t *testing.T) {
 			t.Fatalf("the second recipient never waited for an agent: %v", recs)
 		}
 	}
+	// The campaign's live view: one agent, on a call; one caller waiting.
+	_, got := e.do(t, "GET", "/v1/dialer/campaigns/"+id, e.key, "")
+	if p := dig(got, "campaign", "progress"); dig(got, "campaign", "progress", "agents", "loggedIn") != "1" ||
+		dig(got, "campaign", "progress", "agents", "onCall") != "1" || dig(got, "campaign", "progress", "waiting") != "1" ||
+		atoi(dig(got, "campaign", "progress", "longestWaitMs")) <= 0 {
+		t.Fatalf("progress with a caller waiting: %v", p)
+	}
 	// A pause asked during the call leaves the agent in the queue until
 	// the call ends; then the queue is empty.
 	if code, out := e.do(t, "POST", "/v1/dialer/agents/"+agent+":pause", e.key, `{"reason":"lunch"}`); code != 200 ||
@@ -425,6 +432,12 @@ func TestEndToEndBlastQueueEmptiesWhenAgentsLeave(t *testing.T) {
 	if list := asList(recs["records"]); len(list) != 1 || !strings.Contains(fmt.Sprint(list[0].(map[string]any)["numbers"]), second) {
 		t.Fatalf("records turned away: %v", recs)
 	}
+}
+
+// atoi is s as an int (0 if it is not one).
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 // importAndStart imports csv into campaign id, wanting n records, and

@@ -13,8 +13,10 @@ func TestAllowBurstThenRefuse(t *testing.T) {
 	t.Parallel()
 	c := cachetest.New(t)
 	ctx := t.Context()
-	l := cache.Limit{Rate: 10, Period: time.Second, Burst: 5}
-	const interval = 100 * time.Millisecond // Period/Rate
+	// One token a second: the burst must only be faster than that, which
+	// a loaded machine (CI) still manages; at 100 ms a token it once was not.
+	l := cache.Limit{Rate: 10, Period: 10 * time.Second, Burst: 5}
+	const interval = time.Second // Period/Rate
 
 	start := time.Now()
 	for i := range l.Burst {

@@ -1200,7 +1200,16 @@ type CampaignProgress struct {
 	Ringing int64 `protobuf:"varint,7,opt,name=ringing,proto3" json:"ringing,omitempty"`
 	// PREDICTIVE: the dial level the pacer works at (calls in progress per
 	// agent free or about to be).
-	DialLevel     float64 `protobuf:"fixed64,8,opt,name=dial_level,json=dialLevel,proto3" json:"dial_level,omitempty"`
+	DialLevel float64 `protobuf:"fixed64,8,opt,name=dial_level,json=dialLevel,proto3" json:"dial_level,omitempty"`
+	// A campaign served by agents (AGENTS, PREDICTIVE, or a BLAST's
+	// agent_queue): its agents now, as every dialer replica sees them.
+	Agents *AgentCounts `protobuf:"bytes,9,opt,name=agents,proto3" json:"agents,omitempty"`
+	// Agents: answered calls waiting for an agent now (a BLAST's queue, or a
+	// paced answer in the moment before its agent takes it).
+	Waiting int64 `protobuf:"varint,10,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	// Agents: how long the call waiting longest has waited so far, in
+	// milliseconds, from its answer or its press of CONNECT (0: none waits).
+	LongestWaitMs int64 `protobuf:"varint,11,opt,name=longest_wait_ms,json=longestWaitMs,proto3" json:"longest_wait_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1291,6 +1300,111 @@ func (x *CampaignProgress) GetDialLevel() float64 {
 	return 0
 }
 
+func (x *CampaignProgress) GetAgents() *AgentCounts {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *CampaignProgress) GetWaiting() int64 {
+	if x != nil {
+		return x.Waiting
+	}
+	return 0
+}
+
+func (x *CampaignProgress) GetLongestWaitMs() int64 {
+	if x != nil {
+		return x.LongestWaitMs
+	}
+	return 0
+}
+
+// A campaign's logged-in agents by what they can do now. An agent of
+// several campaigns counts in each.
+type AgentCounts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Logged in: the sum of the four below.
+	LoggedIn int64 `protobuf:"varint,1,opt,name=logged_in,json=loggedIn,proto3" json:"logged_in,omitempty"`
+	// READY: free to take a call now.
+	Ready int64 `protobuf:"varint,2,opt,name=ready,proto3" json:"ready,omitempty"`
+	// ON_CALL: with a customer (of this campaign or another of theirs).
+	OnCall int64 `protobuf:"varint,3,opt,name=on_call,json=onCall,proto3" json:"on_call,omitempty"`
+	// WRAP_UP: free again when it ends.
+	WrapUp int64 `protobuf:"varint,4,opt,name=wrap_up,json=wrapUp,proto3" json:"wrap_up,omitempty"`
+	// Taking no calls: PAUSED, LOGGING_IN (their phone ringing), or wrapping
+	// up into a pause asked during the call.
+	NotReady      int64 `protobuf:"varint,5,opt,name=not_ready,json=notReady,proto3" json:"not_ready,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentCounts) Reset() {
+	*x = AgentCounts{}
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentCounts) ProtoMessage() {}
+
+func (x *AgentCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentCounts.ProtoReflect.Descriptor instead.
+func (*AgentCounts) Descriptor() ([]byte, []int) {
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AgentCounts) GetLoggedIn() int64 {
+	if x != nil {
+		return x.LoggedIn
+	}
+	return 0
+}
+
+func (x *AgentCounts) GetReady() int64 {
+	if x != nil {
+		return x.Ready
+	}
+	return 0
+}
+
+func (x *AgentCounts) GetOnCall() int64 {
+	if x != nil {
+		return x.OnCall
+	}
+	return 0
+}
+
+func (x *AgentCounts) GetWrapUp() int64 {
+	if x != nil {
+		return x.WrapUp
+	}
+	return 0
+}
+
+func (x *AgentCounts) GetNotReady() int64 {
+	if x != nil {
+		return x.NotReady
+	}
+	return 0
+}
+
 // Abandoned calls over live answers (a person reached; machines do not
 // count) in the regulators' windows.
 type Abandonment struct {
@@ -1313,7 +1427,7 @@ type Abandonment struct {
 
 func (x *Abandonment) Reset() {
 	*x = Abandonment{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1439,7 @@ func (x *Abandonment) String() string {
 func (*Abandonment) ProtoMessage() {}
 
 func (x *Abandonment) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[9]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1452,7 @@ func (x *Abandonment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Abandonment.ProtoReflect.Descriptor instead.
 func (*Abandonment) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{9}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Abandonment) GetAnswered_24H() int64 {
@@ -1412,7 +1526,7 @@ type RecipientList struct {
 
 func (x *RecipientList) Reset() {
 	*x = RecipientList{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1538,7 @@ func (x *RecipientList) String() string {
 func (*RecipientList) ProtoMessage() {}
 
 func (x *RecipientList) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[10]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1551,7 @@ func (x *RecipientList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecipientList.ProtoReflect.Descriptor instead.
 func (*RecipientList) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{10}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RecipientList) GetId() string {
@@ -1521,7 +1635,7 @@ type CreateCampaignRequest struct {
 
 func (x *CreateCampaignRequest) Reset() {
 	*x = CreateCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1647,7 @@ func (x *CreateCampaignRequest) String() string {
 func (*CreateCampaignRequest) ProtoMessage() {}
 
 func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[11]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1660,7 @@ func (x *CreateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CreateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{11}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateCampaignRequest) GetCampaign() *Campaign {
@@ -1567,7 +1681,7 @@ type CreateCampaignResponse struct {
 
 func (x *CreateCampaignResponse) Reset() {
 	*x = CreateCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1693,7 @@ func (x *CreateCampaignResponse) String() string {
 func (*CreateCampaignResponse) ProtoMessage() {}
 
 func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[12]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1706,7 @@ func (x *CreateCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CreateCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{12}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateCampaignResponse) GetCampaign() *Campaign {
@@ -1613,7 +1727,7 @@ type GetCampaignRequest struct {
 
 func (x *GetCampaignRequest) Reset() {
 	*x = GetCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1739,7 @@ func (x *GetCampaignRequest) String() string {
 func (*GetCampaignRequest) ProtoMessage() {}
 
 func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[13]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1752,7 @@ func (x *GetCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignRequest.ProtoReflect.Descriptor instead.
 func (*GetCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{13}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCampaignRequest) GetId() string {
@@ -1659,7 +1773,7 @@ type GetCampaignResponse struct {
 
 func (x *GetCampaignResponse) Reset() {
 	*x = GetCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1785,7 @@ func (x *GetCampaignResponse) String() string {
 func (*GetCampaignResponse) ProtoMessage() {}
 
 func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[14]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1798,7 @@ func (x *GetCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCampaignResponse.ProtoReflect.Descriptor instead.
 func (*GetCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{14}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetCampaignResponse) GetCampaign() *Campaign {
@@ -1709,7 +1823,7 @@ type ListCampaignsRequest struct {
 
 func (x *ListCampaignsRequest) Reset() {
 	*x = ListCampaignsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1835,7 @@ func (x *ListCampaignsRequest) String() string {
 func (*ListCampaignsRequest) ProtoMessage() {}
 
 func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[15]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1848,7 @@ func (x *ListCampaignsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsRequest.ProtoReflect.Descriptor instead.
 func (*ListCampaignsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{15}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListCampaignsRequest) GetStatus() CampaignStatus {
@@ -1771,7 +1885,7 @@ type ListCampaignsResponse struct {
 
 func (x *ListCampaignsResponse) Reset() {
 	*x = ListCampaignsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1783,7 +1897,7 @@ func (x *ListCampaignsResponse) String() string {
 func (*ListCampaignsResponse) ProtoMessage() {}
 
 func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[16]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1796,7 +1910,7 @@ func (x *ListCampaignsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCampaignsResponse.ProtoReflect.Descriptor instead.
 func (*ListCampaignsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{16}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListCampaignsResponse) GetCampaigns() []*Campaign {
@@ -1826,7 +1940,7 @@ type UpdateCampaignRequest struct {
 
 func (x *UpdateCampaignRequest) Reset() {
 	*x = UpdateCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +1952,7 @@ func (x *UpdateCampaignRequest) String() string {
 func (*UpdateCampaignRequest) ProtoMessage() {}
 
 func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[17]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +1965,7 @@ func (x *UpdateCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{17}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateCampaignRequest) GetCampaign() *Campaign {
@@ -1879,7 +1993,7 @@ type UpdateCampaignResponse struct {
 
 func (x *UpdateCampaignResponse) Reset() {
 	*x = UpdateCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2005,7 @@ func (x *UpdateCampaignResponse) String() string {
 func (*UpdateCampaignResponse) ProtoMessage() {}
 
 func (x *UpdateCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[18]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2018,7 @@ func (x *UpdateCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCampaignResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{18}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateCampaignResponse) GetCampaign() *Campaign {
@@ -1925,7 +2039,7 @@ type DeleteCampaignRequest struct {
 
 func (x *DeleteCampaignRequest) Reset() {
 	*x = DeleteCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2051,7 @@ func (x *DeleteCampaignRequest) String() string {
 func (*DeleteCampaignRequest) ProtoMessage() {}
 
 func (x *DeleteCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[19]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2064,7 @@ func (x *DeleteCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCampaignRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{19}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteCampaignRequest) GetId() string {
@@ -1969,7 +2083,7 @@ type DeleteCampaignResponse struct {
 
 func (x *DeleteCampaignResponse) Reset() {
 	*x = DeleteCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2095,7 @@ func (x *DeleteCampaignResponse) String() string {
 func (*DeleteCampaignResponse) ProtoMessage() {}
 
 func (x *DeleteCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[20]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2108,7 @@ func (x *DeleteCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCampaignResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{20}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{21}
 }
 
 // Asks to start a campaign.
@@ -2008,7 +2122,7 @@ type StartCampaignRequest struct {
 
 func (x *StartCampaignRequest) Reset() {
 	*x = StartCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2134,7 @@ func (x *StartCampaignRequest) String() string {
 func (*StartCampaignRequest) ProtoMessage() {}
 
 func (x *StartCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[21]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2147,7 @@ func (x *StartCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartCampaignRequest.ProtoReflect.Descriptor instead.
 func (*StartCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{21}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StartCampaignRequest) GetId() string {
@@ -2054,7 +2168,7 @@ type StartCampaignResponse struct {
 
 func (x *StartCampaignResponse) Reset() {
 	*x = StartCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2180,7 @@ func (x *StartCampaignResponse) String() string {
 func (*StartCampaignResponse) ProtoMessage() {}
 
 func (x *StartCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[22]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2193,7 @@ func (x *StartCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartCampaignResponse.ProtoReflect.Descriptor instead.
 func (*StartCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{22}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StartCampaignResponse) GetCampaign() *Campaign {
@@ -2100,7 +2214,7 @@ type PauseCampaignRequest struct {
 
 func (x *PauseCampaignRequest) Reset() {
 	*x = PauseCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2226,7 @@ func (x *PauseCampaignRequest) String() string {
 func (*PauseCampaignRequest) ProtoMessage() {}
 
 func (x *PauseCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[23]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2239,7 @@ func (x *PauseCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseCampaignRequest.ProtoReflect.Descriptor instead.
 func (*PauseCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{23}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PauseCampaignRequest) GetId() string {
@@ -2146,7 +2260,7 @@ type PauseCampaignResponse struct {
 
 func (x *PauseCampaignResponse) Reset() {
 	*x = PauseCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2158,7 +2272,7 @@ func (x *PauseCampaignResponse) String() string {
 func (*PauseCampaignResponse) ProtoMessage() {}
 
 func (x *PauseCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[24]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2171,7 +2285,7 @@ func (x *PauseCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseCampaignResponse.ProtoReflect.Descriptor instead.
 func (*PauseCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{24}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PauseCampaignResponse) GetCampaign() *Campaign {
@@ -2192,7 +2306,7 @@ type ResumeCampaignRequest struct {
 
 func (x *ResumeCampaignRequest) Reset() {
 	*x = ResumeCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2318,7 @@ func (x *ResumeCampaignRequest) String() string {
 func (*ResumeCampaignRequest) ProtoMessage() {}
 
 func (x *ResumeCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[25]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2331,7 @@ func (x *ResumeCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeCampaignRequest.ProtoReflect.Descriptor instead.
 func (*ResumeCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{25}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ResumeCampaignRequest) GetId() string {
@@ -2238,7 +2352,7 @@ type ResumeCampaignResponse struct {
 
 func (x *ResumeCampaignResponse) Reset() {
 	*x = ResumeCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2250,7 +2364,7 @@ func (x *ResumeCampaignResponse) String() string {
 func (*ResumeCampaignResponse) ProtoMessage() {}
 
 func (x *ResumeCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[26]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2263,7 +2377,7 @@ func (x *ResumeCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeCampaignResponse.ProtoReflect.Descriptor instead.
 func (*ResumeCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{26}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ResumeCampaignResponse) GetCampaign() *Campaign {
@@ -2286,7 +2400,7 @@ type CancelCampaignRequest struct {
 
 func (x *CancelCampaignRequest) Reset() {
 	*x = CancelCampaignRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2412,7 @@ func (x *CancelCampaignRequest) String() string {
 func (*CancelCampaignRequest) ProtoMessage() {}
 
 func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[27]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2425,7 @@ func (x *CancelCampaignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignRequest.ProtoReflect.Descriptor instead.
 func (*CancelCampaignRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{27}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelCampaignRequest) GetId() string {
@@ -2339,7 +2453,7 @@ type CancelCampaignResponse struct {
 
 func (x *CancelCampaignResponse) Reset() {
 	*x = CancelCampaignResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2465,7 @@ func (x *CancelCampaignResponse) String() string {
 func (*CancelCampaignResponse) ProtoMessage() {}
 
 func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[28]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2478,7 @@ func (x *CancelCampaignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCampaignResponse.ProtoReflect.Descriptor instead.
 func (*CancelCampaignResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{28}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelCampaignResponse) GetCampaign() *Campaign {
@@ -2391,7 +2505,7 @@ type ImportListRequest struct {
 
 func (x *ImportListRequest) Reset() {
 	*x = ImportListRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2517,7 @@ func (x *ImportListRequest) String() string {
 func (*ImportListRequest) ProtoMessage() {}
 
 func (x *ImportListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[29]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +2530,7 @@ func (x *ImportListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportListRequest.ProtoReflect.Descriptor instead.
 func (*ImportListRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{29}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ImportListRequest) GetCampaignId() string {
@@ -2462,7 +2576,7 @@ type ImportListResponse struct {
 
 func (x *ImportListResponse) Reset() {
 	*x = ImportListResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2588,7 @@ func (x *ImportListResponse) String() string {
 func (*ImportListResponse) ProtoMessage() {}
 
 func (x *ImportListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[30]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2601,7 @@ func (x *ImportListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportListResponse.ProtoReflect.Descriptor instead.
 func (*ImportListResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{30}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ImportListResponse) GetList() *RecipientList {
@@ -2524,7 +2638,7 @@ type RowError struct {
 
 func (x *RowError) Reset() {
 	*x = RowError{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2650,7 @@ func (x *RowError) String() string {
 func (*RowError) ProtoMessage() {}
 
 func (x *RowError) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[31]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2663,7 @@ func (x *RowError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowError.ProtoReflect.Descriptor instead.
 func (*RowError) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{31}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RowError) GetLine() int64 {
@@ -2577,7 +2691,7 @@ type ListListsRequest struct {
 
 func (x *ListListsRequest) Reset() {
 	*x = ListListsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +2703,7 @@ func (x *ListListsRequest) String() string {
 func (*ListListsRequest) ProtoMessage() {}
 
 func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[32]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +2716,7 @@ func (x *ListListsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsRequest.ProtoReflect.Descriptor instead.
 func (*ListListsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{32}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListListsRequest) GetCampaignId() string {
@@ -2623,7 +2737,7 @@ type ListListsResponse struct {
 
 func (x *ListListsResponse) Reset() {
 	*x = ListListsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2635,7 +2749,7 @@ func (x *ListListsResponse) String() string {
 func (*ListListsResponse) ProtoMessage() {}
 
 func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[33]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2648,7 +2762,7 @@ func (x *ListListsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListListsResponse.ProtoReflect.Descriptor instead.
 func (*ListListsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{33}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListListsResponse) GetLists() []*RecipientList {
@@ -2675,7 +2789,7 @@ type UpdateListRequest struct {
 
 func (x *UpdateListRequest) Reset() {
 	*x = UpdateListRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2801,7 @@ func (x *UpdateListRequest) String() string {
 func (*UpdateListRequest) ProtoMessage() {}
 
 func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[34]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +2814,7 @@ func (x *UpdateListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListRequest.ProtoReflect.Descriptor instead.
 func (*UpdateListRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{34}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpdateListRequest) GetCampaignId() string {
@@ -2742,7 +2856,7 @@ type UpdateListResponse struct {
 
 func (x *UpdateListResponse) Reset() {
 	*x = UpdateListResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +2868,7 @@ func (x *UpdateListResponse) String() string {
 func (*UpdateListResponse) ProtoMessage() {}
 
 func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[35]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +2881,7 @@ func (x *UpdateListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateListResponse.ProtoReflect.Descriptor instead.
 func (*UpdateListResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{35}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UpdateListResponse) GetList() *RecipientList {
@@ -2788,7 +2902,7 @@ type GetReportRequest struct {
 
 func (x *GetReportRequest) Reset() {
 	*x = GetReportRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2800,7 +2914,7 @@ func (x *GetReportRequest) String() string {
 func (*GetReportRequest) ProtoMessage() {}
 
 func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[36]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2813,7 +2927,7 @@ func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReportRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{36}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetReportRequest) GetId() string {
@@ -2852,7 +2966,7 @@ type GetReportResponse struct {
 
 func (x *GetReportResponse) Reset() {
 	*x = GetReportResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2864,7 +2978,7 @@ func (x *GetReportResponse) String() string {
 func (*GetReportResponse) ProtoMessage() {}
 
 func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[37]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2877,7 +2991,7 @@ func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReportResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{37}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetReportResponse) GetCampaign() *Campaign {
@@ -2944,7 +3058,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2956,7 +3070,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[38]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2969,7 +3083,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{38}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReportRow) GetType() string {
@@ -3016,7 +3130,7 @@ type ListRecordsRequest struct {
 
 func (x *ListRecordsRequest) Reset() {
 	*x = ListRecordsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3028,7 +3142,7 @@ func (x *ListRecordsRequest) String() string {
 func (*ListRecordsRequest) ProtoMessage() {}
 
 func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[39]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3041,7 +3155,7 @@ func (x *ListRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{39}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListRecordsRequest) GetCampaignId() string {
@@ -3092,7 +3206,7 @@ type ListRecordsResponse struct {
 
 func (x *ListRecordsResponse) Reset() {
 	*x = ListRecordsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3104,7 +3218,7 @@ func (x *ListRecordsResponse) String() string {
 func (*ListRecordsResponse) ProtoMessage() {}
 
 func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[40]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3117,7 +3231,7 @@ func (x *ListRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{40}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListRecordsResponse) GetRecords() []*Record {
@@ -3173,7 +3287,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3185,7 +3299,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[41]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3198,7 +3312,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{41}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Record) GetId() string {
@@ -3314,7 +3428,7 @@ type AddDoNotCallRequest struct {
 
 func (x *AddDoNotCallRequest) Reset() {
 	*x = AddDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3326,7 +3440,7 @@ func (x *AddDoNotCallRequest) String() string {
 func (*AddDoNotCallRequest) ProtoMessage() {}
 
 func (x *AddDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[42]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3339,7 +3453,7 @@ func (x *AddDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*AddDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{42}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddDoNotCallRequest) GetNumbers() []string {
@@ -3374,7 +3488,7 @@ type AddDoNotCallResponse struct {
 
 func (x *AddDoNotCallResponse) Reset() {
 	*x = AddDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3500,7 @@ func (x *AddDoNotCallResponse) String() string {
 func (*AddDoNotCallResponse) ProtoMessage() {}
 
 func (x *AddDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[43]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3513,7 @@ func (x *AddDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*AddDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{43}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AddDoNotCallResponse) GetAdded() int64 {
@@ -3422,7 +3536,7 @@ type RemoveDoNotCallRequest struct {
 
 func (x *RemoveDoNotCallRequest) Reset() {
 	*x = RemoveDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3434,7 +3548,7 @@ func (x *RemoveDoNotCallRequest) String() string {
 func (*RemoveDoNotCallRequest) ProtoMessage() {}
 
 func (x *RemoveDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[44]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3447,7 +3561,7 @@ func (x *RemoveDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*RemoveDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{44}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RemoveDoNotCallRequest) GetNumbers() []string {
@@ -3475,7 +3589,7 @@ type RemoveDoNotCallResponse struct {
 
 func (x *RemoveDoNotCallResponse) Reset() {
 	*x = RemoveDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3487,7 +3601,7 @@ func (x *RemoveDoNotCallResponse) String() string {
 func (*RemoveDoNotCallResponse) ProtoMessage() {}
 
 func (x *RemoveDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[45]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3500,7 +3614,7 @@ func (x *RemoveDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{45}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RemoveDoNotCallResponse) GetRemoved() int64 {
@@ -3523,7 +3637,7 @@ type CheckDoNotCallRequest struct {
 
 func (x *CheckDoNotCallRequest) Reset() {
 	*x = CheckDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3535,7 +3649,7 @@ func (x *CheckDoNotCallRequest) String() string {
 func (*CheckDoNotCallRequest) ProtoMessage() {}
 
 func (x *CheckDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[46]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3548,7 +3662,7 @@ func (x *CheckDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*CheckDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{46}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CheckDoNotCallRequest) GetNumber() string {
@@ -3580,7 +3694,7 @@ type CheckDoNotCallResponse struct {
 
 func (x *CheckDoNotCallResponse) Reset() {
 	*x = CheckDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3592,7 +3706,7 @@ func (x *CheckDoNotCallResponse) String() string {
 func (*CheckDoNotCallResponse) ProtoMessage() {}
 
 func (x *CheckDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[47]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3605,7 +3719,7 @@ func (x *CheckDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*CheckDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{47}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CheckDoNotCallResponse) GetNumber() string {
@@ -3644,7 +3758,7 @@ type ListDoNotCallRequest struct {
 
 func (x *ListDoNotCallRequest) Reset() {
 	*x = ListDoNotCallRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3656,7 +3770,7 @@ func (x *ListDoNotCallRequest) String() string {
 func (*ListDoNotCallRequest) ProtoMessage() {}
 
 func (x *ListDoNotCallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[48]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3669,7 +3783,7 @@ func (x *ListDoNotCallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDoNotCallRequest.ProtoReflect.Descriptor instead.
 func (*ListDoNotCallRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{48}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListDoNotCallRequest) GetCampaignId() string {
@@ -3706,7 +3820,7 @@ type ListDoNotCallResponse struct {
 
 func (x *ListDoNotCallResponse) Reset() {
 	*x = ListDoNotCallResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3718,7 +3832,7 @@ func (x *ListDoNotCallResponse) String() string {
 func (*ListDoNotCallResponse) ProtoMessage() {}
 
 func (x *ListDoNotCallResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[49]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3731,7 +3845,7 @@ func (x *ListDoNotCallResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDoNotCallResponse.ProtoReflect.Descriptor instead.
 func (*ListDoNotCallResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{49}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListDoNotCallResponse) GetEntries() []*DoNotCallEntry {
@@ -3763,7 +3877,7 @@ type DoNotCallEntry struct {
 
 func (x *DoNotCallEntry) Reset() {
 	*x = DoNotCallEntry{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3775,7 +3889,7 @@ func (x *DoNotCallEntry) String() string {
 func (*DoNotCallEntry) ProtoMessage() {}
 
 func (x *DoNotCallEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[50]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3788,7 +3902,7 @@ func (x *DoNotCallEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DoNotCallEntry.ProtoReflect.Descriptor instead.
 func (*DoNotCallEntry) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{50}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DoNotCallEntry) GetNumber() string {
@@ -3834,7 +3948,7 @@ type ExportRecordsRequest struct {
 
 func (x *ExportRecordsRequest) Reset() {
 	*x = ExportRecordsRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3846,7 +3960,7 @@ func (x *ExportRecordsRequest) String() string {
 func (*ExportRecordsRequest) ProtoMessage() {}
 
 func (x *ExportRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[51]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3859,7 +3973,7 @@ func (x *ExportRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ExportRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{51}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ExportRecordsRequest) GetCampaignId() string {
@@ -3901,7 +4015,7 @@ type ExportRecordsResponse struct {
 
 func (x *ExportRecordsResponse) Reset() {
 	*x = ExportRecordsResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4027,7 @@ func (x *ExportRecordsResponse) String() string {
 func (*ExportRecordsResponse) ProtoMessage() {}
 
 func (x *ExportRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[52]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4040,7 @@ func (x *ExportRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ExportRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{52}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ExportRecordsResponse) GetChunk() []byte {
@@ -3947,7 +4061,7 @@ type ExportReportRequest struct {
 
 func (x *ExportReportRequest) Reset() {
 	*x = ExportReportRequest{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3959,7 +4073,7 @@ func (x *ExportReportRequest) String() string {
 func (*ExportReportRequest) ProtoMessage() {}
 
 func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[53]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3972,7 +4086,7 @@ func (x *ExportReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportRequest.ProtoReflect.Descriptor instead.
 func (*ExportReportRequest) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{53}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ExportReportRequest) GetCampaignId() string {
@@ -3993,7 +4107,7 @@ type ExportReportResponse struct {
 
 func (x *ExportReportResponse) Reset() {
 	*x = ExportReportResponse{}
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[54]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4005,7 +4119,7 @@ func (x *ExportReportResponse) String() string {
 func (*ExportReportResponse) ProtoMessage() {}
 
 func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[54]
+	mi := &file_ringback_dialer_v1_dialer_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4018,7 +4132,7 @@ func (x *ExportReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportReportResponse.ProtoReflect.Descriptor instead.
 func (*ExportReportResponse) Descriptor() ([]byte, []int) {
-	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{54}
+	return file_ringback_dialer_v1_dialer_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ExportReportResponse) GetChunk() []byte {
@@ -4108,7 +4222,7 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\rCallingWindow\x12\x12\n" +
 	"\x04days\x18\x01 \x03(\x05R\x04days\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\tR\x05start\x12\x10\n" +
-	"\x03end\x18\x03 \x01(\tR\x03end\"\x8a\x02\n" +
+	"\x03end\x18\x03 \x01(\tR\x03end\"\x85\x03\n" +
 	"\x10CampaignProgress\x12\x18\n" +
 	"\arecords\x18\x01 \x01(\x03R\arecords\x12\x14\n" +
 	"\x05final\x18\x02 \x01(\x03R\x05final\x12\x12\n" +
@@ -4118,7 +4232,17 @@ const file_ringback_dialer_v1_dialer_proto_rawDesc = "" +
 	"\vabandonment\x18\x06 \x01(\v2\x1f.ringback.dialer.v1.AbandonmentR\vabandonment\x12\x18\n" +
 	"\aringing\x18\a \x01(\x03R\aringing\x12\x1d\n" +
 	"\n" +
-	"dial_level\x18\b \x01(\x01R\tdialLevel\"\xd3\x01\n" +
+	"dial_level\x18\b \x01(\x01R\tdialLevel\x127\n" +
+	"\x06agents\x18\t \x01(\v2\x1f.ringback.dialer.v1.AgentCountsR\x06agents\x12\x18\n" +
+	"\awaiting\x18\n" +
+	" \x01(\x03R\awaiting\x12&\n" +
+	"\x0flongest_wait_ms\x18\v \x01(\x03R\rlongestWaitMs\"\x8f\x01\n" +
+	"\vAgentCounts\x12\x1b\n" +
+	"\tlogged_in\x18\x01 \x01(\x03R\bloggedIn\x12\x14\n" +
+	"\x05ready\x18\x02 \x01(\x03R\x05ready\x12\x17\n" +
+	"\aon_call\x18\x03 \x01(\x03R\x06onCall\x12\x17\n" +
+	"\awrap_up\x18\x04 \x01(\x03R\x06wrapUp\x12\x1b\n" +
+	"\tnot_ready\x18\x05 \x01(\x03R\bnotReady\"\xd3\x01\n" +
 	"\vAbandonment\x12!\n" +
 	"\fanswered_24h\x18\x01 \x01(\x03R\vanswered24h\x12#\n" +
 	"\rabandoned_24h\x18\x02 \x01(\x03R\fabandoned24h\x12\x19\n" +
@@ -4372,7 +4496,7 @@ func file_ringback_dialer_v1_dialer_proto_rawDescGZIP() []byte {
 }
 
 var file_ringback_dialer_v1_dialer_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_ringback_dialer_v1_dialer_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_ringback_dialer_v1_dialer_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_ringback_dialer_v1_dialer_proto_goTypes = []any{
 	(PacingMode)(0),                 // 0: ringback.dialer.v1.PacingMode
 	(AdaptMethod)(0),                // 1: ringback.dialer.v1.AdaptMethod
@@ -4388,67 +4512,68 @@ var file_ringback_dialer_v1_dialer_proto_goTypes = []any{
 	(*CallingHours)(nil),            // 11: ringback.dialer.v1.CallingHours
 	(*CallingWindow)(nil),           // 12: ringback.dialer.v1.CallingWindow
 	(*CampaignProgress)(nil),        // 13: ringback.dialer.v1.CampaignProgress
-	(*Abandonment)(nil),             // 14: ringback.dialer.v1.Abandonment
-	(*RecipientList)(nil),           // 15: ringback.dialer.v1.RecipientList
-	(*CreateCampaignRequest)(nil),   // 16: ringback.dialer.v1.CreateCampaignRequest
-	(*CreateCampaignResponse)(nil),  // 17: ringback.dialer.v1.CreateCampaignResponse
-	(*GetCampaignRequest)(nil),      // 18: ringback.dialer.v1.GetCampaignRequest
-	(*GetCampaignResponse)(nil),     // 19: ringback.dialer.v1.GetCampaignResponse
-	(*ListCampaignsRequest)(nil),    // 20: ringback.dialer.v1.ListCampaignsRequest
-	(*ListCampaignsResponse)(nil),   // 21: ringback.dialer.v1.ListCampaignsResponse
-	(*UpdateCampaignRequest)(nil),   // 22: ringback.dialer.v1.UpdateCampaignRequest
-	(*UpdateCampaignResponse)(nil),  // 23: ringback.dialer.v1.UpdateCampaignResponse
-	(*DeleteCampaignRequest)(nil),   // 24: ringback.dialer.v1.DeleteCampaignRequest
-	(*DeleteCampaignResponse)(nil),  // 25: ringback.dialer.v1.DeleteCampaignResponse
-	(*StartCampaignRequest)(nil),    // 26: ringback.dialer.v1.StartCampaignRequest
-	(*StartCampaignResponse)(nil),   // 27: ringback.dialer.v1.StartCampaignResponse
-	(*PauseCampaignRequest)(nil),    // 28: ringback.dialer.v1.PauseCampaignRequest
-	(*PauseCampaignResponse)(nil),   // 29: ringback.dialer.v1.PauseCampaignResponse
-	(*ResumeCampaignRequest)(nil),   // 30: ringback.dialer.v1.ResumeCampaignRequest
-	(*ResumeCampaignResponse)(nil),  // 31: ringback.dialer.v1.ResumeCampaignResponse
-	(*CancelCampaignRequest)(nil),   // 32: ringback.dialer.v1.CancelCampaignRequest
-	(*CancelCampaignResponse)(nil),  // 33: ringback.dialer.v1.CancelCampaignResponse
-	(*ImportListRequest)(nil),       // 34: ringback.dialer.v1.ImportListRequest
-	(*ImportListResponse)(nil),      // 35: ringback.dialer.v1.ImportListResponse
-	(*RowError)(nil),                // 36: ringback.dialer.v1.RowError
-	(*ListListsRequest)(nil),        // 37: ringback.dialer.v1.ListListsRequest
-	(*ListListsResponse)(nil),       // 38: ringback.dialer.v1.ListListsResponse
-	(*UpdateListRequest)(nil),       // 39: ringback.dialer.v1.UpdateListRequest
-	(*UpdateListResponse)(nil),      // 40: ringback.dialer.v1.UpdateListResponse
-	(*GetReportRequest)(nil),        // 41: ringback.dialer.v1.GetReportRequest
-	(*GetReportResponse)(nil),       // 42: ringback.dialer.v1.GetReportResponse
-	(*ReportRow)(nil),               // 43: ringback.dialer.v1.ReportRow
-	(*ListRecordsRequest)(nil),      // 44: ringback.dialer.v1.ListRecordsRequest
-	(*ListRecordsResponse)(nil),     // 45: ringback.dialer.v1.ListRecordsResponse
-	(*Record)(nil),                  // 46: ringback.dialer.v1.Record
-	(*AddDoNotCallRequest)(nil),     // 47: ringback.dialer.v1.AddDoNotCallRequest
-	(*AddDoNotCallResponse)(nil),    // 48: ringback.dialer.v1.AddDoNotCallResponse
-	(*RemoveDoNotCallRequest)(nil),  // 49: ringback.dialer.v1.RemoveDoNotCallRequest
-	(*RemoveDoNotCallResponse)(nil), // 50: ringback.dialer.v1.RemoveDoNotCallResponse
-	(*CheckDoNotCallRequest)(nil),   // 51: ringback.dialer.v1.CheckDoNotCallRequest
-	(*CheckDoNotCallResponse)(nil),  // 52: ringback.dialer.v1.CheckDoNotCallResponse
-	(*ListDoNotCallRequest)(nil),    // 53: ringback.dialer.v1.ListDoNotCallRequest
-	(*ListDoNotCallResponse)(nil),   // 54: ringback.dialer.v1.ListDoNotCallResponse
-	(*DoNotCallEntry)(nil),          // 55: ringback.dialer.v1.DoNotCallEntry
-	(*ExportRecordsRequest)(nil),    // 56: ringback.dialer.v1.ExportRecordsRequest
-	(*ExportRecordsResponse)(nil),   // 57: ringback.dialer.v1.ExportRecordsResponse
-	(*ExportReportRequest)(nil),     // 58: ringback.dialer.v1.ExportReportRequest
-	(*ExportReportResponse)(nil),    // 59: ringback.dialer.v1.ExportReportResponse
-	nil,                             // 60: ringback.dialer.v1.Record.FieldsEntry
-	(*timestamppb.Timestamp)(nil),   // 61: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 62: google.protobuf.FieldMask
+	(*AgentCounts)(nil),             // 14: ringback.dialer.v1.AgentCounts
+	(*Abandonment)(nil),             // 15: ringback.dialer.v1.Abandonment
+	(*RecipientList)(nil),           // 16: ringback.dialer.v1.RecipientList
+	(*CreateCampaignRequest)(nil),   // 17: ringback.dialer.v1.CreateCampaignRequest
+	(*CreateCampaignResponse)(nil),  // 18: ringback.dialer.v1.CreateCampaignResponse
+	(*GetCampaignRequest)(nil),      // 19: ringback.dialer.v1.GetCampaignRequest
+	(*GetCampaignResponse)(nil),     // 20: ringback.dialer.v1.GetCampaignResponse
+	(*ListCampaignsRequest)(nil),    // 21: ringback.dialer.v1.ListCampaignsRequest
+	(*ListCampaignsResponse)(nil),   // 22: ringback.dialer.v1.ListCampaignsResponse
+	(*UpdateCampaignRequest)(nil),   // 23: ringback.dialer.v1.UpdateCampaignRequest
+	(*UpdateCampaignResponse)(nil),  // 24: ringback.dialer.v1.UpdateCampaignResponse
+	(*DeleteCampaignRequest)(nil),   // 25: ringback.dialer.v1.DeleteCampaignRequest
+	(*DeleteCampaignResponse)(nil),  // 26: ringback.dialer.v1.DeleteCampaignResponse
+	(*StartCampaignRequest)(nil),    // 27: ringback.dialer.v1.StartCampaignRequest
+	(*StartCampaignResponse)(nil),   // 28: ringback.dialer.v1.StartCampaignResponse
+	(*PauseCampaignRequest)(nil),    // 29: ringback.dialer.v1.PauseCampaignRequest
+	(*PauseCampaignResponse)(nil),   // 30: ringback.dialer.v1.PauseCampaignResponse
+	(*ResumeCampaignRequest)(nil),   // 31: ringback.dialer.v1.ResumeCampaignRequest
+	(*ResumeCampaignResponse)(nil),  // 32: ringback.dialer.v1.ResumeCampaignResponse
+	(*CancelCampaignRequest)(nil),   // 33: ringback.dialer.v1.CancelCampaignRequest
+	(*CancelCampaignResponse)(nil),  // 34: ringback.dialer.v1.CancelCampaignResponse
+	(*ImportListRequest)(nil),       // 35: ringback.dialer.v1.ImportListRequest
+	(*ImportListResponse)(nil),      // 36: ringback.dialer.v1.ImportListResponse
+	(*RowError)(nil),                // 37: ringback.dialer.v1.RowError
+	(*ListListsRequest)(nil),        // 38: ringback.dialer.v1.ListListsRequest
+	(*ListListsResponse)(nil),       // 39: ringback.dialer.v1.ListListsResponse
+	(*UpdateListRequest)(nil),       // 40: ringback.dialer.v1.UpdateListRequest
+	(*UpdateListResponse)(nil),      // 41: ringback.dialer.v1.UpdateListResponse
+	(*GetReportRequest)(nil),        // 42: ringback.dialer.v1.GetReportRequest
+	(*GetReportResponse)(nil),       // 43: ringback.dialer.v1.GetReportResponse
+	(*ReportRow)(nil),               // 44: ringback.dialer.v1.ReportRow
+	(*ListRecordsRequest)(nil),      // 45: ringback.dialer.v1.ListRecordsRequest
+	(*ListRecordsResponse)(nil),     // 46: ringback.dialer.v1.ListRecordsResponse
+	(*Record)(nil),                  // 47: ringback.dialer.v1.Record
+	(*AddDoNotCallRequest)(nil),     // 48: ringback.dialer.v1.AddDoNotCallRequest
+	(*AddDoNotCallResponse)(nil),    // 49: ringback.dialer.v1.AddDoNotCallResponse
+	(*RemoveDoNotCallRequest)(nil),  // 50: ringback.dialer.v1.RemoveDoNotCallRequest
+	(*RemoveDoNotCallResponse)(nil), // 51: ringback.dialer.v1.RemoveDoNotCallResponse
+	(*CheckDoNotCallRequest)(nil),   // 52: ringback.dialer.v1.CheckDoNotCallRequest
+	(*CheckDoNotCallResponse)(nil),  // 53: ringback.dialer.v1.CheckDoNotCallResponse
+	(*ListDoNotCallRequest)(nil),    // 54: ringback.dialer.v1.ListDoNotCallRequest
+	(*ListDoNotCallResponse)(nil),   // 55: ringback.dialer.v1.ListDoNotCallResponse
+	(*DoNotCallEntry)(nil),          // 56: ringback.dialer.v1.DoNotCallEntry
+	(*ExportRecordsRequest)(nil),    // 57: ringback.dialer.v1.ExportRecordsRequest
+	(*ExportRecordsResponse)(nil),   // 58: ringback.dialer.v1.ExportRecordsResponse
+	(*ExportReportRequest)(nil),     // 59: ringback.dialer.v1.ExportReportRequest
+	(*ExportReportResponse)(nil),    // 60: ringback.dialer.v1.ExportReportResponse
+	nil,                             // 61: ringback.dialer.v1.Record.FieldsEntry
+	(*timestamppb.Timestamp)(nil),   // 62: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 63: google.protobuf.FieldMask
 }
 var file_ringback_dialer_v1_dialer_proto_depIdxs = []int32{
 	2,  // 0: ringback.dialer.v1.Campaign.status:type_name -> ringback.dialer.v1.CampaignStatus
 	7,  // 1: ringback.dialer.v1.Campaign.retry_intervals:type_name -> ringback.dialer.v1.RetryIntervals
 	8,  // 2: ringback.dialer.v1.Campaign.on_answer:type_name -> ringback.dialer.v1.OnAnswer
 	11, // 3: ringback.dialer.v1.Campaign.calling_hours:type_name -> ringback.dialer.v1.CallingHours
-	61, // 4: ringback.dialer.v1.Campaign.start_time:type_name -> google.protobuf.Timestamp
-	61, // 5: ringback.dialer.v1.Campaign.end_time:type_name -> google.protobuf.Timestamp
+	62, // 4: ringback.dialer.v1.Campaign.start_time:type_name -> google.protobuf.Timestamp
+	62, // 5: ringback.dialer.v1.Campaign.end_time:type_name -> google.protobuf.Timestamp
 	13, // 6: ringback.dialer.v1.Campaign.progress:type_name -> ringback.dialer.v1.CampaignProgress
-	61, // 7: ringback.dialer.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
-	61, // 8: ringback.dialer.v1.Campaign.started_at:type_name -> google.protobuf.Timestamp
-	61, // 9: ringback.dialer.v1.Campaign.finished_at:type_name -> google.protobuf.Timestamp
+	62, // 7: ringback.dialer.v1.Campaign.created_at:type_name -> google.protobuf.Timestamp
+	62, // 8: ringback.dialer.v1.Campaign.started_at:type_name -> google.protobuf.Timestamp
+	62, // 9: ringback.dialer.v1.Campaign.finished_at:type_name -> google.protobuf.Timestamp
 	6,  // 10: ringback.dialer.v1.Campaign.pacing:type_name -> ringback.dialer.v1.Pacing
 	0,  // 11: ringback.dialer.v1.Pacing.mode:type_name -> ringback.dialer.v1.PacingMode
 	1,  // 12: ringback.dialer.v1.Pacing.method:type_name -> ringback.dialer.v1.AdaptMethod
@@ -4456,82 +4581,83 @@ var file_ringback_dialer_v1_dialer_proto_depIdxs = []int32{
 	9,  // 14: ringback.dialer.v1.OnAnswer.agent_queue:type_name -> ringback.dialer.v1.AgentQueue
 	3,  // 15: ringback.dialer.v1.BlastOption.action:type_name -> ringback.dialer.v1.BlastAction
 	12, // 16: ringback.dialer.v1.CallingHours.windows:type_name -> ringback.dialer.v1.CallingWindow
-	14, // 17: ringback.dialer.v1.CampaignProgress.abandonment:type_name -> ringback.dialer.v1.Abandonment
-	4,  // 18: ringback.dialer.v1.RecipientList.status:type_name -> ringback.dialer.v1.ListStatus
-	61, // 19: ringback.dialer.v1.RecipientList.created_at:type_name -> google.protobuf.Timestamp
-	5,  // 20: ringback.dialer.v1.CreateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 21: ringback.dialer.v1.CreateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 22: ringback.dialer.v1.GetCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	2,  // 23: ringback.dialer.v1.ListCampaignsRequest.status:type_name -> ringback.dialer.v1.CampaignStatus
-	5,  // 24: ringback.dialer.v1.ListCampaignsResponse.campaigns:type_name -> ringback.dialer.v1.Campaign
-	5,  // 25: ringback.dialer.v1.UpdateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
-	62, // 26: ringback.dialer.v1.UpdateCampaignRequest.update_mask:type_name -> google.protobuf.FieldMask
-	5,  // 27: ringback.dialer.v1.UpdateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 28: ringback.dialer.v1.StartCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 29: ringback.dialer.v1.PauseCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 30: ringback.dialer.v1.ResumeCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	5,  // 31: ringback.dialer.v1.CancelCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	15, // 32: ringback.dialer.v1.ImportListResponse.list:type_name -> ringback.dialer.v1.RecipientList
-	36, // 33: ringback.dialer.v1.ImportListResponse.errors:type_name -> ringback.dialer.v1.RowError
-	15, // 34: ringback.dialer.v1.ListListsResponse.lists:type_name -> ringback.dialer.v1.RecipientList
-	15, // 35: ringback.dialer.v1.UpdateListResponse.list:type_name -> ringback.dialer.v1.RecipientList
-	5,  // 36: ringback.dialer.v1.GetReportResponse.campaign:type_name -> ringback.dialer.v1.Campaign
-	43, // 37: ringback.dialer.v1.GetReportResponse.by_status:type_name -> ringback.dialer.v1.ReportRow
-	43, // 38: ringback.dialer.v1.GetReportResponse.by_attempts:type_name -> ringback.dialer.v1.ReportRow
-	43, // 39: ringback.dialer.v1.GetReportResponse.by_tag:type_name -> ringback.dialer.v1.ReportRow
-	14, // 40: ringback.dialer.v1.GetReportResponse.abandonment:type_name -> ringback.dialer.v1.Abandonment
-	43, // 41: ringback.dialer.v1.GetReportResponse.by_destination:type_name -> ringback.dialer.v1.ReportRow
-	46, // 42: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
-	60, // 43: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
-	61, // 44: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
-	61, // 45: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
-	55, // 46: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
-	61, // 47: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
-	16, // 48: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
-	18, // 49: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
-	20, // 50: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
-	22, // 51: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
-	24, // 52: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
-	26, // 53: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
-	28, // 54: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
-	30, // 55: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
-	32, // 56: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
-	34, // 57: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
-	37, // 58: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
-	39, // 59: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
-	41, // 60: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
-	44, // 61: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
-	47, // 62: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
-	49, // 63: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
-	51, // 64: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
-	53, // 65: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
-	56, // 66: ringback.dialer.v1.DialerService.ExportRecords:input_type -> ringback.dialer.v1.ExportRecordsRequest
-	58, // 67: ringback.dialer.v1.DialerService.ExportReport:input_type -> ringback.dialer.v1.ExportReportRequest
-	17, // 68: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
-	19, // 69: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
-	21, // 70: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
-	23, // 71: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
-	25, // 72: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
-	27, // 73: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
-	29, // 74: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
-	31, // 75: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
-	33, // 76: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
-	35, // 77: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
-	38, // 78: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
-	40, // 79: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
-	42, // 80: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
-	45, // 81: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
-	48, // 82: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
-	50, // 83: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
-	52, // 84: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
-	54, // 85: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
-	57, // 86: ringback.dialer.v1.DialerService.ExportRecords:output_type -> ringback.dialer.v1.ExportRecordsResponse
-	59, // 87: ringback.dialer.v1.DialerService.ExportReport:output_type -> ringback.dialer.v1.ExportReportResponse
-	68, // [68:88] is the sub-list for method output_type
-	48, // [48:68] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	15, // 17: ringback.dialer.v1.CampaignProgress.abandonment:type_name -> ringback.dialer.v1.Abandonment
+	14, // 18: ringback.dialer.v1.CampaignProgress.agents:type_name -> ringback.dialer.v1.AgentCounts
+	4,  // 19: ringback.dialer.v1.RecipientList.status:type_name -> ringback.dialer.v1.ListStatus
+	62, // 20: ringback.dialer.v1.RecipientList.created_at:type_name -> google.protobuf.Timestamp
+	5,  // 21: ringback.dialer.v1.CreateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 22: ringback.dialer.v1.CreateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 23: ringback.dialer.v1.GetCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	2,  // 24: ringback.dialer.v1.ListCampaignsRequest.status:type_name -> ringback.dialer.v1.CampaignStatus
+	5,  // 25: ringback.dialer.v1.ListCampaignsResponse.campaigns:type_name -> ringback.dialer.v1.Campaign
+	5,  // 26: ringback.dialer.v1.UpdateCampaignRequest.campaign:type_name -> ringback.dialer.v1.Campaign
+	63, // 27: ringback.dialer.v1.UpdateCampaignRequest.update_mask:type_name -> google.protobuf.FieldMask
+	5,  // 28: ringback.dialer.v1.UpdateCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 29: ringback.dialer.v1.StartCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 30: ringback.dialer.v1.PauseCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 31: ringback.dialer.v1.ResumeCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	5,  // 32: ringback.dialer.v1.CancelCampaignResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	16, // 33: ringback.dialer.v1.ImportListResponse.list:type_name -> ringback.dialer.v1.RecipientList
+	37, // 34: ringback.dialer.v1.ImportListResponse.errors:type_name -> ringback.dialer.v1.RowError
+	16, // 35: ringback.dialer.v1.ListListsResponse.lists:type_name -> ringback.dialer.v1.RecipientList
+	16, // 36: ringback.dialer.v1.UpdateListResponse.list:type_name -> ringback.dialer.v1.RecipientList
+	5,  // 37: ringback.dialer.v1.GetReportResponse.campaign:type_name -> ringback.dialer.v1.Campaign
+	44, // 38: ringback.dialer.v1.GetReportResponse.by_status:type_name -> ringback.dialer.v1.ReportRow
+	44, // 39: ringback.dialer.v1.GetReportResponse.by_attempts:type_name -> ringback.dialer.v1.ReportRow
+	44, // 40: ringback.dialer.v1.GetReportResponse.by_tag:type_name -> ringback.dialer.v1.ReportRow
+	15, // 41: ringback.dialer.v1.GetReportResponse.abandonment:type_name -> ringback.dialer.v1.Abandonment
+	44, // 42: ringback.dialer.v1.GetReportResponse.by_destination:type_name -> ringback.dialer.v1.ReportRow
+	47, // 43: ringback.dialer.v1.ListRecordsResponse.records:type_name -> ringback.dialer.v1.Record
+	61, // 44: ringback.dialer.v1.Record.fields:type_name -> ringback.dialer.v1.Record.FieldsEntry
+	62, // 45: ringback.dialer.v1.Record.last_attempt_at:type_name -> google.protobuf.Timestamp
+	62, // 46: ringback.dialer.v1.Record.next_attempt_at:type_name -> google.protobuf.Timestamp
+	56, // 47: ringback.dialer.v1.ListDoNotCallResponse.entries:type_name -> ringback.dialer.v1.DoNotCallEntry
+	62, // 48: ringback.dialer.v1.DoNotCallEntry.created_at:type_name -> google.protobuf.Timestamp
+	17, // 49: ringback.dialer.v1.DialerService.CreateCampaign:input_type -> ringback.dialer.v1.CreateCampaignRequest
+	19, // 50: ringback.dialer.v1.DialerService.GetCampaign:input_type -> ringback.dialer.v1.GetCampaignRequest
+	21, // 51: ringback.dialer.v1.DialerService.ListCampaigns:input_type -> ringback.dialer.v1.ListCampaignsRequest
+	23, // 52: ringback.dialer.v1.DialerService.UpdateCampaign:input_type -> ringback.dialer.v1.UpdateCampaignRequest
+	25, // 53: ringback.dialer.v1.DialerService.DeleteCampaign:input_type -> ringback.dialer.v1.DeleteCampaignRequest
+	27, // 54: ringback.dialer.v1.DialerService.StartCampaign:input_type -> ringback.dialer.v1.StartCampaignRequest
+	29, // 55: ringback.dialer.v1.DialerService.PauseCampaign:input_type -> ringback.dialer.v1.PauseCampaignRequest
+	31, // 56: ringback.dialer.v1.DialerService.ResumeCampaign:input_type -> ringback.dialer.v1.ResumeCampaignRequest
+	33, // 57: ringback.dialer.v1.DialerService.CancelCampaign:input_type -> ringback.dialer.v1.CancelCampaignRequest
+	35, // 58: ringback.dialer.v1.DialerService.ImportList:input_type -> ringback.dialer.v1.ImportListRequest
+	38, // 59: ringback.dialer.v1.DialerService.ListLists:input_type -> ringback.dialer.v1.ListListsRequest
+	40, // 60: ringback.dialer.v1.DialerService.UpdateList:input_type -> ringback.dialer.v1.UpdateListRequest
+	42, // 61: ringback.dialer.v1.DialerService.GetReport:input_type -> ringback.dialer.v1.GetReportRequest
+	45, // 62: ringback.dialer.v1.DialerService.ListRecords:input_type -> ringback.dialer.v1.ListRecordsRequest
+	48, // 63: ringback.dialer.v1.DialerService.AddDoNotCall:input_type -> ringback.dialer.v1.AddDoNotCallRequest
+	50, // 64: ringback.dialer.v1.DialerService.RemoveDoNotCall:input_type -> ringback.dialer.v1.RemoveDoNotCallRequest
+	52, // 65: ringback.dialer.v1.DialerService.CheckDoNotCall:input_type -> ringback.dialer.v1.CheckDoNotCallRequest
+	54, // 66: ringback.dialer.v1.DialerService.ListDoNotCall:input_type -> ringback.dialer.v1.ListDoNotCallRequest
+	57, // 67: ringback.dialer.v1.DialerService.ExportRecords:input_type -> ringback.dialer.v1.ExportRecordsRequest
+	59, // 68: ringback.dialer.v1.DialerService.ExportReport:input_type -> ringback.dialer.v1.ExportReportRequest
+	18, // 69: ringback.dialer.v1.DialerService.CreateCampaign:output_type -> ringback.dialer.v1.CreateCampaignResponse
+	20, // 70: ringback.dialer.v1.DialerService.GetCampaign:output_type -> ringback.dialer.v1.GetCampaignResponse
+	22, // 71: ringback.dialer.v1.DialerService.ListCampaigns:output_type -> ringback.dialer.v1.ListCampaignsResponse
+	24, // 72: ringback.dialer.v1.DialerService.UpdateCampaign:output_type -> ringback.dialer.v1.UpdateCampaignResponse
+	26, // 73: ringback.dialer.v1.DialerService.DeleteCampaign:output_type -> ringback.dialer.v1.DeleteCampaignResponse
+	28, // 74: ringback.dialer.v1.DialerService.StartCampaign:output_type -> ringback.dialer.v1.StartCampaignResponse
+	30, // 75: ringback.dialer.v1.DialerService.PauseCampaign:output_type -> ringback.dialer.v1.PauseCampaignResponse
+	32, // 76: ringback.dialer.v1.DialerService.ResumeCampaign:output_type -> ringback.dialer.v1.ResumeCampaignResponse
+	34, // 77: ringback.dialer.v1.DialerService.CancelCampaign:output_type -> ringback.dialer.v1.CancelCampaignResponse
+	36, // 78: ringback.dialer.v1.DialerService.ImportList:output_type -> ringback.dialer.v1.ImportListResponse
+	39, // 79: ringback.dialer.v1.DialerService.ListLists:output_type -> ringback.dialer.v1.ListListsResponse
+	41, // 80: ringback.dialer.v1.DialerService.UpdateList:output_type -> ringback.dialer.v1.UpdateListResponse
+	43, // 81: ringback.dialer.v1.DialerService.GetReport:output_type -> ringback.dialer.v1.GetReportResponse
+	46, // 82: ringback.dialer.v1.DialerService.ListRecords:output_type -> ringback.dialer.v1.ListRecordsResponse
+	49, // 83: ringback.dialer.v1.DialerService.AddDoNotCall:output_type -> ringback.dialer.v1.AddDoNotCallResponse
+	51, // 84: ringback.dialer.v1.DialerService.RemoveDoNotCall:output_type -> ringback.dialer.v1.RemoveDoNotCallResponse
+	53, // 85: ringback.dialer.v1.DialerService.CheckDoNotCall:output_type -> ringback.dialer.v1.CheckDoNotCallResponse
+	55, // 86: ringback.dialer.v1.DialerService.ListDoNotCall:output_type -> ringback.dialer.v1.ListDoNotCallResponse
+	58, // 87: ringback.dialer.v1.DialerService.ExportRecords:output_type -> ringback.dialer.v1.ExportRecordsResponse
+	60, // 88: ringback.dialer.v1.DialerService.ExportReport:output_type -> ringback.dialer.v1.ExportReportResponse
+	69, // [69:89] is the sub-list for method output_type
+	49, // [49:69] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_ringback_dialer_v1_dialer_proto_init() }
@@ -4539,14 +4665,14 @@ func file_ringback_dialer_v1_dialer_proto_init() {
 	if File_ringback_dialer_v1_dialer_proto != nil {
 		return
 	}
-	file_ringback_dialer_v1_dialer_proto_msgTypes[34].OneofWrappers = []any{}
+	file_ringback_dialer_v1_dialer_proto_msgTypes[35].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ringback_dialer_v1_dialer_proto_rawDesc), len(file_ringback_dialer_v1_dialer_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   56,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
